@@ -1,0 +1,106 @@
+"""winback_campaign: segment → score → decide → offer → render → send, one task per stage or batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from messages.channels.registry import configured_channels
+from offers.policy import CompensationPolicy
+from segments.scoring import score_customers
+from warehouse.db import engine_for, database_url
+from warehouse.source import SourceMapping, SourceTables
+from warehouse.timeutil import utc, utcnow
+from winback import campaign as stages
+from winback.config import CampaignConfig
+
+task_opts: dict[str, Any] = {"cache_policy": NO_CACHE}
+
+
+@task(**task_opts)
+def start_run(url: str, config: CampaignConfig, as_of: dt.datetime) -> stages.RunHandle:
+    return stages.start_run(engine_for(url), config, as_of)
+
+
+@task(**task_opts)
+def plan_batches(url: str, src: SourceTables, batch_size: int) -> list[tuple[str | None, str | None]]:
+    return stages.plan_batches(engine_for(url), src, batch_size)
+
+
+@task(**task_opts)
+def summarise_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple) -> pd.DataFrame:
+    return stages.summarise_batch(engine_for(url), src, as_of, id_range)
+
+
+@task(**task_opts)
+def context_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple, lookback: int) -> tuple:
+    return stages.context_batch(engine_for(url), src, as_of, id_range, lookback)
+
+
+@task(**task_opts)
+def score(rfm: pd.DataFrame, config: CampaignConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+    scored, model = score_customers(rfm, config.economics, config.use_models)
+    return scored, model.as_dict()
+
+
+@task(**task_opts)
+def decide(url: str, run: stages.RunHandle, scored: pd.DataFrame, failures: pd.DataFrame, reach: pd.DataFrame,
+           config: CampaignConfig, model: dict[str, Any]) -> dict[str, int]:  # fmt: skip
+    policy = CompensationPolicy.from_yaml(config.policy_file) if config.policy_file else CompensationPolicy.default()
+    return stages.decide_run(engine_for(url), run, scored, failures, reach, config, policy, model)
+
+
+@task(**task_opts)
+def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int:
+    return stages.issue_run_offers(engine_for(url), run, config)
+
+
+@task(**task_opts)
+def queue_messages(url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime) -> int:
+    return stages.queue_run_messages(engine_for(url), src, run, config, now)
+
+
+@task(**task_opts, retries=2, retry_delay_seconds=[5, 30])
+def send(url: str, run: stages.RunHandle, campaign_id: str, now: dt.datetime) -> dict[str, int]:
+    return stages.send_run(engine_for(url), run, configured_channels(), campaign_id, now)
+
+
+@flow(name="winback-campaign", log_prints=True)
+def winback_campaign(
+    config: CampaignConfig | None = None,
+    as_of: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    database_url_override: str | None = None,
+) -> dict[str, Any]:
+    """Run a campaign for `as_of` (default: now); re-running the same date resumes and sends nothing twice."""
+    config = config or CampaignConfig()
+    url = database_url_override or database_url()
+    as_of = utc(as_of or utcnow())
+    now = utc(now or utcnow())
+    src = SourceTables(SourceMapping.configured())
+    logger = get_run_logger()
+    run = start_run(url, config, as_of)
+    result: dict[str, Any] = {"run_id": run.run_id, "campaign_id": config.campaign_id, "as_of": as_of.isoformat()}
+    if run.status == "started":
+        batches = plan_batches(url, src, config.batch_size)
+        rfm = pd.concat([summarise_batch(url, src, as_of, b) for b in batches], ignore_index=True)
+        contexts = [context_batch(url, src, as_of, b, config.aggrieved.lookback_days) for b in batches]
+        failures = pd.concat([c[0] for c in contexts], ignore_index=True)
+        reach = pd.concat([c[1] for c in contexts], ignore_index=True)
+        scored, model = score(rfm, config)
+        result["decisions"] = decide(url, run, scored, failures, reach, config, model)
+        result["model"] = model
+        result["batches"] = len(batches)
+    else:
+        logger.info("run %s already decided (%s): resuming", run.run_id, run.status)
+    result["offers_issued"] = issue_offers(url, run, config)
+    result["messages_queued"] = queue_messages(url, src, run, config, now)
+    if config.dry_run:
+        logger.info("dry run: nothing sent")
+    else:
+        result["sending"] = send(url, run, config.campaign_id, now)
+    return result

@@ -1,0 +1,30 @@
+"""dispatch_outbox: hourly, send what quiet hours or retries held back, across every campaign."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from messages.channels.registry import configured_channels
+from messages.dispatch import reconcile, send_due
+from warehouse.db import database_url, engine_for
+from warehouse.timeutil import utc, utcnow
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
+def send_everything_due(url: str, now: dt.datetime) -> dict[str, int]:
+    engine = engine_for(url)
+    channels = configured_channels()
+    journal = next((c for c in channels.values() if hasattr(c, "has_sent")), None)
+    settled = reconcile(engine, journal)
+    report = send_due(engine, channels, now=now)
+    return {**report.as_dict(), **{f"reconciled_{k}": v for k, v in settled.items()}}
+
+
+@flow(name="dispatch-outbox")
+def dispatch_outbox(now: dt.datetime | None = None, database_url_override: str | None = None) -> dict[str, Any]:
+    url = database_url_override or database_url()
+    return send_everything_due(url, utc(now or utcnow()))

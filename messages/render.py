@@ -1,0 +1,141 @@
+"""Render a message from the templates on disk, in the customer's locale, refusing generic apologies.
+
+One sandboxed Jinja environment: templates are edited by marketers, so they must not reach Python
+internals; StrictUndefined makes a missing merge field fail the render instead of sending a blank;
+HTML templates (`*.html.j2`) are autoescaped, text and SMS templates are not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency, format_percent
+from jinja2 import PackageLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+
+from messages.failure_words import what_went_wrong
+
+ENV = SandboxedEnvironment(
+    loader=PackageLoader("messages", "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATES = ("apology", "winback", "follow_up")
+SMS_OPT_OUT = "Reply STOP to opt out"
+
+
+class RenderError(ValueError):
+    """A template could not produce a message fit to send; the message names the template and field."""
+
+
+class GenericApologyError(RenderError):
+    """An apology to an aggrieved customer that does not name what went wrong."""
+
+
+@dataclass(frozen=True)
+class Brand:
+    name: str = "Northwind Goods"
+    postal_address: str = "Northwind Goods Ltd, 1 Harbour Street, Bristol BS1 4ST, United Kingdom"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str | None
+    text: str
+    html: str | None
+
+
+def safe_locale(locale: str | None) -> str:
+    """A locale babel knows; unknown or missing ones fall back to en_GB rather than failing a batch."""
+    try:
+        return str(Locale.parse(locale or "en_GB"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return "en_GB"
+
+
+def offer_words(kind: str, value: float, amount: float, currency: str, locale: str) -> str:
+    """The offer as a customer reads it: '15 % off your next order', '€15.00 store credit', ..."""
+    if kind == "percent_discount":
+        return f"{format_percent(value / 100, locale=locale)} off your next order"
+    if kind == "store_credit":
+        return f"{format_currency(value, currency, locale=locale)} store credit"
+    if kind == "refund_share":
+        return f"a refund of {format_currency(amount, currency, locale=locale)}"
+    if kind == "free_shipping":
+        return "free shipping on your next order"
+    if kind == "free_service":
+        return "a free service visit"
+    raise RenderError(f"unknown offer kind {kind!r}")
+
+
+def build_context(row: dict[str, Any], brand: Brand, unsubscribe_url: str) -> dict[str, Any]:
+    """The template variables for one customer; `row` comes from the campaign's decision + offer join."""
+    locale = safe_locale(row.get("locale"))
+    ctx: dict[str, Any] = {
+        "customer": {"first_name": row.get("first_name") or "there", "language": locale.split("_")[0]},
+        "brand": {"name": brand.name, "postal_address": brand.postal_address},
+        "unsubscribe_url": unsubscribe_url,
+        "offer": None,
+        "failure": None,
+        "history": {"last_order_on": _date(row.get("last_order_at"), locale)},
+    }
+    if row.get("code"):
+        ctx["offer"] = {
+            "code": row["code"],
+            "words": offer_words(row["offer_kind"], float(row["offer_value"]), float(row.get("offer_amount") or 0),
+                                 row["currency"], locale),
+            "expires_on": _date(row["expires_at"], locale),
+        }  # fmt: skip
+    if row.get("failure_category"):
+        ctx["failure"] = {
+            "what": what_went_wrong(row["failure_category"]),
+            "order_ref": row.get("order_id") or "",
+            "occurred_on": _date(row.get("occurred_at"), locale),
+            "resolved": not bool(row.get("unresolved")),
+            "description": row.get("description") or "",
+        }
+    return ctx
+
+
+def _date(value: Any, locale: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    elif hasattr(value, "date"):
+        value = value.date()
+    return format_date(value, format="medium", locale=locale)
+
+
+def render(template: str, channel: str, context: dict[str, Any]) -> Rendered:
+    """Render `template` for `channel` (email: subject + text + HTML; sms: text with opt-out wording)."""
+    if template not in TEMPLATES:
+        raise RenderError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
+    if template == "apology":
+        _require_specific_failure(context)
+    try:
+        if channel == "sms":
+            body = ENV.get_template(f"{template}/sms.txt.j2").render(context).strip()
+            return Rendered(None, f"{body} {SMS_OPT_OUT}", None)
+        subject = ENV.get_template(f"{template}/subject.txt.j2").render(context).strip()
+        text = ENV.get_template(f"{template}/body.txt.j2").render(context).strip() + "\n"
+        html = ENV.get_template(f"{template}/body.html.j2").render(context)
+    except TemplateError as exc:
+        raise RenderError(f"template {template!r} ({channel}): {exc}") from exc
+    if template == "apology" and context["failure"]["what"] not in text:
+        raise GenericApologyError(f"template {template!r} rendered an apology that does not name the failure")
+    return Rendered(subject, text, html)
+
+
+def _require_specific_failure(context: dict[str, Any]) -> None:
+    failure = context.get("failure")
+    if not failure or not failure.get("what") or not failure.get("order_ref"):
+        raise GenericApologyError(
+            "refusing a generic apology: an aggrieved customer's message needs the failed order and what went wrong"
+        )

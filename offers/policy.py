@@ -1,0 +1,173 @@
+"""The compensation policy: failure category × severity × customer value tier → offer kind and amount.
+
+Declarative and validated: a bad file fails with the file, the rule's position and the problem named.
+Amounts are capped relative to the failed order and to the customer's value: over-compensating does
+not pay.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+OfferKind = Literal["percent_discount", "store_credit", "free_shipping", "refund_share", "free_service", "none"]
+Tier = Literal["low", "medium", "high"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OfferSpec(_Strict):
+    kind: OfferKind
+    value: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _percent_in_range(self) -> OfferSpec:
+        if self.kind in ("percent_discount", "refund_share") and not 0 < self.value <= 100:
+            raise ValueError(f"{self.kind} value must be a percentage in (0, 100], got {self.value}")
+        return self
+
+
+class Rule(_Strict):
+    segment: Literal["lapsed", "aggrieved"]
+    category: list[str] | None = None
+    severity: list[int] | None = None
+    tier: list[Tier] | None = None
+    offer: OfferSpec
+
+    @model_validator(mode="after")
+    def _severity_range(self) -> Rule:
+        if self.severity and any(not 1 <= s <= 5 for s in self.severity):
+            raise ValueError(f"severity must be between 1 and 5, got {self.severity}")
+        return self
+
+
+class Caps(_Strict):
+    max_share_of_order: float = Field(0.5, gt=0, le=1)
+    max_share_of_customer_value: float = Field(0.5, gt=0, le=1)
+
+
+class Tiers(_Strict):
+    medium: float = Field(gt=0)
+    high: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Tiers:
+        if self.high <= self.medium:
+            raise ValueError("tiers.high must be above tiers.medium")
+        return self
+
+
+class CompensationPolicy(_Strict):
+    tiers: Tiers
+    caps: Caps = Caps()
+    shipping_cost: float = Field(4.95, ge=0)
+    rules: list[Rule] = Field(min_length=1)
+
+    @classmethod
+    def from_yaml(cls, path: Path | str) -> CompensationPolicy:
+        text = Path(path).read_text()
+        return cls.from_text(text, source=str(path))
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "<policy>") -> CompensationPolicy:
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"compensation policy {source}: not valid YAML: {exc}") from exc
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                loc = err["loc"]
+                where = ".".join(str(p) for p in loc)
+                if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+                    where = f"rule {loc[1] + 1} ({'.'.join(str(p) for p in loc[2:]) or 'rule'})"
+                problems.append(f"{where}: {err['msg']}")
+            raise ValueError(f"compensation policy {source}: " + "; ".join(problems)) from exc
+
+    @classmethod
+    def default(cls) -> CompensationPolicy:
+        text = resources.files("offers").joinpath("default_policy.yaml").read_text()
+        return cls.from_text(text, source="offers/default_policy.yaml")
+
+
+def value_tier(customer_value: pd.Series, tiers: Tiers) -> pd.Series:
+    """low / medium / high by the customer's value."""
+    return pd.Series(
+        np.select(
+            [customer_value >= tiers.high, customer_value >= tiers.medium], ["high", "medium"], "low"
+        ),
+        index=customer_value.index,
+    )
+
+
+def _matches(rule: Rule, frame: pd.DataFrame) -> pd.Series:
+    hit = frame["segment"] == rule.segment
+    if rule.category is not None:
+        hit &= frame["failure_category"].isin(rule.category)
+    if rule.severity is not None:
+        hit &= frame["severity"].isin(rule.severity)
+    if rule.tier is not None:
+        hit &= frame["tier"].isin(rule.tier)
+    return hit
+
+
+def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemption_rate: float) -> pd.DataFrame:
+    """Choose each candidate's offer and its expected cost.
+
+    Parameters
+    ----------
+    candidates
+        customer_id, segment, failure_category, severity, order_amount, customer_value, mean_spend.
+
+    Returns
+    -------
+    The candidates with tier, offer_kind, offer_value (percent or currency, after caps), offer_amount (the
+    money it is worth on a typical order) and offer_cost (expected cost: amount × chance it is used;
+    a refund is paid outright).
+    """
+    required = ["customer_id", "segment", "failure_category", "severity", "order_amount",
+                "customer_value", "mean_spend"]  # fmt: skip
+    missing = [c for c in required if c not in candidates.columns]
+    if missing:
+        raise ValueError(f"price_offers: required columns missing: {', '.join(missing)}")
+    out = candidates.copy()
+    out["tier"] = value_tier(out["customer_value"], policy.tiers)
+    kind = pd.Series("none", index=out.index, dtype=object)
+    value = pd.Series(0.0, index=out.index)
+    unset = pd.Series(True, index=out.index)
+    for rule in policy.rules:
+        hit = unset & _matches(rule, out)
+        kind[hit] = rule.offer.kind
+        value[hit] = rule.offer.value
+        unset &= ~hit
+    basis = out["order_amount"].where(out["order_amount"].notna() & (out["order_amount"] > 0), out["mean_spend"])
+    amount = np.select(
+        [kind == "percent_discount", kind == "refund_share", kind == "free_shipping"],
+        [value / 100.0 * out["mean_spend"], value / 100.0 * basis, policy.shipping_cost],
+        value,
+    )
+    cap = np.minimum(
+        policy.caps.max_share_of_order * basis,
+        policy.caps.max_share_of_customer_value * out["customer_value"].clip(lower=0),
+    )
+    capped_amount = np.minimum(amount, cap)
+    # scale the stated value down with the amount, so the coupon says what it is worth
+    ratio = np.divide(capped_amount, amount, out=np.ones_like(capped_amount, dtype=float), where=amount > 0)
+    out["offer_kind"] = kind.where(capped_amount > 0.005, "none")
+    out["offer_value"] = np.where(kind == "free_shipping", 0.0, np.round(value * ratio, 2))
+    out["offer_amount"] = np.round(capped_amount, 2)
+    use = np.where(kind == "refund_share", 1.0, redemption_rate)
+    out["offer_cost"] = np.round(capped_amount * use, 2)
+    none = out["offer_kind"] == "none"
+    out.loc[none, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
+    return out

@@ -1,0 +1,550 @@
+"""The campaign report as ONE self-contained HTML file, plus CSV/JSON twins of every table.
+
+The HTML is mailed around and opened from disk, often offline, so it references nothing outside
+itself: CSS is inline, charts are inline SVG generated here (no JS, no web fonts, no images).
+Numbers are formatted in Python and the Jinja2 template only lays them out, with autoescaping on
+(group names come from customer data) and StrictUndefined (a typo in the template fails loudly).
+
+Stable element ids for browser tests:
+
+* sections: ``headline``, ``charts``, ``breakdowns``, ``root-causes``, ``notes``, ``methods``
+* headline values: ``headline-campaign``, ``headline-period``, ``headline-customers``,
+  ``headline-rate-treated``, ``headline-rate-holdout``, ``headline-abs-lift``,
+  ``headline-abs-lift-ci``, ``headline-rel-lift``, ``headline-incremental-revenue``,
+  ``headline-cost``, ``headline-roi``, ``headline-warning`` (only when underpowered)
+* charts: ``<svg class="chart" id="chart-return-rate">`` with ``<rect class="bar" data-arm=...>``
+  and ``<g class="error-bar" data-arm=...>``; ``<svg class="chart" id="chart-retention">`` with
+  ``<polyline class="curve" data-arm=...>``
+* tables: ``table-lift-overall``, ``table-lift-<name>`` per breakdown (name lower-cased, runs of
+  other characters turned into '-': ``offer_kind`` → ``table-lift-offer-kind``), ``table-root-causes``;
+  every ``<td>`` carries ``data-col`` (the frame column) and, for numbers, ``data-value`` (raw value).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+from babel.numbers import format_currency
+
+from reports.stats import LIFT_COLUMNS, wilson_interval
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+ROOT_CAUSE_COLUMNS: list[str] = [
+    "failure_category",
+    "volume",
+    "recovery_rate",
+    "repeat_failure_rate",
+    "compensation_cost",
+]
+ARM_LABELS: dict[str, str] = {"treatment": "Treated", "holdout": "Holdout"}
+DASH = "—"
+Formatter = Callable[[Any], str]
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows; the frames come from :mod:`reports.stats` / :mod:`reports.retention`.
+
+    ``overall`` is a one-row :func:`~reports.stats.lift_table` frame (``by=None``); ``breakdowns``
+    maps a name ('segment', 'channel', 'offer_kind', 'failure_category', ...) to a ``lift_table``
+    frame grouped by that dimension; ``retention`` is :func:`~reports.retention.retention_curve`
+    output; ``root_causes`` has :data:`ROOT_CAUSE_COLUMNS` (extra columns are shown as text).
+    ``confidence`` must match the level the frames were computed with; it labels the intervals and
+    sets the error bars of the return-rate chart.
+    """
+
+    title: str
+    campaign_id: str
+    generated_at: datetime
+    overall: pd.DataFrame
+    breakdowns: dict[str, pd.DataFrame]
+    retention: pd.DataFrame
+    root_causes: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+    period_start: date | None = None
+    period_end: date | None = None
+    currency: str = "EUR"
+    locale: str = "en_US"
+    confidence: float = 0.95
+
+
+# --------------------------------------------------------------------------------------------------
+# Number formatting. The formats are part of the contract with the tests:
+#   rates "15.2%", lifts "+4.1 pp", relative lift / ROI "+27.0%", money "€1,234.50", counts "1,234".
+
+
+def _missing(x: Any) -> bool:
+    try:
+        return x is None or bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_pct(x: Any, *, signed: bool = False) -> str:
+    if _missing(x):
+        return DASH
+    if math.isinf(x):
+        return "∞"
+    return f"{x * 100:+.1f}%" if signed else f"{x * 100:.1f}%"
+
+
+def fmt_pp(x: Any, *, signed: bool = True) -> str:
+    if _missing(x):
+        return DASH
+    if math.isinf(x):
+        return "not detectable"
+    return f"{x * 100:+.1f} pp" if signed else f"{x * 100:.1f} pp"
+
+
+def fmt_int(x: Any) -> str:
+    return DASH if _missing(x) else f"{int(x):,}"
+
+
+def fmt_range(low: Any, high: Any, fmt: Formatter) -> str:
+    if _missing(low) or _missing(high):
+        return DASH
+    return f"{fmt(low)} to {fmt(high)}"
+
+
+def _slug(name: str, sep: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", sep, str(name).lower()).strip(sep)
+    if not slug:
+        raise ValueError(f"breakdown name {name!r} has no letters or digits")
+    return slug
+
+
+# --------------------------------------------------------------------------------------------------
+# Table view models
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    col: str
+    value: str | None = None  # raw number for data-value
+    ci: str | None = None  # interval shown under the value
+    title: str | None = None
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class Header:
+    text: str
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class TableView:
+    id: str
+    caption: str
+    headers: list[Header]
+    rows: list[list[Cell]]
+
+
+def _raw(x: Any) -> str | None:
+    if _missing(x) or isinstance(x, str | bool):
+        return None
+    try:
+        return repr(float(x))
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(x: Any) -> str:
+    return "(missing)" if _missing(x) else str(x)
+
+
+def _lift_table_view(
+    frame: pd.DataFrame, table_id: str, caption: str, money: Formatter, conf: str
+) -> TableView:
+    missing = [c for c in LIFT_COLUMNS if c not in frame.columns and c not in ("roi_basis", "underpowered")]
+    if missing:
+        raise ValueError(f"{caption}: missing column(s) {', '.join(map(repr, missing))}")
+    group_cols = [c for c in frame.columns if c not in LIFT_COLUMNS]
+    headers = [
+        *(Header(c.replace("_", " ").capitalize()) for c in group_cols),
+        *(
+            Header(text, "num")
+            for text in (
+                "Treated",
+                "Holdout",
+                "Return rate treated",
+                "Return rate holdout",
+                f"Abs. lift ({conf} CI)",
+                f"Rel. lift ({conf} CI)",
+                f"Incr. revenue per customer ({conf} CI)",
+                "Incremental revenue",
+                "Offer cost",
+                "Message cost",
+                "ROI",
+                "MDE",
+            )
+        ),
+        Header("Note"),
+    ]
+    rows: list[list[Cell]] = []
+    for rec in frame.to_dict("records"):
+        row = [Cell(_text(rec[c]), c, css="group") for c in group_cols]
+        warning = rec.get("warning")
+        row += [
+            Cell(fmt_int(rec["n_treated"]), "n_treated", _raw(rec["n_treated"]), css="num"),
+            Cell(fmt_int(rec["n_holdout"]), "n_holdout", _raw(rec["n_holdout"]), css="num"),
+            Cell(fmt_pct(rec["rate_treated"]), "rate_treated", _raw(rec["rate_treated"]), css="num"),
+            Cell(fmt_pct(rec["rate_holdout"]), "rate_holdout", _raw(rec["rate_holdout"]), css="num"),
+            Cell(
+                fmt_pp(rec["abs_lift"]),
+                "abs_lift",
+                _raw(rec["abs_lift"]),
+                ci=fmt_range(rec["abs_lift_low"], rec["abs_lift_high"], fmt_pp),
+                css="num",
+            ),
+            Cell(
+                fmt_pct(rec["rel_lift"], signed=True),
+                "rel_lift",
+                _raw(rec["rel_lift"]),
+                ci=fmt_range(rec["rel_lift_low"], rec["rel_lift_high"], lambda v: fmt_pct(v, signed=True)),
+                css="num",
+            ),
+            Cell(
+                money(rec["incr_revenue_per_customer"]),
+                "incr_revenue_per_customer",
+                _raw(rec["incr_revenue_per_customer"]),
+                ci=fmt_range(
+                    rec["incr_revenue_per_customer_low"], rec["incr_revenue_per_customer_high"], money
+                ),
+                css="num",
+            ),
+            Cell(
+                money(rec["incremental_revenue"]),
+                "incremental_revenue",
+                _raw(rec["incremental_revenue"]),
+                css="num",
+            ),
+            Cell(money(rec["offer_cost"]), "offer_cost", _raw(rec["offer_cost"]), css="num"),
+            Cell(money(rec["message_cost"]), "message_cost", _raw(rec["message_cost"]), css="num"),
+            Cell(fmt_pct(rec["roi"], signed=True), "roi", _raw(rec["roi"]), css="num"),
+            Cell(fmt_pp(rec["mde"], signed=False), "mde", _raw(rec["mde"]), css="num"),
+            Cell(
+                "underpowered" if not _missing(warning) else "",
+                "warning",
+                title=None if _missing(warning) else str(warning).removeprefix("Underpowered: "),
+                css="note warn" if not _missing(warning) else "note",
+            ),
+        ]
+        rows.append(row)
+    return TableView(table_id, caption, headers, rows)
+
+
+def _root_cause_view(frame: pd.DataFrame, money: Formatter) -> TableView:
+    missing = [c for c in ROOT_CAUSE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"root_causes: missing column(s) {', '.join(map(repr, missing))}")
+    extra = [c for c in frame.columns if c not in ROOT_CAUSE_COLUMNS]
+    headers = [
+        Header("Failure category"),
+        Header("Volume", "num"),
+        Header("Recovery rate", "num"),
+        Header("Repeat-failure rate", "num"),
+        Header("Compensation cost", "num"),
+        *(Header(c.replace("_", " ").capitalize()) for c in extra),
+    ]
+    rows = [
+        [
+            Cell(_text(rec["failure_category"]), "failure_category", css="group"),
+            Cell(fmt_int(rec["volume"]), "volume", _raw(rec["volume"]), css="num"),
+            Cell(fmt_pct(rec["recovery_rate"]), "recovery_rate", _raw(rec["recovery_rate"]), css="num"),
+            Cell(
+                fmt_pct(rec["repeat_failure_rate"]),
+                "repeat_failure_rate",
+                _raw(rec["repeat_failure_rate"]),
+                css="num",
+            ),
+            Cell(
+                money(rec["compensation_cost"]),
+                "compensation_cost",
+                _raw(rec["compensation_cost"]),
+                css="num",
+            ),
+            *(Cell(_text(rec[c]), c) for c in extra),
+        ]
+        for rec in frame.to_dict("records")
+    ]
+    return TableView("table-root-causes", "Root causes by failure category", headers, rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# SVG chart geometry (the template draws it)
+
+
+def _nice_max(value: float) -> tuple[float, float]:
+    """An axis maximum ≥ value on a 1/2/2.5/5 × 10^k grid and its tick step (about 4-5 ticks)."""
+    if not math.isfinite(value) or value <= 0:
+        return 1.0, 0.25
+    raw_step = value / 4.0
+    power = 10 ** math.floor(math.log10(raw_step))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw_step)
+    return step * math.ceil(value / step - 1e-9), step
+
+
+@dataclass(frozen=True)
+class Plot:
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+
+    @property
+    def x0(self) -> float:
+        return self.left
+
+    @property
+    def x1(self) -> float:
+        return self.width - self.right
+
+    @property
+    def y0(self) -> float:
+        return self.height - self.bottom
+
+    @property
+    def y1(self) -> float:
+        return self.top
+
+
+def _y_ticks(plot: Plot, ymax: float, step: float) -> list[dict[str, Any]]:
+    n = round(ymax / step)
+    return [
+        {"y": round(plot.y0 - (plot.y0 - plot.y1) * (i * step) / ymax, 2), "label": fmt_pct(i * step)}
+        for i in range(n + 1)
+    ]
+
+
+def _return_rate_chart(overall: dict[str, Any], confidence: float) -> dict[str, Any]:
+    plot = Plot(width=420, height=320, left=56, right=16, top=24, bottom=48)
+    arms = []
+    for arm, suffix in (("treatment", "treated"), ("holdout", "holdout")):
+        rate, n = float(overall[f"rate_{suffix}"]), int(overall[f"n_{suffix}"])
+        # Wilson interval of the arm's own rate; rate * n recovers the count of returners.
+        low, high = wilson_interval(rate * n, n, confidence=confidence) if n else (np.nan, np.nan)
+        arms.append(
+            {
+                "arm": arm,
+                "label": ARM_LABELS[arm],
+                "rate": rate,
+                "n": n,
+                "low": float(low),
+                "high": float(high),
+            }
+        )
+    candidates = [v for a in arms for v in (a["rate"], a["high"]) if math.isfinite(v)]
+    top_value = max([*candidates, 0.0])
+    ymax, step = _nice_max(top_value)
+    span = plot.y0 - plot.y1
+    slot = (plot.x1 - plot.x0) / len(arms)
+    bar_w = slot * 0.5
+
+    def y(v: float) -> float:
+        return round(plot.y0 - span * v / ymax, 2)
+
+    bars = []
+    for i, a in enumerate(arms):
+        cx = plot.x0 + slot * (i + 0.5)
+        rate = a["rate"] if math.isfinite(a["rate"]) else 0.0
+        has_ci = math.isfinite(a["low"]) and math.isfinite(a["high"])
+        bars.append(
+            {
+                **a,
+                "x": round(cx - bar_w / 2, 2),
+                "cx": round(cx, 2),
+                "width": round(bar_w, 2),
+                "y": y(rate),
+                "height": round(plot.y0 - y(rate), 2),
+                "has_ci": has_ci,
+                "y_low": y(a["low"]) if has_ci else 0,
+                "y_high": y(a["high"]) if has_ci else 0,
+                "cap": round(bar_w / 4, 2),
+                "rate_text": fmt_pct(a["rate"]),
+                "ci_text": fmt_range(a["low"], a["high"], fmt_pct),
+            }
+        )
+    return {"plot": plot, "bars": bars, "yticks": _y_ticks(plot, ymax, step)}
+
+
+def _retention_chart(retention: pd.DataFrame) -> dict[str, Any]:
+    missing = [c for c in ("arm", "day", "share") if c not in retention.columns]
+    if missing:
+        raise ValueError(f"retention: missing column(s) {', '.join(map(repr, missing))}")
+    plot = Plot(width=640, height=320, left=56, right=110, top=24, bottom=48)
+    max_day = float(retention["day"].max()) if len(retention) else 0.0
+    max_day = max(max_day, 1.0)
+    ymax, step = _nice_max(float(retention["share"].max()) if len(retention) else 0.0)
+    span_x, span_y = plot.x1 - plot.x0, plot.y0 - plot.y1
+    curves = []
+    for arm in ("treatment", "holdout"):
+        part = retention[retention["arm"] == arm].sort_values("day")
+        if part.empty:
+            continue
+        xs = plot.x0 + span_x * part["day"].to_numpy(dtype=float) / max_day
+        ys = plot.y0 - span_y * part["share"].to_numpy(dtype=float) / ymax
+        points = " ".join(f"{x:.2f},{y:.2f}" for x, y in zip(xs, ys, strict=True))
+        last = part.iloc[-1]
+        curves.append(
+            {
+                "arm": arm,
+                "label": ARM_LABELS[arm],
+                "points": points,
+                "end_x": round(float(xs[-1]) + 6, 2),
+                "end_y": round(float(ys[-1]) + 4, 2),
+                "end_text": f"{ARM_LABELS[arm]} {fmt_pct(last['share'])}",
+                "last_day": int(last["day"]),
+            }
+        )
+    x_step = next(s for s in (1, 2, 5, 7, 10, 14, 15, 30, 60, 90, 180, 365, 10**9) if max_day / s <= 8)
+    xticks = [
+        {"x": round(plot.x0 + span_x * d / max_day, 2), "label": str(d)}
+        for d in range(0, int(max_day) + 1, x_step)
+    ]
+    return {"plot": plot, "curves": curves, "yticks": _y_ticks(plot, ymax, step), "xticks": xticks}
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _money_formatter(currency: str, locale: str) -> Formatter:
+    def money(x: Any) -> str:
+        if _missing(x):
+            return DASH
+        return format_currency(float(x), currency, locale=locale)
+
+    return money
+
+
+def _period_text(start: date | None, end: date | None) -> str:
+    if start is None and end is None:
+        return "not stated"
+    return f"{start.isoformat() if start else '…'} to {end.isoformat() if end else '…'}"
+
+
+def _overall_record(report: ReportData) -> dict[str, Any]:
+    if len(report.overall) != 1:
+        raise ValueError(f"overall must be a one-row lift_table frame, got {len(report.overall)} rows")
+    return report.overall.iloc[0].to_dict()
+
+
+def render_html_report(report: ReportData) -> str:
+    """Render the report as one self-contained HTML document (inline CSS and SVG, no scripts)."""
+    money = _money_formatter(report.currency, report.locale)
+    conf = f"{report.confidence * 100:g}%"
+    overall = _overall_record(report)
+    costs = float(overall["offer_cost"]) + float(overall["message_cost"])
+    warning = None if _missing(overall.get("warning")) else str(overall["warning"])
+
+    headline = {
+        "customers": fmt_int(overall["n_treated"] + overall["n_holdout"]),
+        "n_treated": fmt_int(overall["n_treated"]),
+        "n_holdout": fmt_int(overall["n_holdout"]),
+        "rate_treated": fmt_pct(overall["rate_treated"]),
+        "rate_holdout": fmt_pct(overall["rate_holdout"]),
+        "abs_lift": fmt_pp(overall["abs_lift"]),
+        "abs_lift_ci": fmt_range(overall["abs_lift_low"], overall["abs_lift_high"], fmt_pp),
+        "rel_lift": fmt_pct(overall["rel_lift"], signed=True),
+        "rel_lift_ci": fmt_range(
+            overall["rel_lift_low"], overall["rel_lift_high"], lambda v: fmt_pct(v, signed=True)
+        ),
+        "incremental_revenue": money(overall["incremental_revenue"]),
+        "incremental_margin": money(overall.get("incremental_margin")),
+        "roi_basis": str(overall.get("roi_basis", "margin")),
+        "cost": money(costs),
+        "offer_cost": money(overall["offer_cost"]),
+        "message_cost": money(overall["message_cost"]),
+        "roi": fmt_pct(overall["roi"], signed=True),
+        "mde": fmt_pp(overall["mde"], signed=False),
+        "warning": warning,
+    }
+
+    breakdowns = []
+    seen: set[str] = set()
+    for name, frame in report.breakdowns.items():
+        table_id = f"table-lift-{_slug(name, '-')}"
+        if table_id in seen:
+            raise ValueError(f"two breakdowns map to the same table id {table_id!r}")
+        seen.add(table_id)
+        label = f"Lift by {str(name).replace('_', ' ')}"
+        breakdowns.append(_lift_table_view(frame, table_id, label, money, conf))
+
+    context = {
+        "title": report.title,
+        "campaign_id": report.campaign_id,
+        "generated_at": report.generated_at.isoformat(sep=" ", timespec="minutes"),
+        "period": _period_text(report.period_start, report.period_end),
+        "conf": conf,
+        "headline": headline,
+        "overall_table": _lift_table_view(report.overall, "table-lift-overall", "Overall lift", money, conf),
+        "rate_chart": _return_rate_chart(overall, report.confidence),
+        "retention_chart": _retention_chart(report.retention),
+        "breakdowns": breakdowns,
+        "root_causes": None if report.root_causes is None else _root_cause_view(report.root_causes, money),
+        "notes": list(report.notes),
+    }
+    return _environment().get_template("report.html.j2").render(**context)
+
+
+def _table_files(report: ReportData) -> dict[str, pd.DataFrame]:
+    tables: dict[str, pd.DataFrame] = {"lift_overall": report.overall}
+    for name, frame in report.breakdowns.items():
+        stem = f"lift_{_slug(name, '_')}"
+        if stem in tables:
+            raise ValueError(f"two breakdowns map to the same file name {stem!r}")
+        tables[stem] = frame
+    tables["retention"] = report.retention
+    if report.root_causes is not None:
+        tables["root_causes"] = report.root_causes
+    return tables
+
+
+def write_report_bundle(report: ReportData, out_dir: Path) -> list[Path]:
+    """Write ``report.html`` and a CSV and JSON twin of every table; returns the paths written.
+
+    Files: ``lift_overall``, ``lift_<name>`` per breakdown (name lower-cased, other characters → '_'),
+    ``retention`` and, when given, ``root_causes``, each as ``.csv`` and ``.json`` (a list of records,
+    NaN as null). The HTML is rendered first so an invalid report leaves no partial bundle behind.
+    """
+    html_text = render_html_report(report)
+    tables = _table_files(report)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    html_path = out_dir / "report.html"
+    html_path.write_text(html_text, encoding="utf-8")
+    written.append(html_path)
+    for stem, frame in tables.items():
+        csv_path = out_dir / f"{stem}.csv"
+        frame.to_csv(csv_path, index=False)
+        json_path = out_dir / f"{stem}.json"
+        json_path.write_text(
+            frame.to_json(orient="records", indent=2, date_format="iso", force_ascii=False) + "\n",
+            encoding="utf-8",
+        )
+        written += [csv_path, json_path]
+    return written

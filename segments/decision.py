@@ -1,0 +1,150 @@
+"""Who gets contacted, who is held out, who is skipped, and why, in words and numbers.
+
+expected gain = lift(offer kind) × customer value − expected offer cost − contact cost
+
+The policy's offer competes with the plain message (no compensation): whichever has the higher
+expected gain is chosen, so an offer is only made where it pays for itself.
+
+Exclusions come first and each names itself; then the offer is priced; then a deterministic holdout is
+drawn per segment among the eligible; then the budget is spent greedily by expected gain per unit of
+cost (the classic knapsack heuristic: within one item of optimal when costs are small against the
+budget, as they are for coupons).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from babel.numbers import get_currency_symbol
+
+from offers.policy import CompensationPolicy, price_offers
+from segments.holdout import assign_holdout
+from winback.config import CampaignConfig
+
+KIND_WORDS = {
+    "percent_discount": "{v:g}% off",
+    "store_credit": "{s}{v:.2f} store credit",
+    "free_shipping": "free shipping",
+    "refund_share": "{v:g}% refund",
+    "free_service": "a free service",
+    "none": "the message alone (no offer)",
+}
+DECISION_COLUMNS = [
+    "customer_id", "segment", "action", "arm", "failure_id", "failure_category", "severity",
+    "p_active", "customer_value", "expected_gain", "offer_cost", "offer_kind", "offer_value",
+    "offer_amount", "channel", "reason",
+]  # fmt: skip
+
+
+def _exclusions(frame: pd.DataFrame, config: CampaignConfig) -> pd.Series:
+    """The first reason each customer must not be contacted, or None."""
+    cooldown = config.contact.cooldown_days
+    cap = config.contact.max_messages_per_30_days
+    days_since_contact = frame["days_since_contact"]
+    conditions = [
+        frame["do_not_contact"],
+        frame["fraud_flag"],
+        frame["channel"].isna(),
+        days_since_contact < cooldown,
+        frame["messages_30d"] >= cap,
+        frame["returned_since_failure"],
+    ]
+    reasons = [
+        "excluded: do-not-contact flag",
+        "excluded: fraud/chargeback flag",
+        "excluded: " + frame["channel_reason"].fillna("no channel"),
+        "excluded: contacted " + days_since_contact.fillna(0).round().astype(int).astype(str)
+        + f" days ago (cooldown {cooldown} days)",
+        "excluded: frequency cap (" + frame["messages_30d"].astype(int).astype(str) + f" of {cap} in 30 days)",
+        "excluded: already returned (ordered after the failure)",
+    ]  # fmt: skip
+    chosen = np.select(conditions, reasons, default="")
+    return pd.Series(chosen, index=frame.index).replace("", None)
+
+
+def _offer_words(kind: pd.Series, value: pd.Series, symbol: str) -> pd.Series:
+    return pd.Series(
+        [KIND_WORDS[k].format(v=v, s=symbol) for k, v in zip(kind, value, strict=True)], index=kind.index
+    )
+
+
+def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: CompensationPolicy) -> pd.DataFrame:
+    """Decide every candidate; returns DECISION_COLUMNS, one row per candidate.
+
+    Parameters
+    ----------
+    candidates
+        One row per customer in a segment, with: customer_id, segment, failure_id, failure_category,
+        severity, unresolved, order_amount, p_active, customer_value, mean_spend, do_not_contact,
+        fraud_flag, channel, channel_reason, days_since_contact, messages_30d, returned_since_failure.
+    """
+    econ = config.economics
+    symbol = get_currency_symbol(config.currency, locale="en")
+    frame = candidates.reset_index(drop=True).copy()
+    frame["exclusion"] = _exclusions(frame, config)
+    frame = price_offers(frame, policy, econ.redemption_rate)
+    contact_cost = frame["channel"].map(econ.contact_cost).fillna(0.0).astype(float)
+    lift = frame["offer_kind"].map(econ.lift_prior).fillna(0.0)
+    gain = lift * frame["customer_value"] - frame["offer_cost"] - contact_cost
+    # the same message without compensation is always an option: keep the offer only when it pays more
+    plain_gain = econ.lift_prior.get("none", 0.0) * frame["customer_value"] - contact_cost
+    plain = plain_gain > gain
+    frame.loc[plain, "offer_kind"] = "none"
+    frame.loc[plain, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
+    frame["expected_gain"] = np.where(plain, plain_gain, gain).round(2)
+    lift = frame["offer_kind"].map(econ.lift_prior).fillna(0.0)
+    cost = frame["offer_cost"] + contact_cost
+
+    eligible = frame["exclusion"].isna() & (frame["expected_gain"] > econ.min_expected_gain)
+    holdout = pd.Series(False, index=frame.index)
+    holdout[eligible] = assign_holdout(config.campaign_id, frame.loc[eligible], config.holdout_share)
+
+    ratio = frame["expected_gain"] / cost.clip(lower=0.01)
+    order = ratio[eligible].sort_values(ascending=False, kind="stable").index
+    treated_cost = (frame.loc[order, "offer_cost"] * ~holdout[order]).cumsum()
+    within = pd.Series(False, index=frame.index)
+    within[order] = (treated_cost <= config.budget + 1e-9).to_numpy()
+    rank = pd.Series(np.nan, index=frame.index)
+    rank[order] = np.arange(1, len(order) + 1)
+
+    frame["action"] = np.select(
+        [eligible & within & holdout, eligible & within], ["holdout", "contact"], default="skip"
+    )
+    frame["arm"] = frame["action"].map({"contact": "treatment", "holdout": "holdout"})
+
+    why_segment = np.where(
+        frame["segment"] == "aggrieved",
+        "severity-" + frame["severity"].fillna(0).astype(int).astype(str) + " "
+        + frame["failure_category"].fillna("").str.replace("_", " ")
+        + np.where(frame["unresolved"].fillna(False).astype(bool), " (unresolved)", ""),
+        "lapsed, " + frame.get("lapsed_because", pd.Series("", index=frame.index)).fillna("").astype(str),
+    )  # fmt: skip
+    numbers = (
+        "p_active " + frame["p_active"].round(2).astype(str)
+        + f", value {symbol}" + frame["customer_value"].round(2).map("{:.2f}".format)
+        + f"; expected gain {symbol}" + frame["expected_gain"].map("{:.2f}".format)
+        + f" vs cost {symbol}" + cost.map("{:.2f}".format)
+        + " (lift " + (lift * 100).round(1).astype(str) + " pts)"
+    )  # fmt: skip
+    offer = _offer_words(frame["offer_kind"], frame["offer_value"], symbol) + " by " + frame["channel"].fillna("-")
+    total = len(order)
+    reason = np.select(
+        [
+            frame["exclusion"].notna(),
+            ~eligible,
+            ~within,
+            frame["action"] == "holdout",
+        ],
+        [
+            frame["exclusion"].fillna("") + "; " + why_segment,
+            "skipped: not worth it; " + why_segment + "; " + numbers,
+            "skipped: over budget (ranked " + rank.fillna(0).astype(int).astype(str) + f" of {total}); "
+            + why_segment + "; " + numbers,
+            "holdout (random control); " + why_segment + "; " + numbers + "; would get " + offer,
+        ],
+        default="contact: " + why_segment + "; " + numbers + "; " + offer,
+    )  # fmt: skip
+    frame["reason"] = reason
+    return frame[DECISION_COLUMNS + [c for c in ("expected_spend", "mean_spend", "order_id", "description",
+                                                 "occurred_at", "resolved_at", "unresolved", "locale",
+                                                 "time_zone") if c in frame.columns]]

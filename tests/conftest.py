@@ -1,0 +1,130 @@
+"""Shared fixtures: a fresh database per test on SQLite and on a throwaway PostgreSQL server.
+
+PostgreSQL comes from Debian's `postgresql` package (binaries under /usr/lib/postgresql/*/bin, not on
+PATH). When they are missing the PostgreSQL half is skipped, loudly, except in CI, where it fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="winback-prefect-"))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+from winback.runtime import configure_prefect_environment  # noqa: E402
+
+configure_prefect_environment()
+
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
+
+from warehouse.db import make_engine  # noqa: E402
+
+AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
+_PG_SKIPPED: list[str] = []
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL cluster for the whole session on a free 127.0.0.1 port; yields its admin URL."""
+    bindir = _pg_bin()
+    if bindir is None:
+        reason = "PostgreSQL server binaries not installed (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI must test PostgreSQL")
+        _PG_SKIPPED.append(reason)
+        pytest.skip(reason)
+    root = Path(tempfile.mkdtemp(prefix="winback-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "--no-sync", "-U", "postgres"]),
+                   check=True, capture_output=True)  # fmt: skip
+    port = _free_port()
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", str(root / "log"), "start"]),
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _new_pg_database(server: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return f"{server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL: a SQLite file, or a new database on the throwaway server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'winback.db'}"
+    return _new_pg_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on a fresh database with winback's tables migrated (Alembic, as `winback db upgrade`)."""
+    from warehouse.migrate import upgrade
+
+    eng = make_engine(db_url)
+    upgrade(db_url, engine=eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def demo_engine(engine: Engine) -> Engine:
+    """`engine` holding a small seeded demo warehouse (2,000 customers) as of AS_OF."""
+    from warehouse.demo_data import generate_demo_warehouse
+
+    generate_demo_warehouse(engine, customers=2000, seed=3, as_of=AS_OF, replace=True)
+    return engine
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No provider keys or outside settings leak in: the sink journal lives in the test's folder."""
+    for key in list(os.environ):
+        if key.startswith(("SENDGRID_", "TWILIO_", "WINBACK_")):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("WINBACK_SINK_PATH", str(tmp_path / "sink.jsonl"))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    if _PG_SKIPPED:
+        terminalreporter.write_sep("!", "PostgreSQL was SKIPPED: " + _PG_SKIPPED[0], red=True, bold=True)

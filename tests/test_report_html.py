@@ -1,0 +1,446 @@
+"""Tests for reports.html: the self-contained HTML report and its CSV/JSON bundle.
+
+The HTML is parsed with the stdlib html.parser into a small element tree; expected texts follow the
+documented formats (rates "15.2%", lifts "+4.1 pp", relative lift / ROI "+27.0%", money "€1,234.50")
+applied by hand to hand-written frames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports.html import ReportData, render_html_report, write_report_bundle
+from reports.retention import retention_curve
+from reports.stats import LIFT_COLUMNS, lift_table
+
+EVIL = "<script>alert('x')</script> & co"
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+@dataclass
+class Node:
+    tag: str
+    attrs: dict[str, str]
+    children: list[Node] = field(default_factory=list)
+    text_parts: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return " ".join("".join(self._texts()).split())
+
+    def _texts(self) -> list[str]:
+        out = list(self.text_parts)
+        for c in self.children:
+            out += c._texts()
+        return out
+
+    def iter(self):
+        yield self
+        for c in self.children:
+            yield from c.iter()
+
+    def find_all(self, tag: str | None = None, **attrs: str) -> list[Node]:
+        return [
+            n
+            for n in self.iter()
+            if (tag is None or n.tag == tag) and all(n.attrs.get(k) == v for k, v in attrs.items())
+        ]
+
+    def has_class(self, name: str) -> bool:
+        return name in self.attrs.get("class", "").split()
+
+
+class TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#document", {})
+        self.stack = [self.root]
+        self.start_tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.start_tags.append(tag)
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.stack[-1].children.append(node)
+        if tag not in VOID:
+            self.stack.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.stack) - 1, 0, -1):
+            if self.stack[i].tag == tag:
+                del self.stack[i:]
+                return
+        raise AssertionError(f"unmatched </{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].text_parts.append(data)
+
+
+def parse(html_text: str) -> TreeBuilder:
+    builder = TreeBuilder()
+    builder.feed(html_text)
+    builder.close()
+    assert len(builder.stack) == 1, f"unclosed elements: {[n.tag for n in builder.stack[1:]]}"
+    return builder
+
+
+def by_id(root: Node, element_id: str) -> Node:
+    found = root.find_all(id=element_id)
+    assert len(found) == 1, f"expected one #{element_id}, found {len(found)}"
+    return found[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixtures: hand-written frames with round numbers
+
+
+def lift_row(**values: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "n_treated": 4000,
+        "n_holdout": 1000,
+        "rate_treated": 0.2,
+        "rate_holdout": 0.15,
+        "abs_lift": 0.05,
+        "abs_lift_low": 0.024,
+        "abs_lift_high": 0.076,
+        "rel_lift": 1 / 3,
+        "rel_lift_low": 0.15,
+        "rel_lift_high": 0.55,
+        "incr_revenue_per_customer": 2.5,
+        "incr_revenue_per_customer_low": 0.75,
+        "incr_revenue_per_customer_high": 4.25,
+        "incremental_revenue": 10_000.0,
+        "incremental_margin": 4_000.0,
+        "offer_cost": 1_500.0,
+        "message_cost": 100.0,
+        "roi": 1.5,
+        "roi_basis": "margin",
+        "mde": 0.035,
+        "underpowered": True,
+        "warning": (
+            "Underpowered: the minimum detectable lift at 80% power is 3.5 pp, above the 2.0 pp that matters."
+        ),
+    }
+    base.update(values)
+    return base
+
+
+def overall_frame(**values: object) -> pd.DataFrame:
+    return pd.DataFrame([lift_row(**values)], columns=LIFT_COLUMNS)
+
+
+def breakdown(column: str, groups: dict[str, dict[str, object]]) -> pd.DataFrame:
+    rows = [{column: g, **lift_row(**v)} for g, v in groups.items()]
+    return pd.DataFrame(rows, columns=[column, *LIFT_COLUMNS])
+
+
+def make_report(**overrides: object) -> ReportData:
+    retention = retention_curve(
+        pd.DataFrame(
+            {
+                "arm": ["treatment"] * 5 + ["holdout"] * 4,
+                "days_to_return": [1.0, 4.0, 9.0, np.nan, np.nan, 6.0, np.nan, np.nan, np.nan],
+            }
+        ),
+        max_days=30,
+    )
+    fields: dict[str, object] = {
+        "title": "Spring win-back",
+        "campaign_id": "cmp-2024-03",
+        "generated_at": datetime(2024, 4, 30, 9, 15),
+        "overall": overall_frame(),
+        "breakdowns": {
+            "segment": breakdown(
+                "segment",
+                {
+                    "lapsed_90": {"abs_lift": 0.0412, "rate_treated": 0.1912, "n_treated": 1234},
+                    EVIL: {"abs_lift": -0.0073, "warning": None, "underpowered": False, "roi": float("nan")},
+                },
+            ),
+            "channel": breakdown("channel", {"email": {}, "sms": {"incr_revenue_per_customer": -1.25}}),
+            "offer_kind": breakdown("offer_kind", {"percent_discount": {}, "store_credit": {}}),
+            "failure_category": breakdown("failure_category", {"late_delivery": {}}),
+        },
+        "retention": retention,
+        "root_causes": pd.DataFrame(
+            {
+                "failure_category": ["late_delivery", "damaged_item"],
+                "volume": [1200, 310],
+                "recovery_rate": [0.425, 0.3],
+                "repeat_failure_rate": [0.051, 0.1],
+                "compensation_cost": [12_345.5, 800.0],
+            }
+        ),
+        "notes": ["true simulated effect: +0.05"],
+        "period_start": date(2024, 3, 1),
+        "period_end": date(2024, 3, 31),
+    }
+    fields.update(overrides)
+    return ReportData(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> tuple[str, TreeBuilder]:
+    text = render_html_report(make_report())
+    return text, parse(text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Structure
+
+
+TABLE_IDS = [
+    "table-lift-overall",
+    "table-lift-segment",
+    "table-lift-channel",
+    "table-lift-offer-kind",
+    "table-lift-failure-category",
+    "table-root-causes",
+]
+
+
+def test_every_chart_and_table_is_present(rendered: tuple[str, TreeBuilder]) -> None:
+    _, doc = rendered
+    root = doc.root
+    for chart_id in ("chart-return-rate", "chart-retention"):
+        svg = by_id(root, chart_id)
+        assert svg.tag == "svg" and svg.has_class("chart")
+    for table_id in TABLE_IDS:
+        assert by_id(root, table_id).tag == "table"
+    for section in ("headline", "charts", "breakdowns", "root-causes", "methods"):
+        by_id(root, section)
+
+    bars = [n for n in by_id(root, "chart-return-rate").iter() if n.tag == "rect" and n.has_class("bar")]
+    assert sorted(b.attrs["data-arm"] for b in bars) == ["holdout", "treatment"]
+    heights = {b.attrs["data-arm"]: float(b.attrs["height"]) for b in bars}
+    assert heights["treatment"] / heights["holdout"] == pytest.approx(0.2 / 0.15, rel=1e-3)
+    errors = [n for n in by_id(root, "chart-return-rate").iter() if n.has_class("error-bar")]
+    assert sorted(e.attrs["data-arm"] for e in errors) == ["holdout", "treatment"]
+    for e in errors:  # the error bar brackets the bar's rate
+        rate = 0.2 if e.attrs["data-arm"] == "treatment" else 0.15
+        assert float(e.attrs["data-low"]) < rate < float(e.attrs["data-high"])
+
+    curves = [n for n in by_id(root, "chart-retention").iter() if n.tag == "polyline"]
+    assert sorted(c.attrs["data-arm"] for c in curves) == ["holdout", "treatment"]
+    for c in curves:
+        assert c.has_class("curve")
+        assert len(c.attrs["points"].split()) == 31  # days 0..30
+
+
+def test_tables_have_one_row_per_group(rendered: tuple[str, TreeBuilder]) -> None:
+    _, doc = rendered
+    expected_rows = {
+        "table-lift-overall": 1,
+        "table-lift-segment": 2,
+        "table-lift-channel": 2,
+        "table-lift-offer-kind": 2,
+        "table-lift-failure-category": 1,
+        "table-root-causes": 2,
+    }
+    for table_id, n in expected_rows.items():
+        body = by_id(doc.root, table_id).find_all("tbody")[0]
+        assert len(body.find_all("tr")) == n, table_id
+
+
+# --------------------------------------------------------------------------------------------------
+# Numbers
+
+
+def test_headline_numbers_match_the_overall_frame(rendered: tuple[str, TreeBuilder]) -> None:
+    _, doc = rendered
+    text = {
+        i: by_id(doc.root, i).text
+        for i in (
+            "headline-campaign",
+            "headline-period",
+            "headline-customers",
+            "headline-rate-treated",
+            "headline-rate-holdout",
+            "headline-abs-lift",
+            "headline-abs-lift-ci",
+            "headline-rel-lift",
+            "headline-incremental-revenue",
+            "headline-cost",
+            "headline-roi",
+            "headline-warning",
+        )
+    }
+    assert text["headline-campaign"] == "cmp-2024-03"
+    assert text["headline-period"] == "2024-03-01 to 2024-03-31"
+    assert text["headline-customers"] == "5,000"
+    assert text["headline-rate-treated"] == "20.0%"
+    assert text["headline-rate-holdout"] == "15.0%"
+    assert text["headline-abs-lift"] == "+5.0 pp"
+    assert text["headline-abs-lift-ci"] == "+2.4 pp to +7.6 pp"
+    assert text["headline-rel-lift"] == "+33.3%"
+    assert text["headline-incremental-revenue"] == "€10,000.00"
+    assert text["headline-cost"] == "€1,600.00"  # offers 1,500 + messages 100
+    assert text["headline-roi"] == "+150.0%"
+    assert "minimum detectable lift" in text["headline-warning"]
+
+
+def test_no_warning_when_adequately_powered() -> None:
+    report = make_report(overall=overall_frame(warning=None, underpowered=False))
+    doc = parse(render_html_report(report))
+    assert doc.root.find_all(id="headline-warning") == []
+
+
+def _cells(table: Node, col: str) -> list[Node]:
+    return [td for td in table.find_all("td") if td.attrs.get("data-col") == col]
+
+
+def test_breakdown_cells_match_frames(rendered: tuple[str, TreeBuilder]) -> None:
+    _, doc = rendered
+    seg = by_id(doc.root, "table-lift-segment")
+    lift_cells = _cells(seg, "abs_lift")
+    assert [c.find_all("span")[0].text for c in lift_cells] == ["+4.1 pp", "-0.7 pp"]
+    assert [float(c.attrs["data-value"]) for c in lift_cells] == [0.0412, -0.0073]
+    assert _cells(seg, "rate_treated")[0].text == "19.1%"
+    assert _cells(seg, "n_treated")[0].text == "1,234"
+    assert _cells(seg, "roi")[1].text == "—"  # NaN ROI (no costs) shows a dash, not "nan"
+    assert "nan" not in seg.text.lower().split()
+    channel = by_id(doc.root, "table-lift-channel")
+    per_customer = _cells(channel, "incr_revenue_per_customer")
+    assert [c.find_all("span")[0].text for c in per_customer] == ["€2.50", "-€1.25"]
+    assert per_customer[0].find_all("span")[1].text == "€0.75 to €4.25"
+
+    roots = by_id(doc.root, "table-root-causes")
+    assert [c.text for c in _cells(roots, "failure_category")] == ["late_delivery", "damaged_item"]
+    assert [c.text for c in _cells(roots, "volume")] == ["1,200", "310"]
+    assert [c.text for c in _cells(roots, "recovery_rate")] == ["42.5%", "30.0%"]
+    assert [c.text for c in _cells(roots, "repeat_failure_rate")] == ["5.1%", "10.0%"]
+    assert [c.text for c in _cells(roots, "compensation_cost")] == ["€12,345.50", "€800.00"]
+
+
+def test_currency_code_is_used() -> None:
+    doc = parse(render_html_report(make_report(currency="USD")))
+    assert by_id(doc.root, "headline-incremental-revenue").text == "$10,000.00"
+
+
+def test_report_from_lift_table_output_renders_its_numbers() -> None:
+    rng = np.random.default_rng(1)
+    n = 3_000
+    arm = np.where(rng.random(n) < 0.7, "treatment", "holdout")
+    returned = rng.random(n) < np.where(arm == "treatment", 0.2, 0.15)
+    frame = pd.DataFrame(
+        {
+            "arm": arm,
+            "channel": rng.choice(["email", "sms"], n),
+            "returned": returned,
+            "revenue": np.where(returned, 40.0, 0.0),
+            "offer_cost": np.where((arm == "treatment") & returned, 4.0, 0.0),
+            "message_cost": np.where(arm == "treatment", 0.05, 0.0),
+            "days_to_return": np.where(returned, rng.uniform(0, 30, n), np.nan),
+        }
+    )
+    overall = lift_table(frame, None)
+    report = make_report(
+        overall=overall,
+        breakdowns={"channel": lift_table(frame, ["channel"])},
+        retention=retention_curve(frame),
+        root_causes=None,
+    )
+    doc = parse(render_html_report(report))
+    row = overall.iloc[0]
+    assert by_id(doc.root, "headline-abs-lift").text == f"{row['abs_lift'] * 100:+.1f} pp"
+    assert by_id(doc.root, "headline-rate-treated").text == f"{row['rate_treated'] * 100:.1f}%"
+    assert by_id(doc.root, "headline-customers").text == f"{n:,}"
+    assert doc.root.find_all(id="table-root-causes") == []
+    channel = by_id(doc.root, "table-lift-channel")
+    shown = [float(c.attrs["data-value"]) for c in _cells(channel, "abs_lift")]
+    assert shown == pytest.approx(report.breakdowns["channel"]["abs_lift"].tolist())
+
+
+# --------------------------------------------------------------------------------------------------
+# Self-containment and escaping
+
+
+def test_no_external_resources_or_scripts(rendered: tuple[str, TreeBuilder]) -> None:
+    text, doc = rendered
+    lowered = text.lower()
+    assert "http://" not in lowered and "https://" not in lowered
+    assert "@import" not in lowered and "url(" not in lowered
+    assert "script" not in doc.start_tags
+    for node in doc.root.iter():
+        assert node.tag not in {"link", "img", "iframe", "object", "embed"}
+        assert "src" not in node.attrs and "href" not in node.attrs
+    assert len(doc.root.find_all("style")) == 1
+
+
+def test_group_names_are_escaped(rendered: tuple[str, TreeBuilder]) -> None:
+    text, doc = rendered
+    assert "<script>" not in text
+    assert "&lt;script&gt;" in text
+    groups = [td.text for td in _cells(by_id(doc.root, "table-lift-segment"), "segment")]
+    assert groups == ["lapsed_90", " ".join(EVIL.split())]
+
+
+def test_title_and_notes_are_escaped() -> None:
+    report = make_report(title="Q2 <b>bold</b>", notes=["<img src=x onerror=alert(1)>"])
+    doc = parse(render_html_report(report))
+    assert "b" not in doc.start_tags and "img" not in doc.start_tags
+    assert by_id(doc.root, "notes").text == "<img src=x onerror=alert(1)>"
+
+
+# --------------------------------------------------------------------------------------------------
+# Input checks and bundle
+
+
+def test_invalid_inputs_raise() -> None:
+    two_rows = pd.concat([overall_frame(), overall_frame()], ignore_index=True)
+    with pytest.raises(ValueError, match="one-row"):
+        render_html_report(make_report(overall=two_rows))
+    clash = {"offer kind": breakdown("k", {"a": {}}), "offer-kind": breakdown("k", {"a": {}})}
+    with pytest.raises(ValueError, match="same"):
+        render_html_report(make_report(breakdowns=clash))
+    with pytest.raises(ValueError, match="compensation_cost"):
+        render_html_report(make_report(root_causes=pd.DataFrame({"failure_category": ["x"], "volume": [1]})))
+
+
+def test_write_report_bundle(tmp_path: Path) -> None:
+    report = make_report()
+    out = tmp_path / "bundle"
+    written = write_report_bundle(report, out)
+    stems = ["lift_overall", "lift_segment", "lift_channel", "lift_offer_kind", "lift_failure_category"]
+    stems += ["retention", "root_causes"]
+    expected = ["report.html"] + [f"{s}.{ext}" for s in stems for ext in ("csv", "json")]
+    assert sorted(p.name for p in written) == sorted(expected)
+    assert all(p.parent == out and p.is_file() for p in written)
+    assert (out / "report.html").read_text(encoding="utf-8") == render_html_report(report)
+
+    frames = {
+        "lift_overall": report.overall,
+        "lift_segment": report.breakdowns["segment"],
+        "lift_offer_kind": report.breakdowns["offer_kind"],
+        "retention": report.retention,
+        "root_causes": report.root_causes,
+    }
+    for stem, frame in frames.items():
+        assert frame is not None
+        csv = pd.read_csv(out / f"{stem}.csv", keep_default_na=False, na_values=[""])
+        assert list(csv.columns) == list(frame.columns)
+        assert len(csv) == len(frame)
+        records = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
+        assert len(records) == len(frame) and list(records[0]) == list(frame.columns)
+    seg_records = json.loads((out / "lift_segment.json").read_text(encoding="utf-8"))
+    assert seg_records[1]["segment"] == EVIL  # stored raw, not HTML-escaped
+    assert seg_records[1]["roi"] is None  # NaN → null
+    assert seg_records[0]["abs_lift"] == 0.0412
+    csv_seg = pd.read_csv(out / "lift_segment.csv")
+    assert csv_seg["abs_lift"].tolist() == [0.0412, -0.0073]
+    assert math.isnan(csv_seg["roi"].iloc[1])
+
+
+def test_bundle_without_root_causes(tmp_path: Path) -> None:
+    written = write_report_bundle(make_report(root_causes=None, breakdowns={}), tmp_path)
+    assert sorted(p.name for p in written) == sorted(
+        ["report.html", "lift_overall.csv", "lift_overall.json", "retention.csv", "retention.json"]
+    )

@@ -1,0 +1,56 @@
+"""One engine factory and one sessionmaker, from WINBACK_DATABASE_URL (default: ./winback.db, SQLite)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_DATABASE_URL = "sqlite:///winback.db"
+
+
+def database_url() -> str:
+    """The configured warehouse URL; SQLite in the working directory when nothing is set."""
+    return os.environ.get("WINBACK_DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """Build an engine; SQLite gets WAL and a busy timeout so a reader never blocks the sender."""
+    url = url or database_url()
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """A process-wide engine per URL: flows and the CLI share one pool."""
+    return make_engine(url)
+
+
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    """The sessionmaker for a URL (the configured one by default)."""
+    return sessionmaker(engine_for(url or database_url()), expire_on_commit=False)
+
+
+@contextmanager
+def transaction(url: str | None = None) -> Iterator[Session]:
+    """`with transaction() as session:` commits on success, rolls back on error."""
+    with session_factory(url).begin() as session:
+        yield session

@@ -1,0 +1,294 @@
+"""winback's own tables, and the demo's source tables.
+
+Source tables (customers, orders, service failures, consents) belong to the business; winback reads them
+through `warehouse.source.SourceMapping` and never writes to them, except the demo which creates its own.
+winback's tables carry the `wb_` prefix so they can live in the same schema as the business's data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(12, 2)
+
+
+class Base(DeclarativeBase):
+    """winback's tables: what Alembic migrates."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dt.datetime: DateTime(timezone=True),
+        dt.date: Date,
+        Decimal: Money,
+        dict[str, Any]: JSON,
+    }
+
+
+class Campaign(Base):
+    """A named, configured campaign; scheduled deployments run it repeatedly."""
+
+    __tablename__ = "wb_campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # winback | recovery
+    config: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime]
+
+    def __repr__(self) -> str:
+        return f"Campaign(id={self.id!r}, kind={self.kind!r})"
+
+
+class CampaignRun(Base):
+    """One execution of a campaign for one as-of date; re-running the same date resumes this row."""
+
+    __tablename__ = "wb_campaign_runs"
+    __table_args__ = (UniqueConstraint("campaign_id", "as_of", name="uq_wb_campaign_runs_campaign_as_of"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("wb_campaigns.id"))
+    as_of: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16))  # started | decided | sent | completed
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    def __repr__(self) -> str:
+        return f"CampaignRun(id={self.id}, campaign_id={self.campaign_id!r}, as_of={self.as_of})"
+
+
+class Decision(Base):
+    """One row per customer considered by a run: what was decided and, in words, why."""
+
+    __tablename__ = "wb_decisions"
+    __table_args__ = (
+        UniqueConstraint("run_id", "customer_id", name="uq_wb_decisions_run_customer"),
+        Index("ix_wb_decisions_customer", "customer_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("wb_campaign_runs.id"))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    segment: Mapped[str] = mapped_column(String(16))  # lapsed | aggrieved
+    action: Mapped[str] = mapped_column(String(16))  # contact | holdout | skip
+    arm: Mapped[str | None] = mapped_column(String(16))  # treatment | holdout (None when skipped)
+    failure_id: Mapped[str | None] = mapped_column(String(64))
+    failure_category: Mapped[str | None] = mapped_column(String(32))
+    severity: Mapped[int | None]
+    p_active: Mapped[float | None]
+    customer_value: Mapped[float | None]
+    expected_gain: Mapped[float | None]
+    offer_cost: Mapped[float | None]
+    offer_kind: Mapped[str | None] = mapped_column(String(24))
+    offer_value: Mapped[float | None]
+    channel: Mapped[str | None] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(Text)
+    decided_at: Mapped[dt.datetime]
+
+    def __repr__(self) -> str:
+        return f"Decision(run_id={self.run_id}, customer_id={self.customer_id!r}, action={self.action!r})"
+
+
+class Offer(Base):
+    """A single-use coupon issued to one customer by one run."""
+
+    __tablename__ = "wb_offers"
+    __table_args__ = (UniqueConstraint("run_id", "customer_id", name="uq_wb_offers_run_customer"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("wb_campaign_runs.id"))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(24))  # percent_discount | store_credit | free_shipping | ...
+    value: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    expected_cost: Mapped[Decimal]
+    issued_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    redeemed_at: Mapped[dt.datetime | None]
+    redeemed_order_id: Mapped[str | None] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return f"Offer(code={self.code!r}, customer_id={self.customer_id!r}, kind={self.kind!r})"
+
+
+class OutboxMessage(Base):
+    """A message to send, committed before the provider call so a crash can neither lose nor repeat it.
+
+    status: queued -> sending -> sent | failed | skipped; a row left in `sending` by a crash is `unknown`
+    until reconciled (see messages.outbox).
+    """
+
+    __tablename__ = "wb_outbox"
+    __table_args__ = (
+        UniqueConstraint("run_id", "customer_id", "step", name="uq_wb_outbox_run_customer_step"),
+        Index("ix_wb_outbox_status", "status", "not_before"),
+        Index("ix_wb_outbox_customer", "customer_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # deterministic: hash(run, customer, step)
+    run_id: Mapped[int] = mapped_column(ForeignKey("wb_campaign_runs.id"))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(24))  # apology | offer | follow_up | winback
+    channel: Mapped[str] = mapped_column(String(8))  # email | sms
+    template: Mapped[str] = mapped_column(String(64))
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12))
+    provider: Mapped[str | None] = mapped_column(String(16))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    not_before: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime]
+    sent_at: Mapped[dt.datetime | None]
+
+    def __repr__(self) -> str:
+        return f"OutboxMessage(id={self.id!r}, channel={self.channel!r}, status={self.status!r})"
+
+
+class MessageEvent(Base):
+    """A provider event (delivered, open, click, bounce, ...) for an outbox message; dedupe by event id."""
+
+    __tablename__ = "wb_message_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(128), unique=True)
+    outbox_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    event_type: Mapped[str] = mapped_column(String(24))
+    occurred_at: Mapped[dt.datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Suppression(Base):
+    """An opt-out, bounce or complaint recorded by winback; honoured at selection and again at send."""
+
+    __tablename__ = "wb_suppressions"
+    __table_args__ = (UniqueConstraint("customer_id", "channel", name="uq_wb_suppressions_customer_channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(32))  # unsubscribe | stop | bounce | spamreport
+    source: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+
+
+class Return(Base):
+    """Whether a considered customer (treated or held out) ordered again inside the attribution window."""
+
+    __tablename__ = "wb_returns"
+    __table_args__ = (UniqueConstraint("run_id", "customer_id", name="uq_wb_returns_run_customer"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("wb_campaign_runs.id"))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    arm: Mapped[str] = mapped_column(String(16))
+    returned: Mapped[bool] = mapped_column(Boolean)
+    first_return_at: Mapped[dt.datetime | None]
+    orders: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[Decimal]
+    redeemed: Mapped[bool] = mapped_column(Boolean)
+    window_days: Mapped[int] = mapped_column(Integer)
+    tracked_at: Mapped[dt.datetime]
+
+
+class CrmEvent(Base):
+    """The ledger of CRM events received; the unique event id makes a redelivery a no-op."""
+
+    __tablename__ = "wb_crm_events"
+
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    type: Mapped[str] = mapped_column(String(48))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime]
+
+
+# ---------------------------------------------------------------- demo source tables
+# A real warehouse maps its own tables onto these shapes with warehouse.source.SourceMapping.
+
+
+class SourceBase(DeclarativeBase):
+    """The demo's source tables: a separate metadata, because winback does not migrate a business's data."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: DateTime(timezone=True), Decimal: Money}
+
+
+class DemoCustomer(SourceBase):
+    __tablename__ = "customers"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    locale: Mapped[str] = mapped_column(String(16))
+    time_zone: Mapped[str] = mapped_column(String(48))
+    preferred_channel: Mapped[str | None] = mapped_column(String(8))
+    do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    fraud_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    signed_up_at: Mapped[dt.datetime]
+
+
+class DemoOrder(SourceBase):
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_customer_time_amount", "customer_id", "ordered_at", "amount"),)
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    ordered_at: Mapped[dt.datetime]
+    amount: Mapped[Decimal]
+    coupon_code: Mapped[str | None] = mapped_column(String(32))
+
+
+class DemoServiceFailure(SourceBase):
+    __tablename__ = "service_failures"
+    __table_args__ = (Index("ix_service_failures_customer", "customer_id", "occurred_at"),)
+
+    failure_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[dt.datetime]
+    resolved_at: Mapped[dt.datetime | None]
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class DemoConsent(SourceBase):
+    __tablename__ = "consents"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime]

@@ -1,0 +1,256 @@
+"""Reads of the business's data, aggregated inside the warehouse: pandas receives one row per customer.
+
+Every function takes an open `Connection` (the caller owns the transaction) and an optional customer-id
+range `[lo, hi)`, the unit a campaign batches on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from warehouse.source import SourceTables
+from warehouse.timeutil import epoch_days, to_epoch_days
+
+IdRange = tuple[str | None, str | None]
+
+
+def _in_range(col: ColumnElement, id_range: IdRange | None) -> ColumnElement[bool]:
+    lo, hi = id_range or (None, None)
+    conditions = []
+    if lo is not None:
+        conditions.append(col >= lo)
+    if hi is not None:
+        conditions.append(col < hi)
+    return and_(True, *conditions)
+
+
+def customer_summary(
+    conn: Connection, src: SourceTables, as_of: dt.datetime, id_range: IdRange | None = None
+) -> pd.DataFrame:
+    """One row per customer with an order up to `as_of`.
+
+    Columns: customer_id, n_orders, first_day, last_day (epoch days, float), total_spend.
+    One GROUP BY over the covering index (customer_id, ordered_at, amount); date arithmetic is applied to
+    the two aggregates only, never per order.
+    """
+    o = src.orders
+    cid, at, amount = src.col(o, "customer_id"), src.col(o, "ordered_at"), src.col(o, "amount")
+    stmt = (
+        select(
+            cid.label("customer_id"),
+            func.count().label("n_orders"),
+            epoch_days(func.min(at)).label("first_day"),
+            epoch_days(func.max(at)).label("last_day"),
+            func.sum(amount).label("total_spend"),
+        )
+        .where(at <= as_of, _in_range(cid, id_range))
+        .group_by(cid)
+        .order_by(cid)
+    )
+    rows = conn.execute(stmt).fetchall()
+    frame = pd.DataFrame.from_records(
+        rows, columns=["customer_id", "n_orders", "first_day", "last_day", "total_spend"]
+    )
+    return frame.astype(
+        {"n_orders": "int64", "first_day": "float64", "last_day": "float64", "total_spend": "float64"}
+    )
+
+
+def summary_to_rfm(summary: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
+    """Frequency / recency / T in days and mean order value, the customer-base models' inputs.
+
+    frequency counts repeat orders; mean_spend averages all orders (the first included), which keeps the
+    aggregation to one pass; see README 'Models' for the effect on Gamma-Gamma.
+    """
+    now_day = to_epoch_days(as_of)
+    out = pd.DataFrame({"customer_id": summary["customer_id"]})
+    out["frequency"] = (summary["n_orders"] - 1).clip(lower=0).astype("int64")
+    out["recency"] = (summary["last_day"] - summary["first_day"]).clip(lower=0.0)
+    out["T"] = (now_day - summary["first_day"]).clip(lower=0.0)
+    out["days_since_last"] = (now_day - summary["last_day"]).clip(lower=0.0)
+    out["mean_spend"] = summary["total_spend"] / summary["n_orders"].clip(lower=1)
+    out["total_spend"] = summary["total_spend"]
+    return out
+
+
+def open_failures(
+    conn: Connection,
+    src: SourceTables,
+    as_of: dt.datetime,
+    lookback_days: int,
+    id_range: IdRange | None = None,
+) -> pd.DataFrame:
+    """Service failures that still weigh on a customer: recent ones, and unresolved ones of any age.
+
+    Columns: failure_id, customer_id, order_id, category, severity, occurred_at, resolved_at, description,
+    order_amount (of the failed order, NaN when the failure has none).
+    """
+    f, o = src.failures, src.orders
+    c = {name: src.col(f, name) for name in f.winback_names}  # type: ignore[attr-defined]
+    since = as_of - dt.timedelta(days=lookback_days)
+    stmt = (
+        select(*(col.label(name) for name, col in c.items()), src.col(o, "amount").label("order_amount"))
+        .select_from(f.outerjoin(o, src.col(o, "order_id") == c["order_id"]))
+        .where(
+            c["occurred_at"] <= as_of,
+            or_(c["occurred_at"] >= since, c["resolved_at"].is_(None), c["resolved_at"] > as_of),
+            _in_range(c["customer_id"], id_range),
+        )
+    )
+    frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=[*c, "order_amount"])
+    frame["order_amount"] = frame["order_amount"].astype("float64")
+    for col in ("occurred_at", "resolved_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    frame["severity"] = frame["severity"].astype("int64")
+    # a resolution recorded after as_of did not exist yet at decision time
+    frame.loc[frame["resolved_at"] > pd.Timestamp(as_of), "resolved_at"] = pd.NaT
+    return frame
+
+
+def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None = None) -> pd.DataFrame:
+    """Per customer: flags and whether each channel has an address and a granted consent.
+
+    Columns: customer_id, do_not_contact, fraud_flag, preferred_channel, locale, time_zone,
+    has_email, has_phone, email_consent, sms_consent. Addresses themselves are read later, only for
+    the customers actually messaged.
+    """
+    cu, co = src.customers, src.consents
+    cc = {name: src.col(cu, name) for name in cu.winback_names}  # type: ignore[attr-defined]
+    granted = src.col(co, "granted")
+    channel = src.col(co, "channel")
+    consent = (
+        select(
+            src.col(co, "customer_id").label("customer_id"),
+            func.max(case((and_(channel == "email", granted), 1), else_=0)).label("email_consent"),
+            func.max(case((and_(channel == "sms", granted), 1), else_=0)).label("sms_consent"),
+        )
+        .where(_in_range(src.col(co, "customer_id"), id_range))
+        .group_by(src.col(co, "customer_id"))
+        .subquery()
+    )
+    stmt = (
+        select(
+            cc["customer_id"].label("customer_id"),
+            cc["do_not_contact"],
+            cc["fraud_flag"],
+            cc["preferred_channel"],
+            cc["locale"],
+            cc["time_zone"],
+            (cc["email"].is_not(None) & (cc["email"] != "")).label("has_email"),
+            (cc["phone"].is_not(None) & (cc["phone"] != "")).label("has_phone"),
+            func.coalesce(consent.c.email_consent, 0).label("email_consent"),
+            func.coalesce(consent.c.sms_consent, 0).label("sms_consent"),
+        )
+        .select_from(cu.outerjoin(consent, consent.c.customer_id == cc["customer_id"]))
+        .where(_in_range(cc["customer_id"], id_range))
+    )
+    columns = [
+        "customer_id", "do_not_contact", "fraud_flag", "preferred_channel", "locale", "time_zone",
+        "has_email", "has_phone", "email_consent", "sms_consent",
+    ]  # fmt: skip
+    frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=columns)
+    for col in ("do_not_contact", "fraud_flag", "has_email", "has_phone", "email_consent", "sms_consent"):
+        frame[col] = frame[col].fillna(False).astype(bool)
+    return frame
+
+
+def contact_details(conn: Connection, src: SourceTables, customer_ids: list[str]) -> pd.DataFrame:
+    """Names and addresses for the customers about to be messaged, fetched in chunks of ids."""
+    cu = src.customers
+    cols = ["customer_id", "first_name", "email", "phone", "locale", "time_zone", "preferred_channel"]
+    frames = []
+    for start in range(0, len(customer_ids), 5000):
+        chunk = customer_ids[start : start + 5000]
+        stmt = select(*(src.col(cu, n).label(n) for n in cols)).where(src.col(cu, "customer_id").in_(chunk))
+        frames.append(pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols))
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)
+
+
+def id_partitions(conn: Connection, src: SourceTables, batch_size: int) -> list[IdRange]:
+    """Split the customer-id space into ranges of about `batch_size` customers (ordered by id).
+
+    The boundaries come from the customers table's primary-key order, so each range is an index range
+    scan and batches can run on separate workers later.
+    """
+    cid = src.col(src.customers, "customer_id")
+    total = conn.execute(select(func.count()).select_from(src.customers)).scalar_one()
+    bounds: list[str | None] = [None]
+    for offset in range(batch_size, int(total), batch_size):
+        bounds.append(conn.execute(select(cid).order_by(cid).offset(offset).limit(1)).scalar_one())
+    bounds.append(None)
+    return list(itertools.pairwise(bounds))
+
+
+def as_float_array(series: pd.Series) -> np.ndarray:
+    return series.to_numpy(dtype="float64")
+
+
+def _chunked_in(conn: Connection, stmt_for, ids: list[str], columns: list[str], size: int = 5000) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame.from_records(conn.execute(stmt_for(ids[i : i + size])).fetchall(), columns=columns)
+        for i in range(0, len(ids), size)
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def failures_by_id(conn: Connection, src: SourceTables, failure_ids: list[str]) -> pd.DataFrame:
+    """The failures an apology must name: order, what happened, when, whether it is resolved."""
+    f = src.failures
+    cols = ["failure_id", "order_id", "occurred_at", "resolved_at", "description"]
+    frame = _chunked_in(
+        conn,
+        lambda chunk: select(*(src.col(f, n).label(n) for n in cols)).where(src.col(f, "failure_id").in_(chunk)),
+        failure_ids,
+        cols,
+    )
+    for col in ("occurred_at", "resolved_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+def last_orders(conn: Connection, src: SourceTables, customer_ids: list[str], as_of: dt.datetime) -> pd.DataFrame:
+    """Each customer's last order time up to `as_of` (for "since your last order on …")."""
+    o = src.orders
+    cid, at = src.col(o, "customer_id"), src.col(o, "ordered_at")
+    frame = _chunked_in(
+        conn,
+        lambda chunk: select(cid.label("customer_id"), func.max(at).label("last_order_at"))
+        .where(cid.in_(chunk), at <= as_of)
+        .group_by(cid),
+        customer_ids,
+        ["customer_id", "last_order_at"],
+    )
+    frame["last_order_at"] = pd.to_datetime(frame["last_order_at"], utc=True)
+    return frame
+
+
+def failure_profile(conn: Connection, src: SourceTables, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
+    """Per failure category in [since, until): failures, customers affected, customers failed more than once
+    (in any category), and the share resolved. Columns: failure_category, volume, customers,
+    repeat_customers, resolved_share."""
+    f = src.failures
+    cid, cat, at = src.col(f, "customer_id"), src.col(f, "category"), src.col(f, "occurred_at")
+    window = and_(at >= since, at < until)
+    per_customer = select(cid.label("customer_id"), func.count().label("n")).where(window).group_by(cid).subquery()
+    stmt = (
+        select(
+            cat.label("failure_category"),
+            func.count().label("volume"),
+            func.count(func.distinct(cid)).label("customers"),
+            func.count(func.distinct(case((per_customer.c.n > 1, cid)))).label("repeat_customers"),
+            func.avg(case((src.col(f, "resolved_at").is_not(None), 1.0), else_=0.0)).label("resolved_share"),
+        )
+        .select_from(f.join(per_customer, per_customer.c.customer_id == cid))
+        .where(window)
+        .group_by(cat)
+    )
+    cols = ["failure_category", "volume", "customers", "repeat_customers", "resolved_share"]
+    return pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)

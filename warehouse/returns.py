@@ -1,0 +1,112 @@
+"""Who came back: orders in the attribution window, for treated and held-out customers alike.
+
+Both arms are measured from the same decision time (the run's as-of), so the comparison is fair. The
+aggregation runs in SQL; re-tracking a run (daily, while its window fills) replaces its rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+
+from warehouse.models import CampaignRun, Decision, Offer, Return
+from warehouse.source import SourceTables
+from warehouse.timeutil import utc, utcnow
+
+
+def redeem_offers(conn: Connection, src: SourceTables, run_id: int) -> int:
+    """Mark a run's coupons redeemed by the first order that used them; an expired code does not count."""
+    o = src.orders
+    code, at, oid = src.col(o, "coupon_code"), src.col(o, "ordered_at"), src.col(o, "order_id")
+    stmt = (
+        select(Offer.id, func.min(at).label("at"), func.min(oid).label("order_id"))
+        .join(o, and_(code == Offer.code, at >= Offer.issued_at, at <= Offer.expires_at))
+        .where(Offer.run_id == run_id, Offer.redeemed_at.is_(None))
+        .group_by(Offer.id)
+    )
+    found = conn.execute(stmt).all()
+    for offer_id, when, order_id in found:
+        conn.execute(update(Offer).where(Offer.id == offer_id).values(redeemed_at=when, redeemed_order_id=order_id))
+    return len(found)
+
+
+def track_run(conn: Connection, src: SourceTables, run_id: int, window_days: int, now: dt.datetime | None = None) -> int:
+    """Rebuild wb_returns for a run; returns the number of customers measured."""
+    run = conn.execute(select(CampaignRun.as_of).where(CampaignRun.id == run_id)).scalar_one_or_none()
+    if run is None:
+        raise ValueError(f"campaign run {run_id} does not exist")
+    start = utc(run)
+    end = start + dt.timedelta(days=window_days)
+    redeem_offers(conn, src, run_id)
+    o = src.orders
+    cid, at, amount = src.col(o, "customer_id"), src.col(o, "ordered_at"), src.col(o, "amount")
+    stmt = (
+        select(
+            Decision.customer_id,
+            Decision.arm,
+            func.count(src.col(o, "order_id")).label("orders"),
+            func.coalesce(func.sum(amount), 0).label("revenue"),
+            func.min(at).label("first_return_at"),
+        )
+        .select_from(Decision.__table__.outerjoin(o, and_(cid == Decision.customer_id, at > start, at <= end)))
+        .where(Decision.run_id == run_id, Decision.arm.is_not(None))
+        .group_by(Decision.customer_id, Decision.arm)
+    )
+    measured = conn.execute(stmt).fetchall()
+    redeemed = set(
+        conn.execute(select(Offer.customer_id).where(Offer.run_id == run_id, Offer.redeemed_at.is_not(None))).scalars()
+    )
+    conn.execute(delete(Return).where(Return.run_id == run_id))
+    tracked_at = now or utcnow()
+    rows = [
+        {
+            "run_id": run_id, "customer_id": c, "arm": arm, "returned": int(n) > 0,
+            "first_return_at": utc(first) if first is not None else None, "orders": int(n),
+            "revenue": round(float(rev), 2), "redeemed": c in redeemed, "window_days": window_days,
+            "tracked_at": tracked_at,
+        }
+        for c, arm, n, rev, first in measured
+    ]  # fmt: skip
+    for i in range(0, len(rows), 20_000):
+        conn.execute(insert(Return), rows[i : i + 20_000])
+    return len(rows)
+
+
+def measured_customers(conn: Connection, run_id: int, contact_cost: dict[str, float], margin: float) -> pd.DataFrame:
+    """One row per measured customer of a run, the input of `reports.stats.lift_table`.
+
+    Columns: customer_id, arm, returned, revenue, margin, offer_cost (cost actually incurred: the offer's
+    value when redeemed), message_cost, days_to_return, segment, channel, offer_kind, failure_category.
+    """
+    stmt = (
+        select(
+            Return.customer_id, Return.arm, Return.returned, Return.revenue, Return.first_return_at,
+            Decision.segment, Decision.channel, Decision.offer_kind, Decision.failure_category,
+            Offer.expected_cost, Offer.value, Offer.kind, Offer.redeemed_at, CampaignRun.as_of,
+        )
+        .join(Decision, and_(Decision.run_id == Return.run_id, Decision.customer_id == Return.customer_id))
+        .join(CampaignRun, CampaignRun.id == Return.run_id)
+        .outerjoin(Offer, and_(Offer.run_id == Return.run_id, Offer.customer_id == Return.customer_id))
+        .where(Return.run_id == run_id)
+    )  # fmt: skip
+    cols = ["customer_id", "arm", "returned", "revenue", "first_return_at", "segment", "channel", "offer_kind",
+            "failure_category", "expected_cost", "value", "kind", "redeemed_at", "as_of"]  # fmt: skip
+    frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)
+    frame["returned"] = frame["returned"].astype(bool)
+    frame["revenue"] = frame["revenue"].astype(float)
+    frame["margin"] = frame["revenue"] * margin
+    redeemed = frame["redeemed_at"].notna()
+    # a redeemed offer cost its face value (percent offers: that share of the returning revenue)
+    face = frame["value"].astype(float).fillna(0.0)
+    pct = frame["kind"].isin(["percent_discount", "refund_share"])
+    actual = face.where(~pct, face / 100.0 * frame["revenue"])
+    frame["offer_cost"] = actual.where(redeemed, 0.0).where(frame["arm"] == "treatment", 0.0)
+    frame["message_cost"] = frame["channel"].map(contact_cost).fillna(0.0).where(frame["arm"] == "treatment", 0.0)
+    start = pd.to_datetime(frame["as_of"], utc=True)
+    first = pd.to_datetime(frame["first_return_at"], utc=True)
+    frame["days_to_return"] = (first - start).dt.total_seconds() / 86400.0
+    frame["offer_kind"] = frame["offer_kind"].fillna("none")
+    frame["failure_category"] = frame["failure_category"].fillna("(lapsed)")
+    return frame.drop(columns=["expected_cost", "value", "kind", "redeemed_at", "as_of", "first_return_at"])

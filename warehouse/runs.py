@@ -1,0 +1,120 @@
+"""Campaign runs and their decisions: get-or-create by (campaign, as-of), so a re-run resumes, never repeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, case, func, insert, select
+from sqlalchemy.orm import Session
+
+from warehouse.models import Campaign, CampaignRun, Decision, OutboxMessage, Suppression
+from warehouse.timeutil import utc, utcnow
+
+RUN_STAGES = ("started", "decided", "offered", "queued", "sent", "completed")
+
+
+def ensure_campaign(session: Session, campaign_id: str, kind: str, config: dict[str, Any]) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        campaign = Campaign(id=campaign_id, kind=kind, config=config, created_at=utcnow())
+        session.add(campaign)
+    else:
+        campaign.config = config
+    session.flush()
+    return campaign
+
+
+def get_or_start_run(session: Session, campaign_id: str, as_of: dt.datetime) -> CampaignRun:
+    """The run for this campaign and date; a crashed or repeated run picks up where it stopped."""
+    as_of = utc(as_of)
+    run = session.scalars(
+        select(CampaignRun).where(CampaignRun.campaign_id == campaign_id, CampaignRun.as_of == as_of)
+    ).one_or_none()
+    if run is None:
+        run = CampaignRun(campaign_id=campaign_id, as_of=as_of, status="started", started_at=utcnow(), stats={})
+        session.add(run)
+        session.flush()
+    return run
+
+
+def advance(session: Session, run_id: int, stage: str, **stats: Any) -> None:
+    """Move a run forward (never back) and merge figures into its stats."""
+    run = session.get(CampaignRun, run_id)
+    if run is None:
+        raise ValueError(f"campaign run {run_id} does not exist")
+    if RUN_STAGES.index(stage) > RUN_STAGES.index(run.status):
+        run.status = stage
+    run.stats = {**(run.stats or {}), **stats}
+    if stage == "completed":
+        run.finished_at = utcnow()
+
+
+def _clean(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+DECISION_FIELDS = (
+    "customer_id", "segment", "action", "arm", "failure_id", "failure_category", "severity", "p_active",
+    "customer_value", "expected_gain", "offer_cost", "offer_kind", "offer_value", "channel", "reason",
+)  # fmt: skip
+
+
+def record_decisions(conn: Connection, run_id: int, decisions: pd.DataFrame, chunk: int = 20_000) -> int:
+    """Insert one row per considered customer; the run's unique key makes a second insert fail loudly."""
+    now = utcnow()
+    rows = decisions[list(DECISION_FIELDS)].astype(object).where(decisions[list(DECISION_FIELDS)].notna(), None)
+    records = [
+        {**{k: _clean(v) for k, v in zip(DECISION_FIELDS, values, strict=True)}, "run_id": run_id, "decided_at": now}
+        for values in rows.itertuples(index=False, name=None)
+    ]
+    for start in range(0, len(records), chunk):
+        conn.execute(insert(Decision), records[start : start + chunk])
+    return len(records)
+
+
+def load_decisions(conn: Connection, run_id: int, actions: tuple[str, ...] | None = None) -> pd.DataFrame:
+    stmt = select(*(getattr(Decision, f) for f in DECISION_FIELDS)).where(Decision.run_id == run_id)
+    if actions:
+        stmt = stmt.where(Decision.action.in_(actions))
+    return pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=list(DECISION_FIELDS))
+
+
+def contact_history(conn: Connection, as_of: dt.datetime, exclude_run_id: int | None = None) -> pd.DataFrame:
+    """Per customer: days since winback last messaged them and messages in the 30 days before `as_of`.
+
+    Counts every campaign (frequency caps are per customer, not per campaign) but not the current run,
+    whose own queued rows must not exclude its own customers on a re-run.
+    """
+    as_of = utc(as_of)
+    since = as_of - dt.timedelta(days=30)
+    stmt = (
+        select(
+            OutboxMessage.customer_id,
+            func.max(OutboxMessage.created_at).label("last_contact_at"),
+            func.sum(case((OutboxMessage.created_at >= since, 1), else_=0)).label("messages_30d"),
+        )
+        .where(OutboxMessage.status.in_(("queued", "sending", "sent", "unknown")))
+        .where(OutboxMessage.created_at <= as_of)
+        .group_by(OutboxMessage.customer_id)
+    )
+    if exclude_run_id is not None:
+        stmt = stmt.where(OutboxMessage.run_id != exclude_run_id)
+    frame = pd.DataFrame.from_records(
+        conn.execute(stmt).fetchall(), columns=["customer_id", "last_contact_at", "messages_30d"]
+    )
+    last = pd.to_datetime(frame["last_contact_at"], utc=True)
+    frame["days_since_contact"] = (pd.Timestamp(as_of) - last).dt.total_seconds() / 86400.0
+    frame["messages_30d"] = frame["messages_30d"].fillna(0).astype("int64")
+    return frame[["customer_id", "days_since_contact", "messages_30d"]]
+
+
+def suppressions(conn: Connection) -> pd.DataFrame:
+    stmt = select(Suppression.customer_id, Suppression.channel)
+    return pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=["customer_id", "channel"])

@@ -1,0 +1,157 @@
+"""Where the business's own data lives: a declared mapping of table and column names.
+
+A real warehouse rarely calls its tables `orders` and `customers`. Point winback at them with a YAML file
+(`WINBACK_SOURCE_MAPPING=path/to/mapping.yaml`) instead of changing code; every query in
+`warehouse.queries` reads the source through the lightweight tables built here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import Boolean, DateTime, Integer, Numeric, String, Text, column, table
+from sqlalchemy.sql.expression import TableClause
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CustomersSource(_Strict):
+    table: str = "customers"
+    customer_id: str = "customer_id"
+    first_name: str = "first_name"
+    email: str = "email"
+    phone: str = "phone"
+    locale: str = "locale"
+    time_zone: str = "time_zone"
+    preferred_channel: str = "preferred_channel"
+    do_not_contact: str = "do_not_contact"
+    fraud_flag: str = "fraud_flag"
+
+
+class OrdersSource(_Strict):
+    table: str = "orders"
+    order_id: str = "order_id"
+    customer_id: str = "customer_id"
+    ordered_at: str = "ordered_at"
+    amount: str = "amount"
+    coupon_code: str = "coupon_code"
+
+
+class FailuresSource(_Strict):
+    table: str = "service_failures"
+    failure_id: str = "failure_id"
+    customer_id: str = "customer_id"
+    order_id: str = "order_id"
+    category: str = "category"
+    severity: str = "severity"
+    occurred_at: str = "occurred_at"
+    resolved_at: str = "resolved_at"
+    description: str = "description"
+
+
+class ConsentsSource(_Strict):
+    table: str = "consents"
+    customer_id: str = "customer_id"
+    channel: str = "channel"
+    granted: str = "granted"
+    source: str = "source"
+    recorded_at: str = "recorded_at"
+
+
+class SourceMapping(_Strict):
+    """Table and column names of the business's data; the defaults are the demo's."""
+
+    schema_name: str | None = None
+    customers: CustomersSource = CustomersSource()
+    orders: OrdersSource = OrdersSource()
+    failures: FailuresSource = FailuresSource()
+    consents: ConsentsSource = ConsentsSource()
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> SourceMapping:
+        """Load a mapping file; a wrong key or type fails with the file and the offending entry named."""
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"source mapping {path}: cannot read: {exc}") from exc
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise ValueError(f"source mapping {path}: {problems}") from exc
+
+    @classmethod
+    def configured(cls) -> SourceMapping:
+        """The mapping named by WINBACK_SOURCE_MAPPING, else the demo's names."""
+        path = os.environ.get("WINBACK_SOURCE_MAPPING")
+        return cls.from_yaml(Path(path)) if path else cls()
+
+
+def _table(name: str, schema: str | None, **columns: tuple[str, object]) -> TableClause:
+    """A table whose columns are labelled with winback's names whatever the source calls them."""
+    cols = [column(source_name, type_) for source_name, type_ in columns.values()]
+    t = table(name, *cols, schema=schema)
+    t.winback_names = {wb: src for wb, (src, _) in columns.items()}  # type: ignore[attr-defined]
+    return t
+
+
+class SourceTables:
+    """The four source tables as SQLAlchemy selectables, addressed by winback's column names."""
+
+    def __init__(self, mapping: SourceMapping) -> None:
+        m, s = mapping, mapping.schema_name
+        self.customers = _table(
+            m.customers.table,
+            s,
+            customer_id=(m.customers.customer_id, String()),
+            first_name=(m.customers.first_name, String()),
+            email=(m.customers.email, String()),
+            phone=(m.customers.phone, String()),
+            locale=(m.customers.locale, String()),
+            time_zone=(m.customers.time_zone, String()),
+            preferred_channel=(m.customers.preferred_channel, String()),
+            do_not_contact=(m.customers.do_not_contact, Boolean()),
+            fraud_flag=(m.customers.fraud_flag, Boolean()),
+        )
+        self.orders = _table(
+            m.orders.table,
+            s,
+            order_id=(m.orders.order_id, String()),
+            customer_id=(m.orders.customer_id, String()),
+            ordered_at=(m.orders.ordered_at, DateTime(timezone=True)),
+            amount=(m.orders.amount, Numeric(12, 2)),
+            coupon_code=(m.orders.coupon_code, String()),
+        )
+        self.failures = _table(
+            m.failures.table,
+            s,
+            failure_id=(m.failures.failure_id, String()),
+            customer_id=(m.failures.customer_id, String()),
+            order_id=(m.failures.order_id, String()),
+            category=(m.failures.category, String()),
+            severity=(m.failures.severity, Integer()),
+            occurred_at=(m.failures.occurred_at, DateTime(timezone=True)),
+            resolved_at=(m.failures.resolved_at, DateTime(timezone=True)),
+            description=(m.failures.description, Text()),
+        )
+        self.consents = _table(
+            m.consents.table,
+            s,
+            customer_id=(m.consents.customer_id, String()),
+            channel=(m.consents.channel, String()),
+            granted=(m.consents.granted, Boolean()),
+            source=(m.consents.source, String()),
+            recorded_at=(m.consents.recorded_at, DateTime(timezone=True)),
+        )
+
+    @staticmethod
+    def col(t: TableClause, name: str):  # type: ignore[no-untyped-def]
+        """Column `name` (winback's name) of source table `t`."""
+        return t.c[t.winback_names[name]]  # type: ignore[attr-defined]

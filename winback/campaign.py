@@ -1,0 +1,172 @@
+"""The campaign's stages as plain functions: what the Prefect flow orchestrates, testable without it.
+
+Each stage reads what it needs from the warehouse and writes its result back, so a run can stop after
+any stage and resume: decisions are made once per (campaign, as-of), offers and outbox rows are only
+added where missing, and sending picks up whatever is still queued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
+
+from messages.channel_choice import choose_channels
+from messages.compose import compose_rows
+from messages.dispatch import Channel, reconcile, send_due
+from offers.issue import issue_offers, offers_for_run
+from offers.policy import CompensationPolicy
+from segments.candidates import build_candidates
+from segments.decision import decide
+from warehouse import outbox, queries, runs
+from warehouse.models import Decision, OutboxMessage
+from warehouse.source import SourceTables
+from warehouse.timeutil import to_epoch_days, utc
+from winback.config import CampaignConfig
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    run_id: int
+    status: str
+    as_of: dt.datetime
+
+
+def start_run(engine: Engine, config: CampaignConfig, as_of: dt.datetime) -> RunHandle:
+    with _tx(engine) as (session, conn):
+        runs.ensure_campaign(session, config.campaign_id, "winback", config.model_dump(mode="json"))
+        run = runs.get_or_start_run(session, config.campaign_id, as_of)
+        session.flush()
+        return RunHandle(run.id, run.status, utc(run.as_of))
+
+
+@contextmanager
+def _tx(engine: Engine) -> Iterator[tuple[Session, Connection]]:
+    """One transaction for ORM and Core work alike: commits on success, rolls back on error."""
+    with Session(engine) as session, session.begin():
+        yield session, session.connection()
+
+
+def plan_batches(engine: Engine, src: SourceTables, batch_size: int) -> list[queries.IdRange]:
+    with engine.connect() as conn:
+        return queries.id_partitions(conn, src, batch_size)
+
+
+def summarise_batch(engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange) -> pd.DataFrame:
+    """Recency/frequency/tenure/spend for one id range, aggregated in SQL."""
+    with engine.connect() as conn:
+        summary = queries.customer_summary(conn, src, as_of, id_range)
+    rfm = queries.summary_to_rfm(summary, as_of)
+    rfm["last_day"] = summary["last_day"]
+    return rfm
+
+
+def context_batch(
+    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange, lookback_days: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Open failures and reachability (flags, consent per channel) for one id range."""
+    with engine.connect() as conn:
+        failures = queries.open_failures(conn, src, as_of, lookback_days, id_range)
+        reach = queries.reachability(conn, src, id_range)
+    return failures, reach
+
+
+def decide_run(
+    engine: Engine,
+    run: RunHandle,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+    model: dict[str, Any],
+) -> dict[str, int]:
+    """Decide every candidate and store the decisions with their reasons, in one transaction."""
+    with engine.connect() as conn:
+        history = runs.contact_history(conn, run.as_of, exclude_run_id=run.run_id)
+        suppressed = runs.suppressions(conn)
+    reach = choose_channels(reach, suppressed)
+    candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(run.as_of))
+    decisions = decide(candidates, config, policy)
+    counts = decisions["action"].value_counts().to_dict()
+    with _tx(engine) as (session, conn):
+        if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
+            runs.record_decisions(conn, run.run_id, decisions)
+        runs.advance(session, run.run_id, "decided", decisions={k: int(v) for k, v in counts.items()}, model=model)
+        session.flush()
+    return {k: int(v) for k, v in counts.items()}
+
+
+def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
+    with _tx(engine) as (session, conn):
+        contacts = pd.DataFrame.from_records(
+            conn.execute(
+                select(Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost).where(
+                    Decision.run_id == run.run_id, Decision.action == "contact"
+                )
+            ).fetchall(),
+            columns=["customer_id", "offer_kind", "offer_value", "offer_cost"],
+        )
+        issued = issue_offers(conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days)
+        runs.advance(session, run.run_id, "offered", offers_issued=issued)
+        session.flush()
+    return issued
+
+
+def queue_run_messages(
+    engine: Engine, src: SourceTables, run: RunHandle, config: CampaignConfig, now: dt.datetime
+) -> int:
+    """Render and enqueue a message for each contacted customer that has none yet."""
+    with engine.connect() as conn:
+        queued = set(conn.execute(select(OutboxMessage.customer_id).where(OutboxMessage.run_id == run.run_id)).scalars())
+        decisions = pd.DataFrame.from_records(
+            conn.execute(
+                select(Decision.customer_id, Decision.segment, Decision.channel, Decision.failure_id,
+                       Decision.failure_category, Decision.offer_kind)
+                .where(Decision.run_id == run.run_id, Decision.action == "contact")
+            ).fetchall(),
+            columns=["customer_id", "segment", "channel", "failure_id", "failure_category", "decided_kind"],
+        )  # fmt: skip
+        decisions = decisions.loc[~decisions["customer_id"].isin(queued)]
+        ids = decisions["customer_id"].tolist()
+        details = queries.contact_details(conn, src, ids)
+        offers = offers_for_run(conn, run.run_id)
+        failures = queries.failures_by_id(conn, src, decisions["failure_id"].dropna().unique().tolist())
+        last = queries.last_orders(conn, src, ids, run.as_of)
+    frame = (
+        decisions.merge(details, on="customer_id", how="left")
+        .merge(offers, on="customer_id", how="left")
+        .merge(failures, on="failure_id", how="left")
+        .merge(last, on="customer_id", how="left")
+    )
+    frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
+    frame["offer_amount"] = frame["offer_value"]
+    rows = compose_rows(
+        frame, run.run_id, now, quiet_start_hour=config.contact.quiet_start_hour,
+        quiet_end_hour=config.contact.quiet_end_hour,
+    )  # fmt: skip
+    with _tx(engine) as (session, conn):
+        added = outbox.enqueue(conn, rows)
+        runs.advance(session, run.run_id, "queued", messages_queued=added)
+        session.flush()
+    return added
+
+
+def send_run(
+    engine: Engine, run: RunHandle, channels: dict[str, Channel], campaign_id: str, now: dt.datetime
+) -> dict[str, int]:
+    """Settle anything a crash left mid-send, then send every due message of the run."""
+    journal = next((c for c in channels.values() if hasattr(c, "has_sent")), None)
+    settled = reconcile(engine, journal, run.run_id)
+    report = send_due(engine, channels, run_id=run.run_id, campaign_id=campaign_id, now=now)
+    with _tx(engine) as (session, conn):
+        counts = outbox.status_counts(conn, run.run_id)
+        runs.advance(session, run.run_id, "sent", outbox=counts, reconciled=settled)
+        session.flush()
+    return {**report.as_dict(), **{f"reconciled_{k}": v for k, v in settled.items()}}

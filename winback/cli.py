@@ -1,0 +1,170 @@
+"""The `winback` command: every job as a subcommand; flows run ephemerally unless PREFECT_API_URL is set."""
+
+from __future__ import annotations
+
+from winback.runtime import configure_prefect_environment
+
+configure_prefect_environment()
+
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Optional  # noqa: E402, UP035
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+app = typer.Typer(help="winback: win back lapsed and aggrieved customers, and prove it worked.", no_args_is_help=True)
+db_app = typer.Typer(help="winback's own tables.", no_args_is_help=True)
+models_app = typer.Typer(help="Customer-base models.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
+console = Console()
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="campaign YAML (see examples/)")]  # noqa: UP045
+AsOfOpt = Annotated[Optional[dt.datetime], typer.Option("--as-of", help="decision time (UTC); default now")]  # noqa: UP045
+
+
+def _config(path: Path | None):  # type: ignore[no-untyped-def]
+    from winback.config import CampaignConfig
+
+    try:
+        return CampaignConfig.from_yaml(path) if path else CampaignConfig()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    from warehouse.timeutil import utc
+
+    return utc(value) if value else None
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate winback's tables (Alembic) in WINBACK_DATABASE_URL."""
+    from warehouse.migrate import current, upgrade
+
+    upgrade()
+    console.print(f"winback tables at revision [bold]{current()}[/bold]")
+
+
+@app.command("demo-data")
+def demo_data(
+    customers: Annotated[int, typer.Option(help="how many customers")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    as_of: AsOfOpt = None,
+) -> None:
+    """Build a realistic demo warehouse (source tables) in WINBACK_DATABASE_URL, replacing any earlier one."""
+    from warehouse.db import make_engine
+    from warehouse.demo_data import generate_demo_warehouse
+    from winback.demo import DEFAULT_AS_OF
+
+    summary = generate_demo_warehouse(
+        make_engine(), customers=customers, seed=seed, as_of=_utc(as_of) or DEFAULT_AS_OF, replace=True
+    )
+    console.print(summary)
+
+
+@app.command("campaign")
+def campaign(config: ConfigOpt = None, as_of: AsOfOpt = None, dry_run: bool = False) -> None:
+    """Run a win-back campaign: segment, decide, offer, message. Re-running a date resumes it."""
+    from flows.campaign import winback_campaign
+
+    cfg = _config(config)
+    if dry_run:
+        cfg = cfg.model_copy(update={"dry_run": True})
+    result = winback_campaign(config=cfg, as_of=_utc(as_of))
+    console.print_json(json.dumps(result, default=str))
+
+
+@app.command("dispatch")
+def dispatch(now: AsOfOpt = None) -> None:
+    """Send every due message (quiet hours over, retries due), across campaigns."""
+    from flows.dispatch import dispatch_outbox
+
+    console.print_json(json.dumps(dispatch_outbox(now=_utc(now)), default=str))
+
+
+@app.command("track")
+def track(
+    run_id: Annotated[Optional[int], typer.Option(help="one run; default: every recent run")] = None,  # noqa: UP045
+    window_days: Annotated[int, typer.Option(help="attribution window")] = 30,
+) -> None:
+    """Mark who ordered again within the attribution window, treated and holdout alike."""
+    from flows.track import track_returns
+
+    console.print_json(json.dumps(track_returns(run_id=run_id, window_days=window_days), default=str))
+
+
+@app.command("report")
+def report(
+    config: ConfigOpt = None,
+    run_id: Annotated[Optional[int], typer.Option(help="default: the campaign's latest run")] = None,  # noqa: UP045
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("reports_out"),
+) -> None:
+    """Write the retention report (HTML + CSV/JSON) and print its headline."""
+    from flows.report import retention_report
+
+    result = retention_report(config=_config(config), run_id=run_id, out_dir=str(out))
+    print_overall(result["overall"][0])
+    console.print(f"report: [bold]{out / 'report.html'}[/bold] (+ CSV/JSON of every table)")
+
+
+def print_overall(row: dict) -> None:
+    table = Table(title="Return within the attribution window")
+    for col in ("arm", "customers", "returned"):
+        table.add_column(col)
+    table.add_row("treated", f"{int(row['n_treated']):,}", f"{row['rate_treated']:.1%}")
+    table.add_row("holdout", f"{int(row['n_holdout']):,}", f"{row['rate_holdout']:.1%}")
+    console.print(table)
+    console.print(
+        f"lift {row['abs_lift'] * 100:+.1f} pp (95% CI {row['abs_lift_low'] * 100:+.1f} to "
+        f"{row['abs_lift_high'] * 100:+.1f}); incremental revenue {row['incremental_revenue']:,.2f}; "
+        f"offer cost {row['offer_cost']:,.2f}; messaging {row['message_cost']:,.2f}"
+    )
+    if isinstance(row.get("warning"), str) and row["warning"]:
+        console.print(f"[yellow]warning:[/yellow] {row['warning']}")
+
+
+@app.command("explain")
+def explain(customer_id: str) -> None:
+    """Print the latest decision about a customer, with its reason."""
+    from sqlalchemy import select
+
+    from warehouse.db import make_engine
+    from warehouse.models import CampaignRun, Decision
+
+    with make_engine().connect() as conn:
+        d = conn.execute(
+            select(Decision.__table__, CampaignRun.campaign_id, CampaignRun.as_of)
+            .join(CampaignRun, CampaignRun.id == Decision.run_id)
+            .where(Decision.customer_id == customer_id)
+            .order_by(CampaignRun.as_of.desc(), Decision.id.desc())
+            .limit(1)
+        ).mappings().first()
+    if d is None:
+        console.print(f"no decision about customer {customer_id!r} yet")
+        raise typer.Exit(1)
+    console.print(
+        f"[bold]{customer_id}[/bold] in campaign {d['campaign_id']} as of {d['as_of']:%Y-%m-%d}: "
+        f"[bold]{d['action']}[/bold] ({d['segment']})\n{d['reason']}"
+    )
+
+
+@app.command("demo")
+def demo(
+    customers: Annotated[int, typer.Option(help="demo warehouse size")] = 20_000,
+    true_lift: Annotated[float, typer.Option(help="simulated true effect of contact on return probability")] = 0.05,
+    out: Annotated[Path, typer.Option(help="report folder")] = Path("demo_out"),
+    database: Annotated[Path, typer.Option(help="SQLite file, rebuilt each time")] = Path("winback-demo.db"),
+) -> None:
+    """Build a demo warehouse, run a full campaign, simulate the next 30 days, track returns, report."""
+    from winback.demo import run_demo
+
+    run_demo(console, customers=customers, true_lift=true_lift, out=out, database=database)
+
+
+if __name__ == "__main__":
+    app()
