@@ -38,7 +38,10 @@ def publish_artifacts(report: ReportData) -> list[str]:
     create_markdown_artifact(key=f"{slug}-retention-summary", markdown=headline_markdown(report),
                              description="Return rates, lift with 95% CI, revenue vs cost")  # fmt: skip
     keys.append(f"{slug}-retention-summary")
-    tables = {"lift-overall": report.overall, **{f"lift-{k.replace('_', '-')}": v for k, v in report.breakdowns.items()}}
+    tables = {
+        "lift-overall": report.overall,
+        **{f"lift-{k.replace('_', '-')}": v for k, v in report.breakdowns.items()},
+    }
     if report.root_causes is not None:
         tables["root-causes"] = report.root_causes
     for name, frame in tables.items():

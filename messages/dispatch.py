@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine, select
 
-from messages.outcomes import Failed, OutgoingMessage, Sent, SendOutcome, Skipped
+from messages.outcomes import Failed, OutgoingMessage, SendOutcome, Sent, Skipped
 from messages.redact import redact_text
 from warehouse import outbox
 from warehouse.models import Suppression

@@ -106,9 +106,7 @@ def build_context(row: dict[str, Any], brand: Brand, unsubscribe_url: str) -> di
 def _date(value: Any, locale: str) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
-    if isinstance(value, dt.datetime):
-        value = value.date()
-    elif hasattr(value, "date"):
+    if isinstance(value, dt.datetime) or hasattr(value, "date"):
         value = value.date()
     return format_date(value, format="medium", locale=locale)
 

@@ -45,9 +45,9 @@ def issue_offers(
 
 
 def offers_for_run(conn: Connection, run_id: int) -> pd.DataFrame:
-    stmt = select(Offer.customer_id, Offer.code, Offer.kind, Offer.value, Offer.currency, Offer.expires_at).where(
-        Offer.run_id == run_id
-    )
+    stmt = select(
+        Offer.customer_id, Offer.code, Offer.kind, Offer.value, Offer.currency, Offer.expires_at
+    ).where(Offer.run_id == run_id)
     cols = ["customer_id", "code", "offer_kind", "offer_value", "currency", "expires_at"]
     frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)
     frame["offer_value"] = frame["offer_value"].astype(float)

@@ -16,7 +16,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-OfferKind = Literal["percent_discount", "store_credit", "free_shipping", "refund_share", "free_service", "none"]
+OfferKind = Literal[
+    "percent_discount", "store_credit", "free_shipping", "refund_share", "free_service", "none"
+]
 Tier = Literal["low", "medium", "high"]
 
 
@@ -103,9 +105,7 @@ class CompensationPolicy(_Strict):
 def value_tier(customer_value: pd.Series, tiers: Tiers) -> pd.Series:
     """low / medium / high by the customer's value."""
     return pd.Series(
-        np.select(
-            [customer_value >= tiers.high, customer_value >= tiers.medium], ["high", "medium"], "low"
-        ),
+        np.select([customer_value >= tiers.high, customer_value >= tiers.medium], ["high", "medium"], "low"),
         index=customer_value.index,
     )
 
@@ -121,7 +121,9 @@ def _matches(rule: Rule, frame: pd.DataFrame) -> pd.Series:
     return hit
 
 
-def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemption_rate: float) -> pd.DataFrame:
+def price_offers(
+    candidates: pd.DataFrame, policy: CompensationPolicy, redemption_rate: float
+) -> pd.DataFrame:
     """Choose each candidate's offer and its expected cost.
 
     Parameters
@@ -150,7 +152,9 @@ def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemptio
         kind[hit] = rule.offer.kind
         value[hit] = rule.offer.value
         unset &= ~hit
-    basis = out["order_amount"].where(out["order_amount"].notna() & (out["order_amount"] > 0), out["mean_spend"])
+    basis = out["order_amount"].where(
+        out["order_amount"].notna() & (out["order_amount"] > 0), out["mean_spend"]
+    )
     amount = np.select(
         [kind == "percent_discount", kind == "refund_share", kind == "free_shipping"],
         [value / 100.0 * out["mean_spend"], value / 100.0 * basis, policy.shipping_cost],

@@ -41,7 +41,9 @@ def build_candidates(
         agg = agg.merge(scored, on="customer_id", how="left")
         agg["segment"] = "aggrieved"
         failure_day = agg["occurred_at"].astype("int64") / 86_400e9
-        agg["returned_since_failure"] = (~agg["unresolved"].astype(bool)) & (agg["last_day"] > failure_day + 1)
+        agg["returned_since_failure"] = (~agg["unresolved"].astype(bool)) & (
+            agg["last_day"] > failure_day + 1
+        )
         parts.append(agg)
     if "lapsed" in config.segments:
         lapsed = lapsed_segment(scored, config.lapsed)

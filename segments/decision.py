@@ -126,7 +126,11 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
         + f" vs cost {symbol}" + cost.map("{:.2f}".format)
         + " (lift " + (lift * 100).round(1).astype(str) + " pts)"
     )  # fmt: skip
-    offer = _offer_words(frame["offer_kind"], frame["offer_value"], symbol) + " by " + frame["channel"].fillna("-")
+    offer = (
+        _offer_words(frame["offer_kind"], frame["offer_value"], symbol)
+        + " by "
+        + frame["channel"].fillna("-")
+    )
     total = len(order)
     reason = np.select(
         [
@@ -145,6 +149,21 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
         default="contact: " + why_segment + "; " + numbers + "; " + offer,
     )  # fmt: skip
     frame["reason"] = reason
-    return frame[DECISION_COLUMNS + [c for c in ("expected_spend", "mean_spend", "order_id", "description",
-                                                 "occurred_at", "resolved_at", "unresolved", "locale",
-                                                 "time_zone") if c in frame.columns]]
+    return frame[
+        DECISION_COLUMNS
+        + [
+            c
+            for c in (
+                "expected_spend",
+                "mean_spend",
+                "order_id",
+                "description",
+                "occurred_at",
+                "resolved_at",
+                "unresolved",
+                "locale",
+                "time_zone",
+            )
+            if c in frame.columns
+        ]
+    ]

@@ -21,7 +21,7 @@ import pytest
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="winback-prefect-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-from winback.runtime import configure_prefect_environment  # noqa: E402
+from winback.runtime import configure_prefect_environment
 
 configure_prefect_environment()
 

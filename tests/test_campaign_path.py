@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+from conftest import AS_OF
 from sqlalchemy import Engine, func, select
 
 from messages.channels.sink import SinkChannel
@@ -16,8 +17,6 @@ from warehouse.returns import track_run
 from warehouse.source import SourceMapping, SourceTables
 from winback import campaign as stages
 from winback.config import CampaignConfig
-
-from conftest import AS_OF
 
 SRC = SourceTables(SourceMapping())
 

@@ -39,6 +39,7 @@ import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -150,17 +151,19 @@ class _Zone:
     subscriber_width: int
 
 
-# Phone ranges checked with phonenumbers.is_valid_number: GB mobiles 071-073, US area codes of each coast
-# with exchange 200-999, DE mobile blocks 015x/016x/017x with 8 digits, FR mobiles 060-068 (069 is overseas).
+# Phone ranges, each checked with phonenumbers.is_valid_number (and that dropping the last digit makes the
+# number invalid): GB mobiles 071-073; US area codes of each coast with exchanges 200-999; DE mobiles 015x
+# with 8 digits (016x/017x also accept 7, so a dropped digit would stay valid); FR mobiles 06x except 063
+# (0639 is not a mobile range) and 069 (overseas departments).
 ZONES = (
     _Zone("Europe/London", "en_GB", "44", 0.40, (71, 72, 73), 0, 100_000_000, 8),
     _Zone("America/New_York", "en_US", "1", 0.18, (212, 646, 718, 917, 347, 617, 305, 404, 215, 202),
           2_000_000, 10_000_000, 7),
     _Zone("America/Los_Angeles", "en_US", "1", 0.12, (213, 310, 323, 415, 206, 503, 619, 702, 818, 408),
           2_000_000, 10_000_000, 7),
-    _Zone("Europe/Berlin", "de_DE", "49", 0.15, (151, 152, 157, 159, 160, 162, 170, 171, 172, 175, 176, 177),
+    _Zone("Europe/Berlin", "de_DE", "49", 0.15, (151, 152, 155, 156, 157, 159),
           0, 100_000_000, 8),
-    _Zone("Europe/Paris", "fr_FR", "33", 0.15, (60, 61, 62, 63, 64, 65, 66, 67, 68), 0, 10_000_000, 7),
+    _Zone("Europe/Paris", "fr_FR", "33", 0.15, (60, 61, 62, 64, 65, 66, 67, 68), 0, 10_000_000, 7),
 )  # fmt: skip
 
 FIRST_NAMES = {
@@ -550,7 +553,8 @@ def _phones(
 
     ≈30 % missing, ≈1 % invalid.
 
-    Invalid ones lose their last three digits, which phonenumbers rejects for all four countries.
+    Invalid ones lose their last digit (a typo phonenumbers rejects in every range used here; dropping
+    three digits is not enough: "+1310200…" truncations can still parse as valid).
     """
     u = rng.random(len(zone))
     out: list[str | None] = [None] * len(zone)
@@ -561,15 +565,17 @@ def _phones(
         width = plan.subscriber_width
         room = plan.subscriber_high - plan.subscriber_low
         space = len(plan.phone_prefixes) * room
-        v = (numbers[idx].astype(np.int64) * 7_919 + salt) % space  # 7919 is prime, coprime to every space
+        v = (
+            numbers[idx].astype(np.int64) * 7_919 + salt % space
+        ) % space  # 7919 is prime, coprime to every space
         prefix = np.array(plan.phone_prefixes, dtype=np.int64)[v // room]
         national = prefix * 10**width + plan.subscriber_low + v % room
         digits = len(str(plan.phone_prefixes[0])) + width
         broken = u[idx] < 0.01
-        national = np.where(broken, national // 1000, national)
+        national = np.where(broken, national // 10, national)
         valid_text = _join_codes([_codes("+" + plan.country_code), _digit_codes(national, digits)], len(idx))
         short_text = _join_codes(
-            [_codes("+" + plan.country_code), _digit_codes(national, digits - 3)], len(idx)
+            [_codes("+" + plan.country_code), _digit_codes(national, digits - 1)], len(idx)
         )
         for j, i in enumerate(idx.tolist()):
             if u[i] >= 0.70:
@@ -960,23 +966,27 @@ def _return_orders(
     redemption_share: float,
     run_id: int,
 ) -> list[dict[str, Any]]:
-    """One or two orders per returner inside (as_of, as_of + window]; treated ones may use their coupon."""
+    """One or two orders per returner inside (as_of, as_of + window]; treated ones may use their coupon.
+
+    Treated returners come back sooner (the message prompts them), holdout returners uniformly; a second
+    order follows at the customer's own rate.
+    """
     rows: list[dict[str, Any]] = []
-    window_min = window_days * 1440
+    window_s = window_days * 86_400
     for rec in frame.itertuples(index=False):
         treated = rec.arm == "treatment"
-        first = 1 + int((rng.beta(1.0, 2.0) if treated else rng.random()) * (window_min - 1))
-        times = [first]
-        if rng.random() < 1.0 - np.exp(-rec.daily_rate * (window_min - first) / 1440):
-            times.append(first + 1 + int(rng.random() * (window_min - first - 1)))
+        first = 60 + int((rng.beta(1.0, 2.0) if treated else rng.random()) * (window_s - 60))
+        seconds = [first]
+        if rng.random() < 1.0 - np.exp(-rec.daily_rate * (window_s - first) / 86_400):
+            seconds.append(first + 1 + int(rng.random() * (window_s - first - 1)))
         use_coupon = treated and rec.customer_id in codes and rng.random() < redemption_share
-        for k, minute in enumerate(times):
-            amount = max(round(float(rng.gamma(ORDER_SHAPE, rec.spend_scale / ORDER_SHAPE)), 2), 1.0)
+        for k, offset in enumerate(seconds):
+            amount = max(float(rng.gamma(ORDER_SHAPE, rec.spend_scale / ORDER_SHAPE)), 1.0)
             rows.append({
                 "order_id": f"R{run_id}-{len(rows) + 1:07d}",
                 "customer_id": rec.customer_id,
-                "ordered_at": as_of + dt.timedelta(minutes=minute, seconds=float(rng.random() * 59)),
-                "amount": round(amount, 2),
+                "ordered_at": as_of + dt.timedelta(seconds=offset),
+                "amount": Decimal(f"{amount:.2f}"),
                 "coupon_code": codes[rec.customer_id] if use_coupon and k == 0 else None,
             })  # fmt: skip
     return rows

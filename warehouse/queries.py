@@ -63,20 +63,27 @@ def customer_summary(
 
 
 def summary_to_rfm(summary: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
-    """Frequency / recency / T in days and mean order value, the customer-base models' inputs.
+    """Frequency / recency / T in whole days and mean order value, the customer-base models' inputs.
 
-    frequency counts repeat orders; mean_spend averages all orders (the first included), which keeps the
-    aggregation to one pass; see README 'Models' for the effect on Gamma-Gamma.
+    frequency counts repeat orders; orders placed within the first order's day count as one purchase
+    (recency 0 means no repeat, as the models require). Days are whole numbers, as in the literature's
+    day-counted data, which also lets the CLV step share work between customers with equal (x, T).
+    mean_spend averages all orders (the first included), which keeps the aggregation to one pass; see
+    README "Models" for the effect on Gamma-Gamma.
     """
     now_day = to_epoch_days(as_of)
+    first = np.floor(summary["first_day"])
+    last = np.floor(summary["last_day"])
     out = pd.DataFrame({"customer_id": summary["customer_id"]})
-    out["frequency"] = (summary["n_orders"] - 1).clip(lower=0).astype("int64")
-    out["recency"] = (summary["last_day"] - summary["first_day"]).clip(lower=0.0)
-    out["T"] = (now_day - summary["first_day"]).clip(lower=0.0)
+    out["recency"] = (last - first).clip(lower=0.0)
+    repeat = (summary["n_orders"] > 1) & (out["recency"] > 0)
+    out["frequency"] = np.where(repeat, summary["n_orders"] - 1, 0).astype("int64")
+    out["T"] = (np.floor(now_day) - first).clip(lower=0.0)
+    out["recency"] = out["recency"].where(repeat, 0.0)
     out["days_since_last"] = (now_day - summary["last_day"]).clip(lower=0.0)
     out["mean_spend"] = summary["total_spend"] / summary["n_orders"].clip(lower=1)
     out["total_spend"] = summary["total_spend"]
-    return out
+    return out[["customer_id", "frequency", "recency", "T", "days_since_last", "mean_spend", "total_spend"]]
 
 
 def open_failures(
@@ -193,7 +200,9 @@ def as_float_array(series: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype="float64")
 
 
-def _chunked_in(conn: Connection, stmt_for, ids: list[str], columns: list[str], size: int = 5000) -> pd.DataFrame:
+def _chunked_in(
+    conn: Connection, stmt_for, ids: list[str], columns: list[str], size: int = 5000
+) -> pd.DataFrame:
     frames = [
         pd.DataFrame.from_records(conn.execute(stmt_for(ids[i : i + size])).fetchall(), columns=columns)
         for i in range(0, len(ids), size)
@@ -207,7 +216,9 @@ def failures_by_id(conn: Connection, src: SourceTables, failure_ids: list[str]) 
     cols = ["failure_id", "order_id", "occurred_at", "resolved_at", "description"]
     frame = _chunked_in(
         conn,
-        lambda chunk: select(*(src.col(f, n).label(n) for n in cols)).where(src.col(f, "failure_id").in_(chunk)),
+        lambda chunk: select(*(src.col(f, n).label(n) for n in cols)).where(
+            src.col(f, "failure_id").in_(chunk)
+        ),
         failure_ids,
         cols,
     )
@@ -216,15 +227,19 @@ def failures_by_id(conn: Connection, src: SourceTables, failure_ids: list[str]) 
     return frame
 
 
-def last_orders(conn: Connection, src: SourceTables, customer_ids: list[str], as_of: dt.datetime) -> pd.DataFrame:
+def last_orders(
+    conn: Connection, src: SourceTables, customer_ids: list[str], as_of: dt.datetime
+) -> pd.DataFrame:
     """Each customer's last order time up to `as_of` (for "since your last order on …")."""
     o = src.orders
     cid, at = src.col(o, "customer_id"), src.col(o, "ordered_at")
     frame = _chunked_in(
         conn,
-        lambda chunk: select(cid.label("customer_id"), func.max(at).label("last_order_at"))
-        .where(cid.in_(chunk), at <= as_of)
-        .group_by(cid),
+        lambda chunk: (
+            select(cid.label("customer_id"), func.max(at).label("last_order_at"))
+            .where(cid.in_(chunk), at <= as_of)
+            .group_by(cid)
+        ),
         customer_ids,
         ["customer_id", "last_order_at"],
     )
@@ -232,14 +247,18 @@ def last_orders(conn: Connection, src: SourceTables, customer_ids: list[str], as
     return frame
 
 
-def failure_profile(conn: Connection, src: SourceTables, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
+def failure_profile(
+    conn: Connection, src: SourceTables, since: dt.datetime, until: dt.datetime
+) -> pd.DataFrame:
     """Per failure category in [since, until): failures, customers affected, customers failed more than once
     (in any category), and the share resolved. Columns: failure_category, volume, customers,
     repeat_customers, resolved_share."""
     f = src.failures
     cid, cat, at = src.col(f, "customer_id"), src.col(f, "category"), src.col(f, "occurred_at")
     window = and_(at >= since, at < until)
-    per_customer = select(cid.label("customer_id"), func.count().label("n")).where(window).group_by(cid).subquery()
+    per_customer = (
+        select(cid.label("customer_id"), func.count().label("n")).where(window).group_by(cid).subquery()
+    )
     stmt = (
         select(
             cat.label("failure_category"),

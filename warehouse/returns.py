@@ -28,11 +28,15 @@ def redeem_offers(conn: Connection, src: SourceTables, run_id: int) -> int:
     )
     found = conn.execute(stmt).all()
     for offer_id, when, order_id in found:
-        conn.execute(update(Offer).where(Offer.id == offer_id).values(redeemed_at=when, redeemed_order_id=order_id))
+        conn.execute(
+            update(Offer).where(Offer.id == offer_id).values(redeemed_at=when, redeemed_order_id=order_id)
+        )
     return len(found)
 
 
-def track_run(conn: Connection, src: SourceTables, run_id: int, window_days: int, now: dt.datetime | None = None) -> int:
+def track_run(
+    conn: Connection, src: SourceTables, run_id: int, window_days: int, now: dt.datetime | None = None
+) -> int:
     """Rebuild wb_returns for a run; returns the number of customers measured."""
     run = conn.execute(select(CampaignRun.as_of).where(CampaignRun.id == run_id)).scalar_one_or_none()
     if run is None:
@@ -50,13 +54,17 @@ def track_run(conn: Connection, src: SourceTables, run_id: int, window_days: int
             func.coalesce(func.sum(amount), 0).label("revenue"),
             func.min(at).label("first_return_at"),
         )
-        .select_from(Decision.__table__.outerjoin(o, and_(cid == Decision.customer_id, at > start, at <= end)))
+        .select_from(
+            Decision.__table__.outerjoin(o, and_(cid == Decision.customer_id, at > start, at <= end))
+        )
         .where(Decision.run_id == run_id, Decision.arm.is_not(None))
         .group_by(Decision.customer_id, Decision.arm)
     )
     measured = conn.execute(stmt).fetchall()
     redeemed = set(
-        conn.execute(select(Offer.customer_id).where(Offer.run_id == run_id, Offer.redeemed_at.is_not(None))).scalars()
+        conn.execute(
+            select(Offer.customer_id).where(Offer.run_id == run_id, Offer.redeemed_at.is_not(None))
+        ).scalars()
     )
     conn.execute(delete(Return).where(Return.run_id == run_id))
     tracked_at = now or utcnow()
@@ -74,7 +82,9 @@ def track_run(conn: Connection, src: SourceTables, run_id: int, window_days: int
     return len(rows)
 
 
-def measured_customers(conn: Connection, run_id: int, contact_cost: dict[str, float], margin: float) -> pd.DataFrame:
+def measured_customers(
+    conn: Connection, run_id: int, contact_cost: dict[str, float], margin: float
+) -> pd.DataFrame:
     """One row per measured customer of a run, the input of `reports.stats.lift_table`.
 
     Columns: customer_id, arm, returned, revenue, margin, offer_cost (cost actually incurred: the offer's
@@ -103,7 +113,9 @@ def measured_customers(conn: Connection, run_id: int, contact_cost: dict[str, fl
     pct = frame["kind"].isin(["percent_discount", "refund_share"])
     actual = face.where(~pct, face / 100.0 * frame["revenue"])
     frame["offer_cost"] = actual.where(redeemed, 0.0).where(frame["arm"] == "treatment", 0.0)
-    frame["message_cost"] = frame["channel"].map(contact_cost).fillna(0.0).where(frame["arm"] == "treatment", 0.0)
+    frame["message_cost"] = (
+        frame["channel"].map(contact_cost).fillna(0.0).where(frame["arm"] == "treatment", 0.0)
+    )
     start = pd.to_datetime(frame["as_of"], utc=True)
     first = pd.to_datetime(frame["first_return_at"], utc=True)
     frame["days_to_return"] = (first - start).dt.total_seconds() / 86400.0

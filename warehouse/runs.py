@@ -34,7 +34,9 @@ def get_or_start_run(session: Session, campaign_id: str, as_of: dt.datetime) -> 
         select(CampaignRun).where(CampaignRun.campaign_id == campaign_id, CampaignRun.as_of == as_of)
     ).one_or_none()
     if run is None:
-        run = CampaignRun(campaign_id=campaign_id, as_of=as_of, status="started", started_at=utcnow(), stats={})
+        run = CampaignRun(
+            campaign_id=campaign_id, as_of=as_of, status="started", started_at=utcnow(), stats={}
+        )
         session.add(run)
         session.flush()
     return run
@@ -69,9 +71,15 @@ DECISION_FIELDS = (
 def record_decisions(conn: Connection, run_id: int, decisions: pd.DataFrame, chunk: int = 20_000) -> int:
     """Insert one row per considered customer; the run's unique key makes a second insert fail loudly."""
     now = utcnow()
-    rows = decisions[list(DECISION_FIELDS)].astype(object).where(decisions[list(DECISION_FIELDS)].notna(), None)
+    rows = (
+        decisions[list(DECISION_FIELDS)].astype(object).where(decisions[list(DECISION_FIELDS)].notna(), None)
+    )
     records = [
-        {**{k: _clean(v) for k, v in zip(DECISION_FIELDS, values, strict=True)}, "run_id": run_id, "decided_at": now}
+        {
+            **{k: _clean(v) for k, v in zip(DECISION_FIELDS, values, strict=True)},
+            "run_id": run_id,
+            "decided_at": now,
+        }
         for values in rows.itertuples(index=False, name=None)
     ]
     for start in range(0, len(records), chunk):

@@ -58,7 +58,9 @@ def plan_batches(engine: Engine, src: SourceTables, batch_size: int) -> list[que
         return queries.id_partitions(conn, src, batch_size)
 
 
-def summarise_batch(engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange) -> pd.DataFrame:
+def summarise_batch(
+    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange
+) -> pd.DataFrame:
     """Recency/frequency/tenure/spend for one id range, aggregated in SQL."""
     with engine.connect() as conn:
         summary = queries.customer_summary(conn, src, as_of, id_range)
@@ -98,7 +100,9 @@ def decide_run(
     with _tx(engine) as (session, conn):
         if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
             runs.record_decisions(conn, run.run_id, decisions)
-        runs.advance(session, run.run_id, "decided", decisions={k: int(v) for k, v in counts.items()}, model=model)
+        runs.advance(
+            session, run.run_id, "decided", decisions={k: int(v) for k, v in counts.items()}, model=model
+        )
         session.flush()
     return {k: int(v) for k, v in counts.items()}
 
@@ -107,13 +111,15 @@ def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> 
     with _tx(engine) as (session, conn):
         contacts = pd.DataFrame.from_records(
             conn.execute(
-                select(Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost).where(
-                    Decision.run_id == run.run_id, Decision.action == "contact"
-                )
+                select(
+                    Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost
+                ).where(Decision.run_id == run.run_id, Decision.action == "contact")
             ).fetchall(),
             columns=["customer_id", "offer_kind", "offer_value", "offer_cost"],
         )
-        issued = issue_offers(conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days)
+        issued = issue_offers(
+            conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days
+        )
         runs.advance(session, run.run_id, "offered", offers_issued=issued)
         session.flush()
     return issued
@@ -124,7 +130,11 @@ def queue_run_messages(
 ) -> int:
     """Render and enqueue a message for each contacted customer that has none yet."""
     with engine.connect() as conn:
-        queued = set(conn.execute(select(OutboxMessage.customer_id).where(OutboxMessage.run_id == run.run_id)).scalars())
+        queued = set(
+            conn.execute(
+                select(OutboxMessage.customer_id).where(OutboxMessage.run_id == run.run_id)
+            ).scalars()
+        )
         decisions = pd.DataFrame.from_records(
             conn.execute(
                 select(Decision.customer_id, Decision.segment, Decision.channel, Decision.failure_id,

@@ -9,13 +9,15 @@ configure_prefect_environment()
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated, Optional  # noqa: E402, UP035
+from typing import Annotated, Optional  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-app = typer.Typer(help="winback: win back lapsed and aggrieved customers, and prove it worked.", no_args_is_help=True)
+app = typer.Typer(
+    help="winback: win back lapsed and aggrieved customers, and prove it worked.", no_args_is_help=True
+)
 db_app = typer.Typer(help="winback's own tables.", no_args_is_help=True)
 models_app = typer.Typer(help="Customer-base models.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -137,13 +139,17 @@ def explain(customer_id: str) -> None:
     from warehouse.models import CampaignRun, Decision
 
     with make_engine().connect() as conn:
-        d = conn.execute(
-            select(Decision.__table__, CampaignRun.campaign_id, CampaignRun.as_of)
-            .join(CampaignRun, CampaignRun.id == Decision.run_id)
-            .where(Decision.customer_id == customer_id)
-            .order_by(CampaignRun.as_of.desc(), Decision.id.desc())
-            .limit(1)
-        ).mappings().first()
+        d = (
+            conn.execute(
+                select(Decision.__table__, CampaignRun.campaign_id, CampaignRun.as_of)
+                .join(CampaignRun, CampaignRun.id == Decision.run_id)
+                .where(Decision.customer_id == customer_id)
+                .order_by(CampaignRun.as_of.desc(), Decision.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
     if d is None:
         console.print(f"no decision about customer {customer_id!r} yet")
         raise typer.Exit(1)
@@ -156,7 +162,9 @@ def explain(customer_id: str) -> None:
 @app.command("demo")
 def demo(
     customers: Annotated[int, typer.Option(help="demo warehouse size")] = 20_000,
-    true_lift: Annotated[float, typer.Option(help="simulated true effect of contact on return probability")] = 0.05,
+    true_lift: Annotated[
+        float, typer.Option(help="simulated true effect of contact on return probability")
+    ] = 0.05,
     out: Annotated[Path, typer.Option(help="report folder")] = Path("demo_out"),
     database: Annotated[Path, typer.Option(help="SQLite file, rebuilt each time")] = Path("winback-demo.db"),
 ) -> None:

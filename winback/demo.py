@@ -67,7 +67,9 @@ def run_demo(
                                           true_lift=true_lift, seed=seed + 4)  # fmt: skip
     track_returns(run_id=result["run_id"], window_days=config.attribution_days,
                   now=as_of + dt.timedelta(days=config.attribution_days + 1))  # fmt: skip
-    note = f"Demo truth: contact raises the 30-day return probability by {true_lift * 100:+.1f} pp (simulated)."
+    note = (
+        f"Demo truth: contact raises the 30-day return probability by {true_lift * 100:+.1f} pp (simulated)."
+    )
     report = retention_report(config=config, run_id=result["run_id"], out_dir=str(out), notes=[note])
     overall = report["overall"][0]
     from winback.cli import print_overall
@@ -80,4 +82,10 @@ def run_demo(
         + " the 95% interval"
     )
     console.print(f"report: [bold]{out / 'report.html'}[/bold] · {time.perf_counter() - started:.1f} s")
-    return {"data": data, "campaign": result, "response": response, "overall": overall, "truth_inside": inside}
+    return {
+        "data": data,
+        "campaign": result,
+        "response": response,
+        "overall": overall,
+        "truth_inside": inside,
+    }

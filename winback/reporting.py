@@ -26,11 +26,15 @@ def latest_run_id(conn: Connection, campaign_id: str | None = None) -> int:
         stmt = stmt.where(CampaignRun.campaign_id == campaign_id)
     run_id = conn.execute(stmt).scalar_one_or_none()
     if run_id is None:
-        raise ValueError(f"no campaign runs{' for ' + campaign_id if campaign_id else ''} yet: run a campaign first")
+        raise ValueError(
+            f"no campaign runs{' for ' + campaign_id if campaign_id else ''} yet: run a campaign first"
+        )
     return run_id
 
 
-def root_causes(conn: Connection, src: SourceTables, run_id: int, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
+def root_causes(
+    conn: Connection, src: SourceTables, run_id: int, since: dt.datetime, until: dt.datetime
+) -> pd.DataFrame:
     """Per failure category: volume, recovery rate, repeat-failure rate, compensation cost.
 
     Volume and repeats come from the business's failure records in [since, until); recovery (the
@@ -43,7 +47,9 @@ def root_causes(conn: Connection, src: SourceTables, run_id: int, since: dt.date
             Decision.failure_category,
             func.count().label("aggrieved"),
             func.sum(case((Return.returned, 1), else_=0)).label("returned"),
-            func.coalesce(func.sum(case((Offer.redeemed_at.is_not(None), Offer.value), else_=0)), 0).label("cost"),
+            func.coalesce(func.sum(case((Offer.redeemed_at.is_not(None), Offer.value), else_=0)), 0).label(
+                "cost"
+            ),
         )
         .outerjoin(Return, and_(Return.run_id == Decision.run_id, Return.customer_id == Decision.customer_id))
         .outerjoin(Offer, and_(Offer.run_id == Decision.run_id, Offer.customer_id == Decision.customer_id))
@@ -51,7 +57,8 @@ def root_causes(conn: Connection, src: SourceTables, run_id: int, since: dt.date
         .group_by(Decision.failure_category)
     )
     recovery = pd.DataFrame.from_records(
-        conn.execute(stmt).fetchall(), columns=["failure_category", "aggrieved", "returned", "compensation_cost"]
+        conn.execute(stmt).fetchall(),
+        columns=["failure_category", "aggrieved", "returned", "compensation_cost"],
     )
     frame = profile.merge(recovery, on="failure_category", how="outer")
     frame["volume"] = frame["volume"].fillna(0).astype(int)
@@ -70,7 +77,9 @@ def build_report(
     """Everything the HTML report and its CSV/JSON twins show, for one tracked run."""
     as_of = conn.execute(select(CampaignRun.as_of).where(CampaignRun.id == run_id)).scalar_one()
     campaign_id = conn.execute(select(CampaignRun.campaign_id).where(CampaignRun.id == run_id)).scalar_one()
-    tracked = conn.execute(select(func.count()).select_from(Return).where(Return.run_id == run_id)).scalar_one()
+    tracked = conn.execute(
+        select(func.count()).select_from(Return).where(Return.run_id == run_id)
+    ).scalar_one()
     if not tracked:
         raise ValueError(f"run {run_id} has no tracked returns yet: run `winback track` first")
     econ = config.economics
@@ -85,7 +94,9 @@ def build_report(
         overall=overall,
         breakdowns=breakdowns,
         retention=retention_curve(frame, max_days=config.attribution_days),
-        root_causes=root_causes(conn, src, run_id, start - dt.timedelta(days=config.aggrieved.lookback_days), start),
+        root_causes=root_causes(
+            conn, src, run_id, start - dt.timedelta(days=config.aggrieved.lookback_days), start
+        ),
         notes=notes or [],
         period_start=start.date(),
         period_end=(start + dt.timedelta(days=config.attribution_days)).date(),

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from messages.outcomes import OutgoingMessage, Sent, SendOutcome
+from messages.outcomes import OutgoingMessage, SendOutcome, Sent
 from messages.redact import mask_email, mask_phone
 
 DEFAULT_PATH = "outbox_sink.jsonl"

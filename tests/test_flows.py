@@ -1,0 +1,87 @@
+"""The Prefect flows themselves, ephemeral (no server): few and end to end, since each costs seconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import AS_OF
+from sqlalchemy import Engine, func, select
+
+from warehouse.demo_data import simulate_campaign_response
+from warehouse.models import CampaignRun, OutboxMessage
+from winback.config import CampaignConfig
+
+
+@pytest.fixture
+def url(demo_engine: Engine) -> str:
+    return demo_engine.url.render_as_string(hide_password=False)
+
+
+def test_campaign_track_report_flows(url: str, demo_engine: Engine, tmp_path: Path) -> None:
+    from flows.campaign import winback_campaign
+    from flows.dispatch import dispatch_outbox
+    from flows.report import retention_report
+    from flows.track import track_returns
+
+    config = CampaignConfig(campaign_id="flow-test", budget=3000.0, holdout_share=0.2, batch_size=800)
+    result = winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
+    assert result["batches"] == 3
+    assert result["decisions"]["contact"] > 0
+    assert result["model"]["method"] == "bgnbd+gamma_gamma"
+    dispatched = dispatch_outbox(now=AS_OF + dt.timedelta(days=1), database_url_override=url)
+    with demo_engine.connect() as conn:
+        queued = conn.execute(select(func.count()).where(OutboxMessage.status == "queued")).scalar_one()
+    assert queued == 0
+    assert dispatched.get("sent", 0) + result["sending"].get("sent", 0) > 0
+
+    simulate_campaign_response(demo_engine, result["run_id"], window_days=30, true_lift=0.05, seed=3)
+    tracked = track_returns(run_id=result["run_id"], database_url_override=url)
+    assert (
+        tracked["tracked"][result["run_id"]]
+        == result["decisions"]["contact"] + result["decisions"]["holdout"]
+    )
+    report = retention_report(config=config, run_id=result["run_id"], out_dir=str(tmp_path / "r"),
+                              database_url_override=url)  # fmt: skip
+    assert (tmp_path / "r" / "report.html").exists()
+    assert "flow-test-lift-overall" in report["artifacts"]
+    overall = report["overall"][0]
+    assert overall["n_treated"] == result["decisions"]["contact"]
+    assert overall["n_holdout"] == result["decisions"]["holdout"]
+
+
+def test_demo_command_runs_clean(tmp_path: Path) -> None:
+    """`winback demo` end to end in a fresh process: report written, truth checked, no traceback at exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_SERVICES")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    proc = subprocess.run(
+        [sys.executable, "-m", "winback.cli", "demo", "--customers", "4000",
+         "--out", str(tmp_path / "out"), "--database", str(tmp_path / "demo.db")],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "CancelledError" not in proc.stderr + proc.stdout
+    assert "true simulated lift" in proc.stdout
+    assert "(nothing twice)" in proc.stdout
+    overall = json.loads((tmp_path / "out" / "lift_overall.json").read_text())[0]
+    assert overall["n_treated"] > 0 and overall["n_holdout"] > 0
+    with (tmp_path / "out" / "report.html").open() as fh:
+        assert "chart-return-rate" in fh.read()
+
+
+def test_rerun_of_a_decided_run_does_not_decide_again(url: str, demo_engine: Engine) -> None:
+    from flows.campaign import winback_campaign
+
+    config = CampaignConfig(campaign_id="flow-rerun", budget=1000.0)
+    first = winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
+    second = winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
+    assert "decisions" in first and "decisions" not in second
+    assert second["messages_queued"] == 0
+    with demo_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(CampaignRun)).scalar_one() == 1
