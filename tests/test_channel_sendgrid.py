@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -515,6 +516,7 @@ def test_gzip_bodies_are_accepted(sendgrid_standin: SendGridStandin) -> None:
     )
     assert response.status_code == 202
     assert sendgrid_standin.accepted[0].request.body[:2] == b"\x1f\x8b"
+    assert sendgrid_standin.accepted[0].json() == valid_mail()
 
 
 def test_both_validators_give_the_same_answers() -> None:
@@ -532,3 +534,13 @@ def test_both_validators_give_the_same_answers() -> None:
             a, b = post(fast, body), post(reference, body)
             assert a.status_code == b.status_code
             assert (a.json() if a.content else None) == (b.json() if b.content else None)
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", pytest.skip.Exception), ("true", pytest.fail.Exception)])
+def test_missing_specs_skip_locally_but_fail_under_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("WINBACK_SPECS_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match=r"sendgrid_mail_v3\.json not found"):
+        require_specs()

@@ -416,7 +416,7 @@ def test_measured_lift_matches_the_true_lift(decided_run: tuple[Engine, int, pd.
     summary = simulate_campaign_response(engine, run_id, true_lift=0.10, seed=11)
     arms = decided.arm.value_counts()
     assert (summary.decided_treatment, summary.decided_holdout) == (arms["treatment"], arms["holdout"])
-    assert summary.true_ate == pytest.approx(0.10, abs=0.01)
+    assert 0.08 <= summary.true_ate <= 0.10, "clipping at 1 only trims the effect for heavy buyers"
     assert summary.measured_lift == pytest.approx(summary.true_ate, abs=0.025)
     null = simulate_campaign_response(engine, run_id, true_lift=0.0, seed=11)
     assert null.measured_lift == pytest.approx(0.0, abs=0.025)

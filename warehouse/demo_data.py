@@ -635,103 +635,119 @@ def _consents(
     }
 
 
-def _generate_block(
-    seed: int, block_no: int, first_number: int, n: int, clock: _Clock, ids: dict[str, int]
-) -> _Block:
-    """All rows for customers first_number .. first_number+n-1.
+@dataclass(frozen=True)
+class _Latent:
+    """Each customer's hidden state: where they live, when they joined, how they buy."""
 
-    `ids` carries the running order and failure numbers across blocks (updated in place).
-    """
-    rng = np.random.default_rng(np.random.SeedSequence([seed, block_no]))
-    numbers = np.arange(first_number, first_number + n, dtype=np.int64)
+    zone: np.ndarray
+    signup: np.ndarray  # days since history start
+    first: np.ndarray  # first order, minutes after sign-up
+    rate: np.ndarray  # λ per day
+    dropout: np.ndarray  # p per repeat order
+    spend: np.ndarray  # expected order value
+
+
+def _draw_latent(rng: np.random.Generator, n: int, clock: _Clock) -> _Latent:
     zone = _pick_zones(rng, n)
     signup = _signups(rng, zone, clock)
     first = signup + rng.uniform(1, 30, n) / 1440.0
-    lam = np.minimum(rng.gamma(LAMBDA_SHAPE, 1.0 / LAMBDA_RATE, n), LAMBDA_CAP)
+    rate = np.minimum(rng.gamma(LAMBDA_SHAPE, 1.0 / LAMBDA_RATE, n), LAMBDA_CAP)
     dropout = rng.beta(DROPOUT_A, DROPOUT_B, n)
-    spend = ORDER_SHAPE / rng.gamma(SPEND_SHAPE, 1.0 / SPEND_RATE, n)  # expected order value
+    spend = ORDER_SHAPE / rng.gamma(SPEND_SHAPE, 1.0 / SPEND_RATE, n)  # Gamma-Gamma: E[value] = p / ν
+    return _Latent(zone, signup, first, rate, dropout, spend)
 
-    ev = _candidate_events(rng, zone, first, lam, clock)
-    fail = _failures(rng, ev, clock)
-    happens, alive = _survivors(rng, ev, dropout, fail)
 
-    kept = np.flatnonzero(happens)
-    order_numbers = np.full(len(ev.t), -1, dtype=np.int64)
-    order_numbers[kept] = ids["order"] + np.arange(len(kept))
-    ids["order"] += len(kept)
-    customer_ids = _ids("C", numbers, 7)
-    owner = ev.owner[kept]
-    amounts = np.maximum(
-        np.round(rng.gamma(ORDER_SHAPE, 1.0, len(kept)) * spend[owner] / ORDER_SHAPE, 2), 1.0
-    )
-    order_ids = _ids("O", order_numbers[kept], 9)
-
-    f_keep = happens[fail.event]
-    fail = _Failures(*(getattr(fail, f)[f_keep] for f in _Failures.__dataclass_fields__))
-    failure_ids = _ids("F", ids["failure"] + np.arange(len(fail.event)), 8)
-    ids["failure"] += len(fail.event)
-    fail_order_ids = _ids("O", order_numbers[fail.event], 9)
-
-    first_names, handles = _names(rng, zone)
+def _customer_rows(
+    rng: np.random.Generator, lat: _Latent, numbers: np.ndarray, ids: list[str], seed: int, clock: _Clock
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+    """The customers and consents tables of a block, and the contact-data counts."""
+    first_names, handles = _names(rng, lat.zone)
     emails, bad_email, no_email = _emails(rng, handles, numbers)
-    phones, bad_phone, no_phone = _phones(rng, zone, numbers, salt=seed * 1_000_003)
+    phones, bad_phone, no_phone = _phones(rng, lat.zone, numbers, salt=seed * 1_000_003)
     has_email = np.array([e is not None for e in emails])
     has_phone = np.array([p is not None for p in phones])
-    per_customer = np.bincount(owner, minlength=n)
-
-    tables = {
-        "customers": {
-            "customer_id": customer_ids,
-            "first_name": first_names,
-            "email": emails,
-            "phone": phones,
-            "locale": [ZONES[z].locale for z in zone.tolist()],
-            "time_zone": [ZONES[z].tz for z in zone.tolist()],
-            "preferred_channel": _preferred_channels(rng, has_email, has_phone),
-            "do_not_contact": rng.random(n) < 0.01,
-            "fraud_flag": rng.random(n) < 0.005,
-            "signed_up_at": _to_us(clock, signup),
-        },
-        "orders": {
-            "order_id": order_ids,
-            "customer_id": [customer_ids[i] for i in owner.tolist()],
-            "ordered_at": _to_us(clock, ev.t[kept]),
-            "amount": amounts,
-            "coupon_code": [None] * len(kept),
-        },
-        "service_failures": {
-            "failure_id": failure_ids,
-            "customer_id": [customer_ids[i] for i in ev.owner[fail.event].tolist()],
-            "order_id": fail_order_ids,
-            "category": [CATEGORIES[c] for c in fail.category.tolist()],
-            "severity": fail.severity,
-            "occurred_at": _to_us(clock, fail.occurred),
-            "resolved_at": np.where(
-                np.isnan(fail.resolved), NULL_TS, _to_us(clock, np.nan_to_num(fail.resolved))
-            ),
-            "description": _descriptions(fail, fail_order_ids),
-        },
-        "consents": _consents(rng, customer_ids, signup, has_email, has_phone, clock),
-        "demo_truth": {
-            "customer_id": customer_ids,
-            "daily_rate": lam,
-            "alive_at_as_of": alive,
-            "spend_scale": np.round(spend, 4),
-        },
+    n = len(ids)
+    customers = {
+        "customer_id": ids,
+        "first_name": first_names,
+        "email": emails,
+        "phone": phones,
+        "locale": [ZONES[z].locale for z in lat.zone.tolist()],
+        "time_zone": [ZONES[z].tz for z in lat.zone.tolist()],
+        "preferred_channel": _preferred_channels(rng, has_email, has_phone),
+        "do_not_contact": rng.random(n) < 0.01,
+        "fraud_flag": rng.random(n) < 0.005,
+        "signed_up_at": _to_us(clock, lat.signup),
     }
-    counts = {
+    consents = _consents(rng, ids, lat.signup, has_email, has_phone, clock)
+    counts = {"invalid_emails": bad_email, "missing_emails": no_email, "invalid_phones": bad_phone,
+              "missing_phones": no_phone}  # fmt: skip
+    return customers, consents, counts
+
+
+def _failure_rows(
+    fail: _Failures, owner: np.ndarray, order_numbers: np.ndarray, ids: list[str], first: int, clock: _Clock
+) -> dict[str, Any]:
+    """The service_failures table of a block; `owner` and `order_numbers` are indexed by event."""
+    order_ids = _ids("O", order_numbers[fail.event], 9)
+    unresolved = np.isnan(fail.resolved)
+    return {
+        "failure_id": _ids("F", first + np.arange(len(fail.event)), 8),
+        "customer_id": [ids[i] for i in owner[fail.event].tolist()],
+        "order_id": order_ids,
+        "category": [CATEGORIES[c] for c in fail.category.tolist()],
+        "severity": fail.severity,
+        "occurred_at": _to_us(clock, fail.occurred),
+        "resolved_at": np.where(unresolved, NULL_TS, _to_us(clock, np.nan_to_num(fail.resolved))),
+        "description": _descriptions(fail, order_ids),
+    }
+
+
+def _generate_block(
+    seed: int, block_no: int, first_number: int, n: int, clock: _Clock, next_ids: dict[str, int]
+) -> _Block:
+    """All rows for customers first_number .. first_number+n-1, from one RNG stream.
+
+    `next_ids` carries the running order and failure numbers across blocks (updated in place).
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, block_no]))
+    numbers = np.arange(first_number, first_number + n, dtype=np.int64)
+    ids = _ids("C", numbers, 7)
+    lat = _draw_latent(rng, n, clock)
+    ev = _candidate_events(rng, lat.zone, lat.first, lat.rate, clock)
+    fail = _failures(rng, ev, clock)
+    happens, alive = _survivors(rng, ev, lat.dropout, fail)
+    fail = _Failures(*(getattr(fail, f)[happens[fail.event]] for f in _Failures.__dataclass_fields__))
+
+    kept = np.flatnonzero(happens)
+    owner = ev.owner[kept]
+    order_numbers = np.full(len(ev.t), -1, dtype=np.int64)
+    order_numbers[kept] = next_ids["order"] + np.arange(len(kept))
+    value = rng.gamma(ORDER_SHAPE, 1.0, len(kept)) * lat.spend[owner] / ORDER_SHAPE
+    orders = {
+        "order_id": _ids("O", order_numbers[kept], 9),
+        "customer_id": [ids[i] for i in owner.tolist()],
+        "ordered_at": _to_us(clock, ev.t[kept]),
+        "amount": np.maximum(np.round(value, 2), 1.0),
+        "coupon_code": [None] * len(kept),
+    }
+    failures = _failure_rows(fail, ev.owner, order_numbers, ids, next_ids["failure"], clock)
+    customers, consents, counts = _customer_rows(rng, lat, numbers, ids, seed, clock)
+    truth = {"customer_id": ids, "daily_rate": lat.rate, "alive_at_as_of": alive,
+             "spend_scale": np.round(lat.spend, 4)}  # fmt: skip
+    next_ids["order"] += len(kept)
+    next_ids["failure"] += len(fail.event)
+    counts |= {
         "customers": n,
         "orders": len(kept),
         "service_failures": len(fail.event),
         "consents": 2 * n,
         "alive_at_as_of": int(alive.sum()),
-        "one_time_buyers": int((per_customer == 1).sum()),
+        "one_time_buyers": int((np.bincount(owner, minlength=n) == 1).sum()),
         "customers_with_failure": len(np.unique(ev.owner[fail.event])),
-        "invalid_emails": bad_email,
-        "missing_emails": no_email,
-        "invalid_phones": bad_phone,
-        "missing_phones": no_phone,
     }
+    tables = {"customers": customers, "orders": orders, "service_failures": failures, "consents": consents,
+              "demo_truth": truth}  # fmt: skip
     return _Block(tables, counts)
 
 
@@ -914,10 +930,10 @@ def _load_blocks(
     sink: _Sink, seed: int, customers: int, chunk_size: int, clock: _Clock, counts: dict[str, int]
 ) -> None:
     """Generate BLOCK customers at a time, write them, commit every `chunk_size` customers."""
-    ids = {"order": 1, "failure": 1}
+    next_ids = {"order": 1, "failure": 1}
     since_commit = 0
     for block_no, start in enumerate(range(0, customers, BLOCK)):
-        block = _generate_block(seed, block_no, start + 1, min(BLOCK, customers - start), clock, ids)
+        block = _generate_block(seed, block_no, start + 1, min(BLOCK, customers - start), clock, next_ids)
         for name, raw in block.tables.items():
             sink.write(TABLES[name], raw)
         for key, value in block.counts.items():

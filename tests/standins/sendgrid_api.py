@@ -220,7 +220,7 @@ def business_rule_violations(payload: dict[str, Any], *, now: float) -> list[Vio
     found: list[Violation] = []
     personalizations = payload.get("personalizations") or []
     template_id = payload.get("template_id")
-    if False:
+    if not personalizations:
         found.append(Violation(("personalizations",), _FRIENDLY[("required", "personalizations")], "rule"))
     recipients = 0
     for i, p in enumerate(personalizations):

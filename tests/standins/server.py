@@ -8,6 +8,7 @@ exactly what the SDK put on the wire. `disable_nagle_algorithm` matters: without
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import threading
@@ -34,10 +35,11 @@ class Request:
     body: bytes
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        gzipped = self.headers.get("content-encoding", "").lower() == "gzip"
+        return json.loads(gzip.decompress(self.body) if gzipped else self.body)
 
     def form(self) -> dict[str, list[str]]:
-        return parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+        return parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True)
 
     def fields(self) -> dict[str, str]:
         """Form fields, last value wins (for single-valued fields)."""

@@ -200,17 +200,15 @@ class TwilioStandin:
             )
         if content_type != FORM:
             return [Violation((), f"unsupported media type {content_type or '(none)'}", "media-type")]
-        found = schema_violations(_account_sid_validator().iter_errors(account_sid), ("AccountSid",))
         body, cast_errors = cast_form(request.form())
-        return (
-            found
-            + cast_errors
-            + schema_violations(
-                compiled_validator(
-                    TWILIO_SPEC, request_body_fragment(TWILIO_SPEC, MESSAGES_TEMPLATE, "post", FORM)
-                ).iter_errors(body)
-            )
+        body_schema = compiled_validator(
+            TWILIO_SPEC, request_body_fragment(TWILIO_SPEC, MESSAGES_TEMPLATE, "post", FORM)
         )
+        return [
+            *schema_violations(_account_sid_validator().iter_errors(account_sid), ("AccountSid",)),
+            *cast_errors,
+            *schema_violations(body_schema.iter_errors(body)),
+        ]
 
     def _authentic(self, user: str, password: str) -> bool:
         return hmac.compare_digest(user.encode(), self.account_sid.encode()) and hmac.compare_digest(
