@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pandas as pd
@@ -89,28 +90,40 @@ def winback_campaign(
     now = utc(now or utcnow())
     src = SourceTables(SourceMapping.configured())
     logger = get_run_logger()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        timings[stage] = round(time.perf_counter() - clock, 3)
+        clock = time.perf_counter()
+
     run = start_run(url, config, as_of)
-    result: dict[str, Any] = {
-        "run_id": run.run_id,
-        "campaign_id": config.campaign_id,
-        "as_of": as_of.isoformat(),
-    }
+    result: dict[str, Any] = {"run_id": run.run_id, "campaign_id": config.campaign_id, "as_of": as_of.isoformat()}
     if run.status == "started":
         batches = plan_batches(url, src, config.batch_size)
         rfm = pd.concat([summarise_batch(url, src, as_of, b) for b in batches], ignore_index=True)
+        lap("summarise")
         contexts = [context_batch(url, src, as_of, b, config.aggrieved.lookback_days) for b in batches]
         failures = pd.concat([c[0] for c in contexts], ignore_index=True)
         reach = pd.concat([c[1] for c in contexts], ignore_index=True)
+        lap("failures_and_reach")
         scored, model = score(rfm, config)
+        lap("score")
         result["decisions"] = decide(url, run, scored, failures, reach, config, model)
+        lap("decide")
         result["model"] = model
         result["batches"] = len(batches)
     else:
         logger.info("run %s already decided (%s): resuming", run.run_id, run.status)
     result["offers_issued"] = issue_offers(url, run, config)
+    lap("offers")
     result["messages_queued"] = queue_messages(url, src, run, config, now)
+    lap("render_and_queue")
     if config.dry_run:
         logger.info("dry run: nothing sent")
     else:
         result["sending"] = send(url, run, config.campaign_id, now)
+        lap("send")
+    result["timings"] = timings
     return result

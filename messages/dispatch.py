@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
+import threading
+import time
+import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import Engine, select
 
 from messages.outcomes import Failed, OutgoingMessage, SendOutcome, Sent, Skipped
+from messages.channels.errors import OPTED_OUT_REASON
 from messages.redact import redact_text
+from warehouse.suppressions import suppress
 from warehouse import outbox
 from warehouse.models import Suppression
 from warehouse.timeutil import utcnow
@@ -86,6 +93,45 @@ def to_outgoing(row: dict, campaign_id: str = "") -> OutgoingMessage:
     )
 
 
+class RateLimiter:
+    """A token bucket: at most `per_second` sends on average, bursts up to one second's worth."""
+
+    def __init__(self, per_second: float) -> None:
+        self.per_second = per_second
+        self._tokens = per_second
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self.per_second, self._tokens + (now - self._last) * self.per_second)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self.per_second
+            time.sleep(wait)
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    """Per-channel messages per second and in-flight concurrency; from WINBACK_{EMAIL,SMS}_RATE."""
+
+    email_per_second: float = 100.0
+    sms_per_second: float = 10.0
+    concurrency: int = 8
+
+    @classmethod
+    def from_env(cls) -> SendLimits:
+        return cls(
+            email_per_second=float(os.environ.get("WINBACK_EMAIL_RATE", cls.email_per_second)),
+            sms_per_second=float(os.environ.get("WINBACK_SMS_RATE", cls.sms_per_second)),
+            concurrency=int(os.environ.get("WINBACK_SEND_CONCURRENCY", cls.concurrency)),
+        )
+
+
 def send_due(
     engine: Engine,
     channels: dict[str, Channel],
@@ -93,34 +139,45 @@ def send_due(
     run_id: int | None = None,
     campaign_id: str = "",
     now: dt.datetime | None = None,
-    batch_size: int = 500,
+    limits: SendLimits | None = None,
     retry: RetryPolicy = RetryPolicy(),
     max_messages: int | None = None,
 ) -> DispatchReport:
-    """Send every due message (of one run, or all), batch by batch, until none is left."""
+    """Send every due message (of one run, or all) until none is left.
+
+    Rows are claimed a few at a time (twice the concurrency), so a crash leaves at most that many in
+    `sending`; each outcome is committed as soon as its provider answers.
+    """
+    limits = limits or SendLimits.from_env()
+    buckets = {"email": RateLimiter(limits.email_per_second), "sms": RateLimiter(limits.sms_per_second)}
     report = DispatchReport()
     now = now or utcnow()
-    sent_so_far = 0
-    while max_messages is None or sent_so_far < max_messages:
-        with engine.begin() as conn:
-            ids = outbox.due(conn, now, batch_size, run_id)
-        if not ids:
-            break
-        with engine.begin() as conn:
-            rows = outbox.load(conn, ids)
-        blocked = _suppressed(engine, rows)
-        for row in rows:
-            if (row["customer_id"], row["channel"]) in blocked:
-                with engine.begin() as conn:
-                    outbox.mark(conn, row["id"], "skipped", last_error="suppressed at send time")
-                report.add("skipped")
-                continue
+    token = uuid.uuid4().hex
+    claim_size = max(1, 2 * limits.concurrency)
+    handled = 0
+    with ThreadPoolExecutor(max_workers=limits.concurrency, thread_name_prefix="winback-send") as pool:
+        while max_messages is None or handled < max_messages:
             with engine.begin() as conn:
-                if not outbox.claim(conn, [row["id"]]):
-                    continue  # another sender took it
-            outcome = channels[row["channel"]].send(to_outgoing(row, campaign_id))
-            report.add(_record(engine, row, outcome, retry, now))
-            sent_so_far += 1
+                won = outbox.claim(conn, outbox.due(conn, now, claim_size, run_id), token)
+                rows = outbox.load(conn, won)
+            if not rows:
+                break
+            blocked = _suppressed(engine, rows)
+            with engine.begin() as conn:
+                for row in rows:
+                    if (row["customer_id"], row["channel"]) in blocked:
+                        outbox.mark(conn, row["id"], "skipped", last_error="suppressed at send time")
+                        report.add("skipped")
+            todo = [r for r in rows if (r["customer_id"], r["channel"]) not in blocked]
+
+            def deliver(row: dict) -> tuple[dict, SendOutcome]:
+                buckets[row["channel"]].acquire()
+                return row, channels[row["channel"]].send(to_outgoing(row, campaign_id))
+
+            for future in as_completed([pool.submit(deliver, r) for r in todo]):
+                row, outcome = future.result()
+                report.add(_record(engine, row, outcome, retry, now))
+            handled += len(rows)
     return report
 
 
@@ -136,6 +193,8 @@ def _record(engine: Engine, row: dict, outcome: SendOutcome, retry: RetryPolicy,
             return "skipped"
         assert isinstance(outcome, Failed)
         reason = redact_text(outcome.reason)
+        if outcome.reason == OPTED_OUT_REASON:
+            suppress(conn, row["customer_id"], row["channel"], "stop", f"{row['channel']} provider", now)
         if outcome.retryable and attempts < retry.max_attempts:
             later = now + dt.timedelta(seconds=retry.delay(attempts, outcome.retry_after))
             outbox.mark(conn, row["id"], "queued", not_before=later, last_error=reason)

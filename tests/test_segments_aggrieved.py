@@ -9,7 +9,9 @@ import pytest
 from conftest import AS_OF
 
 from segments.aggrieved import FAILURE_COLUMNS, aggrieved_segment
-from winback.config import AggrievedRule
+from segments.candidates import build_candidates
+from warehouse.timeutil import to_epoch_days
+from winback.config import AggrievedRule, CampaignConfig
 
 OUT_COLUMNS = [
     "customer_id", "failure_id", "order_id", "failure_category", "severity", "occurred_at",
@@ -101,15 +103,21 @@ def test_one_row_per_customer_across_customers() -> None:
     [(None, 1.5), (8.0, 1.5), (7.5, 1.5), (7.0, 1.0), (0.5, 1.0)],
     ids=["unresolved", "slow-8-days", "slow-7.5-days", "exactly-7-days", "same-day"],
 )
-def test_grievance_weight_for_unresolved_or_slowly_resolved(resolved_after_days: float | None, weight: float) -> None:
+def test_grievance_weight_for_unresolved_or_slowly_resolved(
+    resolved_after_days: float | None, weight: float
+) -> None:
     f = _failures([("f", "c", "wrong_item", 4, 30, resolved_after_days)])
     assert aggrieved_segment(f, AggrievedRule()).iloc[0]["grievance"] == pytest.approx(4 * weight)
 
 
 def test_slow_resolution_threshold_from_the_rule() -> None:
     f = _failures([("f", "c", "wrong_item", 2, 30, 3.0)])
-    assert aggrieved_segment(f, AggrievedRule(slow_resolution_days=2)).iloc[0]["grievance"] == pytest.approx(3.0)
-    assert aggrieved_segment(f, AggrievedRule(slow_resolution_days=3)).iloc[0]["grievance"] == pytest.approx(2.0)
+    assert aggrieved_segment(f, AggrievedRule(slow_resolution_days=2)).iloc[0]["grievance"] == pytest.approx(
+        3.0
+    )
+    assert aggrieved_segment(f, AggrievedRule(slow_resolution_days=3)).iloc[0]["grievance"] == pytest.approx(
+        2.0
+    )
 
 
 def test_min_severity_drops_failures_from_choice_and_totals() -> None:
@@ -164,3 +172,52 @@ def test_missing_columns_named() -> None:
     f = _failures([("a", "c1", "outage", 3, 1, None)]).drop(columns=["severity"])
     with pytest.raises(ValueError, match=r"aggrieved_segment: required columns missing: severity"):
         aggrieved_segment(f, AggrievedRule())
+
+
+# --------------------------------------------------------------------------- downstream: "already returned"
+
+
+def _returned_since_failure(failures: pd.DataFrame, last_order: dt.datetime) -> bool:
+    """build_candidates' verdict for one aggrieved customer whose last order was at `last_order`."""
+    scored = pd.DataFrame(
+        {
+            "customer_id": ["c1"], "frequency": [2], "recency": [60.0], "days_since_last": [30.0],
+            "p_active": [0.5], "customer_value": [100.0], "mean_spend": [40.0],
+            "last_day": [to_epoch_days(last_order)],
+        }
+    )  # fmt: skip
+    reach = pd.DataFrame(
+        {"customer_id": ["c1"], "channel": ["email"], "channel_reason": [None], "do_not_contact": [False],
+         "fraud_flag": [False]}
+    )  # fmt: skip
+    history = pd.DataFrame({"customer_id": ["c1"], "days_since_contact": [float("nan")], "messages_30d": [0]})
+    out = build_candidates(
+        scored, failures, reach, history, CampaignConfig(segments=["aggrieved"]), to_epoch_days(AS_OF)
+    )
+    return bool(out.loc[0, "returned_since_failure"])
+
+
+def _one_resolved_failure(unit: str) -> pd.DataFrame:
+    f = _failures([("f1", "c1", "damaged_item", 4, 20, 2)])  # occurred 20 days before AS_OF, fixed in 2
+    for col in ("occurred_at", "resolved_at"):
+        f[col] = f[col].astype(f"datetime64[{unit}, UTC]")
+    return f
+
+
+@pytest.mark.parametrize("days_after_failure", [-10.0, 0.5, 5.0], ids=["before", "same-day", "after"])
+def test_returned_since_failure_with_nanosecond_timestamps(days_after_failure: float) -> None:
+    last_order = AS_OF - dt.timedelta(days=20 - days_after_failure)
+    returned = _returned_since_failure(_one_resolved_failure("ns"), last_order)
+    assert returned is (days_after_failure > 1)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: segments/candidates.py:43 computes failure_day = occurred_at.astype('int64') / 86_400e9, "
+    "assuming nanoseconds; pandas 3 gives warehouse.queries.open_failures microsecond timestamps, so "
+    "failure_day is 1000x too small and every resolved failure counts as 'already returned'",
+)
+def test_returned_since_failure_with_microsecond_timestamps_as_open_failures_returns() -> None:
+    # pd.to_datetime(..., utc=True), as open_failures does, yields microseconds under pandas 3
+    # the customer last ordered 10 days BEFORE the failure: not returned
+    assert _returned_since_failure(_one_resolved_failure("us"), AS_OF - dt.timedelta(days=30)) is False

@@ -69,14 +69,20 @@ def test_different_campaigns_draw_different_holdouts() -> None:
 @pytest.mark.parametrize(
     ("sizes", "share", "expected"),
     [
-        ({"lapsed": 7, "aggrieved": 13, "vip": 40, "tiny": 1}, 0.3, {"lapsed": 2, "aggrieved": 4, "vip": 12, "tiny": 0}),
+        (
+            {"lapsed": 7, "aggrieved": 13, "vip": 40, "tiny": 1},
+            0.3,
+            {"lapsed": 2, "aggrieved": 4, "vip": 12, "tiny": 0},
+        ),
         ({"lapsed": 20, "aggrieved": 3}, 0.1, {"lapsed": 2, "aggrieved": 0}),
         ({"lapsed": 9, "aggrieved": 11}, 0.9, {"lapsed": 8, "aggrieved": 10}),
         ({"lapsed": 1000}, 0.05, {"lapsed": 50}),
     ],
     ids=["mixed-sizes-30pct", "small-segment-10pct", "90pct", "large-5pct"],
 )
-def test_stratified_exact_count_per_segment(sizes: dict[str, int], share: float, expected: dict[str, int]) -> None:
+def test_stratified_exact_count_per_segment(
+    sizes: dict[str, int], share: float, expected: dict[str, int]
+) -> None:
     frame = _customers(sizes)
     mask = assign_holdout("camp-1", frame, share)
     counts = frame.loc[mask].groupby("segment").size().reindex(list(sizes), fill_value=0).to_dict()

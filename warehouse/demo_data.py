@@ -18,9 +18,12 @@ The generative process, per customer (all rates per calendar day, averaged over 
 * order values: Gamma-Gamma — a spend scale per customer (the customer's expected order value) and
   Gamma(`ORDER_SHAPE`) order values around it, in currency units with 2 decimals.
 
-The parameters give ≈10 orders per customer over the default 730 days with ≈25–30 % one-time buyers. The
-population-mean λ is ≈1/15 per day, but it is dominated by the heavy-buyer tail: the typical repeat buyer's
-own mean gap between orders (last − first order, divided by repeat orders) averages ≈60 days.
+With the default 730 days the parameters give ≈10.3 orders per customer (1M customers → ≈10.3M orders),
+≈35 % one-time buyers, ≈73 % of customers still alive at `as_of`, ≈7 % of customers with a service failure
+(≈0.75 % of orders). The median customer's λ is ≈1/70 per day (one order every ~70 days); the mean λ is
+≈1/16 because the heavy-buyer tail carries it — that tail is what makes ≈10 orders per customer possible
+when sign-ups are spread over the history. Repeat buyers' own mean gap (last − first order over repeat
+orders) averages ≈45 days.
 
 Storage: on SQLite timestamps are TEXT "YYYY-MM-DD HH:MM:SS.ffffff" in naive UTC (exactly what SQLAlchemy's
 SQLite DateTime writes and parses), amounts REAL, booleans 0/1, loaded with `executemany` on the raw DBAPI

@@ -55,18 +55,25 @@ def due(conn: Connection, now: dt.datetime, limit: int, run_id: int | None = Non
     return list(conn.execute(stmt).scalars())
 
 
-def claim(conn: Connection, ids: Iterable[str]) -> list[str]:
-    """queued → sending for these ids; returns the ids this caller won (others were taken meanwhile)."""
-    won = []
-    for mid in ids:
-        result = conn.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == mid, OutboxMessage.status == "queued")
-            .values(status="sending", attempts=OutboxMessage.attempts + 1)
+def claim(conn: Connection, ids: Iterable[str], token: str) -> list[str]:
+    """queued → sending for these ids, stamped with this sender's token; returns the ids it won.
+
+    One UPDATE for the batch; rows another sender took meanwhile are simply not won.
+    """
+    ids = list(ids)
+    if not ids:
+        return []
+    conn.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "queued")
+        .values(status="sending", claimed_by=token, attempts=OutboxMessage.attempts + 1)
+    )
+    won = conn.execute(
+        select(OutboxMessage.id).where(
+            OutboxMessage.id.in_(ids), OutboxMessage.claimed_by == token, OutboxMessage.status == "sending"
         )
-        if result.rowcount == 1:
-            won.append(mid)
-    return won
+    )
+    return list(won.scalars())
 
 
 def load(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:

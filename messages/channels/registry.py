@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from messages.channels.sendgrid import SendGridChannel, SendGridSettings
 from messages.channels.sink import SinkChannel
 from messages.channels.twilio import TwilioChannel, TwilioSettings
@@ -10,6 +12,9 @@ from messages.dispatch import Channel
 
 def configured_channels() -> dict[str, Channel]:
     """{"email": ..., "sms": ...} from the environment; both fall back to one shared sink."""
+    # the SDKs log request bodies (addresses, numbers) at DEBUG/INFO: keep them out of winback's logs
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    logging.getLogger("python_http_client").setLevel(logging.INFO)
     sink = SinkChannel()
     sendgrid = SendGridSettings.from_env()
     twilio = TwilioSettings.from_env()
