@@ -1,4 +1,9 @@
-"""Turn a run's contact decisions into rendered outbox rows: address checked, message rendered, timed."""
+"""Turn a run's contact decisions into outbox rows: merge fields captured, send time set by quiet hours.
+
+Rendering and address checks happen at send time (messages.dispatch); here one message per
+(template, channel) is rendered from real data, so a broken template fails the run before anything
+is queued, naming the template.
+"""
 
 from __future__ import annotations
 
@@ -7,68 +12,62 @@ from typing import Any
 
 import pandas as pd
 
-from messages.contact_data import normalise_email, normalise_phone, phone_time_zone
 from messages.quiet_hours import next_allowed
-from messages.redact import mask_email, mask_phone
-from messages.render import Brand, RenderError, build_context, render
+from messages.render import Brand, build_context, render
 from messages.unsubscribe import unsubscribe_url
 from warehouse.outbox import message_id
 
 REQUIRED = ("customer_id", "segment", "channel", "email", "phone", "locale", "time_zone", "first_name")
+CONTEXT_FIELDS = (
+    "first_name", "locale", "code", "offer_kind", "offer_value", "offer_amount", "currency", "expires_at",
+    "last_order_at", "failure_category", "order_id", "occurred_at", "unresolved", "description",
+)  # fmt: skip
 
 
-def _region(locale: str | None) -> str | None:
-    return locale.split("_")[1] if locale and "_" in locale else None
+def _plain(value: Any) -> Any:
+    """JSON-safe: timestamps as ISO text, missing values as None, numpy scalars as Python ones."""
+    if value is None or (not isinstance(value, str | bytes) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.isoformat()
+    return value.item() if hasattr(value, "item") else value
 
 
-def compose_rows(
-    frame: pd.DataFrame,
-    run_id: int,
-    now: dt.datetime,
-    *,
-    quiet_start_hour: int = 21,
-    quiet_end_hour: int = 8,
-    brand: Brand = Brand(),
+def step_for(segment: str) -> str:
+    return "apology" if segment == "aggrieved" else "winback"
+
+
+def plan_rows(
+    frame: pd.DataFrame, run_id: int, now: dt.datetime, *, quiet_start_hour: int = 21, quiet_end_hour: int = 8
 ) -> list[dict[str, Any]]:
-    """One outbox row per contacted customer.
-
-    Bad contact data or a message that cannot be rendered becomes a `skipped` / `failed` row naming the
-    customer's problem instead of stopping the batch; the row still exists, so nothing is lost silently.
-    """
+    """One outbox row per contacted customer, ready to insert."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise ValueError(f"compose_rows: required columns missing: {', '.join(missing)}")
+        raise ValueError(f"plan_rows: required columns missing: {', '.join(missing)}")
+    fields = [c for c in CONTEXT_FIELDS if c in frame.columns]
+    send_at = {
+        zone: next_allowed(now, zone, quiet_end_hour, quiet_start_hour) for zone in frame["time_zone"].unique()
+    }
     rows: list[dict[str, Any]] = []
     for rec in frame.to_dict("records"):
-        rec = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
-        channel = rec["channel"]
-        step = "apology" if rec["segment"] == "aggrieved" else "winback"
-        row: dict[str, Any] = {
-            "id": message_id(run_id, rec["customer_id"], step),
-            "run_id": run_id, "customer_id": rec["customer_id"], "step": step, "channel": channel,
-            "template": step, "subject": None, "body_text": "", "body_html": None, "status": "queued",
-            "attempts": 0, "not_before": now, "created_at": now, "last_error": None,
-        }  # fmt: skip
-        if channel == "email":
-            address, problem = normalise_email(rec["email"])
-            masked = mask_email(rec["email"] or "")
-        else:
-            address, problem = normalise_phone(rec["phone"], _region(rec["locale"]))
-            masked = mask_phone(rec["phone"] or "")
-        if problem:
-            rows.append({**row, "to_address": masked, "status": "skipped", "last_error": problem})
-            continue
-        row["to_address"] = address
-        try:
-            ctx = build_context(rec, brand, unsubscribe_url(rec["customer_id"], channel))
-            rendered = render(step, channel, ctx)
-        except (RenderError, ValueError) as exc:
-            rows.append({**row, "status": "failed", "last_error": f"render: {exc}"})
-            continue
-        zone = rec["time_zone"] or (phone_time_zone(address) if channel == "sms" else None)
-        row.update(
-            subject=rendered.subject, body_text=rendered.text, body_html=rendered.html,
-            not_before=next_allowed(now, zone, quiet_end_hour, quiet_start_hour),
-        )  # fmt: skip
-        rows.append(row)
+        step = step_for(rec["segment"])
+        address = rec["email"] if rec["channel"] == "email" else rec["phone"]
+        rows.append({
+            "id": message_id(run_id, rec["customer_id"], step), "run_id": run_id,
+            "customer_id": rec["customer_id"], "step": step, "channel": rec["channel"], "template": step,
+            "to_address": address or "", "context": {f: _plain(rec.get(f)) for f in fields},
+            "status": "queued", "attempts": 0, "not_before": send_at[rec["time_zone"]], "created_at": now,
+        })  # fmt: skip
     return rows
+
+
+def check_templates(rows: list[dict[str, Any]], brand: Brand = Brand()) -> None:  # noqa: B008
+    """Render the first row of every (template, channel) pair; raises RenderError naming what broke."""
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        key = (row["template"], row["channel"])
+        if key in seen:
+            continue
+        seen.add(key)
+        ctx = build_context(row["context"], brand, unsubscribe_url(row["customer_id"], row["channel"]))
+        render(row["template"], row["channel"], ctx)

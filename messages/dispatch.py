@@ -19,14 +19,17 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
-from messages.outcomes import Failed, OutgoingMessage, SendOutcome, Sent, Skipped
 from messages.channels.errors import OPTED_OUT_REASON
+from messages.contact_data import normalise_email, normalise_phone
+from messages.outcomes import Failed, OutgoingMessage, SendOutcome, Sent, Skipped
 from messages.redact import redact_text
-from warehouse.suppressions import suppress
+from messages.render import Brand, RenderError, build_context, render
+from messages.unsubscribe import unsubscribe_url
 from warehouse import outbox
 from warehouse.models import Suppression
+from warehouse.suppressions import suppress
 from warehouse.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -74,23 +77,36 @@ def _suppressed(engine: Engine, rows: list[dict]) -> set[tuple[str, str]]:
     return {(c, ch) for c, ch in found} & pairs
 
 
-def to_outgoing(row: dict, campaign_id: str = "") -> OutgoingMessage:
-    from messages.unsubscribe import unsubscribe_url
+@dataclass(frozen=True)
+class Prepared:
+    """A claimed row made ready: the message to send, or the reason it cannot be."""
 
-    return OutgoingMessage(
-        message_id=row["id"],
-        channel=row["channel"],
-        to=row["to_address"],
-        text=row["body_text"],
-        subject=row["subject"],
-        html=row["body_html"],
-        campaign_id=campaign_id,
-        customer_id=row["customer_id"],
-        unsubscribe_url=unsubscribe_url(row["customer_id"], row["channel"])
-        if row["channel"] == "email"
-        else None,
-        categories=("winback", row["step"]),
-    )
+    row: dict
+    message: OutgoingMessage | None = None
+    outcome: SendOutcome | None = None
+
+
+def prepare(row: dict, campaign_id: str = "", brand: Brand = Brand()) -> Prepared:  # noqa: B008
+    """Check the address and render the message; bad data becomes an outcome, never an exception."""
+    channel = row["channel"]
+    if channel == "email":
+        address, problem = normalise_email(row["to_address"])
+    else:
+        region = (row["context"].get("locale") or "_").split("_")[-1] or None
+        address, problem = normalise_phone(row["to_address"], region)
+    if problem:
+        return Prepared(row, outcome=Skipped(problem))
+    link = unsubscribe_url(row["customer_id"], channel)
+    try:
+        rendered = render(row["template"], channel, build_context(row["context"], brand, link))
+    except (RenderError, ValueError) as exc:
+        return Prepared(row, outcome=Failed(f"render: {exc}", retryable=False))
+    message = OutgoingMessage(
+        message_id=row["id"], channel=channel, to=address, text=rendered.text, subject=rendered.subject,
+        html=rendered.html, campaign_id=campaign_id, customer_id=row["customer_id"],
+        unsubscribe_url=link if channel == "email" else None, categories=("winback", row["step"]),
+    )  # fmt: skip
+    return Prepared(row, message=message)
 
 
 class RateLimiter:
@@ -142,66 +158,74 @@ def send_due(
     limits: SendLimits | None = None,
     retry: RetryPolicy = RetryPolicy(),
     max_messages: int | None = None,
+    claim_size: int = 200,
 ) -> DispatchReport:
     """Send every due message (of one run, or all) until none is left.
 
-    Rows are claimed a few at a time (twice the concurrency), so a crash leaves at most that many in
-    `sending`; each outcome is committed as soon as its provider answers.
+    Rows are claimed `claim_size` at a time (committed as `sending` before any provider call), sent
+    concurrently within the per-channel rate, and their outcomes committed together; a crash therefore
+    leaves at most one claim's rows in `sending`, which `reconcile` settles.
     """
     limits = limits or SendLimits.from_env()
     buckets = {"email": RateLimiter(limits.email_per_second), "sms": RateLimiter(limits.sms_per_second)}
     report = DispatchReport()
     now = now or utcnow()
     token = uuid.uuid4().hex
-    claim_size = max(1, 2 * limits.concurrency)
     handled = 0
     with ThreadPoolExecutor(max_workers=limits.concurrency, thread_name_prefix="winback-send") as pool:
         while max_messages is None or handled < max_messages:
             with engine.begin() as conn:
-                won = outbox.claim(conn, outbox.due(conn, now, claim_size, run_id), token)
-                rows = outbox.load(conn, won)
+                rows = outbox.load(conn, outbox.claim(conn, outbox.due(conn, now, claim_size, run_id), token))
             if not rows:
                 break
             blocked = _suppressed(engine, rows)
+            ready: list[Prepared] = []
+            done: list[tuple[Prepared, SendOutcome]] = []
+            for row in rows:
+                if (row["customer_id"], row["channel"]) in blocked:
+                    done.append((Prepared(row), Skipped("suppressed at send time")))
+                    continue
+                prepared = prepare(row, campaign_id)
+                if prepared.outcome is not None:
+                    done.append((prepared, prepared.outcome))
+                else:
+                    ready.append(prepared)
+
+            def deliver(item: Prepared) -> tuple[Prepared, SendOutcome]:
+                assert item.message is not None
+                buckets[item.message.channel].acquire()
+                return item, channels[item.message.channel].send(item.message)
+
+            done += [f.result() for f in as_completed([pool.submit(deliver, p) for p in ready])]
             with engine.begin() as conn:
-                for row in rows:
-                    if (row["customer_id"], row["channel"]) in blocked:
-                        outbox.mark(conn, row["id"], "skipped", last_error="suppressed at send time")
-                        report.add("skipped")
-            todo = [r for r in rows if (r["customer_id"], r["channel"]) not in blocked]
-
-            def deliver(row: dict) -> tuple[dict, SendOutcome]:
-                buckets[row["channel"]].acquire()
-                return row, channels[row["channel"]].send(to_outgoing(row, campaign_id))
-
-            for future in as_completed([pool.submit(deliver, r) for r in todo]):
-                row, outcome = future.result()
-                report.add(_record(engine, row, outcome, retry, now))
+                for item, outcome in done:
+                    report.add(_record(conn, item, outcome, retry, now))
             handled += len(rows)
     return report
 
 
-def _record(engine: Engine, row: dict, outcome: SendOutcome, retry: RetryPolicy, now: dt.datetime) -> str:
-    attempts = int(row["attempts"] or 0) + 1
-    with engine.begin() as conn:
-        if isinstance(outcome, Sent):
-            outbox.mark(conn, row["id"], "sent", provider=outcome.provider,
-                        provider_message_id=outcome.provider_message_id)  # fmt: skip
-            return "sent"
-        if isinstance(outcome, Skipped):
-            outbox.mark(conn, row["id"], "skipped", last_error=outcome.reason)
-            return "skipped"
-        assert isinstance(outcome, Failed)
-        reason = redact_text(outcome.reason)
-        if outcome.reason == OPTED_OUT_REASON:
-            suppress(conn, row["customer_id"], row["channel"], "stop", f"{row['channel']} provider", now)
-        if outcome.retryable and attempts < retry.max_attempts:
-            later = now + dt.timedelta(seconds=retry.delay(attempts, outcome.retry_after))
-            outbox.mark(conn, row["id"], "queued", not_before=later, last_error=reason)
-            log.warning("message %s: retryable failure, attempt %d: %s", row["id"], attempts, reason)
-            return "retry"
-        outbox.mark(conn, row["id"], "failed", last_error=reason)
-        return "failed"
+def _record(conn: Connection, item: Prepared, outcome: SendOutcome, retry: RetryPolicy, now: dt.datetime) -> str:
+    row = item.row
+    attempts = int(row["attempts"] or 0)
+    what = {"subject": item.message.subject, "body_text": item.message.text} if item.message else {}
+    if isinstance(outcome, Sent):
+        outbox.mark(conn, row["id"], "sent", provider=outcome.provider,
+                    provider_message_id=outcome.provider_message_id, **what)  # fmt: skip
+        return "sent"
+    if isinstance(outcome, Skipped):
+        outbox.mark(conn, row["id"], "skipped", last_error=outcome.reason)
+        return "skipped"
+    assert isinstance(outcome, Failed)
+    reason = redact_text(outcome.reason)
+    if outcome.reason == OPTED_OUT_REASON:
+        suppress(conn, row["customer_id"], row["channel"], "stop", f"{row['channel']} provider", now)
+    if outcome.retryable and attempts < retry.max_attempts:
+        later = now + dt.timedelta(seconds=retry.delay(attempts, outcome.retry_after))
+        outbox.mark(conn, row["id"], "queued", not_before=later, last_error=reason)
+        log.warning("message %s: retryable failure, attempt %d: %s", row["id"], attempts, reason)
+        return "retry"
+    outbox.mark(conn, row["id"], "failed", last_error=reason, **what)
+    return "failed"
 
 
 def reconcile(engine: Engine, sink_like: object | None = None, run_id: int | None = None) -> dict[str, int]:

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, format_percent
@@ -26,7 +27,7 @@ ENV = SandboxedEnvironment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-TEMPLATES = ("apology", "winback", "follow_up")
+TEMPLATES = ("apology", "winback")
 SMS_OPT_OUT = "Reply STOP to opt out"
 
 
@@ -104,8 +105,10 @@ def build_context(row: dict[str, Any], brand: Brand, unsubscribe_url: str) -> di
 
 
 def _date(value: Any, locale: str) -> str:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or pd.isna(value):
         return ""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
     if isinstance(value, dt.datetime) or hasattr(value, "date"):
         value = value.date()
     return format_date(value, format="medium", locale=locale)

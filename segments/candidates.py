@@ -8,6 +8,8 @@ from segments.aggrieved import aggrieved_segment
 from segments.lapsed import lapsed_segment
 from winback.config import CampaignConfig
 
+EPOCH = pd.Timestamp(0, tz="UTC")
+
 
 def build_candidates(
     scored: pd.DataFrame,
@@ -40,7 +42,7 @@ def build_candidates(
         agg = aggrieved_segment(failures, config.aggrieved)
         agg = agg.merge(scored, on="customer_id", how="left")
         agg["segment"] = "aggrieved"
-        failure_day = agg["occurred_at"].astype("int64") / 86_400e9
+        failure_day = (agg["occurred_at"] - EPOCH).dt.total_seconds() / 86_400.0  # unit-agnostic (pandas 3: µs)
         agg["returned_since_failure"] = (~agg["unresolved"].astype(bool)) & (
             agg["last_day"] > failure_day + 1
         )

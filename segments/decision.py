@@ -7,8 +7,8 @@ expected gain is chosen, so an offer is only made where it pays for itself.
 
 Exclusions come first and each names itself; then the offer is priced; then a deterministic holdout is
 drawn per segment among the eligible; then the budget is spent greedily by expected gain per unit of
-cost (the classic knapsack heuristic: within one item of optimal when costs are small against the
-budget, as they are for coupons).
+cost, skipping any offer that no longer fits (the classic knapsack heuristic: within one item of the
+optimum when costs are small against the budget, as they are for coupons).
 """
 
 from __future__ import annotations
@@ -68,6 +68,24 @@ def _offer_words(kind: pd.Series, value: pd.Series, symbol: str) -> pd.Series:
     )
 
 
+def spend_budget(costs: np.ndarray, held_out: np.ndarray, budget: float) -> np.ndarray:
+    """Greedy over customers already ranked by value per cost: take each one whose offer still fits.
+
+    A customer who does not fit is skipped and the walk goes on, so cheaper offers (and plain messages,
+    which cost nothing) further down still get their chance. Held-out customers are selected by the same
+    rule, whether their offer would have fitted at that point, but spend nothing: the holdout stays
+    comparable with the treated without taking budget from them.
+    """
+    remaining = budget + 1e-9
+    chosen = np.zeros(len(costs), dtype=bool)
+    for i, (cost, held) in enumerate(zip(costs.tolist(), held_out.tolist(), strict=True)):
+        if cost <= remaining:
+            chosen[i] = True
+            if not held:
+                remaining -= cost
+    return chosen
+
+
 def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: CompensationPolicy) -> pd.DataFrame:
     """Decide every candidate; returns DECISION_COLUMNS, one row per candidate.
 
@@ -101,9 +119,10 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
 
     ratio = frame["expected_gain"] / cost.clip(lower=0.01)
     order = ratio[eligible].sort_values(ascending=False, kind="stable").index
-    treated_cost = (frame.loc[order, "offer_cost"] * ~holdout[order]).cumsum()
     within = pd.Series(False, index=frame.index)
-    within[order] = (treated_cost <= config.budget + 1e-9).to_numpy()
+    within[order] = spend_budget(
+        frame.loc[order, "offer_cost"].to_numpy(dtype=float), holdout[order].to_numpy(dtype=bool), config.budget
+    )
     rank = pd.Series(np.nan, index=frame.index)
     rank[order] = np.arange(1, len(order) + 1)
 

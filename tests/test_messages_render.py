@@ -288,11 +288,6 @@ def test_date_accepts_pandas_timestamps_and_missing_values() -> None:
     assert _ctx(last_order_at=float("nan"))["history"]["last_order_on"] == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: messages/render.py _date() treats None and float NaN as missing but not pandas NaT, "
-    "so build_context raises ValueError('cannot convert float NaN to integer') for a NaT date",
-)
 def test_date_treats_nat_as_missing() -> None:
     ctx = _ctx(last_order_at=pd.NaT)
     assert ctx["history"]["last_order_on"] == ""

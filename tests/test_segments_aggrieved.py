@@ -211,12 +211,6 @@ def test_returned_since_failure_with_nanosecond_timestamps(days_after_failure: f
     assert returned is (days_after_failure > 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: segments/candidates.py:43 computes failure_day = occurred_at.astype('int64') / 86_400e9, "
-    "assuming nanoseconds; pandas 3 gives warehouse.queries.open_failures microsecond timestamps, so "
-    "failure_day is 1000x too small and every resolved failure counts as 'already returned'",
-)
 def test_returned_since_failure_with_microsecond_timestamps_as_open_failures_returns() -> None:
     # pd.to_datetime(..., utc=True), as open_failures does, yields microseconds under pandas 3
     # the customer last ordered 10 days BEFORE the failure: not returned

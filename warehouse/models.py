@@ -141,6 +141,9 @@ class Offer(Base):
 class OutboxMessage(Base):
     """A message to send, committed before the provider call so a crash can neither lose nor repeat it.
 
+    It holds the merge fields, not the rendered message: rendering happens at send time (a few hundred
+    thousand rendered HTML bodies would weigh gigabytes); what was sent is recorded as subject + text.
+
     status: queued -> sending -> sent | failed | skipped; a row left in `sending` by a crash is `unknown`
     until reconciled (see messages.outbox).
     """
@@ -158,10 +161,10 @@ class OutboxMessage(Base):
     step: Mapped[str] = mapped_column(String(24))  # apology | offer | follow_up | winback
     channel: Mapped[str] = mapped_column(String(8))  # email | sms
     template: Mapped[str] = mapped_column(String(64))
-    to_address: Mapped[str] = mapped_column(String(320))
-    subject: Mapped[str | None] = mapped_column(Text)
-    body_text: Mapped[str] = mapped_column(Text)
-    body_html: Mapped[str | None] = mapped_column(Text)
+    to_address: Mapped[str] = mapped_column(String(320))  # as the CRM holds it; validated at send time
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)  # the merge fields; rendered at send time
+    subject: Mapped[str | None] = mapped_column(Text)  # what was sent, filled in when it is sent
+    body_text: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12))
     provider: Mapped[str | None] = mapped_column(String(16))
     provider_message_id: Mapped[str | None] = mapped_column(String(128))

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from messages.channel_choice import choose_channels
-from messages.compose import compose_rows
+from messages.compose import check_templates, plan_rows
 from messages.dispatch import Channel, reconcile, send_due
 from offers.issue import issue_offers, offers_for_run
 from offers.policy import CompensationPolicy
@@ -128,7 +128,7 @@ def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> 
 def queue_run_messages(
     engine: Engine, src: SourceTables, run: RunHandle, config: CampaignConfig, now: dt.datetime
 ) -> int:
-    """Render and enqueue a message for each contacted customer that has none yet."""
+    """Enqueue a message for each contacted customer that has none yet (rendered when it is sent)."""
     with engine.connect() as conn:
         queued = set(
             conn.execute(
@@ -138,10 +138,11 @@ def queue_run_messages(
         decisions = pd.DataFrame.from_records(
             conn.execute(
                 select(Decision.customer_id, Decision.segment, Decision.channel, Decision.failure_id,
-                       Decision.failure_category, Decision.offer_kind)
+                       Decision.failure_category, Decision.offer_kind, Decision.offer_cost)
                 .where(Decision.run_id == run.run_id, Decision.action == "contact")
             ).fetchall(),
-            columns=["customer_id", "segment", "channel", "failure_id", "failure_category", "decided_kind"],
+            columns=["customer_id", "segment", "channel", "failure_id", "failure_category", "decided_kind",
+                     "decided_cost"],
         )  # fmt: skip
         decisions = decisions.loc[~decisions["customer_id"].isin(queued)]
         ids = decisions["customer_id"].tolist()
@@ -156,11 +157,13 @@ def queue_run_messages(
         .merge(last, on="customer_id", how="left")
     )
     frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
-    frame["offer_amount"] = frame["offer_value"]
-    rows = compose_rows(
+    # a refund is paid outright, so its expected cost is its amount; other kinds state their value
+    frame["offer_amount"] = frame["decided_cost"].where(frame["offer_kind"] == "refund_share", frame["offer_value"])
+    rows = plan_rows(
         frame, run.run_id, now, quiet_start_hour=config.contact.quiet_start_hour,
         quiet_end_hour=config.contact.quiet_end_hour,
     )  # fmt: skip
+    check_templates(rows)
     with _tx(engine) as (session, conn):
         added = outbox.enqueue(conn, rows)
         runs.advance(session, run.run_id, "queued", messages_queued=added)

@@ -1,7 +1,8 @@
 """The local sink: with no provider keys, every message is recorded here instead of being sent.
 
-It is a journal (JSON lines, fsync'd before `send` returns), so it also answers "did this message
-leave?" after a crash, which lets the outbox reconcile exactly. Addresses are masked: the journal is for
+It is a journal (JSON lines, written and flushed to the kernel before `send` returns, so a killed
+process loses nothing it reported sent; `sync()` forces it to disk), so it also answers "did this
+message leave?" after a crash, which lets the outbox reconcile exactly. Addresses are masked: the journal is for
 reading what would have been sent, not a copy of the customer list.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 from pathlib import Path
 
 from messages.outcomes import OutgoingMessage, SendOutcome, Sent
@@ -25,6 +27,8 @@ class SinkChannel:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path or os.environ.get("WINBACK_SINK_PATH", DEFAULT_PATH))
+        self._fh = None
+        self._lock = threading.Lock()
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
         record = {
@@ -35,13 +39,28 @@ class SinkChannel:
             "text": message.text,
             "campaign_id": message.campaign_id,
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
+        line = json.dumps(record) + "\n"
+        with self._lock:
+            fh = self._handle()
             fcntl.flock(fh, fcntl.LOCK_EX)
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+            try:
+                fh.write(line)
+                fh.flush()
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
         return Sent(self.name, f"sink-{message.message_id}")
+
+    def _handle(self):  # type: ignore[no-untyped-def]
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
+        return self._fh
+
+    def sync(self) -> None:
+        """fsync the journal: against power loss, not needed against a killed process."""
+        with self._lock:
+            if self._fh is not None:
+                os.fsync(self._fh.fileno())
 
     def has_sent(self, message_ids: set[str]) -> set[str]:
         """Which of these ids the journal holds: the reconciliation question after a crash."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 12:53:29.498211
+Create Date: 2026-11-25 13:00:52.269331
 """
 
 from __future__ import annotations
@@ -121,9 +121,9 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=8), nullable=False),
     sa.Column('template', sa.String(length=64), nullable=False),
     sa.Column('to_address', sa.String(length=320), nullable=False),
+    sa.Column('context', sa.JSON(), nullable=False),
     sa.Column('subject', sa.Text(), nullable=True),
-    sa.Column('body_text', sa.Text(), nullable=False),
-    sa.Column('body_html', sa.Text(), nullable=True),
+    sa.Column('body_text', sa.Text(), nullable=True),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('provider', sa.String(length=16), nullable=True),
     sa.Column('provider_message_id', sa.String(length=128), nullable=True),
