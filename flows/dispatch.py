@@ -11,6 +11,8 @@ from prefect.cache_policies import NO_CACHE
 from messages.channels.registry import configured_channels
 from messages.dispatch import reconcile, send_due
 from warehouse.db import database_url, engine_for
+from warehouse.journeys import returned_customers
+from warehouse.source import SourceMapping, SourceTables
 from warehouse.timeutil import utc, utcnow
 
 
@@ -20,7 +22,8 @@ def send_everything_due(url: str, now: dt.datetime) -> dict[str, int]:
     channels = configured_channels()
     journal = next((c for c in channels.values() if hasattr(c, "has_sent")), None)
     settled = reconcile(engine, journal)
-    report = send_due(engine, channels, now=now)
+    stop = returned_customers(engine, SourceTables(SourceMapping.configured()))
+    report = send_due(engine, channels, now=now, stop_check=stop)
     return {**report.as_dict(), **{f"reconciled_{k}": v for k, v in settled.items()}}
 
 

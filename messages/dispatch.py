@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, select
@@ -159,6 +160,7 @@ def send_due(
     retry: RetryPolicy = RetryPolicy(),
     max_messages: int | None = None,
     claim_size: int = 200,
+    stop_check: Callable[[list[dict]], dict[str, str]] | None = None,
 ) -> DispatchReport:
     """Send every due message (of one run, or all) until none is left.
 
@@ -179,11 +181,15 @@ def send_due(
             if not rows:
                 break
             blocked = _suppressed(engine, rows)
+            stopped = stop_check(rows) if stop_check else {}
             ready: list[Prepared] = []
             done: list[tuple[Prepared, SendOutcome]] = []
             for row in rows:
                 if (row["customer_id"], row["channel"]) in blocked:
                     done.append((Prepared(row), Skipped("suppressed at send time")))
+                    continue
+                if row["id"] in stopped:
+                    done.append((Prepared(row), Skipped(stopped[row["id"]])))
                     continue
                 prepared = prepare(row, campaign_id)
                 if prepared.outcome is not None:
@@ -193,39 +199,56 @@ def send_due(
 
             def deliver(item: Prepared) -> tuple[Prepared, SendOutcome]:
                 assert item.message is not None
-                buckets[item.message.channel].acquire()
-                return item, channels[item.message.channel].send(item.message)
+                channel = channels[item.message.channel]
+                if getattr(channel, "rate_limited", True):
+                    buckets[item.message.channel].acquire()
+                return item, channel.send(item.message)
 
-            done += [f.result() for f in as_completed([pool.submit(deliver, p) for p in ready])]
+            # providers are network-bound: send them concurrently; the local sink is not worth a thread hop
+            remote = [p for p in ready if getattr(channels[p.row["channel"]], "rate_limited", True)]
+            local = [p for p in ready if not getattr(channels[p.row["channel"]], "rate_limited", True)]
+            done += [deliver(p) for p in local]
+            done += [f.result() for f in as_completed([pool.submit(deliver, p) for p in remote])]
             with engine.begin() as conn:
-                for item, outcome in done:
-                    report.add(_record(conn, item, outcome, retry, now))
+                changes = [_outcome_change(conn, item, outcome, retry, now) for item, outcome in done]
+                outbox.apply_changes(conn, changes)
+            for change in changes:
+                report.add(change["_kind"])
             handled += len(rows)
     return report
 
 
-def _record(conn: Connection, item: Prepared, outcome: SendOutcome, retry: RetryPolicy, now: dt.datetime) -> str:
+def _outcome_change(
+    conn: Connection, item: Prepared, outcome: SendOutcome, retry: RetryPolicy, now: dt.datetime
+) -> dict:
+    """The outbox update an outcome calls for (applied in one batch); suppresses on a provider opt-out."""
     row = item.row
-    attempts = int(row["attempts"] or 0)
-    what = {"subject": item.message.subject, "body_text": item.message.text} if item.message else {}
+    change = {
+        "_id": row["id"], "status": "failed", "provider": row.get("provider"),
+        "provider_message_id": row.get("provider_message_id"), "last_error": None,
+        "not_before": row["not_before"], "sent_at": None,
+        "subject": item.message.subject if item.message else None,
+        "body_text": item.message.text if item.message else None,
+    }  # fmt: skip
     if isinstance(outcome, Sent):
-        outbox.mark(conn, row["id"], "sent", provider=outcome.provider,
-                    provider_message_id=outcome.provider_message_id, **what)  # fmt: skip
-        return "sent"
+        change.update(status="sent", provider=outcome.provider, provider_message_id=outcome.provider_message_id,
+                      sent_at=utcnow(), _kind="sent")  # fmt: skip
+        return change
     if isinstance(outcome, Skipped):
-        outbox.mark(conn, row["id"], "skipped", last_error=outcome.reason)
-        return "skipped"
+        change.update(status="skipped", last_error=outcome.reason, _kind="skipped")
+        return change
     assert isinstance(outcome, Failed)
     reason = redact_text(outcome.reason)
     if outcome.reason == OPTED_OUT_REASON:
         suppress(conn, row["customer_id"], row["channel"], "stop", f"{row['channel']} provider", now)
-    if outcome.retryable and attempts < retry.max_attempts:
-        later = now + dt.timedelta(seconds=retry.delay(attempts, outcome.retry_after))
-        outbox.mark(conn, row["id"], "queued", not_before=later, last_error=reason)
-        log.warning("message %s: retryable failure, attempt %d: %s", row["id"], attempts, reason)
-        return "retry"
-    outbox.mark(conn, row["id"], "failed", last_error=reason, **what)
-    return "failed"
+    if outcome.retryable and int(row["attempts"] or 0) < retry.max_attempts:
+        later = now + dt.timedelta(seconds=retry.delay(int(row["attempts"] or 0), outcome.retry_after))
+        log.warning("message %s: retryable failure, attempt %s: %s", row["id"], row["attempts"], reason)
+        change.update(status="queued", not_before=later, last_error=reason, subject=None, body_text=None,
+                      _kind="retry")  # fmt: skip
+        return change
+    change.update(status="failed", last_error=reason, _kind="failed")
+    return change
 
 
 def reconcile(engine: Engine, sink_like: object | None = None, run_id: int | None = None) -> dict[str, int]:

@@ -27,7 +27,8 @@ ENV = SandboxedEnvironment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-TEMPLATES = ("apology", "winback")
+TEMPLATES = ("apology", "winback", "resolved", "follow_up")
+NAMES_THE_FAILURE = ("apology", "resolved", "follow_up")
 SMS_OPT_OUT = "Reply STOP to opt out"
 
 
@@ -118,7 +119,7 @@ def render(template: str, channel: str, context: dict[str, Any]) -> Rendered:
     """Render `template` for `channel` (email: subject + text + HTML; sms: text with opt-out wording)."""
     if template not in TEMPLATES:
         raise RenderError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
-    if template == "apology":
+    if template in NAMES_THE_FAILURE:
         _require_specific_failure(context)
     try:
         if channel == "sms":
@@ -129,7 +130,7 @@ def render(template: str, channel: str, context: dict[str, Any]) -> Rendered:
         html = ENV.get_template(f"{template}/body.html.j2").render(context)
     except TemplateError as exc:
         raise RenderError(f"template {template!r} ({channel}): {exc}") from exc
-    if template == "apology" and context["failure"]["what"] not in text:
+    if template in NAMES_THE_FAILURE and context["failure"]["what"] not in text:
         raise GenericApologyError(f"template {template!r} rendered an apology that does not name the failure")
     return Rendered(subject, text, html)
 

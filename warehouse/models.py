@@ -69,11 +69,15 @@ class CampaignRun(Base):
     """One execution of a campaign for one as-of date; re-running the same date resumes this row."""
 
     __tablename__ = "wb_campaign_runs"
-    __table_args__ = (UniqueConstraint("campaign_id", "as_of", name="uq_wb_campaign_runs_campaign_as_of"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "as_of", "journey_key", name="uq_wb_campaign_runs_campaign_as_of"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     campaign_id: Mapped[str] = mapped_column(ForeignKey("wb_campaigns.id"))
     as_of: Mapped[dt.datetime]
+    # "" for scheduled runs; for a service-recovery journey, the ticket it answers (one run per ticket)
+    journey_key: Mapped[str] = mapped_column(String(128), default="", index=True)
     status: Mapped[str] = mapped_column(String(16))  # started | decided | sent | completed
     started_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]

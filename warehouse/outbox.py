@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from warehouse.models import OutboxMessage
 from warehouse.timeutil import utcnow
@@ -88,6 +88,23 @@ def mark(conn: Connection, mid: str, status: str, **values: Any) -> None:
     if status == "sent":
         values.setdefault("sent_at", utcnow())
     conn.execute(update(OutboxMessage).where(OutboxMessage.id == mid).values(status=status, **values))
+
+
+CHANGE_COLUMNS = ("status", "provider", "provider_message_id", "last_error", "not_before", "sent_at", "subject",
+                  "body_text")  # fmt: skip
+
+
+def apply_changes(conn: Connection, changes: list[dict[str, Any]]) -> None:
+    """Write a batch of outcomes with one executemany; each change carries `_id` and CHANGE_COLUMNS."""
+    if not changes:
+        return
+    table = OutboxMessage.__table__
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .values({c: bindparam(f"v_{c}") for c in CHANGE_COLUMNS})
+    )
+    conn.execute(stmt, [{"_id": ch["_id"], **{f"v_{c}": ch[c] for c in CHANGE_COLUMNS}} for ch in changes])
 
 
 def stale_sending(conn: Connection, run_id: int | None = None) -> list[str]:

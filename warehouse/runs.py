@@ -31,7 +31,9 @@ def get_or_start_run(session: Session, campaign_id: str, as_of: dt.datetime) -> 
     """The run for this campaign and date; a crashed or repeated run picks up where it stopped."""
     as_of = utc(as_of)
     run = session.scalars(
-        select(CampaignRun).where(CampaignRun.campaign_id == campaign_id, CampaignRun.as_of == as_of)
+        select(CampaignRun).where(
+            CampaignRun.campaign_id == campaign_id, CampaignRun.as_of == as_of, CampaignRun.journey_key == ""
+        )
     ).one_or_none()
     if run is None:
         run = CampaignRun(

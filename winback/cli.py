@@ -159,6 +159,69 @@ def explain(customer_id: str) -> None:
     )
 
 
+@models_app.command("fit")
+def models_fit(
+    transactions: Annotated[Path, typer.Option(help="CSV of transactions, one row per order")],
+    customer_id: Annotated[str, typer.Option(help="customer id column")],
+    date: Annotated[str, typer.Option(help="order date column")],
+    amount: Annotated[Optional[str], typer.Option(help="order value column (fits Gamma-Gamma too)")] = None,  # noqa: UP045
+    calibration_end: Annotated[Optional[str], typer.Option(help="fit up to here, check predictions after")] = None,  # noqa: UP045
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Fit BG/NBD (and Gamma-Gamma) on any transaction file; with --calibration-end, check predictions."""
+    from segments.model_check import fit_transactions_file
+
+    try:
+        result = fit_transactions_file(transactions, customer_id, date, amount, calibration_end,
+                                       freq="D", time_unit="W")  # fmt: skip
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        console.print_json(json.dumps(result, default=str))
+
+
+@app.command("preview")
+def preview(customer: Annotated[str, typer.Option(help="customer id")]) -> None:
+    """Render exactly what the customer's latest queued or sent message says, on its channel."""
+    from sqlalchemy import select
+
+    from messages.dispatch import prepare
+    from warehouse.db import make_engine
+    from warehouse.models import OutboxMessage
+
+    with make_engine().connect() as conn:
+        row = conn.execute(
+            select(OutboxMessage.__table__).where(OutboxMessage.customer_id == customer)
+            .order_by(OutboxMessage.created_at.desc()).limit(1)
+        ).mappings().first()  # fmt: skip
+    if row is None:
+        console.print(f"no message for customer {customer!r} yet: run a campaign first")
+        raise typer.Exit(1)
+    prepared = prepare(dict(row))
+    if prepared.message is None:
+        console.print(f"[yellow]not sendable:[/yellow] {getattr(prepared.outcome, 'reason', prepared.outcome)}")
+        raise typer.Exit(1)
+    msg = prepared.message
+    console.rule(f"{msg.channel} · {row['template']} · status {row['status']}")
+    if msg.subject:
+        console.print(f"[bold]Subject:[/bold] {msg.subject}")
+    console.print(msg.text)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8080,
+) -> None:
+    """Webhooks (SendGrid, Twilio), one-click unsubscribe and the CRM intake, as one ASGI app."""
+    from winback.server import serve as run_server
+
+    run_server(host, port)
+
+
 @app.command("demo")
 def demo(
     customers: Annotated[int, typer.Option(help="demo warehouse size")] = 20_000,

@@ -24,6 +24,7 @@ class SinkChannel:
     """Implements the channel interface (`send`) for both email and SMS."""
 
     name = "sink"
+    rate_limited = False
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path or os.environ.get("WINBACK_SINK_PATH", DEFAULT_PATH))

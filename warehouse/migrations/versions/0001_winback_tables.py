@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:00:52.269331
+Create Date: 2026-11-25 13:06:56.778293
 """
 
 from __future__ import annotations
@@ -61,14 +61,18 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('campaign_id', sa.String(length=64), nullable=False),
     sa.Column('as_of', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('journey_key', sa.String(length=128), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('stats', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['campaign_id'], ['wb_campaigns.id'], name=op.f('fk_wb_campaign_runs_campaign_id_wb_campaigns')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_wb_campaign_runs')),
-    sa.UniqueConstraint('campaign_id', 'as_of', name='uq_wb_campaign_runs_campaign_as_of')
+    sa.UniqueConstraint('campaign_id', 'as_of', 'journey_key', name='uq_wb_campaign_runs_campaign_as_of')
     )
+    with op.batch_alter_table('wb_campaign_runs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_wb_campaign_runs_journey_key'), ['journey_key'], unique=False)
+
     op.create_table('wb_decisions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
@@ -173,6 +177,9 @@ def downgrade() -> None:
         batch_op.drop_index('ix_wb_decisions_customer')
 
     op.drop_table('wb_decisions')
+    with op.batch_alter_table('wb_campaign_runs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_wb_campaign_runs_journey_key'))
+
     op.drop_table('wb_campaign_runs')
     op.drop_table('wb_suppressions')
     with op.batch_alter_table('wb_message_events', schema=None) as batch_op:

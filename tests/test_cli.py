@@ -1,0 +1,74 @@
+"""The `winback` command's jobs that need no Prefect run: models fit, explain, preview, db upgrade."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from conftest import AS_OF
+from winback.cli import app
+
+CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
+runner = CliRunner()
+
+
+def test_models_fit_json_reproduces_the_published_cdnow_parameters() -> None:
+    result = runner.invoke(app, ["models", "fit", "--transactions", str(CDNOW), "--customer-id", "customer_id",
+                                 "--date", "date", "--amount", "amount", "--calibration-end", "1997-09-30", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    fitted = json.loads(result.output)["bgnbd"]
+    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    for name, value in published.items():
+        assert fitted[name] == pytest.approx(value, rel=0.01), name
+    assert fitted["log_likelihood"] == pytest.approx(-9582.4, abs=0.5)
+
+
+def test_models_fit_names_a_missing_column() -> None:
+    result = runner.invoke(app, ["models", "fit", "--transactions", str(CDNOW), "--customer-id", "client",
+                                 "--date", "date", "--json"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "client" in result.output
+
+
+@pytest.fixture
+def campaign_db(demo_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    from test_campaign_path import run_campaign
+
+    from winback.config import CampaignConfig
+
+    monkeypatch.setenv("WINBACK_DATABASE_URL", demo_engine.url.render_as_string(hide_password=False))
+    run_campaign(demo_engine, CampaignConfig(campaign_id="cli", budget=1000.0))
+    return demo_engine
+
+
+def test_explain_and_preview_show_the_latest_decision_and_message(campaign_db: Engine) -> None:
+    import pandas as pd
+    from sqlalchemy import select
+
+    from warehouse.models import Decision, OutboxMessage
+
+    with campaign_db.connect() as conn:
+        decision = pd.read_sql(select(Decision.customer_id, Decision.reason).where(Decision.action == "contact"), conn)
+        sent = pd.read_sql(select(OutboxMessage.customer_id, OutboxMessage.subject, OutboxMessage.step)
+                           .where(OutboxMessage.status == "sent"), conn)  # fmt: skip
+    customer, reason = decision.iloc[0]
+    shown = runner.invoke(app, ["explain", customer], terminal_width=400)
+    assert shown.exit_code == 0
+    assert "contact" in shown.output
+    assert " ".join(reason.split(";")[0].split()) in " ".join(shown.output.split())
+    assert f"{AS_OF:%Y-%m-%d}" in shown.output
+
+    customer, subject, _step = sent.iloc[0]
+    previewed = runner.invoke(app, ["preview", "--customer", customer], terminal_width=400)
+    assert previewed.exit_code == 0, previewed.output
+    assert " ".join(subject.split()) in " ".join(previewed.output.split())  # exactly what was sent (rich wraps)
+
+
+def test_explain_unknown_customer_exits_1(campaign_db: Engine) -> None:
+    result = runner.invoke(app, ["explain", "NOPE"])
+    assert result.exit_code == 1
+    assert "no decision" in result.output

@@ -1,0 +1,170 @@
+"""Service recovery for one CRM event: decide, compensate, and plan the journey's messages, in minutes.
+
+The flow `flows/recover.py` wraps `recover()`. A journey is one run of the `crm-recovery` campaign per
+ticket (the event's `ticket_id`, else its order, else its own id), so every later event about the same
+ticket extends the same journey and redelivered events add nothing.
+
+The holdout here keeps the compensation, never the apology: everyone is told sorry; a random share is
+not offered compensation, which is what the lift of compensation is measured against.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from messages.channel_choice import choose_channels
+from messages.compose import check_templates
+from messages.dispatch import Channel, send_due
+from messages.journey import JourneyRules, plan_steps
+from messages.quiet_hours import next_allowed
+from offers.issue import issue_offers, offers_for_run
+from offers.policy import CompensationPolicy
+from segments.decision import decide
+from segments.holdout import hash_unit
+from segments.scoring import score_with_rules
+from warehouse import journeys, outbox, queries, runs
+from warehouse.models import CrmEvent, Decision
+from warehouse.source import SourceTables
+from warehouse.timeutil import utc
+from winback.config import CampaignConfig
+
+CAMPAIGN_ID = "crm-recovery"
+
+
+def recovery_config() -> CampaignConfig:
+    return CampaignConfig(campaign_id=CAMPAIGN_ID, segments=["aggrieved"], holdout_share=0.1, budget=1e9)
+
+
+def load_event(engine: Engine, event_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        payload = conn.execute(select(CrmEvent.payload).where(CrmEvent.event_id == event_id)).scalar_one_or_none()
+    if payload is None:
+        raise ValueError(f"CRM event {event_id!r} was never received (nothing in wb_crm_events)")
+    return dict(payload)
+
+
+def _one(cid: str) -> queries.IdRange:
+    return (cid, cid + "\x00")
+
+
+def _decide(engine: Engine, src: SourceTables, event: dict[str, Any], as_of: dt.datetime,
+            config: CampaignConfig, policy: CompensationPolicy) -> pd.DataFrame:  # fmt: skip
+    cid = event["customer_id"]
+    with engine.connect() as conn:
+        summary = queries.customer_summary(conn, src, as_of, _one(cid))
+        reach = queries.reachability(conn, src, _one(cid))
+        suppressed = runs.suppressions(conn)
+        order_amount = None
+        if event.get("order_id"):
+            o = src.orders
+            order_amount = conn.execute(
+                select(src.col(o, "amount")).where(src.col(o, "order_id") == event["order_id"])
+            ).scalar_one_or_none()
+    if reach.empty:
+        raise ValueError(f"CRM event {event['event_id']!r}: customer {cid!r} is not in the customers table")
+    rfm = queries.summary_to_rfm(summary, as_of)
+    scored, _ = score_with_rules(rfm, config.economics)
+    value = float(scored["customer_value"].iloc[0]) if len(scored) else 0.0
+    spend = float(scored["mean_spend"].iloc[0]) if len(scored) else float(order_amount or 0.0)
+    frame = choose_channels(reach, suppressed).assign(
+        segment="aggrieved", failure_id=event["event_id"], failure_category=event.get("category"),
+        severity=int(event.get("severity") or 1), unresolved=event["type"] not in ("ticket.closed",),
+        order_amount=float(order_amount) if order_amount is not None else float("nan"),
+        p_active=float(scored["p_active"].iloc[0]) if len(scored) else 0.5, customer_value=value,
+        mean_spend=spend, days_since_contact=float("nan"), messages_30d=0, returned_since_failure=False,
+    )  # fmt: skip
+    decided = decide(frame, config.model_copy(update={"holdout_share": 0.0}), policy)
+    held = bool(hash_unit(CAMPAIGN_ID, pd.Series([cid]))[0] < config.holdout_share)
+    if held and decided.loc[0, "action"] == "contact" and decided.loc[0, "offer_kind"] != "none":
+        decided.loc[0, ["arm", "offer_kind"]] = ["holdout", "none"]
+        decided.loc[0, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
+        decided.loc[0, "reason"] += "; compensation held out (random control): apology only"
+    elif decided.loc[0, "action"] == "contact":
+        decided.loc[0, "arm"] = "treatment"
+    return decided
+
+
+def recover(
+    engine: Engine,
+    src: SourceTables,
+    event_id: str,
+    channels: dict[str, Channel],
+    now: dt.datetime,
+    *,
+    config: CampaignConfig | None = None,
+    policy: CompensationPolicy | None = None,
+    rules: JourneyRules = JourneyRules(),  # noqa: B008
+) -> dict[str, Any]:
+    """Handle one received CRM event end to end; safe to run again for the same event."""
+    config = config or recovery_config()
+    policy = policy or CompensationPolicy.default()
+    event = load_event(engine, event_id)
+    cid = event["customer_id"]
+    key = str(event.get("ticket_id") or event.get("order_id") or event_id)
+    started = utc(dt.datetime.fromisoformat(event["occurred_at"])) if event.get("occurred_at") else now
+    with Session(engine) as session, session.begin():
+        runs.ensure_campaign(session, CAMPAIGN_ID, "recovery", config.model_dump(mode="json"))
+        run, created = journeys.journey_run(session, CAMPAIGN_ID, key, started)
+        run_id, as_of = run.id, utc(run.as_of)
+    result: dict[str, Any] = {"run_id": run_id, "journey": key, "customer_id": cid}
+    with engine.begin() as conn:
+        if created:
+            result["superseded"] = journeys.supersede_other_journeys(conn, CAMPAIGN_ID, cid, run_id)
+        decided = conn.execute(select(Decision.action, Decision.arm, Decision.channel, Decision.reason)
+                               .where(Decision.run_id == run_id)).first()  # fmt: skip
+    if decided is None:
+        frame = _decide(engine, src, event, as_of, config, policy)
+        with engine.begin() as conn:
+            runs.record_decisions(conn, run_id, frame)
+            if frame.loc[0, "action"] == "contact" and frame.loc[0, "offer_kind"] != "none":
+                issue_offers(conn, run_id, as_of, frame, config.currency, config.offer_expiry_days)
+            decided = conn.execute(select(Decision.action, Decision.arm, Decision.channel, Decision.reason)
+                                   .where(Decision.run_id == run_id)).first()  # fmt: skip
+    action, _arm, channel, reason = decided
+    result.update(action=action, reason=reason)
+    if action != "contact":
+        return result
+    with engine.connect() as conn:
+        so_far = journeys.steps_so_far(conn, run_id)
+        offer_given = journeys.offer_already_sent_or_queued(conn, run_id)
+        offers = offers_for_run(conn, run_id)
+        details = queries.contact_details(conn, src, [cid])
+        last = queries.last_orders(conn, src, [cid], as_of)
+    offer = offers.iloc[0].to_dict() if len(offers) else None
+    steps = plan_steps(event["type"], int(event.get("severity") or 1), now, has_offer=offer is not None,
+                       steps_so_far=set(so_far), offer_given=offer_given, rules=rules)  # fmt: skip
+    person = details.iloc[0].to_dict()
+    base = {
+        "first_name": person.get("first_name"), "locale": person.get("locale"),
+        "failure_category": event.get("category"), "order_id": event.get("order_id") or key,
+        "occurred_at": event.get("occurred_at"), "unresolved": event["type"] != "ticket.closed",
+        "description": event.get("description"),
+        "last_order_at": last["last_order_at"].iloc[0].isoformat() if len(last) else None,
+    }  # fmt: skip
+    rows = []
+    for step in steps:
+        ctx = dict(base, unresolved=base["unresolved"] and step.step == "apology")
+        if step.with_offer and offer:
+            ctx.update(code=offer["code"], offer_kind=offer["offer_kind"], offer_value=float(offer["offer_value"]),
+                       offer_amount=float(offer["offer_value"]), currency=offer["currency"],
+                       expires_at=offer["expires_at"].isoformat())  # fmt: skip
+        at = next_allowed(step.at, person.get("time_zone"), config.contact.quiet_end_hour,
+                          config.contact.quiet_start_hour)  # fmt: skip
+        address = person.get("email") if channel == "email" else person.get("phone")
+        rows.append({
+            "id": outbox.message_id(run_id, cid, step.step), "run_id": run_id, "customer_id": cid,
+            "step": step.step, "channel": channel, "template": step.step, "to_address": address or "",
+            "context": ctx, "status": "queued", "attempts": 0, "not_before": at, "created_at": now,
+        })  # fmt: skip
+    check_templates(rows)
+    with engine.begin() as conn:
+        result["queued"] = outbox.enqueue(conn, rows)
+    report = send_due(engine, channels, run_id=run_id, campaign_id=CAMPAIGN_ID, now=now,
+                      stop_check=journeys.returned_customers(engine, src))  # fmt: skip
+    result["sending"] = report.as_dict()
+    return result
