@@ -21,7 +21,10 @@ IdRange = tuple[str | None, str | None]
 
 
 def _in_range(col: ColumnElement, id_range: IdRange | None) -> ColumnElement[bool]:
+    """`[lo, hi)`, open where None; `(x, x)` means exactly customer x (the one-customer case)."""
     lo, hi = id_range or (None, None)
+    if lo is not None and lo == hi:
+        return col == lo
     conditions = []
     if lo is not None:
         conditions.append(col >= lo)

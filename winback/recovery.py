@@ -49,7 +49,7 @@ def load_event(engine: Engine, event_id: str) -> dict[str, Any]:
 
 
 def _one(cid: str) -> queries.IdRange:
-    return (cid, cid + "\x00")
+    return (cid, cid)
 
 
 def _decide(engine: Engine, src: SourceTables, event: dict[str, Any], as_of: dt.datetime,

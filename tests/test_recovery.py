@@ -1,0 +1,147 @@
+"""The service-recovery journey, one step at a time, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, insert, select, text
+
+from conftest import AS_OF
+from messages.channels.sink import SinkChannel
+from messages.dispatch import send_due
+from warehouse.journeys import returned_customers
+from warehouse.models import CrmEvent, Decision, Offer, OutboxMessage
+from warehouse.source import SourceMapping, SourceTables
+from warehouse.suppressions import suppress
+from winback.recovery import CAMPAIGN_ID, recover
+
+SRC = SourceTables(SourceMapping())
+NOON = AS_OF.replace(hour=12)  # daytime in Europe: no quiet-hours deferral
+
+
+@pytest.fixture
+def customer(demo_engine: Engine) -> str:
+    """A reachable London customer with email consent and no flags."""
+    with demo_engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT c.customer_id FROM customers c JOIN consents k ON k.customer_id = c.customer_id "
+            "AND k.channel = 'email' AND k.granted WHERE c.time_zone = 'Europe/London' AND c.email LIKE '%@%.%' "
+            "AND c.email NOT LIKE '% %' AND NOT c.do_not_contact AND NOT c.fraud_flag "
+            "AND (c.preferred_channel IS NULL OR c.preferred_channel = 'email') ORDER BY c.customer_id LIMIT 1"
+        )).scalar_one()  # fmt: skip
+
+
+def receive(engine: Engine, event_id: str, customer: str, type_: str, severity: int, ticket: str = "T-1") -> str:
+    payload = {
+        "event_id": event_id, "type": type_, "customer_id": customer, "order_id": "O-77", "ticket_id": ticket,
+        "category": "damaged_item", "severity": severity, "occurred_at": NOON.isoformat(),
+        "description": "Box crushed in transit",
+    }  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(insert(CrmEvent).values(event_id=event_id, type=type_, customer_id=customer, payload=payload,
+                                             received_at=NOON))  # fmt: skip
+    return event_id
+
+
+def outbox(engine: Engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(select(OutboxMessage.__table__).order_by(OutboxMessage.not_before), conn)
+
+
+def channels() -> dict[str, SinkChannel]:
+    sink = SinkChannel()
+    return {"email": sink, "sms": sink}
+
+
+def test_severe_complaint_gets_apology_with_compensation_at_once_then_follow_up(demo_engine: Engine,
+                                                                                 customer: str) -> None:  # fmt: skip
+    receive(demo_engine, "E1", customer, "complaint.created", severity=5)
+    result = recover(demo_engine, SRC, "E1", channels(), NOON)
+    assert result["action"] == "contact", result["reason"]
+    rows = outbox(demo_engine).set_index("step")
+    assert list(rows.index) == ["apology", "follow_up"]
+    assert rows.loc["apology", "status"] == "sent"
+    assert rows.loc["follow_up", "status"] == "queued"
+    assert pd.Timestamp(rows.loc["follow_up", "not_before"]).tz_localize(None) >= pd.Timestamp(
+        NOON + dt.timedelta(days=7)).tz_localize(None)  # fmt: skip
+    with demo_engine.connect() as conn:
+        arm = conn.execute(select(Decision.arm).where(Decision.customer_id == customer)).scalar_one()
+        codes = conn.execute(select(Offer.code)).scalars().all()
+    sent = SinkChannel().records()[0]
+    assert "O-77" in sent["subject"] and "arrived damaged" in sent["text"]
+    if arm == "treatment" and codes:  # severe: the compensation travels with the apology
+        assert codes[0] in sent["text"]
+    else:
+        assert "code" not in sent["text"].lower()
+
+
+def test_the_same_event_twice_causes_one_recovery(demo_engine: Engine, customer: str) -> None:
+    receive(demo_engine, "E1", customer, "complaint.created", severity=3)
+    recover(demo_engine, SRC, "E1", channels(), NOON)
+    again = recover(demo_engine, SRC, "E1", channels(), NOON)
+    assert again["queued"] == 0
+    assert len(outbox(demo_engine)) == 2
+    assert len(SinkChannel().records()) == 1
+
+
+def test_mild_complaint_then_ticket_closed_sends_resolved_with_the_offer(demo_engine: Engine, customer: str) -> None:
+    receive(demo_engine, "E1", customer, "complaint.created", severity=2)
+    recover(demo_engine, SRC, "E1", channels(), NOON)
+    first = SinkChannel().records()
+    assert len(first) == 1 and "code" not in first[0]["text"].lower()  # mild: no compensation at once
+    receive(demo_engine, "E2", customer, "ticket.closed", severity=2)
+    recover(demo_engine, SRC, "E2", channels(), NOON + dt.timedelta(hours=3))
+    rows = outbox(demo_engine).set_index("step")
+    assert set(rows.index) == {"apology", "resolved", "follow_up"}  # same journey: one follow-up only
+    assert rows.loc["resolved", "status"] == "sent"
+    with demo_engine.connect() as conn:
+        codes = conn.execute(select(Offer.code)).scalars().all()
+    resolved = SinkChannel().records()[1]
+    assert "put it right" in resolved["text"]
+    assert all(code in resolved["text"] for code in codes)
+
+
+def test_follow_up_stops_when_the_customer_returns(demo_engine: Engine, customer: str) -> None:
+    receive(demo_engine, "E1", customer, "complaint.created", severity=3)
+    recover(demo_engine, SRC, "E1", channels(), NOON)
+    with demo_engine.begin() as conn:
+        conn.execute(text("INSERT INTO orders (order_id, customer_id, ordered_at, amount) VALUES ('BACK-1', :c, :t, 20)"),
+                     {"c": customer, "t": (NOON + dt.timedelta(days=2)).replace(tzinfo=None)})  # fmt: skip
+    later = NOON + dt.timedelta(days=8)
+    send_due(demo_engine, channels(), now=later, stop_check=returned_customers(demo_engine, SRC))
+    follow_up = outbox(demo_engine).set_index("step").loc["follow_up"]
+    assert follow_up["status"] == "skipped"
+    assert follow_up["last_error"] == "customer returned: journey stopped"
+
+
+def test_follow_up_stops_when_the_customer_opts_out(demo_engine: Engine, customer: str) -> None:
+    receive(demo_engine, "E1", customer, "complaint.created", severity=3)
+    recover(demo_engine, SRC, "E1", channels(), NOON)
+    with demo_engine.begin() as conn:
+        suppress(conn, customer, "email", "unsubscribe", "test", NOON)
+    send_due(demo_engine, channels(), now=NOON + dt.timedelta(days=8))
+    assert outbox(demo_engine).set_index("step").loc["follow_up", "last_error"] == "suppressed at send time"
+
+
+def test_a_new_failure_replans_the_journey(demo_engine: Engine, customer: str) -> None:
+    receive(demo_engine, "E1", customer, "complaint.created", severity=3, ticket="T-1")
+    recover(demo_engine, SRC, "E1", channels(), NOON)
+    receive(demo_engine, "E9", customer, "complaint.created", severity=4, ticket="T-2")
+    result = recover(demo_engine, SRC, "E9", channels(), NOON + dt.timedelta(days=1))
+    assert result["superseded"] == 1
+    rows = outbox(demo_engine)
+    old = rows.loc[(rows["run_id"] != result["run_id"]) & (rows["step"] == "follow_up")].iloc[0]
+    assert old["status"] == "skipped" and old["last_error"] == "superseded by a newer failure"
+    new = rows.loc[rows["run_id"] == result["run_id"]]
+    assert set(new["step"]) == {"apology", "follow_up"}
+
+
+def test_unknown_event_and_unknown_customer_fail_clearly(demo_engine: Engine) -> None:
+    with pytest.raises(ValueError, match="'NOPE' was never received"):
+        recover(demo_engine, SRC, "NOPE", channels(), NOON)
+    receive(demo_engine, "E5", "C9999999", "complaint.created", severity=3)
+    with pytest.raises(ValueError, match="customer 'C9999999' is not in the customers table"):
+        recover(demo_engine, SRC, "E5", channels(), NOON)
+    assert CAMPAIGN_ID == "crm-recovery"
