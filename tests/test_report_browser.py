@@ -67,7 +67,7 @@ def simulated_customers(n: int = 6_000, seed: int = 20240501) -> pd.DataFrame:
     rate = np.vectorize(SEGMENTS.get)(segment) + np.where(treated, 0.05, 0.0)
     returned = rng.random(n) < rate
     revenue = np.where(returned, rng.gamma(2.0, 32.0, n), 0.0).round(2)
-    days = np.where(treated, rng.exponential(7.0, n), rng.exponential(11.0, n))
+    days = 30.0 * np.where(treated, rng.beta(1.0, 3.0, n), rng.beta(1.0, 2.0, n))  # treated come back sooner
     return pd.DataFrame(
         {
             "arm": arm,
@@ -78,7 +78,7 @@ def simulated_customers(n: int = 6_000, seed: int = 20240501) -> pd.DataFrame:
             "message_cost": np.where(treated, np.where(channel == "sms", 0.045, 0.002), 0.0),
             "segment": segment,
             "channel": channel,
-            "days_to_return": np.where(returned, np.minimum(days, 30.0), np.nan),
+            "days_to_return": np.where(returned, days, np.nan),
         }
     )
 
@@ -283,7 +283,7 @@ LAYOUT_JS = r"""
     const tick = svg.querySelector('text.tick');
     charts[svg.id] = {
       box: b, shown: shown(svg), scale: b.width / vb.width, clippedText: clipped,
-      tickFontPx: tick ? tick.getBoundingClientRect().height : 0,
+      tickFontPx: tick ? parseFloat(getComputedStyle(tick).fontSize) * b.width / vb.width : 0,
       bars: [...svg.querySelectorAll('rect.bar')].map((r) => ({arm: r.dataset.arm, box: box(r), shown: shown(r),
                                                              fill: getComputedStyle(r).fill})),
       errorBars: [...svg.querySelectorAll('g.error-bar')].map((g) => ({arm: g.dataset.arm, box: box(g),
@@ -303,6 +303,9 @@ LAYOUT_JS = r"""
       rowLengths: body ? [...body.rows].map((r) => r.cells.length) : [],
       hiddenCells: cells.filter((c) => !shown(c)).length,
       wrapScroll: wrap.scrollWidth, wrapClient: wrap.clientWidth,
+      cutOff: [...t.querySelectorAll('thead th')].filter((th) => th.getBoundingClientRect().right >
+                                                              wrap.getBoundingClientRect().right + 1)
+        .map((th) => th.textContent.trim()),
     };
   }
   const sections = {};
@@ -337,174 +340,3 @@ LAYOUT_JS = r"""
 """
 
 
-# --------------------------------------------------------------------------------------------------
-# The test
-
-
-@pytest.mark.timeout(30)
-def test_report_renders_in_chromium(tmp_path: Path) -> None:
-    start = time.monotonic()
-    deadline = start + TEST_BUDGET_S
-    binary = chromium_binary()
-
-    customers = simulated_customers()
-    report = make_report(customers)
-    bundle = tmp_path / "bundle"
-    write_report_bundle(report, bundle)
-    url = (bundle / "report.html").resolve().as_uri()
-    overall = report.overall.iloc[0]
-
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir()
-    log = tmp_path / "chromium.log"
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        ws_url = wait_for_devtools_port(proc, profile, log, deadline)
-        with connect(ws_url, proxy=None, open_timeout=5, close_timeout=2, max_size=None) as ws:
-            cdp = DevTools(ws, deadline)
-            # The window chromium opened is the one sized by --window-size; drive that page.
-            page_id = None
-            while page_id is None:
-                pages = [t for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
-                page_id = pages[0]["targetId"] if pages else None
-                if page_id is None:
-                    assert time.monotonic() < deadline, "chromium opened no page"
-                    time.sleep(0.05)
-            session = cdp.call("Target.attachToTarget", targetId=page_id, flatten=True)["sessionId"]
-            cdp.call("Page.enable", session)
-            nav = cdp.call("Page.navigate", session, url=url)
-            assert "errorText" not in nav, f"navigation to {url} failed: {nav}"
-            cdp.wait_event("Page.loadEventFired", session)
-            cdp.evaluate(session, "document.fonts.ready.then(() => document.fonts.status)", await_promise=True)
-            layout = json.loads(cdp.evaluate(session, LAYOUT_JS))
-            check_layout(layout, url, report, customers)
-
-            metrics = cdp.call("Page.getLayoutMetrics", session)["cssContentSize"]
-            full = cdp.call(
-                "Page.captureScreenshot",
-                session,
-                format="png",
-                captureBeyondViewport=True,
-                clip={"x": 0, "y": 0, "width": metrics["width"], "height": metrics["height"], "scale": 1},
-            )["data"]
-            charts = layout["sections"]["charts"]["box"]
-            thumb = cdp.call(
-                "Page.captureScreenshot",
-                session,
-                format="png",
-                clip={
-                    "x": charts["left"],
-                    "y": charts["top"],
-                    "width": charts["width"],
-                    "height": charts["height"],
-                    "scale": 0.5,
-                },
-            )["data"]
-    finally:
-        stop_chromium(proc)
-
-    png = base64.b64decode(full)
-    shot = tmp_path / "report.png"
-    shot.write_bytes(png)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(png) > 60_000, f"screenshot is only {len(png)} bytes: a blank page?"
-    shot_w, shot_h = struct.unpack(">II", png[16:24])
-    assert shot_w == WIDTH and shot_h >= layout["page"]["scrollHeight"] - 1, (shot_w, shot_h)
-
-    # The charts' pixels: both arm colours are really painted, on a varied (not blank) image.
-    w, h, pixels = png_pixels(base64.b64decode(thumb))
-    assert w * h == len(pixels) and w >= 300, (w, h)
-    blue = sum(near(p, TREATMENT_RGB) for p in pixels)
-    grey = sum(near(p, HOLDOUT_RGB) for p in pixels)
-    assert blue > 500 and grey > 500, f"arm colours barely painted: treatment {blue} px, holdout {grey} px"
-    assert len(set(pixels)) > 50, "chart area is nearly uniform"
-
-    elapsed = time.monotonic() - start
-    assert elapsed < TEST_BUDGET_S, f"browser test took {elapsed:.1f}s"
-
-
-def check_layout(layout: dict[str, Any], url: str, report: ReportData, customers: pd.DataFrame) -> None:
-    assert layout["href"] == url and layout["readyState"] == "complete", (layout["href"], layout["readyState"])
-    view = layout["viewport"]
-    assert view["width"] == WIDTH, f"viewport is {view}, expected {WIDTH} px wide (--window-size)"
-
-    # Self-contained: nothing to run, nothing fetched, no remote reference anywhere.
-    assert layout["scripts"] == 0
-    assert layout["embeds"] == 0
-    assert layout["resources"] == [], f"the page loaded resources: {layout['resources']}"
-    assert layout["remote"] == [] and layout["cssRemote"] == [], (layout["remote"], layout["cssRemote"])
-
-    # No page-level horizontal scrollbar on a 1366 px laptop screen.
-    page = layout["page"]
-    assert page["scrollWidth"] <= WIDTH and page["scrollWidth"] <= page["clientWidth"], page
-
-    for section_id, section in layout["sections"].items():
-        assert section is not None, f"section #{section_id} missing"
-        assert section["shown"], f"section #{section_id} not visible"
-        assert section["box"]["left"] >= 0 and section["box"]["right"] <= page["clientWidth"], (section_id, section)
-    assert layout["sections"]["headline"]["box"]["top"] < view["height"], "headline below the fold"
-
-    # Headline numbers, formatted as documented in reports/html.py.
-    row = overall = report.overall.iloc[0]
-    headline = layout["headline"]
-    assert headline["headline-abs-lift"] == f"{overall['abs_lift'] * 100:+.1f} pp"
-    assert headline["headline-abs-lift-ci"] == (
-        f"{row['abs_lift_low'] * 100:+.1f} pp to {row['abs_lift_high'] * 100:+.1f} pp"
-    )
-    assert headline["headline-rate-treated"] == f"{row['rate_treated'] * 100:.1f}%"
-    assert headline["headline-rate-holdout"] == f"{row['rate_holdout'] * 100:.1f}%"
-    assert headline["headline-customers"] == f"{len(customers):,}"
-
-    charts = layout["charts"]
-    assert set(charts) == {"chart-return-rate", "chart-retention"}, set(charts)
-    for chart_id, chart in charts.items():
-        b = chart["box"]
-        assert chart["shown"] and b["width"] > 0 and b["height"] > 0, (chart_id, b)
-        assert b["left"] >= 0 and b["right"] <= page["clientWidth"] and b["width"] <= WIDTH, (chart_id, b)
-        assert chart["tickFontPx"] >= 10, f"{chart_id}: axis labels render {chart['tickFontPx']:.1f} px tall"
-        assert chart["clippedText"] == [], f"{chart_id}: labels cut off at the chart edge: {chart['clippedText']}"
-
-    rate_chart = charts["chart-return-rate"]
-    assert sorted(bar["arm"] for bar in rate_chart["bars"]) == ["holdout", "treatment"]
-    bars = {bar["arm"]: bar for bar in rate_chart["bars"]}
-    for arm, bar in bars.items():
-        assert bar["shown"] and bar["box"]["height"] > 0 and bar["box"]["width"] > 0, (arm, bar)
-        assert bar["fill"] not in ("none", "rgb(0, 0, 0)"), f"{arm} bar has no arm colour: {bar['fill']}"
-        inside = rate_chart["box"]
-        assert inside["left"] <= bar["box"]["left"] and bar["box"]["right"] <= inside["right"], (arm, bar)
-    # Rendered bar heights keep the ratio of the rates.
-    ratio = bars["treatment"]["box"]["height"] / bars["holdout"]["box"]["height"]
-    assert ratio == pytest.approx(row["rate_treated"] / row["rate_holdout"], rel=0.03)
-    assert sorted(e["arm"] for e in rate_chart["errorBars"]) == ["holdout", "treatment"]
-    for err in rate_chart["errorBars"]:
-        bar_top, eb = bars[err["arm"]]["box"]["top"], err["box"]
-        assert err["shown"] and eb["top"] < bar_top < eb["bottom"], f"{err['arm']} error bar misses the bar top"
-
-    curves = charts["chart-retention"]["curves"]
-    assert sorted(c["arm"] for c in curves) == ["holdout", "treatment"]
-    for curve in curves:
-        assert curve["shown"] and curve["points"] == 31, curve  # days 0..30
-        assert curve["box"]["width"] > 100 and curve["box"]["height"] > 10, curve
-        assert curve["stroke"] not in ("none", ""), curve
-
-    expected_rows = {
-        "table-lift-overall": 1,
-        "table-lift-segment": customers["segment"].nunique(),
-        "table-lift-channel": customers["channel"].nunique(),
-        "table-root-causes": len(report.root_causes) if report.root_causes is not None else 0,
-    }
-    tables = layout["tables"]
-    assert set(tables) == set(expected_rows), set(tables)
-    for table_id, n_rows in expected_rows.items():
-        table = tables[table_id]
-        assert table["shown"] and table["box"]["width"] > 0 and table["box"]["height"] > 0, (table_id, table)
-        assert table["rows"] == n_rows, f"{table_id}: {table['rows']} rows, expected {n_rows}"
-        assert set(table["rowLengths"]) == {table["headers"]}, (table_id, table)
-        assert table["hiddenCells"] == 0, f"{table_id}: {table['hiddenCells']} invisible cells"

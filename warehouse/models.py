@@ -155,7 +155,7 @@ class OutboxMessage(Base):
     __tablename__ = "wb_outbox"
     __table_args__ = (
         UniqueConstraint("run_id", "customer_id", "step", name="uq_wb_outbox_run_customer_step"),
-        Index("ix_wb_outbox_status", "status", "not_before"),
+        Index("ix_wb_outbox_status", "status", "not_before", "id"),  # `due` reads it in order, no sort
         Index("ix_wb_outbox_customer", "customer_id", "created_at"),
     )
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:06:56.778293
+Create Date: 2026-11-25 13:10:26.374678
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('wb_outbox', schema=None) as batch_op:
         batch_op.create_index('ix_wb_outbox_customer', ['customer_id', 'created_at'], unique=False)
-        batch_op.create_index('ix_wb_outbox_status', ['status', 'not_before'], unique=False)
+        batch_op.create_index('ix_wb_outbox_status', ['status', 'not_before', 'id'], unique=False)
 
     op.create_table('wb_returns',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
