@@ -131,8 +131,8 @@ class Cell:
     text: str
     col: str
     value: str | None = None  # raw number for data-value
-    ci: str | None = None  # interval shown under the value
-    title: str | None = None
+    sub: str | None = None  # small second line: an interval, a group size or a flag
+    sub_css: str = "ci"
     css: str = ""
 
 
@@ -148,6 +148,7 @@ class TableView:
     caption: str
     headers: list[Header]
     rows: list[list[Cell]]
+    note: str | None = None  # shown once under the caption (the lift tables' power warning)
 
 
 def _raw(x: Any) -> str | None:
@@ -163,9 +164,42 @@ def _text(x: Any) -> str:
     return "(missing)" if _missing(x) else str(x)
 
 
+def _signed(x: Any) -> str:
+    """An interval bound in a lift table: the unit is on the value line above it."""
+    return "∞" if math.isinf(x) else f"{x * 100:+.1f}"
+
+
+# The per-row warnings of reports.stats.compare_rates differ only in their numbers (MDE, arm sizes),
+# which the table shows per row; the note above the table states each reason once without them.
+_REASON_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^(the minimum detectable lift at \S+ power) is .+?, (above the .+ that matters)$"), r"\1 (MDE) is \2"),
+    (re.compile(r"^(fewer than \d+ customers in an arm) \(.*\)$"), r"\1"),
+]
+
+
+def _power_note(warnings: list[Any]) -> str | None:
+    flagged = [str(w) for w in warnings if not _missing(w)]
+    if not flagged:
+        return None
+    reasons: list[str] = []
+    for warning in flagged:
+        for problem in warning.removeprefix("Underpowered: ").rstrip(".").split("; "):
+            for pattern, repl in _REASON_PATTERNS:
+                problem = pattern.sub(repl, problem)
+            if problem not in reasons:
+                reasons.append(problem)
+    groups = "group" if len(warnings) == 1 else "groups"
+    return f"Underpowered in {len(flagged)} of {len(warnings)} {groups} (marked ⚠): {'; '.join(reasons)}."
+
+
 def _lift_table_view(
-    frame: pd.DataFrame, table_id: str, caption: str, money: Formatter, conf: str
+    frame: pd.DataFrame, table_id: str, caption: str, money: Formatter, conf: str, *, note: bool = True
 ) -> TableView:
+    """One row per group; estimates carry their interval on a second line, each arm's rate its size.
+
+    Offer and message cost are shown summed (``data-col="cost"``); the per-row power warning is a
+    "⚠ underpowered" flag under the MDE, and (``note``) its reasons are stated once above the table.
+    """
     missing = [c for c in LIFT_COLUMNS if c not in frame.columns and c not in ("roi_basis", "underpowered")]
     if missing:
         raise ValueError(f"{caption}: missing column(s) {', '.join(map(repr, missing))}")
@@ -175,50 +209,59 @@ def _lift_table_view(
         *(
             Header(text, "num")
             for text in (
-                "Treated",
-                "Holdout",
                 "Return rate treated",
                 "Return rate holdout",
                 f"Abs. lift ({conf} CI)",
                 f"Rel. lift ({conf} CI)",
                 f"Incr. revenue per customer ({conf} CI)",
                 "Incremental revenue",
-                "Offer cost",
-                "Message cost",
+                "Cost",
                 "ROI",
                 "MDE",
             )
         ),
-        Header("Note"),
     ]
     rows: list[list[Cell]] = []
     for rec in frame.to_dict("records"):
         row = [Cell(_text(rec[c]), c, css="group") for c in group_cols]
-        warning = rec.get("warning")
+        flagged = not _missing(rec.get("warning"))
+        cost = rec["offer_cost"] + rec["message_cost"]
         row += [
-            Cell(fmt_int(rec["n_treated"]), "n_treated", _raw(rec["n_treated"]), css="num"),
-            Cell(fmt_int(rec["n_holdout"]), "n_holdout", _raw(rec["n_holdout"]), css="num"),
-            Cell(fmt_pct(rec["rate_treated"]), "rate_treated", _raw(rec["rate_treated"]), css="num"),
-            Cell(fmt_pct(rec["rate_holdout"]), "rate_holdout", _raw(rec["rate_holdout"]), css="num"),
+            Cell(
+                fmt_pct(rec["rate_treated"]),
+                "rate_treated",
+                _raw(rec["rate_treated"]),
+                sub=f"of {fmt_int(rec['n_treated'])}",
+                sub_css="n",
+                css="num",
+            ),
+            Cell(
+                fmt_pct(rec["rate_holdout"]),
+                "rate_holdout",
+                _raw(rec["rate_holdout"]),
+                sub=f"of {fmt_int(rec['n_holdout'])}",
+                sub_css="n",
+                css="num",
+            ),
             Cell(
                 fmt_pp(rec["abs_lift"]),
                 "abs_lift",
                 _raw(rec["abs_lift"]),
-                ci=fmt_range(rec["abs_lift_low"], rec["abs_lift_high"], fmt_pp),
+                sub=fmt_range(rec["abs_lift_low"], rec["abs_lift_high"], _signed),
                 css="num",
             ),
             Cell(
                 fmt_pct(rec["rel_lift"], signed=True),
                 "rel_lift",
                 _raw(rec["rel_lift"]),
-                ci=fmt_range(rec["rel_lift_low"], rec["rel_lift_high"], lambda v: fmt_pct(v, signed=True)),
+                sub=fmt_range(rec["rel_lift_low"], rec["rel_lift_high"], _signed),
                 css="num",
             ),
             Cell(
                 money(rec["incr_revenue_per_customer"]),
                 "incr_revenue_per_customer",
                 _raw(rec["incr_revenue_per_customer"]),
-                ci=fmt_range(
+                sub=fmt_range(
                     rec["incr_revenue_per_customer_low"], rec["incr_revenue_per_customer_high"], money
                 ),
                 css="num",
@@ -229,19 +272,20 @@ def _lift_table_view(
                 _raw(rec["incremental_revenue"]),
                 css="num",
             ),
-            Cell(money(rec["offer_cost"]), "offer_cost", _raw(rec["offer_cost"]), css="num"),
-            Cell(money(rec["message_cost"]), "message_cost", _raw(rec["message_cost"]), css="num"),
+            Cell(money(cost), "cost", _raw(cost), css="num"),
             Cell(fmt_pct(rec["roi"], signed=True), "roi", _raw(rec["roi"]), css="num"),
-            Cell(fmt_pp(rec["mde"], signed=False), "mde", _raw(rec["mde"]), css="num"),
             Cell(
-                "underpowered" if not _missing(warning) else "",
-                "warning",
-                title=None if _missing(warning) else str(warning).removeprefix("Underpowered: "),
-                css="note warn" if not _missing(warning) else "note",
+                fmt_pp(rec["mde"], signed=False),
+                "mde",
+                _raw(rec["mde"]),
+                sub="⚠ underpowered" if flagged else None,
+                sub_css="flag",
+                css="num warn" if flagged else "num",
             ),
         ]
         rows.append(row)
-    return TableView(table_id, caption, headers, rows)
+    power_note = _power_note(frame["warning"].tolist()) if note else None
+    return TableView(table_id, caption, headers, rows, power_note)
 
 
 def _root_cause_view(frame: pd.DataFrame, money: Formatter) -> TableView:
@@ -500,7 +544,10 @@ def render_html_report(report: ReportData) -> str:
         "period": _period_text(report.period_start, report.period_end),
         "conf": conf,
         "headline": headline,
-        "overall_table": _lift_table_view(report.overall, "table-lift-overall", "Overall lift", money, conf),
+        # The overall row's warning is the headline banner already; its row only gets the flag.
+        "overall_table": _lift_table_view(
+            report.overall, "table-lift-overall", "Overall lift", money, conf, note=False
+        ),
         "rate_chart": _return_rate_chart(overall, report.confidence),
         "retention_chart": _retention_chart(report.retention),
         "breakdowns": breakdowns,

@@ -1,11 +1,13 @@
 """Browser test: the retention report renders in headless Chromium with its charts and tables visible.
 
 The bundle is written from simulated per-customer data (seeded numpy → ``lift_table`` /
-``retention_curve``), opened from disk in Debian's ``chromium`` at a 1366×900 laptop window, and
-checked through the Chrome DevTools Protocol (CDP) over a websocket: real layout boxes of the charts,
-bars, error bars, curves and tables, the headline numbers, self-containment (no scripts, no network
-resources) and no horizontal page scroll. A full-page screenshot is kept as ``report.png`` in the
-test's ``tmp_path`` (pytest keeps the last few) and its pixels are checked for the arm colours.
+``retention_curve``), opened from disk in Debian's ``chromium`` in a 1366×900 window (a 1366 px wide
+viewport) and checked through the Chrome DevTools Protocol (CDP) over a websocket: real layout boxes of
+the charts, bars, error bars, curves and tables, the headline numbers, self-containment (no scripts, no
+network resources) and no horizontal page scroll. Chromium runs once per module (fixture ``rendered``);
+the full-page screenshot ``report.png`` and the measured ``layout.json`` are kept in pytest's
+``report-browser*`` temporary folder (pytest keeps the last few runs), and the charts' pixels are
+checked for the arm colours.
 
 Chromium missing: skipped with the reason, except under ``CI`` where it fails (.ci/run installs it).
 """
@@ -13,6 +15,7 @@ Chromium missing: skipped with the reason, except under ``CI`` where it fails (.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +24,7 @@ import struct
 import subprocess
 import time
 import zlib
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,7 @@ from reports.retention import retention_curve
 from reports.stats import lift_table
 
 WIDTH, HEIGHT = 1366, 900
-TEST_BUDGET_S = 25.0  # our own deadline; pytest-timeout below is the backstop
+TEST_BUDGET_S = 22.0  # our own deadline for launch + CDP; the 30 s pytest-timeout is the backstop
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -51,6 +55,8 @@ CHROMIUM_FLAGS = [
 SEGMENTS = {"lapsed_90": 0.14, "lapsed_180": 0.08, "aggrieved_late_delivery": 0.18, "one_time_buyer": 0.05}
 CHANNELS = ["email", "sms"]
 TREATMENT_RGB, HOLDOUT_RGB = (0x1D, 0x4E, 0xD8), (0x8A, 0x94, 0xA6)  # --treatment / --holdout in the CSS
+
+pytestmark = pytest.mark.timeout(30)  # per test; the first one also pays for the browser run (about 4 s)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,7 +120,9 @@ def make_report(customers: pd.DataFrame) -> ReportData:
 
 
 def chromium_binary() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
+    found = shutil.which("chromium") or (
+        "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+    )
     if found is None:
         reason = "Chromium is not installed (apt-get install chromium); the report's browser test needs it"
         if os.environ.get("CI"):
@@ -182,7 +190,9 @@ def wait_for_devtools_port(proc: subprocess.Popen[bytes], profile: Path, log: Pa
     marker = profile / "DevToolsActivePort"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"chromium exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            raise AssertionError(
+                f"chromium exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
+            )
         try:
             port, path = marker.read_text().split()[:2]
             return f"ws://127.0.0.1:{int(port)}{path}"
@@ -192,18 +202,19 @@ def wait_for_devtools_port(proc: subprocess.Popen[bytes], profile: Path, log: Pa
 
 
 def stop_chromium(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate chromium, then kill what is left of its process group (renderers, zygote, crashpad)."""
+    """Terminate chromium, then kill what is left of its process group (zygote, renderers, GPU/utility).
+
+    The crashpad handler detaches into its own session and exits by itself once the browser is gone.
+    """
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=3)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=5)
-    try:
+            proc.wait(timeout=3)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # its own session: the group id is chromium's pid
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,13 +295,13 @@ LAYOUT_JS = r"""
     charts[svg.id] = {
       box: b, shown: shown(svg), scale: b.width / vb.width, clippedText: clipped,
       tickFontPx: tick ? parseFloat(getComputedStyle(tick).fontSize) * b.width / vb.width : 0,
-      bars: [...svg.querySelectorAll('rect.bar')].map((r) => ({arm: r.dataset.arm, box: box(r), shown: shown(r),
-                                                             fill: getComputedStyle(r).fill})),
-      errorBars: [...svg.querySelectorAll('g.error-bar')].map((g) => ({arm: g.dataset.arm, box: box(g),
-                                                                       shown: shown(g)})),
-      curves: [...svg.querySelectorAll('polyline.curve')].map((c) => ({arm: c.dataset.arm, box: box(c),
-                                                                       shown: shown(c), points: c.points.numberOfItems,
-                                                                       stroke: getComputedStyle(c).stroke})),
+      bars: [...svg.querySelectorAll('rect.bar')].map((r) => ({
+        arm: r.dataset.arm, box: box(r), shown: shown(r), fill: getComputedStyle(r).fill})),
+      errorBars: [...svg.querySelectorAll('g.error-bar')].map((g) => ({
+        arm: g.dataset.arm, box: box(g), shown: shown(g)})),
+      curves: [...svg.querySelectorAll('polyline.curve')].map((c) => ({
+        arm: c.dataset.arm, box: box(c), shown: shown(c), points: c.points.numberOfItems,
+        stroke: getComputedStyle(c).stroke})),
     };
   }
   const tables = {};
@@ -315,12 +326,15 @@ LAYOUT_JS = r"""
   }
   const text = (id) => { const el = document.getElementById(id); return el ? el.textContent.trim() : null; };
   const headline = {};
-  for (const id of ['headline-abs-lift', 'headline-abs-lift-ci', 'headline-rate-treated', 'headline-rate-holdout',
-                    'headline-customers', 'headline-rel-lift', 'headline-roi']) headline[id] = text(id);
+  for (const id of ['headline-abs-lift', 'headline-abs-lift-ci', 'headline-rate-treated',
+                    'headline-rate-holdout', 'headline-customers', 'headline-rel-lift', 'headline-roi']) {
+    headline[id] = text(id);
+  }
   const remote = [];
   for (const el of document.querySelectorAll('*')) {
     for (const a of el.attributes) {
-      if (!a.name.startsWith('xmlns') && /(https?:)?\/\/|url\(/i.test(a.value)) remote.push(`${el.tagName} ${a.name}`);
+      const url = /(https?:)?\/\/|url\(/i.test(a.value);
+      if (url && !a.name.startsWith('xmlns')) remote.push(`${el.tagName} ${a.name}`);
     }
   }
   const cssRemote = [...document.styleSheets].flatMap((s) => [...s.cssRules].map((r) => r.cssText))
@@ -340,3 +354,247 @@ LAYOUT_JS = r"""
 """
 
 
+# --------------------------------------------------------------------------------------------------
+# One Chromium run for the module; the tests below read what it measured.
+
+
+@dataclass
+class Rendered:
+    report: ReportData
+    customers: pd.DataFrame
+    layout: dict[str, Any]
+    screenshot: Path
+    charts_png: bytes
+    seconds: float
+
+
+def drive_chromium(
+    binary: str, url: str, workdir: Path, deadline: float
+) -> tuple[dict[str, Any], bytes, bytes]:
+    """Open url at 1366 px; return the page's layout report, a full-page PNG and a PNG of the charts."""
+    profile = workdir / "chromium-profile"
+    profile.mkdir()
+    log = workdir / "chromium.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        ws_url = wait_for_devtools_port(proc, profile, log, deadline)
+        with connect(ws_url, proxy=None, open_timeout=5, close_timeout=2, max_size=None) as ws:
+            cdp = DevTools(ws, deadline)
+            # The tab chromium opened is the window sized by --window-size: drive that one.
+            while not (
+                pages := [t for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+            ):
+                assert time.monotonic() < deadline, "chromium opened no page"
+                time.sleep(0.05)
+            session = cdp.call("Target.attachToTarget", targetId=pages[0]["targetId"], flatten=True)[
+                "sessionId"
+            ]
+            cdp.call("Page.enable", session)
+            nav = cdp.call("Page.navigate", session, url=url)
+            assert "errorText" not in nav, f"navigation to {url} failed: {nav}"
+            cdp.wait_event("Page.loadEventFired", session)
+            cdp.evaluate(
+                session, "document.fonts.ready.then(() => document.fonts.status)", await_promise=True
+            )
+            layout = json.loads(cdp.evaluate(session, LAYOUT_JS))
+
+            size = cdp.call("Page.getLayoutMetrics", session)["cssContentSize"]
+            full = cdp.call(
+                "Page.captureScreenshot",
+                session,
+                format="png",
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            )["data"]
+            box = layout["sections"]["charts"]["box"] if layout["sections"].get("charts") else None
+            assert box, "no #charts section to photograph"
+            charts = cdp.call(
+                "Page.captureScreenshot",
+                session,
+                format="png",
+                clip={
+                    "x": box["left"],
+                    "y": box["top"],
+                    "width": box["width"],
+                    "height": box["height"],
+                    "scale": 0.5,
+                },
+            )["data"]
+    finally:
+        stop_chromium(proc)
+    return layout, base64.b64decode(full), base64.b64decode(charts)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    start = time.monotonic()
+    binary = chromium_binary()
+    workdir = tmp_path_factory.mktemp("report-browser")
+    customers = simulated_customers()
+    report = make_report(customers)
+    write_report_bundle(report, workdir / "bundle")
+    url = (workdir / "bundle" / "report.html").resolve().as_uri()
+    layout, full, charts = drive_chromium(binary, url, workdir, start + TEST_BUDGET_S)
+    screenshot = workdir / "report.png"
+    screenshot.write_bytes(full)
+    (workdir / "layout.json").write_text(json.dumps(layout, indent=1), encoding="utf-8")
+    assert layout["href"] == url and layout["readyState"] == "complete", (
+        layout["href"],
+        layout["readyState"],
+    )
+    return Rendered(report, customers, layout, screenshot, charts, time.monotonic() - start)
+
+
+def test_browser_run_is_quick(rendered: Rendered) -> None:
+    assert rendered.seconds < TEST_BUDGET_S, f"writing and rendering the report took {rendered.seconds:.1f}s"
+
+
+def test_report_is_self_contained(rendered: Rendered) -> None:
+    layout = rendered.layout
+    assert layout["scripts"] == 0, "the report must not contain <script>"
+    assert layout["embeds"] == 0, "no <link>/<img>/<iframe>/... elements"
+    assert layout["resources"] == [], f"the page fetched resources: {layout['resources']}"
+    assert layout["remote"] == [], f"attributes referencing remote URLs: {layout['remote']}"
+    assert layout["cssRemote"] == [], f"CSS rules referencing URLs: {layout['cssRemote']}"
+
+
+def test_page_fits_a_laptop_screen(rendered: Rendered) -> None:
+    view, page = rendered.layout["viewport"], rendered.layout["page"]
+    assert view["width"] == WIDTH, f"viewport is {view}, expected {WIDTH} px wide (--window-size)"
+    # No page-level horizontal scrollbar at 1366 px.
+    assert page["scrollWidth"] <= WIDTH and page["scrollWidth"] <= page["clientWidth"], page
+    for section_id, section in rendered.layout["sections"].items():
+        assert section is not None, f"section #{section_id} is missing"
+        box = section["box"]
+        assert section["shown"] and box["width"] > 0 and box["height"] > 0, (section_id, section)
+        assert box["left"] >= 0 and box["right"] <= page["clientWidth"], (section_id, box)
+    assert rendered.layout["sections"]["headline"]["box"]["top"] < view["height"], (
+        "headline is below the fold"
+    )
+
+
+def test_headline_numbers_match_the_overall_frame(rendered: Rendered) -> None:
+    row, headline = rendered.report.overall.iloc[0], rendered.layout["headline"]
+    # Formats as documented in reports/html.py: lifts "+4.1 pp", rates "15.2%", counts "1,234".
+    assert headline["headline-abs-lift"] == f"{row['abs_lift'] * 100:+.1f} pp"
+    assert headline["headline-abs-lift-ci"] == (
+        f"{row['abs_lift_low'] * 100:+.1f} pp to {row['abs_lift_high'] * 100:+.1f} pp"
+    )
+    assert headline["headline-rate-treated"] == f"{row['rate_treated'] * 100:.1f}%"
+    assert headline["headline-rate-holdout"] == f"{row['rate_holdout'] * 100:.1f}%"
+    assert headline["headline-rel-lift"] == f"{row['rel_lift'] * 100:+.1f}%"
+    assert headline["headline-customers"] == f"{len(rendered.customers):,}"
+
+
+def test_charts_are_visible_and_readable(rendered: Rendered) -> None:
+    charts, page = rendered.layout["charts"], rendered.layout["page"]
+    assert set(charts) == {"chart-return-rate", "chart-retention"}, set(charts)
+    for chart_id, chart in charts.items():
+        box = chart["box"]
+        assert chart["shown"] and box["width"] > 0 and box["height"] > 0, (chart_id, box)
+        assert box["left"] >= 0 and box["right"] <= page["clientWidth"] and box["width"] <= WIDTH, (
+            chart_id,
+            box,
+        )
+        assert chart["tickFontPx"] >= 10, f"{chart_id}: axis labels render at {chart['tickFontPx']:.1f} px"
+        assert chart["clippedText"] == [], (
+            f"{chart_id}: labels cut off at the chart edge: {chart['clippedText']}"
+        )
+
+
+def test_return_rate_chart_draws_bars_and_error_bars(rendered: Rendered) -> None:
+    chart, row = rendered.layout["charts"]["chart-return-rate"], rendered.report.overall.iloc[0]
+    assert sorted(bar["arm"] for bar in chart["bars"]) == ["holdout", "treatment"]
+    bars = {bar["arm"]: bar for bar in chart["bars"]}
+    for arm, bar in bars.items():
+        box = bar["box"]
+        assert bar["shown"] and box["height"] > 0 and box["width"] > 0, (arm, bar)
+        assert chart["box"]["left"] <= box["left"] and box["right"] <= chart["box"]["right"], (arm, box)
+        assert chart["box"]["top"] <= box["top"] and box["bottom"] <= chart["box"]["bottom"], (arm, box)
+    assert bars["treatment"]["fill"] == "rgb({}, {}, {})".format(*TREATMENT_RGB)
+    assert bars["holdout"]["fill"] == "rgb({}, {}, {})".format(*HOLDOUT_RGB)
+    # Rendered heights keep the ratio of the rates (the y axis starts at 0).
+    ratio = bars["treatment"]["box"]["height"] / bars["holdout"]["box"]["height"]
+    assert ratio == pytest.approx(row["rate_treated"] / row["rate_holdout"], rel=0.02)
+    assert sorted(err["arm"] for err in chart["errorBars"]) == ["holdout", "treatment"]
+    for err in chart["errorBars"]:
+        top, box = bars[err["arm"]]["box"]["top"], err["box"]
+        assert err["shown"] and box["top"] < top < box["bottom"], (
+            f"{err['arm']} error bar does not straddle the bar top"
+        )
+
+
+def test_retention_chart_draws_both_curves(rendered: Rendered) -> None:
+    chart = rendered.layout["charts"]["chart-retention"]
+    assert sorted(c["arm"] for c in chart["curves"]) == ["holdout", "treatment"]
+    for curve in chart["curves"]:
+        assert curve["shown"] and curve["points"] == 31, curve  # days 0..30
+        assert curve["box"]["width"] > 0.5 * chart["box"]["width"] and curve["box"]["height"] > 10, curve
+        assert curve["stroke"] not in ("none", "", "rgba(0, 0, 0, 0)"), curve
+    curves = {c["arm"]: c for c in chart["curves"]}
+    # The treated arm returns more, so its curve climbs higher (smaller top in page coordinates).
+    assert curves["treatment"]["box"]["top"] < curves["holdout"]["box"]["top"]
+
+
+def expected_rows(rendered: Rendered) -> dict[str, int]:
+    root_causes = rendered.report.root_causes
+    return {
+        "table-lift-overall": 1,
+        "table-lift-segment": rendered.customers["segment"].nunique(),
+        "table-lift-channel": rendered.customers["channel"].nunique(),
+        "table-root-causes": 0 if root_causes is None else len(root_causes),
+    }
+
+
+def test_tables_show_every_row(rendered: Rendered) -> None:
+    tables, expected = rendered.layout["tables"], expected_rows(rendered)
+    assert set(tables) == set(expected), set(tables)
+    for table_id, n_rows in expected.items():
+        table = tables[table_id]
+        assert table["shown"] and table["box"]["width"] > 0 and table["box"]["height"] > 0, (table_id, table)
+        assert table["rows"] == n_rows, f"{table_id}: {table['rows']} rows shown, frame has {n_rows}"
+        assert set(table["rowLengths"]) == {table["headers"]}, (
+            table_id,
+            table["rowLengths"],
+            table["headers"],
+        )
+        assert table["hiddenCells"] == 0, f"{table_id}: {table['hiddenCells']} invisible cells"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reports/html.py layout: at 1366 px the per-group lift tables (14 columns, nowrap numbers and "
+    "CIs, a 10em note column repeating the underpowered warning) are wider than the 1272 px content column, "
+    "so MDE/Note sit behind the .table-wrap horizontal scrollbar. Remove this marker once they fit.",
+)
+def test_lift_tables_fit_without_horizontal_scrolling(rendered: Rendered) -> None:
+    overflowing = {
+        table_id: f"{t['wrapScroll']} px in {t['wrapClient']} px, cut off: {t['cutOff']}"
+        for table_id, t in rendered.layout["tables"].items()
+        if t["wrapScroll"] > t["wrapClient"]
+    }
+    assert overflowing == {}, f"tables need horizontal scrolling at {WIDTH} px: {overflowing}"
+
+
+def test_screenshot_is_a_real_render(rendered: Rendered) -> None:
+    png = rendered.screenshot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    assert len(png) > 60_000, f"full-page screenshot is only {len(png)} bytes: a blank page?"
+    width, height = struct.unpack(">II", png[16:24])
+    page = rendered.layout["page"]
+    assert width == page["clientWidth"] and height >= page["scrollHeight"] - 1, ((width, height), page)
+
+    # The charts' pixels: both arm colours are really painted, on a varied (not uniform) image.
+    w, h, pixels = png_pixels(rendered.charts_png)
+    assert w * h == len(pixels) and w >= 300, (w, h)
+    blue = sum(near(p, TREATMENT_RGB) for p in pixels)
+    grey = sum(near(p, HOLDOUT_RGB) for p in pixels)
+    assert blue > 500 and grey > 500, f"arm colours barely painted: treatment {blue} px, holdout {grey} px"
+    assert len(set(pixels)) > 50, "the chart area is nearly uniform"

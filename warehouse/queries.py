@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -132,18 +133,15 @@ def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None =
     """
     cu, co = src.customers, src.consents
     cc = {name: src.col(cu, name) for name in cu.winback_names}  # type: ignore[attr-defined]
-    granted = src.col(co, "granted")
-    channel = src.col(co, "channel")
-    consent = (
-        select(
-            src.col(co, "customer_id").label("customer_id"),
-            func.max(case((and_(channel == "email", granted), 1), else_=0)).label("email_consent"),
-            func.max(case((and_(channel == "sms", granted), 1), else_=0)).label("sms_consent"),
-        )
-        .where(_in_range(src.col(co, "customer_id"), id_range))
-        .group_by(src.col(co, "customer_id"))
-        .subquery()
-    )
+    # one primary-key lookup per customer and channel: cheaper than aggregating the consents table
+    email = co.alias("email_consent")
+    sms = co.alias("sms_consent")
+
+    def joined(alias):  # type: ignore[no-untyped-def]
+        return and_(alias.c[src.col(co, "customer_id").name] == cc["customer_id"],
+                    alias.c[src.col(co, "channel").name] == ("email" if alias is email else "sms"))  # fmt: skip
+
+    granted = src.col(co, "granted").name
     stmt = (
         select(
             cc["customer_id"].label("customer_id"),
@@ -154,10 +152,10 @@ def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None =
             cc["time_zone"],
             (cc["email"].is_not(None) & (cc["email"] != "")).label("has_email"),
             (cc["phone"].is_not(None) & (cc["phone"] != "")).label("has_phone"),
-            func.coalesce(consent.c.email_consent, 0).label("email_consent"),
-            func.coalesce(consent.c.sms_consent, 0).label("sms_consent"),
+            func.coalesce(email.c[granted], False).label("email_consent"),
+            func.coalesce(sms.c[granted], False).label("sms_consent"),
         )
-        .select_from(cu.outerjoin(consent, consent.c.customer_id == cc["customer_id"]))
+        .select_from(cu.outerjoin(email, joined(email)).outerjoin(sms, joined(sms)))
         .where(_in_range(cc["customer_id"], id_range))
     )
     columns = [
@@ -276,3 +274,57 @@ def failure_profile(
     )
     cols = ["failure_category", "volume", "customers", "repeat_customers", "resolved_share"]
     return pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)
+
+
+CONTACT_COLUMNS = [
+    "customer_id", "segment", "channel", "failure_id", "failure_category", "decided_cost",
+    "first_name", "email", "phone", "locale", "time_zone", "code", "offer_kind", "offer_value", "currency",
+    "expires_at", "order_id", "occurred_at", "resolved_at", "description",
+]  # fmt: skip
+
+
+def contacts_to_queue(
+    conn: Connection, src: SourceTables, run_id: int, as_of: dt.datetime, partition: int = 25_000
+) -> Iterator[pd.DataFrame]:
+    """Everything a run's messages need, for contacted customers without an outbox row yet, in partitions.
+
+    One query joins the decisions with the customers, offers and failures inside the warehouse (winback's
+    tables live beside the source tables); a second gives each one's last order before `as_of`.
+    """
+    from warehouse.models import Decision, Offer, OutboxMessage
+
+    cu, f = src.customers, src.failures
+    queued = select(OutboxMessage.id).where(
+        OutboxMessage.run_id == Decision.run_id, OutboxMessage.customer_id == Decision.customer_id
+    )
+    stmt = (
+        select(
+            Decision.customer_id, Decision.segment, Decision.channel, Decision.failure_id,
+            Decision.failure_category, Decision.offer_cost,
+            *(src.col(cu, n) for n in ("first_name", "email", "phone", "locale", "time_zone")),
+            Offer.code, Offer.kind, Offer.value, Offer.currency, Offer.expires_at,
+            *(src.col(f, n) for n in ("order_id", "occurred_at", "resolved_at", "description")),
+        )
+        .join(cu, src.col(cu, "customer_id") == Decision.customer_id)
+        .outerjoin(Offer, and_(Offer.run_id == Decision.run_id, Offer.customer_id == Decision.customer_id))
+        .outerjoin(f, src.col(f, "failure_id") == Decision.failure_id)
+        .where(Decision.run_id == run_id, Decision.action == "contact", ~queued.exists())
+        .order_by(Decision.customer_id)
+    )  # fmt: skip
+    o = src.orders
+    ocid, oat = src.col(o, "customer_id"), src.col(o, "ordered_at")
+    last_stmt = (
+        select(Decision.customer_id, func.max(oat))
+        .join(o, ocid == Decision.customer_id)
+        .where(Decision.run_id == run_id, Decision.action == "contact", oat <= as_of)
+        .group_by(Decision.customer_id)
+    )
+    last = dict(conn.execute(last_stmt).all())
+    result = conn.execution_options(yield_per=partition).execute(stmt)
+    for rows in result.partitions():
+        frame = pd.DataFrame.from_records(rows, columns=CONTACT_COLUMNS)
+        frame["offer_value"] = frame["offer_value"].astype(float)
+        for col in ("expires_at", "occurred_at", "resolved_at"):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        frame["last_order_at"] = pd.to_datetime(frame["customer_id"].map(last), utc=True)
+        yield frame

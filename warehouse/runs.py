@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 
 import pandas as pd
@@ -56,37 +55,25 @@ def advance(session: Session, run_id: int, stage: str, **stats: Any) -> None:
         run.finished_at = utcnow()
 
 
-def _clean(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
 DECISION_FIELDS = (
     "customer_id", "segment", "action", "arm", "failure_id", "failure_category", "severity", "p_active",
     "customer_value", "expected_gain", "offer_cost", "offer_kind", "offer_value", "channel", "reason",
 )  # fmt: skip
 
 
-def record_decisions(conn: Connection, run_id: int, decisions: pd.DataFrame, chunk: int = 20_000) -> int:
+def record_decisions(conn: Connection, run_id: int, decisions: pd.DataFrame, chunk: int = 50_000) -> int:
     """Insert one row per considered customer; the run's unique key makes a second insert fail loudly."""
     now = utcnow()
-    rows = (
-        decisions[list(DECISION_FIELDS)].astype(object).where(decisions[list(DECISION_FIELDS)].notna(), None)
-    )
-    records = [
-        {
-            **{k: _clean(v) for k, v in zip(DECISION_FIELDS, values, strict=True)},
-            "run_id": run_id,
-            "decided_at": now,
-        }
-        for values in rows.itertuples(index=False, name=None)
-    ]
-    for start in range(0, len(records), chunk):
-        conn.execute(insert(Decision), records[start : start + chunk])
-    return len(records)
+    frame = decisions[list(DECISION_FIELDS)]
+    for start in range(0, len(frame), chunk):
+        part = frame.iloc[start : start + chunk]
+        # object dtype turns numpy scalars into Python ones and lets NaN become None
+        records = part.astype(object).where(part.notna(), None).to_dict("records")
+        for record in records:
+            record["run_id"] = run_id
+            record["decided_at"] = now
+        conn.execute(insert(Decision), records)
+    return len(frame)
 
 
 def load_decisions(conn: Connection, run_id: int, actions: tuple[str, ...] | None = None) -> pd.DataFrame:

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 from messages.channel_choice import choose_channels
 from messages.compose import check_templates, plan_rows
 from messages.dispatch import Channel, reconcile, send_due
-from offers.issue import issue_offers, offers_for_run
+from offers.issue import issue_offers
 from offers.policy import CompensationPolicy
 from segments.candidates import build_candidates
 from segments.decision import decide
 from warehouse import outbox, queries, runs
-from warehouse.models import Decision, OutboxMessage
+from warehouse.models import Decision
 from warehouse.source import SourceTables
 from warehouse.timeutil import to_epoch_days, utc
 from winback.config import CampaignConfig
@@ -128,44 +128,29 @@ def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> 
 def queue_run_messages(
     engine: Engine, src: SourceTables, run: RunHandle, config: CampaignConfig, now: dt.datetime
 ) -> int:
-    """Enqueue a message for each contacted customer that has none yet (rendered when it is sent)."""
-    with engine.connect() as conn:
-        queued = set(
-            conn.execute(
-                select(OutboxMessage.customer_id).where(OutboxMessage.run_id == run.run_id)
-            ).scalars()
-        )
-        decisions = pd.DataFrame.from_records(
-            conn.execute(
-                select(Decision.customer_id, Decision.segment, Decision.channel, Decision.failure_id,
-                       Decision.failure_category, Decision.offer_kind, Decision.offer_cost)
-                .where(Decision.run_id == run.run_id, Decision.action == "contact")
-            ).fetchall(),
-            columns=["customer_id", "segment", "channel", "failure_id", "failure_category", "decided_kind",
-                     "decided_cost"],
-        )  # fmt: skip
-        decisions = decisions.loc[~decisions["customer_id"].isin(queued)]
-        ids = decisions["customer_id"].tolist()
-        details = queries.contact_details(conn, src, ids)
-        offers = offers_for_run(conn, run.run_id)
-        failures = queries.failures_by_id(conn, src, decisions["failure_id"].dropna().unique().tolist())
-        last = queries.last_orders(conn, src, ids, run.as_of)
-    frame = (
-        decisions.merge(details, on="customer_id", how="left")
-        .merge(offers, on="customer_id", how="left")
-        .merge(failures, on="failure_id", how="left")
-        .merge(last, on="customer_id", how="left")
-    )
-    frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
-    # a refund is paid outright, so its expected cost is its amount; other kinds state their value
-    frame["offer_amount"] = frame["decided_cost"].where(frame["offer_kind"] == "refund_share", frame["offer_value"])
-    rows = plan_rows(
-        frame, run.run_id, now, quiet_start_hour=config.contact.quiet_start_hour,
-        quiet_end_hour=config.contact.quiet_end_hour,
-    )  # fmt: skip
-    check_templates(rows)
-    with _tx(engine) as (session, conn):
-        added = outbox.enqueue(conn, rows)
+    """Enqueue a message for each contacted customer that has none yet (rendered when it is sent).
+
+    Works in partitions of customers, each committed on its own, so memory stays flat at any size and a
+    crash keeps what was queued.
+    """
+    added = 0
+    checked = False
+    with engine.connect() as reader:
+        for frame in queries.contacts_to_queue(reader, src, run.run_id, run.as_of):
+            frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
+            # a refund is paid outright, so its expected cost is its amount; other kinds state their value
+            frame["offer_amount"] = frame["decided_cost"].where(frame["offer_kind"] == "refund_share",
+                                                                frame["offer_value"])  # fmt: skip
+            rows = plan_rows(
+                frame, run.run_id, now, quiet_start_hour=config.contact.quiet_start_hour,
+                quiet_end_hour=config.contact.quiet_end_hour,
+            )  # fmt: skip
+            if not checked:
+                check_templates(rows)  # a broken template stops the run before anything is queued
+                checked = True
+            with engine.begin() as conn:
+                added += outbox.enqueue(conn, rows)
+    with _tx(engine) as (session, _conn):
         runs.advance(session, run.run_id, "queued", messages_queued=added)
         session.flush()
     return added
