@@ -23,7 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from winback.runtime import configure_prefect_environment  # noqa: E402
+from winback.runtime import configure_prefect_environment
 
 configure_prefect_environment()
 
@@ -72,10 +72,12 @@ def floor_seconds(url: str) -> float:
     with engine.connect() as conn:
         start = time.perf_counter()
         rows = conn.execute(
-            text("SELECT customer_id, count(*), min(ordered_at), max(ordered_at), sum(amount) FROM orders "
-                 "WHERE ordered_at <= :as_of GROUP BY customer_id"),
+            text(
+                "SELECT customer_id, count(*), min(ordered_at), max(ordered_at), sum(amount) FROM orders "
+                "WHERE ordered_at <= :as_of GROUP BY customer_id"
+            ),
             {"as_of": AS_OF.strftime("%Y-%m-%d %H:%M:%S.%f")},
-        ).fetchall()  # fmt: skip
+        ).fetchall()
         elapsed = time.perf_counter() - start
     print(f"floor: {len(rows):,} customers aggregated in {elapsed:.1f} s")
     return elapsed
@@ -101,8 +103,10 @@ def main() -> None:
     start = time.perf_counter()
     result = winback_campaign(config=config, as_of=AS_OF, now=AS_OF)
     campaign_s = time.perf_counter() - start
-    print(f"campaign: {campaign_s:.1f} s end to end; decisions {result['decisions']}; "
-          f"offers {result['offers_issued']:,}; messages {result['messages_queued']:,}; sent {result['sending']}")  # fmt: skip
+    print(
+        f"campaign: {campaign_s:.1f} s end to end; decisions {result['decisions']}; "
+        f"offers {result['offers_issued']:,}; messages {result['messages_queued']:,}; sent {result['sending']}"
+    )
     for stage, seconds in result["timings"].items():
         print(f"  {stage:<20} {seconds:7.2f} s")
     floor_s = floor_seconds(url)

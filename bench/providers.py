@@ -98,9 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)  # the adapters log each send at INFO; keep them out of timing
 
     common = {"n": args.messages, "workers": args.workers, "validator": args.validator}
-    sendgrid = run(
-        "sendgrid", running_sendgrid_standin, lambda s: SendGridChannel(s.settings()), emails, **common
-    )
+    sendgrid = run("sendgrid", running_sendgrid_standin, lambda s: SendGridChannel(s.settings()), emails, **common)
     twilio = run("twilio", running_twilio_standin, lambda s: TwilioChannel(s.settings()), texts, **common)
     print(f"sendgrid_per_s={sendgrid:.0f} twilio_per_s={twilio:.0f}")
 

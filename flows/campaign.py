@@ -49,13 +49,16 @@ def score(rfm: pd.DataFrame, config: CampaignConfig) -> tuple[pd.DataFrame, dict
 
 
 @task(**task_opts)
-def decide(url: str, run: stages.RunHandle, scored: pd.DataFrame, failures: pd.DataFrame, reach: pd.DataFrame,
-           config: CampaignConfig, model: dict[str, Any]) -> dict[str, int]:  # fmt: skip
-    policy = (
-        CompensationPolicy.from_yaml(config.policy_file)
-        if config.policy_file
-        else CompensationPolicy.default()
-    )
+def decide(
+    url: str,
+    run: stages.RunHandle,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+    model: dict[str, Any],
+) -> dict[str, int]:
+    policy = CompensationPolicy.from_yaml(config.policy_file) if config.policy_file else CompensationPolicy.default()
     return stages.decide_run(engine_for(url), run, scored, failures, reach, config, policy, model)
 
 
@@ -65,9 +68,7 @@ def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int
 
 
 @task(**task_opts)
-def queue_messages(
-    url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime
-) -> int:
+def queue_messages(url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime) -> int:
     return stages.queue_run_messages(engine_for(url), src, run, config, now)
 
 
@@ -99,7 +100,11 @@ def winback_campaign(
         clock = time.perf_counter()
 
     run = start_run(url, config, as_of)
-    result: dict[str, Any] = {"run_id": run.run_id, "campaign_id": config.campaign_id, "as_of": as_of.isoformat()}
+    result: dict[str, Any] = {
+        "run_id": run.run_id,
+        "campaign_id": config.campaign_id,
+        "as_of": as_of.isoformat(),
+    }
     if run.status == "started":
         batches = plan_batches(url, src, config.batch_size)
         rfm = pd.concat([summarise_batch(url, src, as_of, b) for b in batches], ignore_index=True)

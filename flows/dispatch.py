@@ -28,8 +28,6 @@ def send_everything_due(url: str, now: dt.datetime) -> dict[str, int]:
 
 
 @flow(name="dispatch-outbox")
-def dispatch_outbox(
-    now: dt.datetime | None = None, database_url_override: str | None = None
-) -> dict[str, Any]:
+def dispatch_outbox(now: dt.datetime | None = None, database_url_override: str | None = None) -> dict[str, Any]:
     url = database_url_override or database_url()
     return send_everything_due(url, utc(now or utcnow()))

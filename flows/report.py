@@ -35,8 +35,11 @@ def publish_artifacts(report: ReportData) -> list[str]:
     """Keyed artifacts, so each week's version lines up in the Prefect UI."""
     slug = re.sub(r"[^a-z0-9-]+", "-", report.campaign_id.lower()).strip("-")
     keys = []
-    create_markdown_artifact(key=f"{slug}-retention-summary", markdown=headline_markdown(report),
-                             description="Return rates, lift with 95% CI, revenue vs cost")  # fmt: skip
+    create_markdown_artifact(
+        key=f"{slug}-retention-summary",
+        markdown=headline_markdown(report),
+        description="Return rates, lift with 95% CI, revenue vs cost",
+    )
     keys.append(f"{slug}-retention-summary")
     tables = {
         "lift-overall": report.overall,

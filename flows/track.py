@@ -1,4 +1,4 @@
-"""track_returns: daily, measure who came back for every run whose attribution window is open or just closed."""
+"""track_returns: daily; who came back, for every run whose attribution window is open or just closed."""
 
 from __future__ import annotations
 

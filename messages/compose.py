@@ -19,9 +19,21 @@ from warehouse.outbox import message_id
 
 REQUIRED = ("customer_id", "segment", "channel", "email", "phone", "locale", "time_zone", "first_name")
 CONTEXT_FIELDS = (
-    "first_name", "locale", "code", "offer_kind", "offer_value", "offer_amount", "currency", "expires_at",
-    "last_order_at", "failure_category", "order_id", "occurred_at", "unresolved", "description",
-)  # fmt: skip
+    "first_name",
+    "locale",
+    "code",
+    "offer_kind",
+    "offer_value",
+    "offer_amount",
+    "currency",
+    "expires_at",
+    "last_order_at",
+    "failure_category",
+    "order_id",
+    "occurred_at",
+    "unresolved",
+    "description",
+)
 
 
 def _plain(value: Any) -> Any:
@@ -45,19 +57,27 @@ def plan_rows(
     if missing:
         raise ValueError(f"plan_rows: required columns missing: {', '.join(missing)}")
     fields = [c for c in CONTEXT_FIELDS if c in frame.columns]
-    send_at = {
-        zone: next_allowed(now, zone, quiet_end_hour, quiet_start_hour) for zone in frame["time_zone"].unique()
-    }
+    send_at = {zone: next_allowed(now, zone, quiet_end_hour, quiet_start_hour) for zone in frame["time_zone"].unique()}
     rows: list[dict[str, Any]] = []
     for rec in frame.to_dict("records"):
         step = step_for(rec["segment"])
         address = rec["email"] if rec["channel"] == "email" else rec["phone"]
-        rows.append({
-            "id": message_id(run_id, rec["customer_id"], step), "run_id": run_id,
-            "customer_id": rec["customer_id"], "step": step, "channel": rec["channel"], "template": step,
-            "to_address": address or "", "context": {f: _plain(rec.get(f)) for f in fields},
-            "status": "queued", "attempts": 0, "not_before": send_at[rec["time_zone"]], "created_at": now,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": message_id(run_id, rec["customer_id"], step),
+                "run_id": run_id,
+                "customer_id": rec["customer_id"],
+                "step": step,
+                "channel": rec["channel"],
+                "template": step,
+                "to_address": address or "",
+                "context": {f: _plain(rec.get(f)) for f in fields},
+                "status": "queued",
+                "attempts": 0,
+                "not_before": send_at[rec["time_zone"]],
+                "created_at": now,
+            }
+        )
     return rows
 
 

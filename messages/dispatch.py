@@ -15,9 +15,9 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, select
@@ -29,6 +29,7 @@ from messages.redact import redact_text
 from messages.render import Brand, RenderError, build_context, render
 from messages.unsubscribe import unsubscribe_url
 from warehouse import outbox
+from warehouse.events import reconcile_unknown_from_events
 from warehouse.models import Suppression
 from warehouse.suppressions import suppress
 from warehouse.timeutil import utcnow
@@ -103,10 +104,17 @@ def prepare(row: dict, campaign_id: str = "", brand: Brand = Brand()) -> Prepare
     except (RenderError, ValueError) as exc:
         return Prepared(row, outcome=Failed(f"render: {exc}", retryable=False))
     message = OutgoingMessage(
-        message_id=row["id"], channel=channel, to=address, text=rendered.text, subject=rendered.subject,
-        html=rendered.html, campaign_id=campaign_id, customer_id=row["customer_id"],
-        unsubscribe_url=link if channel == "email" else None, categories=("winback", row["step"]),
-    )  # fmt: skip
+        message_id=row["id"],
+        channel=channel,
+        to=address,
+        text=rendered.text,
+        subject=rendered.subject,
+        html=rendered.html,
+        campaign_id=campaign_id,
+        customer_id=row["customer_id"],
+        unsubscribe_url=link if channel == "email" else None,
+        categories=("winback", row["step"]),
+    )
     return Prepared(row, message=message)
 
 
@@ -224,15 +232,24 @@ def _outcome_change(
     """The outbox update an outcome calls for (applied in one batch); suppresses on a provider opt-out."""
     row = item.row
     change = {
-        "_id": row["id"], "status": "failed", "provider": row.get("provider"),
-        "provider_message_id": row.get("provider_message_id"), "last_error": None,
-        "not_before": row["not_before"], "sent_at": None,
+        "_id": row["id"],
+        "status": "failed",
+        "provider": row.get("provider"),
+        "provider_message_id": row.get("provider_message_id"),
+        "last_error": None,
+        "not_before": row["not_before"],
+        "sent_at": None,
         "subject": item.message.subject if item.message else None,
         "body_text": item.message.text if item.message else None,
-    }  # fmt: skip
+    }
     if isinstance(outcome, Sent):
-        change.update(status="sent", provider=outcome.provider, provider_message_id=outcome.provider_message_id,
-                      sent_at=utcnow(), _kind="sent")  # fmt: skip
+        change.update(
+            status="sent",
+            provider=outcome.provider,
+            provider_message_id=outcome.provider_message_id,
+            sent_at=utcnow(),
+            _kind="sent",
+        )
         return change
     if isinstance(outcome, Skipped):
         change.update(status="skipped", last_error=outcome.reason, _kind="skipped")
@@ -244,8 +261,7 @@ def _outcome_change(
     if outcome.retryable and int(row["attempts"] or 0) < retry.max_attempts:
         later = now + dt.timedelta(seconds=retry.delay(int(row["attempts"] or 0), outcome.retry_after))
         log.warning("message %s: retryable failure, attempt %s: %s", row["id"], row["attempts"], reason)
-        change.update(status="queued", not_before=later, last_error=reason, subject=None, body_text=None,
-                      _kind="retry")  # fmt: skip
+        change.update(status="queued", not_before=later, last_error=reason, subject=None, body_text=None, _kind="retry")
         return change
     change.update(status="failed", last_error=reason, _kind="failed")
     return change
@@ -276,4 +292,6 @@ def reconcile(engine: Engine, sink_like: object | None = None, run_id: int | Non
             for mid in stale:
                 outbox.mark(conn, mid, "unknown", last_error="crashed between claim and provider answer")
                 counts["unknown"] += 1
+            # provider events that arrived while the row was still `sending` settle it now
+            counts["sent_by_event"] = reconcile_unknown_from_events(conn, utcnow())
     return dict(counts)

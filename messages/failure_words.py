@@ -1,4 +1,4 @@
-"""How an apology names each kind of failure: specific words, never a generic "sorry for any inconvenience"."""
+"""How an apology names each kind of failure: specific words, never a generic "sorry for any trouble"."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def plan_steps(
     has_offer: bool,
     steps_so_far: set[str],
     offer_given: bool,
-    rules: JourneyRules = JourneyRules(),  # noqa: B008
+    rules: JourneyRules = JourneyRules(),
 ) -> list[JourneyStep]:
     """The steps this event adds to a journey that has already queued `steps_so_far`."""
     resolved = event_type in RESOLVED_TYPES

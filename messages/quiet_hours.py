@@ -8,9 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 DEFAULT_TZ = "UTC"
 
 
-def next_allowed(
-    now: dt.datetime, time_zone: str | None, start_hour: int = 8, end_hour: int = 21
-) -> dt.datetime:
+def next_allowed(now: dt.datetime, time_zone: str | None, start_hour: int = 8, end_hour: int = 21) -> dt.datetime:
     """The first moment at or after `now` (aware) inside [start_hour, end_hour) local time, in UTC.
 
     An unknown or missing zone falls back to UTC rather than failing the batch.

@@ -90,10 +90,15 @@ def build_context(row: dict[str, Any], brand: Brand, unsubscribe_url: str) -> di
     if row.get("code"):
         ctx["offer"] = {
             "code": row["code"],
-            "words": offer_words(row["offer_kind"], float(row["offer_value"]), float(row.get("offer_amount") or 0),
-                                 row["currency"], locale),
+            "words": offer_words(
+                row["offer_kind"],
+                float(row["offer_value"]),
+                float(row.get("offer_amount") or 0),
+                row["currency"],
+                locale,
+            ),
             "expires_on": _date(row["expires_at"], locale),
-        }  # fmt: skip
+        }
     if row.get("failure_category"):
         ctx["failure"] = {
             "what": what_went_wrong(row["failure_category"]),

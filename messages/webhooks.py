@@ -142,9 +142,7 @@ def sendgrid_event(item: Mapping[str, Any], *, received_at: dt.datetime) -> Webh
 # ---------------------------------------------------------------- Twilio
 
 
-def parse_twilio_status(
-    form: Mapping[str, str], query: Mapping[str, str], *, received_at: dt.datetime
-) -> WebhookEvent:
+def parse_twilio_status(form: Mapping[str, str], query: Mapping[str, str], *, received_at: dt.datetime) -> WebhookEvent:
     """A Twilio message status callback → WebhookEvent; WebhookPayloadError without MessageSid/MessageStatus."""
     sid = _clean_id(form.get("MessageSid") or form.get("SmsSid"), 128)
     status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()

@@ -31,23 +31,33 @@ def issue_offers(
     issued, expires = utc(as_of), utc(as_of) + dt.timedelta(days=expiry_days)
     rows = [
         {
-            "code": code, "run_id": run_id, "customer_id": cid, "kind": kind,
-            "value": Decimal(str(round(float(value), 2))), "currency": currency,
+            "code": code,
+            "run_id": run_id,
+            "customer_id": cid,
+            "kind": kind,
+            "value": Decimal(str(round(float(value), 2))),
+            "currency": currency,
             "expected_cost": Decimal(str(round(float(cost), 2))),
-            "issued_at": issued, "expires_at": expires,
+            "issued_at": issued,
+            "expires_at": expires,
         }
         for code, cid, kind, value, cost in zip(
-            codes, todo["customer_id"], todo["offer_kind"], todo["offer_value"], todo["offer_cost"], strict=True
+            codes,
+            todo["customer_id"],
+            todo["offer_kind"],
+            todo["offer_value"],
+            todo["offer_cost"],
+            strict=True,
         )
-    ]  # fmt: skip
+    ]
     conn.execute(insert(Offer), rows)
     return len(rows)
 
 
 def offers_for_run(conn: Connection, run_id: int) -> pd.DataFrame:
-    stmt = select(
-        Offer.customer_id, Offer.code, Offer.kind, Offer.value, Offer.currency, Offer.expires_at
-    ).where(Offer.run_id == run_id)
+    stmt = select(Offer.customer_id, Offer.code, Offer.kind, Offer.value, Offer.currency, Offer.expires_at).where(
+        Offer.run_id == run_id
+    )
     cols = ["customer_id", "code", "offer_kind", "offer_value", "currency", "expires_at"]
     frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)
     frame["offer_value"] = frame["offer_value"].astype(float)

@@ -16,9 +16,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-OfferKind = Literal[
-    "percent_discount", "store_credit", "free_shipping", "refund_share", "free_service", "none"
-]
+OfferKind = Literal["percent_discount", "store_credit", "free_shipping", "refund_share", "free_service", "none"]
 Tier = Literal["low", "medium", "high"]
 
 
@@ -121,9 +119,7 @@ def _matches(rule: Rule, frame: pd.DataFrame) -> pd.Series:
     return hit
 
 
-def price_offers(
-    candidates: pd.DataFrame, policy: CompensationPolicy, redemption_rate: float
-) -> pd.DataFrame:
+def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemption_rate: float) -> pd.DataFrame:
     """Choose each candidate's offer and its expected cost.
 
     Parameters
@@ -137,8 +133,15 @@ def price_offers(
     money it is worth on a typical order) and offer_cost (expected cost: amount × chance it is used;
     a refund is paid outright).
     """
-    required = ["customer_id", "segment", "failure_category", "severity", "order_amount",
-                "customer_value", "mean_spend"]  # fmt: skip
+    required = [
+        "customer_id",
+        "segment",
+        "failure_category",
+        "severity",
+        "order_amount",
+        "customer_value",
+        "mean_spend",
+    ]
     missing = [c for c in required if c not in candidates.columns]
     if missing:
         raise ValueError(f"price_offers: required columns missing: {', '.join(missing)}")
@@ -152,9 +155,7 @@ def price_offers(
         kind[hit] = rule.offer.kind
         value[hit] = rule.offer.value
         unset &= ~hit
-    basis = out["order_amount"].where(
-        out["order_amount"].notna() & (out["order_amount"] > 0), out["mean_spend"]
-    )
+    basis = out["order_amount"].where(out["order_amount"].notna() & (out["order_amount"] > 0), out["mean_spend"])
     amount = np.select(
         [kind == "percent_discount", kind == "refund_share", kind == "free_shipping"],
         [value / 100.0 * out["mean_spend"], value / 100.0 * basis, policy.shipping_cost],

@@ -7,7 +7,8 @@ Numbers are formatted in Python and the Jinja2 template only lays them out, with
 
 Stable element ids for browser tests:
 
-* sections: ``headline``, ``charts``, ``breakdowns``, ``root-causes``, ``notes``, ``methods``
+* sections: ``headline``, ``charts``, ``breakdowns``, ``root-causes`` (only with root causes),
+  ``notes`` (only with notes), ``methods``
 * headline values: ``headline-campaign``, ``headline-period``, ``headline-customers``,
   ``headline-rate-treated``, ``headline-rate-holdout``, ``headline-abs-lift``,
   ``headline-abs-lift-ci``, ``headline-rel-lift``, ``headline-incremental-revenue``,
@@ -18,6 +19,13 @@ Stable element ids for browser tests:
 * tables: ``table-lift-overall``, ``table-lift-<name>`` per breakdown (name lower-cased, runs of
   other characters turned into '-': ``offer_kind`` → ``table-lift-offer-kind``), ``table-root-causes``;
   every ``<td>`` carries ``data-col`` (the frame column) and, for numbers, ``data-value`` (raw value).
+  Lift tables fold columns to fit a 1366 px screen (the CSV/JSON twins keep every column): a cell's
+  ``<span class="v">`` shows the value of its ``data-col`` and an optional ``<span class="sub">`` a
+  second line: ``rate_treated`` / ``rate_holdout`` the arm size ("of 1,234"), ``abs_lift`` /
+  ``rel_lift`` / ``incr_revenue_per_customer`` the interval ("+2.0 to +6.2", money with symbols), and
+  ``mde`` "⚠ underpowered" when the row has a warning (that ``<td>`` also gets class ``warn``).
+  ``cost`` is offer_cost + message_cost. Breakdown tables state the warnings' reasons once, in a
+  ``<span class="table-note">`` in the caption; the overall table leaves that to ``headline-warning``.
 """
 
 from __future__ import annotations
@@ -138,7 +146,7 @@ class Cell:
 
 @dataclass(frozen=True)
 class Header:
-    text: str
+    text: str  # "\n" marks a line break: short lines keep the columns' natural widths narrow
     css: str = ""
 
 
@@ -169,11 +177,15 @@ def _signed(x: Any) -> str:
     return "∞" if math.isinf(x) else f"{x * 100:+.1f}"
 
 
-# The per-row warnings of reports.stats.compare_rates differ only in their numbers (MDE, arm sizes),
+# The per-row warnings of reports.stats.proportion_lift differ only in their numbers (MDE, arm sizes),
 # which the table shows per row; the note above the table states each reason once without them.
 _REASON_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^(the minimum detectable lift at \S+ power) is .+?, (above the .+ that matters)$"), r"\1 (MDE) is \2"),
+    (
+        re.compile(r"^(the minimum detectable lift at \S+ power) is .+?, (above the .+ that matters)$"),
+        r"\1 (MDE) is \2",
+    ),
     (re.compile(r"^(fewer than \d+ customers in an arm) \(.*\)$"), r"\1"),
+    (re.compile(r"^(no \w+ customers) in this group(, so no comparison is possible)$"), r"\1\2"),
 ]
 
 
@@ -189,7 +201,10 @@ def _power_note(warnings: list[Any]) -> str | None:
             if problem not in reasons:
                 reasons.append(problem)
     groups = "group" if len(warnings) == 1 else "groups"
-    return f"Underpowered in {len(flagged)} of {len(warnings)} {groups} (marked ⚠): {'; '.join(reasons)}."
+    return (
+        f"⚠ Underpowered in {len(flagged)} of {len(warnings)} {groups} (flagged in the MDE column): "
+        f"{'; '.join(reasons)}."
+    )
 
 
 def _lift_table_view(
@@ -209,12 +224,12 @@ def _lift_table_view(
         *(
             Header(text, "num")
             for text in (
-                "Return rate treated",
-                "Return rate holdout",
-                f"Abs. lift ({conf} CI)",
-                f"Rel. lift ({conf} CI)",
-                f"Incr. revenue per customer ({conf} CI)",
-                "Incremental revenue",
+                "Return rate\ntreated",
+                "Return rate\nholdout",
+                f"Abs. lift\n({conf} CI)",
+                f"Rel. lift\n({conf} CI)",
+                f"Incr. revenue per\ncustomer ({conf} CI)",
+                "Incremental\nrevenue",
                 "Cost",
                 "ROI",
                 "MDE",
@@ -261,9 +276,7 @@ def _lift_table_view(
                 money(rec["incr_revenue_per_customer"]),
                 "incr_revenue_per_customer",
                 _raw(rec["incr_revenue_per_customer"]),
-                sub=fmt_range(
-                    rec["incr_revenue_per_customer_low"], rec["incr_revenue_per_customer_high"], money
-                ),
+                sub=fmt_range(rec["incr_revenue_per_customer_low"], rec["incr_revenue_per_customer_high"], money),
                 css="num",
             ),
             Cell(
@@ -455,8 +468,7 @@ def _retention_chart(retention: pd.DataFrame) -> dict[str, Any]:
         )
     x_step = next(s for s in (1, 2, 5, 7, 10, 14, 15, 30, 60, 90, 180, 365, 10**9) if max_day / s <= 8)
     xticks = [
-        {"x": round(plot.x0 + span_x * d / max_day, 2), "label": str(d)}
-        for d in range(0, int(max_day) + 1, x_step)
+        {"x": round(plot.x0 + span_x * d / max_day, 2), "label": str(d)} for d in range(0, int(max_day) + 1, x_step)
     ]
     return {"plot": plot, "curves": curves, "yticks": _y_ticks(plot, ymax, step), "xticks": xticks}
 
@@ -513,9 +525,7 @@ def render_html_report(report: ReportData) -> str:
         "abs_lift": fmt_pp(overall["abs_lift"]),
         "abs_lift_ci": fmt_range(overall["abs_lift_low"], overall["abs_lift_high"], fmt_pp),
         "rel_lift": fmt_pct(overall["rel_lift"], signed=True),
-        "rel_lift_ci": fmt_range(
-            overall["rel_lift_low"], overall["rel_lift_high"], lambda v: fmt_pct(v, signed=True)
-        ),
+        "rel_lift_ci": fmt_range(overall["rel_lift_low"], overall["rel_lift_high"], lambda v: fmt_pct(v, signed=True)),
         "incremental_revenue": money(overall["incremental_revenue"]),
         "incremental_margin": money(overall.get("incremental_margin")),
         "roi_basis": str(overall.get("roi_basis", "margin")),

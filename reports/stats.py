@@ -338,8 +338,7 @@ def proportion_lift(
         if not mde <= min_effect:
             shown = "no achievable lift" if math.isinf(mde) else _pp(mde)
             problems.append(
-                f"the minimum detectable lift at {power:.0%} power is {shown}, above the "
-                f"{_pp(min_effect)} that matters"
+                f"the minimum detectable lift at {power:.0%} power is {shown}, above the {_pp(min_effect)} that matters"
             )
     warning = ("Underpowered: " + "; ".join(problems) + ".") if problems else None
 
@@ -413,9 +412,7 @@ def _validate_frame(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         raise ValueError(f"lift_table: missing required column(s): {', '.join(map(repr, missing))}")
     unknown = sorted(set(frame["arm"].dropna().astype(str)) - set(ARMS))
     if unknown or frame["arm"].isna().any():
-        raise ValueError(
-            f"lift_table: column 'arm' must be 'treatment' or 'holdout', found {unknown or 'NaN'}"
-        )
+        raise ValueError(f"lift_table: column 'arm' must be 'treatment' or 'holdout', found {unknown or 'NaN'}")
     if frame["returned"].isna().any():
         raise ValueError("lift_table: column 'returned' contains missing values")
     returned = frame["returned"].astype(bool)
@@ -431,9 +428,7 @@ def _validate_frame(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out
 
 
-def _group_row(
-    group: pd.DataFrame, *, confidence: float, min_effect: float, has_margin: bool
-) -> dict[str, object]:
+def _group_row(group: pd.DataFrame, *, confidence: float, min_effect: float, has_margin: bool) -> dict[str, object]:
     treated = group[group["arm"] == "treatment"]
     holdout = group[group["arm"] == "holdout"]
     lift = proportion_lift(
@@ -444,13 +439,9 @@ def _group_row(
         confidence=confidence,
         min_effect=min_effect,
     )
-    revenue = mean_difference(
-        treated["revenue"].to_numpy(), holdout["revenue"].to_numpy(), confidence=confidence
-    )
+    revenue = mean_difference(treated["revenue"].to_numpy(), holdout["revenue"].to_numpy(), confidence=confidence)
     if has_margin:
-        margin = mean_difference(
-            treated["margin"].to_numpy(), holdout["margin"].to_numpy(), confidence=confidence
-        )
+        margin = mean_difference(treated["margin"].to_numpy(), holdout["margin"].to_numpy(), confidence=confidence)
         incremental_margin = margin.incremental_total
     else:
         incremental_margin = revenue.incremental_total

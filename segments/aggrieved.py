@@ -7,8 +7,14 @@ import pandas as pd
 from winback.config import AggrievedRule
 
 FAILURE_COLUMNS = (
-    "failure_id", "customer_id", "order_id", "category", "severity", "occurred_at", "resolved_at",
-)  # fmt: skip
+    "failure_id",
+    "customer_id",
+    "order_id",
+    "category",
+    "severity",
+    "occurred_at",
+    "resolved_at",
+)
 
 
 def aggrieved_segment(failures: pd.DataFrame, rule: AggrievedRule) -> pd.DataFrame:
@@ -28,10 +34,20 @@ def aggrieved_segment(failures: pd.DataFrame, rule: AggrievedRule) -> pd.DataFra
     if f.empty:
         return pd.DataFrame(
             columns=[
-                "customer_id", "failure_id", "order_id", "failure_category", "severity", "occurred_at",
-                "resolved_at", "unresolved", "description", "order_amount", "grievance", "failures",
+                "customer_id",
+                "failure_id",
+                "order_id",
+                "failure_category",
+                "severity",
+                "occurred_at",
+                "resolved_at",
+                "unresolved",
+                "description",
+                "order_amount",
+                "grievance",
+                "failures",
             ]
-        )  # fmt: skip
+        )
     f["unresolved"] = f["resolved_at"].isna()
     slow = (f["resolved_at"] - f["occurred_at"]).dt.total_seconds() > rule.slow_resolution_days * 86400
     f["weight"] = f["severity"] * (1.0 + 0.5 * (f["unresolved"] | slow.fillna(False)))
@@ -39,15 +55,23 @@ def aggrieved_segment(failures: pd.DataFrame, rule: AggrievedRule) -> pd.DataFra
     worst = f.sort_values(
         ["customer_id", "unresolved", "severity", "occurred_at"], ascending=[True, False, False, False]
     ).drop_duplicates("customer_id")
-    out = worst.merge(totals, left_on="customer_id", right_index=True).rename(
-        columns={"category": "failure_category"}
-    )
+    out = worst.merge(totals, left_on="customer_id", right_index=True).rename(columns={"category": "failure_category"})
     if "description" not in out.columns:
         out["description"] = None
     if "order_amount" not in out.columns:
         out["order_amount"] = float("nan")
     keep = [
-        "customer_id", "failure_id", "order_id", "failure_category", "severity", "occurred_at",
-        "resolved_at", "unresolved", "description", "order_amount", "grievance", "failures",
-    ]  # fmt: skip
+        "customer_id",
+        "failure_id",
+        "order_id",
+        "failure_category",
+        "severity",
+        "occurred_at",
+        "resolved_at",
+        "unresolved",
+        "description",
+        "order_amount",
+        "grievance",
+        "failures",
+    ]
     return out[keep].reset_index(drop=True)

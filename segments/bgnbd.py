@@ -89,9 +89,7 @@ def validate_frt(
     t_x = _as_1d("recency", recency)
     age = _as_1d("T", T)
     if not x.size == t_x.size == age.size:
-        raise ValueError(
-            f"frequency, recency and T must have the same length (got {x.size}, {t_x.size}, {age.size})"
-        )
+        raise ValueError(f"frequency, recency and T must have the same length (got {x.size}, {t_x.size}, {age.size})")
     if x.size < min_customers:
         raise ValueError(f"need at least {min_customers} customers to fit, got {x.size}")
     frac = x != np.round(x)
@@ -102,9 +100,7 @@ def validate_frt(
         )
     late = t_x > age + 1e-9 * np.maximum(age, 1.0)
     if late.any():
-        raise ValueError(
-            f"recency greater than T for {int(late.sum())} customers, first index {_first_bad(late)}"
-        )
+        raise ValueError(f"recency greater than T for {int(late.sum())} customers, first index {_first_bad(late)}")
     zero_rec = (x > 0) & (t_x == 0)
     if zero_rec.any():
         raise ValueError(
@@ -210,9 +206,7 @@ def log_likelihood(params: ArrayLike, frequency: ArrayLike, recency: ArrayLike, 
     return _loglik_and_grad(np.asarray(params, dtype=float), _prepare(x, t_x, age))[0]
 
 
-def log_likelihood_gradient(
-    params: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
-) -> np.ndarray:
+def log_likelihood_gradient(params: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
     """Analytic gradient of :func:`log_likelihood` w.r.t. (r, alpha, a, b)."""
     x, t_x, age = validate_frt(frequency, recency, T)
     return _loglik_and_grad(np.asarray(params, dtype=float), _prepare(x, t_x, age))[1]
@@ -452,6 +446,4 @@ def simulate_bgnbd(
     alive = opportunities < lifetime_purchases
     future = rng.poisson(lam * holdout) if holdout > 0 else np.zeros(n, dtype=np.int64)
     holdout_x = np.where(alive, np.minimum(future, lifetime_purchases - x), 0)
-    return BgNbdSample(
-        frequency=x.astype(float), recency=t_x, frequency_holdout=holdout_x.astype(float), alive=alive
-    )
+    return BgNbdSample(frequency=x.astype(float), recency=t_x, frequency_holdout=holdout_x.astype(float), alive=alive)

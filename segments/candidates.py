@@ -43,9 +43,7 @@ def build_candidates(
         agg = agg.merge(scored, on="customer_id", how="left")
         agg["segment"] = "aggrieved"
         failure_day = (agg["occurred_at"] - EPOCH).dt.total_seconds() / 86_400.0  # unit-agnostic (pandas 3: µs)
-        agg["returned_since_failure"] = (~agg["unresolved"].astype(bool)) & (
-            agg["last_day"] > failure_day + 1
-        )
+        agg["returned_since_failure"] = (~agg["unresolved"].astype(bool)) & (agg["last_day"] > failure_day + 1)
         parts.append(agg)
     if "lapsed" in config.segments:
         lapsed = lapsed_segment(scored, config.lapsed)

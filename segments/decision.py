@@ -30,10 +30,23 @@ KIND_WORDS = {
     "none": "the message alone (no offer)",
 }
 DECISION_COLUMNS = [
-    "customer_id", "segment", "action", "arm", "failure_id", "failure_category", "severity",
-    "p_active", "customer_value", "expected_gain", "offer_cost", "offer_kind", "offer_value",
-    "offer_amount", "channel", "reason",
-]  # fmt: skip
+    "customer_id",
+    "segment",
+    "action",
+    "arm",
+    "failure_id",
+    "failure_category",
+    "severity",
+    "p_active",
+    "customer_value",
+    "expected_gain",
+    "offer_cost",
+    "offer_kind",
+    "offer_value",
+    "offer_amount",
+    "channel",
+    "reason",
+]
 
 
 def _exclusions(frame: pd.DataFrame, config: CampaignConfig) -> pd.Series:
@@ -53,19 +66,18 @@ def _exclusions(frame: pd.DataFrame, config: CampaignConfig) -> pd.Series:
         "excluded: do-not-contact flag",
         "excluded: fraud/chargeback flag",
         "excluded: " + frame["channel_reason"].fillna("no channel"),
-        "excluded: contacted " + days_since_contact.fillna(0).round().astype(int).astype(str)
+        "excluded: contacted "
+        + days_since_contact.fillna(0).round().astype(int).astype(str)
         + f" days ago (cooldown {cooldown} days)",
         "excluded: frequency cap (" + frame["messages_30d"].astype(int).astype(str) + f" of {cap} in 30 days)",
         "excluded: already returned (ordered after the failure)",
-    ]  # fmt: skip
+    ]
     chosen = np.select(conditions, reasons, default="")
     return pd.Series(chosen, index=frame.index).replace("", None)
 
 
 def _offer_words(kind: pd.Series, value: pd.Series, symbol: str) -> pd.Series:
-    return pd.Series(
-        [KIND_WORDS[k].format(v=v, s=symbol) for k, v in zip(kind, value, strict=True)], index=kind.index
-    )
+    return pd.Series([KIND_WORDS[k].format(v=v, s=symbol) for k, v in zip(kind, value, strict=True)], index=kind.index)
 
 
 def spend_budget(costs: np.ndarray, held_out: np.ndarray, budget: float) -> np.ndarray:
@@ -121,7 +133,9 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     order = ratio[eligible].sort_values(ascending=False, kind="stable").index
     within = pd.Series(False, index=frame.index)
     within[order] = spend_budget(
-        frame.loc[order, "offer_cost"].to_numpy(dtype=float), holdout[order].to_numpy(dtype=bool), config.budget
+        frame.loc[order, "offer_cost"].to_numpy(dtype=float),
+        holdout[order].to_numpy(dtype=bool),
+        config.budget,
     )
     rank = pd.Series(np.nan, index=frame.index)
     rank[order] = np.arange(1, len(order) + 1)
@@ -133,23 +147,27 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
 
     why_segment = np.where(
         frame["segment"] == "aggrieved",
-        "severity-" + frame["severity"].fillna(0).astype(int).astype(str) + " "
+        "severity-"
+        + frame["severity"].fillna(0).astype(int).astype(str)
+        + " "
         + frame["failure_category"].fillna("").str.replace("_", " ")
         + np.where(frame["unresolved"].fillna(False).astype(bool), " (unresolved)", ""),
         "lapsed, " + frame.get("lapsed_because", pd.Series("", index=frame.index)).fillna("").astype(str),
-    )  # fmt: skip
-    numbers = (
-        "p_active " + frame["p_active"].round(2).astype(str)
-        + f", value {symbol}" + frame["customer_value"].round(2).map("{:.2f}".format)
-        + f"; expected gain {symbol}" + frame["expected_gain"].map("{:.2f}".format)
-        + f" vs cost {symbol}" + cost.map("{:.2f}".format)
-        + " (lift " + (lift * 100).round(1).astype(str) + " pts)"
-    )  # fmt: skip
-    offer = (
-        _offer_words(frame["offer_kind"], frame["offer_value"], symbol)
-        + " by "
-        + frame["channel"].fillna("-")
     )
+    numbers = (
+        "p_active "
+        + frame["p_active"].round(2).astype(str)
+        + f", value {symbol}"
+        + frame["customer_value"].round(2).map("{:.2f}".format)
+        + f"; expected gain {symbol}"
+        + frame["expected_gain"].map("{:.2f}".format)
+        + f" vs cost {symbol}"
+        + cost.map("{:.2f}".format)
+        + " (lift "
+        + (lift * 100).round(1).astype(str)
+        + " pts)"
+    )
+    offer = _offer_words(frame["offer_kind"], frame["offer_value"], symbol) + " by " + frame["channel"].fillna("-")
     total = len(order)
     reason = np.select(
         [
@@ -161,12 +179,16 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
         [
             frame["exclusion"].fillna("") + "; " + why_segment,
             "skipped: not worth it; " + why_segment + "; " + numbers,
-            "skipped: over budget (ranked " + rank.fillna(0).astype(int).astype(str) + f" of {total}); "
-            + why_segment + "; " + numbers,
+            "skipped: over budget (ranked "
+            + rank.fillna(0).astype(int).astype(str)
+            + f" of {total}); "
+            + why_segment
+            + "; "
+            + numbers,
             "holdout (random control); " + why_segment + "; " + numbers + "; would get " + offer,
         ],
         default="contact: " + why_segment + "; " + numbers + "; " + offer,
-    )  # fmt: skip
+    )
     frame["reason"] = reason
     return frame[
         DECISION_COLUMNS

@@ -240,9 +240,7 @@ def margin_clv(
     return margin * spend * purchases
 
 
-def simulate_gamma_gamma(
-    p: float, q: float, v: float, frequency: ArrayLike, *, rng: np.random.Generator
-) -> np.ndarray:
+def simulate_gamma_gamma(p: float, q: float, v: float, frequency: ArrayLike, *, rng: np.random.Generator) -> np.ndarray:
     """Draw each customer's mean repeat spend given their frequency (0 where frequency is 0).
 
     nu ~ Gamma(q, rate v); the mean of x values Gamma(p, rate nu) is Gamma(p x, rate x nu).

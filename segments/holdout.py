@@ -18,9 +18,7 @@ def hash_unit(campaign_id: str, customer_ids: pd.Series) -> np.ndarray:
     return out
 
 
-def assign_holdout(
-    campaign_id: str, customers: pd.DataFrame, share: float, strata: str = "segment"
-) -> pd.Series:
+def assign_holdout(campaign_id: str, customers: pd.DataFrame, share: float, strata: str = "segment") -> pd.Series:
     """True for customers held out: within each stratum, the `share` with the lowest hash.
 
     Ranking by hash inside each stratum holds out exactly round(share × n) per segment (not merely in

@@ -47,9 +47,7 @@ def _verdict(fit: BgNbdFit, total_predicted: float, total_actual: float) -> str:
     if total_actual <= 0:
         return "unknown: no holdout purchases to compare with"
     rel = (total_predicted - total_actual) / total_actual
-    text = (
-        f"predicted {total_predicted:.0f} holdout repeat purchases vs {total_actual:.0f} actual ({rel:+.1%})"
-    )
+    text = f"predicted {total_predicted:.0f} holdout repeat purchases vs {total_actual:.0f} actual ({rel:+.1%})"
     if abs(rel) <= GOOD_RELATIVE_ERROR:
         return "good: " + text
     if abs(rel) <= FAIR_RELATIVE_ERROR:
@@ -143,9 +141,7 @@ def calibration_check(
             if buyers.any():
                 spend = expected_spend(gg_fit, x, summary["monetary_value"].to_numpy())
                 gg["holdout_mean_predicted_spend"] = float(spend[buyers].mean())
-                gg["holdout_mean_actual_spend"] = float(
-                    summary["monetary_value_holdout"].to_numpy()[buyers].mean()
-                )
+                gg["holdout_mean_actual_spend"] = float(summary["monetary_value_holdout"].to_numpy()[buyers].mean())
         result["gamma_gamma"] = gg
     return result
 

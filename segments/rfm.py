@@ -31,9 +31,7 @@ DateLike = str | date | datetime | pd.Timestamp
 def _require_columns(transactions: pd.DataFrame, columns: list[str]) -> None:
     missing = [c for c in columns if c not in transactions.columns]
     if missing:
-        raise ValueError(
-            f"column {missing[0]!r} not found in transactions (columns: {list(transactions.columns)})"
-        )
+        raise ValueError(f"column {missing[0]!r} not found in transactions (columns: {list(transactions.columns)})")
 
 
 def _parse_dates(values: pd.Series, column: str) -> pd.Series:
@@ -85,9 +83,7 @@ def _period_offset(freq: str) -> BaseOffset:
     try:
         return pd.Period("2001-01-01", freq=freq).freq
     except (ValueError, TypeError) as exc:
-        raise ValueError(
-            f"freq/time_unit {freq!r} is not a pandas period alias such as 'D', 'W', 'M'"
-        ) from exc
+        raise ValueError(f"freq/time_unit {freq!r} is not a pandas period alias such as 'D', 'W', 'M'") from exc
 
 
 def _fixed_length(freq: str) -> pd.Timedelta:
@@ -163,8 +159,7 @@ def rfm_summary(
         cal_end = _parse_end(calibration_period_end, "calibration_period_end")
         if cal_end >= obs_end:
             raise ValueError(
-                f"calibration_period_end {cal_end.date()} must be before observation_period_end "
-                f"{obs_end.date()}"
+                f"calibration_period_end {cal_end.date()} must be before observation_period_end {obs_end.date()}"
             )
     scale = unit_scale(freq, time_unit)
 
@@ -172,8 +167,7 @@ def rfm_summary(
     missing_ids = ids.isna().to_numpy()
     if missing_ids.any():
         raise ValueError(
-            f"{missing_ids.sum()} rows have no {customer_id_col!r}, "
-            f"first row {int(np.flatnonzero(missing_ids)[0])}"
+            f"{missing_ids.sum()} rows have no {customer_id_col!r}, first row {int(np.flatnonzero(missing_ids)[0])}"
         )
     frame = pd.DataFrame(
         {
@@ -199,13 +193,9 @@ def rfm_summary(
         hold = hold[hold["customer_id"].isin(summary["customer_id"])]
         grouped = hold.groupby("customer_id")["amount"]
         counts = grouped.size()
-        summary["frequency_holdout"] = (
-            summary["customer_id"].map(counts).fillna(0).astype(np.int64).to_numpy()
-        )
+        summary["frequency_holdout"] = summary["customer_id"].map(counts).fillna(0).astype(np.int64).to_numpy()
         if monetary_value_col is not None:
-            summary["monetary_value_holdout"] = (
-                summary["customer_id"].map(grouped.mean()).fillna(0.0).to_numpy()
-            )
+            summary["monetary_value_holdout"] = summary["customer_id"].map(grouped.mean()).fillna(0.0).to_numpy()
         summary["duration_holdout"] = float((obs_ord - end_ord) * scale)
     return summary
 

@@ -52,9 +52,16 @@ def score_with_models(rfm: pd.DataFrame, economics: Economics) -> tuple[pd.DataF
     out["expected_orders"] = expected_purchases(bg, horizon, f, rec, t)
     out["expected_spend"] = expected_spend(gg, f, spend)
     out["customer_value"] = margin_clv(
-        bg, gg, f, rec, t, spend,
-        horizon_periods=int(round(horizon)), margin=economics.margin, discount_rate_per_period=weekly_rate,
-    )  # fmt: skip
+        bg,
+        gg,
+        f,
+        rec,
+        t,
+        spend,
+        horizon_periods=round(horizon),
+        margin=economics.margin,
+        discount_rate_per_period=weekly_rate,
+    )
     params = {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b, "p": gg.p, "q": gg.q, "v": gg.v}
     summary = ModelSummary("bgnbd+gamma_gamma", len(rfm), params, bg.log_likelihood)
     return out, summary

@@ -98,13 +98,7 @@ def test_log_likelihood_equals_the_paper_formula_term_by_term() -> None:
     x = np.array([0, 0, 1, 2, 5, 3, 1, 0, 4, 2], dtype=float)
     t_x = np.array([0, 0, 3.5, 10.0, 20.0, 4.0, 29.0, 0, 12.5, 30.0])
     T = np.array([5.0, 30, 20, 30, 25, 30, 30, 1, 14, 30])
-    first = (
-        beta_fn(a, b + x)
-        / beta_fn(a, b)
-        * gamma_fn(r + x)
-        * alpha**r
-        / (gamma_fn(r) * (alpha + T) ** (r + x))
-    )
+    first = beta_fn(a, b + x) / beta_fn(a, b) * gamma_fn(r + x) * alpha**r / (gamma_fn(r) * (alpha + T) ** (r + x))
     second = np.where(
         x > 0,
         beta_fn(a + 1, np.maximum(b + x - 1, 1e-9))
@@ -225,9 +219,7 @@ def test_expected_purchases_new_is_the_fresh_customer_case() -> None:
     fit = _fit(0.243, 4.414, 0.793, 2.426)
     t = np.array([1.0, 13.0, 39.0, 78.0])
     zeros = np.zeros(t.size)
-    np.testing.assert_allclose(
-        expected_purchases(fit, t, zeros, zeros, zeros), expected_purchases_new(fit, t)
-    )
+    np.testing.assert_allclose(expected_purchases(fit, t, zeros, zeros, zeros), expected_purchases_new(fit, t))
     assert expected_purchases_new(fit, 0.0) == 0.0
     assert np.all(np.diff(expected_purchases_new(fit, t)) > 0)
 
@@ -364,9 +356,7 @@ def test_predictions_reject_bad_parameters_and_horizons() -> None:
     with pytest.raises(ValueError, match=r"t must be a scalar or have one value per customer \(12\)"):
         expected_purchases(_fit(0.2, 4.0, 1.0, 1.0), [1.0, 2.0], **data)
     with pytest.raises(ValueError, match=r"horizon_periods must be a positive whole number"):
-        discounted_expected_purchases(
-            _fit(0.2, 4.0, 0.8, 1.0), **data, horizon_periods=0, discount_rate_per_period=0.0
-        )
+        discounted_expected_purchases(_fit(0.2, 4.0, 0.8, 1.0), **data, horizon_periods=0, discount_rate_per_period=0.0)
     with pytest.raises(ValueError, match=r"discount_rate_per_period must be >= 0"):
         discounted_expected_purchases(
             _fit(0.2, 4.0, 0.8, 1.0), **data, horizon_periods=4, discount_rate_per_period=-0.1

@@ -31,9 +31,7 @@ def run_campaign(engine: Engine, config: CampaignConfig, now: dt.datetime = AS_O
         failures = pd.concat([c[0] for c in ctx], ignore_index=True)
         reach = pd.concat([c[1] for c in ctx], ignore_index=True)
         scored, model = score_customers(rfm, config.economics, config.use_models)
-        stages.decide_run(
-            engine, run, scored, failures, reach, config, CompensationPolicy.default(), model.as_dict()
-        )
+        stages.decide_run(engine, run, scored, failures, reach, config, CompensationPolicy.default(), model.as_dict())
     stages.issue_run_offers(engine, run, config)
     stages.queue_run_messages(engine, SRC, run, config, now)
     stages.send_run(engine, run, {"email": SinkChannel(), "sms": SinkChannel()}, config.campaign_id, now)

@@ -125,9 +125,7 @@ def test_one_click_post_header_only_for_https() -> None:
     )
 
 
-def test_postal_address_is_appended_to_both_parts(
-    channel: SendGridChannel, sendgrid_standin: SendGridStandin
-) -> None:
+def test_postal_address_is_appended_to_both_parts(channel: SendGridChannel, sendgrid_standin: SendGridStandin) -> None:
     channel.send(email())
 
     text, html = (part["value"] for part in sendgrid_standin.received[0].json()["content"])
@@ -137,9 +135,7 @@ def test_postal_address_is_appended_to_both_parts(
 
 
 def test_postal_address_is_not_duplicated_when_the_template_shows_it() -> None:
-    settings = SendGridSettings(
-        api_key="k", from_email="a@winback.example", postal_address="Winback Ltd\n1 Example St"
-    )
+    settings = SendGridSettings(api_key="k", from_email="a@winback.example", postal_address="Winback Ltd\n1 Example St")
     message = email(
         text="Hi.\nWinback Ltd\n1 Example St",
         html="<p>Hi.</p><footer>Winback Ltd<br>1 Example St</footer>",
@@ -161,9 +157,7 @@ def test_categories_are_deduplicated_and_capped_at_ten(
     assert sendgrid_standin.received[0].json()["categories"] == [f"c{i}" for i in range(10)]
 
 
-def test_empty_ids_are_left_out_of_custom_args(
-    channel: SendGridChannel, sendgrid_standin: SendGridStandin
-) -> None:
+def test_empty_ids_are_left_out_of_custom_args(channel: SendGridChannel, sendgrid_standin: SendGridStandin) -> None:
     channel.send(email(campaign_id="", customer_id=""))
     assert sendgrid_standin.received[0].json()["personalizations"][0]["custom_args"] == {
         "winback_message_id": "msg-0001"
@@ -198,9 +192,7 @@ def test_rate_limit_without_retry_after_uses_the_rate_limit_reset(
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_are_retryable(
-    channel: SendGridChannel, sendgrid_standin: SendGridStandin, status: int
-) -> None:
+def test_server_errors_are_retryable(channel: SendGridChannel, sendgrid_standin: SendGridStandin, status: int) -> None:
     sendgrid_standin.fail_next(status, times=2)
 
     for _ in range(2):
@@ -213,9 +205,7 @@ def test_server_errors_are_retryable(
 def test_bad_request_is_not_retryable_and_carries_the_api_reason(channel: SendGridChannel) -> None:
     outcome = channel.send(email(to="not-an-address"))
 
-    assert outcome == Failed(
-        "Does not contain a valid address. (personalizations.0.to.0.email)", False, None, "400"
-    )
+    assert outcome == Failed("Does not contain a valid address. (personalizations.0.to.0.email)", False, None, "400")
 
 
 def test_missing_subject_is_refused_by_the_api(channel: SendGridChannel) -> None:
@@ -228,9 +218,7 @@ def test_wrong_api_key_is_an_auth_failure(sendgrid_standin: SendGridStandin) -> 
     channel = SendGridChannel(sendgrid_standin.settings(api_key="SG.wrong"))
 
     outcome = channel.send(email())
-    assert outcome == Failed(
-        "The provided authorization grant is invalid, expired, or revoked", False, None, "401"
-    )
+    assert outcome == Failed("The provided authorization grant is invalid, expired, or revoked", False, None, "401")
 
 
 def test_connection_refused_is_retryable() -> None:
@@ -337,9 +325,7 @@ Mutation = Callable[[dict[str, Any]], None]
 
 def valid_mail() -> dict[str, Any]:
     return {
-        "personalizations": [
-            {"to": [{"email": "jane@example.com"}], "custom_args": {"winback_message_id": "m-1"}}
-        ],
+        "personalizations": [{"to": [{"email": "jane@example.com"}], "custom_args": {"winback_message_id": "m-1"}}],
         "from": {"email": "offers@winback.example"},
         "subject": "We miss you",
         "content": [{"type": "text/plain", "value": "Hi"}, {"type": "text/html", "value": "<p>Hi</p>"}],
@@ -452,9 +438,7 @@ def test_missing_personalizations_gets_sendgrids_message(any_standin: SendGridSt
     assert post(any_standin, body).json() == {
         "errors": [
             {
-                "message": (
-                    "The personalizations field is required and must have at least one personalization."
-                ),
+                "message": ("The personalizations field is required and must have at least one personalization."),
                 "field": "personalizations",
             }
         ]
@@ -477,9 +461,7 @@ def test_send_at_within_72_hours_is_accepted(any_standin: SendGridStandin) -> No
         ),
     ],
 )
-def test_bearer_auth_is_required(
-    sendgrid_standin: SendGridStandin, headers: dict[str, str], message: str
-) -> None:
+def test_bearer_auth_is_required(sendgrid_standin: SendGridStandin, headers: dict[str, str], message: str) -> None:
     response = post(sendgrid_standin, valid_mail(), **headers)
     assert (response.status_code, response.json()) == (401, {"errors": [{"message": message, "field": None}]})
 
@@ -487,9 +469,7 @@ def test_bearer_auth_is_required(
 def test_malformed_bodies_are_bad_requests(sendgrid_standin: SendGridStandin) -> None:
     url = f"{sendgrid_standin.url}/v3/mail/send"
     auth = {"Authorization": f"Bearer {DEFAULT_API_KEY}"}
-    not_json = httpx.post(
-        url, content=b"{personalizations:", headers={**auth, "Content-Type": "application/json"}
-    )
+    not_json = httpx.post(url, content=b"{personalizations:", headers={**auth, "Content-Type": "application/json"})
     as_form = httpx.post(url, data={"subject": "x"}, headers=auth)
     assert (not_json.status_code, not_json.json()["errors"][0]["message"]) == (400, "Bad Request")
     assert (as_form.status_code, as_form.json()["errors"][0]["message"]) == (

@@ -34,9 +34,7 @@ SERVICE_SID = "MG" + "ab" * 16
 CALLBACK = "https://winback.example/webhooks/twilio/status"
 
 
-def sms(
-    to: str = "+447700900123", text: str = "Hi Jane, 20% off this week. Reply STOP to opt out"
-) -> OutgoingMessage:
+def sms(to: str = "+447700900123", text: str = "Hi Jane, 20% off this week. Reply STOP to opt out") -> OutgoingMessage:
     return OutgoingMessage(message_id="msg-0001", channel="sms", to=to, text=text, campaign_id="camp-42")
 
 
@@ -75,9 +73,7 @@ def test_request_is_basic_auth_form_post_with_status_callback(
     }
 
 
-def test_the_created_resource_matches_the_description(
-    channel: TwilioChannel, twilio_standin: TwilioStandin
-) -> None:
+def test_the_created_resource_matches_the_description(channel: TwilioChannel, twilio_standin: TwilioStandin) -> None:
     channel.send(sms(text="x" * 161))
 
     resource = twilio_standin.received[0].response_json()
@@ -124,9 +120,7 @@ def test_invalid_number_is_21211_not_retryable(channel: TwilioChannel, to: str, 
     assert channel.send(sms(to=to)) == Failed(reason, False, None, "21211")
 
 
-def test_opted_out_recipient_is_a_distinct_reason(
-    channel: TwilioChannel, twilio_standin: TwilioStandin
-) -> None:
+def test_opted_out_recipient_is_a_distinct_reason(channel: TwilioChannel, twilio_standin: TwilioStandin) -> None:
     assert channel.send(sms(to="+15005550004")) == Failed(OPTED_OUT_REASON, False, None, "21610")
     twilio_standin.opt_out("+447700900999")
     assert channel.send(sms(to="+447700900999")) == Failed("recipient opted out", False, None, "21610")
@@ -135,9 +129,7 @@ def test_opted_out_recipient_is_a_distinct_reason(
 
 def test_too_long_body_is_21617(channel: TwilioChannel) -> None:
     outcome = channel.send(sms(text="z" * 1601))
-    assert outcome == Failed(
-        "The concatenated message body exceeds the 1600 character limit.", False, None, "21617"
-    )
+    assert outcome == Failed("The concatenated message body exceeds the 1600 character limit.", False, None, "21617")
 
 
 def test_wrong_auth_token_is_20003(twilio_standin: TwilioStandin) -> None:
@@ -164,9 +156,7 @@ def test_server_errors_are_retryable(
     assert (outcome.retryable, outcome.provider_code, outcome.retry_after) == (True, code, None)
 
 
-def test_other_client_errors_carry_the_twilio_code(
-    channel: TwilioChannel, twilio_standin: TwilioStandin
-) -> None:
+def test_other_client_errors_carry_the_twilio_code(channel: TwilioChannel, twilio_standin: TwilioStandin) -> None:
     twilio_standin.fail_next(400, code=21408)
     outcome = channel.send(sms())
     assert isinstance(outcome, Failed)
@@ -210,9 +200,7 @@ def test_retry_after_is_remembered_per_thread(twilio_standin: TwilioStandin) -> 
 
 def test_21610_maps_to_recipient_opted_out() -> None:
     with pytest.raises(RecipientOptedOut) as caught, map_provider_errors("twilio"):
-        raise TwilioRestException(
-            400, "https://api.twilio.com/x", "Unable to create record: opted out", 21610
-        )
+        raise TwilioRestException(400, "https://api.twilio.com/x", "Unable to create record: opted out", 21610)
     assert caught.value.to_failed() == Failed("recipient opted out", False, None, "21610")
 
 
@@ -328,9 +316,7 @@ REJECTED: list[tuple[str, dict[str, Any], int, int]] = [
 
 
 def test_the_valid_form_is_created(any_standin: TwilioStandin) -> None:
-    response = post(
-        any_standin, {**VALID, "MediaUrl": ["https://a.example/x.png"], "ProvideFeedback": "true"}
-    )
+    response = post(any_standin, {**VALID, "MediaUrl": ["https://a.example/x.png"], "ProvideFeedback": "true"})
     assert response.status_code == 201
     assert response.json()["num_media"] == "1"
 
@@ -353,11 +339,7 @@ def test_the_standin_rejects_what_twilio_rejects(
     ids=["no auth", "wrong token", "other account"],
 )
 def test_basic_auth_is_required(twilio_standin: TwilioStandin, auth: tuple[str, str] | None) -> None:
-    headers = (
-        {}
-        if auth is None
-        else {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()}
-    )
+    headers = {} if auth is None else {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()}
     response = httpx.post(twilio_standin.url + MESSAGES_PATH, data=VALID, headers=headers)
     assert (response.status_code, response.json()["code"], response.json()["message"]) == (
         401,
@@ -367,9 +349,7 @@ def test_basic_auth_is_required(twilio_standin: TwilioStandin, auth: tuple[str, 
 
 
 def test_a_json_body_is_not_a_form(any_standin: TwilioStandin) -> None:
-    response = httpx.post(
-        any_standin.url + MESSAGES_PATH, json=VALID, auth=(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
-    )
+    response = httpx.post(any_standin.url + MESSAGES_PATH, json=VALID, auth=(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN))
     assert response.status_code == 400
 
 

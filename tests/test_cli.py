@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import AS_OF
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from conftest import AS_OF
 from winback.cli import app
 
 CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
@@ -17,8 +17,24 @@ runner = CliRunner()
 
 
 def test_models_fit_json_reproduces_the_published_cdnow_parameters() -> None:
-    result = runner.invoke(app, ["models", "fit", "--transactions", str(CDNOW), "--customer-id", "customer_id",
-                                 "--date", "date", "--amount", "amount", "--calibration-end", "1997-09-30", "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "models",
+            "fit",
+            "--transactions",
+            str(CDNOW),
+            "--customer-id",
+            "customer_id",
+            "--date",
+            "date",
+            "--amount",
+            "amount",
+            "--calibration-end",
+            "1997-09-30",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     fitted = json.loads(result.output)["bgnbd"]
     published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -28,8 +44,20 @@ def test_models_fit_json_reproduces_the_published_cdnow_parameters() -> None:
 
 
 def test_models_fit_names_a_missing_column() -> None:
-    result = runner.invoke(app, ["models", "fit", "--transactions", str(CDNOW), "--customer-id", "client",
-                                 "--date", "date", "--json"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "models",
+            "fit",
+            "--transactions",
+            str(CDNOW),
+            "--customer-id",
+            "client",
+            "--date",
+            "date",
+            "--json",
+        ],
+    )
     assert result.exit_code == 2
     assert "client" in result.output
 
@@ -53,8 +81,12 @@ def test_explain_and_preview_show_the_latest_decision_and_message(campaign_db: E
 
     with campaign_db.connect() as conn:
         decision = pd.read_sql(select(Decision.customer_id, Decision.reason).where(Decision.action == "contact"), conn)
-        sent = pd.read_sql(select(OutboxMessage.customer_id, OutboxMessage.subject, OutboxMessage.step)
-                           .where(OutboxMessage.status == "sent"), conn)  # fmt: skip
+        sent = pd.read_sql(
+            select(OutboxMessage.customer_id, OutboxMessage.subject, OutboxMessage.step).where(
+                OutboxMessage.status == "sent"
+            ),
+            conn,
+        )
     customer, reason = decision.iloc[0]
     shown = runner.invoke(app, ["explain", customer], terminal_width=400)
     assert shown.exit_code == 0

@@ -166,8 +166,7 @@ def test_timestamps_stay_inside_the_history(small: tuple[Engine, DemoSummary]) -
     assert (ordered >= signed).all()
     f = frame(
         engine,
-        "SELECT f.occurred_at, f.resolved_at, o.ordered_at "
-        "FROM service_failures f JOIN orders o USING (order_id)",
+        "SELECT f.occurred_at, f.resolved_at, o.ordered_at FROM service_failures f JOIN orders o USING (order_id)",
     )
     occurred, resolved = pd.to_datetime(f.occurred_at), pd.to_datetime(f.resolved_at)
     assert (occurred > pd.to_datetime(f.ordered_at)).all()
@@ -227,9 +226,7 @@ def test_failures_have_realistic_categories_severities_and_words(large: tuple[En
     named = billing.description.str.contains("order O")
     assert named.any()
     assert all(oid in d for oid, d in zip(billing.order_id[named], billing.description[named], strict=True))
-    recent = pd.to_datetime(f.occurred_at) >= pd.Timestamp(AS_OF.replace(tzinfo=None)) - pd.Timedelta(
-        days=182
-    )
+    recent = pd.to_datetime(f.occurred_at) >= pd.Timestamp(AS_OF.replace(tzinfo=None)) - pd.Timedelta(days=182)
     assert recent.mean() > 0.35, "failures are more frequent on recent orders"
 
 
@@ -305,9 +302,7 @@ def test_same_seed_same_data_regardless_of_chunk_size(
     assert checksum(again) == checksum(small[0])
 
 
-def test_different_seed_different_data(
-    small: tuple[Engine, DemoSummary], demo_engine_factory: EngineFactory
-) -> None:
+def test_different_seed_different_data(small: tuple[Engine, DemoSummary], demo_engine_factory: EngineFactory) -> None:
     other = demo_engine_factory("other_seed")
     generate_demo_warehouse(other, customers=SMALL, seed=8, as_of=AS_OF)
     assert checksum(other) != checksum(small[0])
@@ -440,9 +435,7 @@ def test_response_orders_are_inside_the_window_and_only_for_the_living(
     arm = decided.set_index("customer_id").arm
     assert arm[returners.index].notna().all(), "skipped customers are not simulated"
     truth = frame(engine, "SELECT customer_id, alive_at_as_of FROM demo_truth").set_index("customer_id")
-    dead_holdout_returners = [
-        c for c in returners.index if arm[c] == "holdout" and not truth.alive_at_as_of[c]
-    ]
+    dead_holdout_returners = [c for c in returners.index if arm[c] == "holdout" and not truth.alive_at_as_of[c]]
     assert dead_holdout_returners == [], "a churned customer never comes back on their own"
 
 

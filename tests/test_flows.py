@@ -42,12 +42,10 @@ def test_campaign_track_report_flows(url: str, demo_engine: Engine, tmp_path: Pa
 
     simulate_campaign_response(demo_engine, result["run_id"], window_days=30, true_lift=0.05, seed=3)
     tracked = track_returns(run_id=result["run_id"], database_url_override=url)
-    assert (
-        tracked["tracked"][result["run_id"]]
-        == result["decisions"]["contact"] + result["decisions"]["holdout"]
+    assert tracked["tracked"][result["run_id"]] == result["decisions"]["contact"] + result["decisions"]["holdout"]
+    report = retention_report(
+        config=config, run_id=result["run_id"], out_dir=str(tmp_path / "r"), database_url_override=url
     )
-    report = retention_report(config=config, run_id=result["run_id"], out_dir=str(tmp_path / "r"),
-                              database_url_override=url)  # fmt: skip
     assert (tmp_path / "r" / "report.html").exists()
     assert "flow-test-lift-overall" in report["artifacts"]
     overall = report["overall"][0]
@@ -60,10 +58,24 @@ def test_demo_command_runs_clean(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_SERVICES")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
     proc = subprocess.run(
-        [sys.executable, "-m", "winback.cli", "demo", "--customers", "4000",
-         "--out", str(tmp_path / "out"), "--database", str(tmp_path / "demo.db")],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "winback.cli",
+            "demo",
+            "--customers",
+            "4000",
+            "--out",
+            str(tmp_path / "out"),
+            "--database",
+            str(tmp_path / "demo.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "CancelledError" not in proc.stderr + proc.stdout

@@ -142,9 +142,7 @@ def test_margin_clv_is_margin_times_spend_times_discounted_purchases() -> None:
     clv = margin_clv(
         BGNBD, gg, **common, mean_spend=spend, horizon_periods=26, margin=0.3, discount_rate_per_period=0.002
     )
-    purchases = discounted_expected_purchases(
-        BGNBD, **common, horizon_periods=26, discount_rate_per_period=0.002
-    )
+    purchases = discounted_expected_purchases(BGNBD, **common, horizon_periods=26, discount_rate_per_period=0.002)
     np.testing.assert_allclose(clv, 0.3 * expected_spend(gg, s.frequency, spend) * purchases)
     undiscounted = margin_clv(
         BGNBD, gg, **common, mean_spend=spend, horizon_periods=26, margin=0.3, discount_rate_per_period=0.0

@@ -106,9 +106,7 @@ def test_phone_numbers_to_e164(given: str, region: str | None, expected: str) ->
         "too-long",
     ],
 )
-def test_bad_phone_numbers_give_a_reason_not_an_exception(
-    given: str | None, region: str | None, reason: str
-) -> None:
+def test_bad_phone_numbers_give_a_reason_not_an_exception(given: str | None, region: str | None, reason: str) -> None:
     number, problem = normalise_phone(given, region)
     assert number is None
     assert problem is not None
@@ -135,10 +133,7 @@ def test_phone_time_zone_of_an_ambiguous_uk_mobile_keeps_uk_time() -> None:
     zone = phone_time_zone("+447911123456")
     assert zone in {"Europe/London", "Europe/Guernsey", "Europe/Isle_of_Man", "Europe/Jersey"}
     for moment in (_utc(2026, 1, 15, 12, 0), _utc(2026, 7, 15, 12, 0)):
-        assert (
-            moment.astimezone(ZoneInfo(zone)).utcoffset()
-            == moment.astimezone(ZoneInfo("Europe/London")).utcoffset()
-        )
+        assert moment.astimezone(ZoneInfo(zone)).utcoffset() == moment.astimezone(ZoneInfo("Europe/London")).utcoffset()
 
 
 # --------------------------------------------------------------------------- quiet hours

@@ -10,9 +10,7 @@ import pytest
 from offers import codes
 from offers.codes import ALPHABET, new_code, new_codes, normalise
 
-CODE = re.compile(
-    r"^WB-[ACDEFGHJKMNPQRTUVWXY34679]{4}-[ACDEFGHJKMNPQRTUVWXY34679]{4}-[ACDEFGHJKMNPQRTUVWXY34679]{4}$"
-)
+CODE = re.compile(r"^WB-[ACDEFGHJKMNPQRTUVWXY34679]{4}-[ACDEFGHJKMNPQRTUVWXY34679]{4}-[ACDEFGHJKMNPQRTUVWXY34679]{4}$")
 
 
 def test_alphabet_excludes_characters_misread_for_each_other() -> None:

@@ -110,9 +110,7 @@ rules:
 
 
 def test_no_matching_rule_means_no_offer() -> None:
-    policy = CompensationPolicy.from_text(
-        HEADER + "  - {segment: lapsed, offer: {kind: store_credit, value: 5}}\n"
-    )
+    policy = CompensationPolicy.from_text(HEADER + "  - {segment: lapsed, offer: {kind: store_credit, value: 5}}\n")
     row = _one(policy, segment="aggrieved")
     assert row["offer_kind"] == "none"
     assert (row["offer_value"], row["offer_amount"], row["offer_cost"]) == (0.0, 0.0, 0.0)

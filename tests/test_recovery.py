@@ -6,9 +6,9 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from conftest import AS_OF
 from sqlalchemy import Engine, insert, select, text
 
-from conftest import AS_OF
 from messages.channels.sink import SinkChannel
 from messages.dispatch import send_due
 from warehouse.journeys import returned_customers
@@ -25,23 +25,34 @@ NOON = AS_OF.replace(hour=12)  # daytime in Europe: no quiet-hours deferral
 def customer(demo_engine: Engine) -> str:
     """A reachable London customer with email consent and no flags."""
     with demo_engine.connect() as conn:
-        return conn.execute(text(
-            "SELECT c.customer_id FROM customers c JOIN consents k ON k.customer_id = c.customer_id "
-            "AND k.channel = 'email' AND k.granted WHERE c.time_zone = 'Europe/London' AND c.email LIKE '%@%.%' "
-            "AND c.email NOT LIKE '% %' AND NOT c.do_not_contact AND NOT c.fraud_flag "
-            "AND (c.preferred_channel IS NULL OR c.preferred_channel = 'email') ORDER BY c.customer_id LIMIT 1"
-        )).scalar_one()  # fmt: skip
+        return conn.execute(
+            text(
+                "SELECT c.customer_id FROM customers c JOIN consents k ON k.customer_id = c.customer_id "
+                "AND k.channel = 'email' AND k.granted WHERE c.time_zone = 'Europe/London' AND c.email LIKE '%@%.%' "
+                "AND c.email NOT LIKE '% %' AND NOT c.do_not_contact AND NOT c.fraud_flag "
+                "AND (c.preferred_channel IS NULL OR c.preferred_channel = 'email') ORDER BY c.customer_id LIMIT 1"
+            )
+        ).scalar_one()
 
 
 def receive(engine: Engine, event_id: str, customer: str, type_: str, severity: int, ticket: str = "T-1") -> str:
     payload = {
-        "event_id": event_id, "type": type_, "customer_id": customer, "order_id": "O-77", "ticket_id": ticket,
-        "category": "damaged_item", "severity": severity, "occurred_at": NOON.isoformat(),
+        "event_id": event_id,
+        "type": type_,
+        "customer_id": customer,
+        "order_id": "O-77",
+        "ticket_id": ticket,
+        "category": "damaged_item",
+        "severity": severity,
+        "occurred_at": NOON.isoformat(),
         "description": "Box crushed in transit",
-    }  # fmt: skip
+    }
     with engine.begin() as conn:
-        conn.execute(insert(CrmEvent).values(event_id=event_id, type=type_, customer_id=customer, payload=payload,
-                                             received_at=NOON))  # fmt: skip
+        conn.execute(
+            insert(CrmEvent).values(
+                event_id=event_id, type=type_, customer_id=customer, payload=payload, received_at=NOON
+            )
+        )
     return event_id
 
 
@@ -55,8 +66,9 @@ def channels() -> dict[str, SinkChannel]:
     return {"email": sink, "sms": sink}
 
 
-def test_severe_complaint_gets_apology_with_compensation_at_once_then_follow_up(demo_engine: Engine,
-                                                                                 customer: str) -> None:  # fmt: skip
+def test_severe_complaint_gets_apology_with_compensation_at_once_then_follow_up(
+    demo_engine: Engine, customer: str
+) -> None:
     receive(demo_engine, "E1", customer, "complaint.created", severity=5)
     result = recover(demo_engine, SRC, "E1", channels(), NOON)
     assert result["action"] == "contact", result["reason"]
@@ -65,7 +77,8 @@ def test_severe_complaint_gets_apology_with_compensation_at_once_then_follow_up(
     assert rows.loc["apology", "status"] == "sent"
     assert rows.loc["follow_up", "status"] == "queued"
     assert pd.Timestamp(rows.loc["follow_up", "not_before"]).tz_localize(None) >= pd.Timestamp(
-        NOON + dt.timedelta(days=7)).tz_localize(None)  # fmt: skip
+        NOON + dt.timedelta(days=7)
+    ).tz_localize(None)
     with demo_engine.connect() as conn:
         arm = conn.execute(select(Decision.arm).where(Decision.customer_id == customer)).scalar_one()
         codes = conn.execute(select(Offer.code)).scalars().all()
@@ -107,8 +120,10 @@ def test_follow_up_stops_when_the_customer_returns(demo_engine: Engine, customer
     receive(demo_engine, "E1", customer, "complaint.created", severity=3)
     recover(demo_engine, SRC, "E1", channels(), NOON)
     with demo_engine.begin() as conn:
-        conn.execute(text("INSERT INTO orders (order_id, customer_id, ordered_at, amount) VALUES ('BACK-1', :c, :t, 20)"),
-                     {"c": customer, "t": (NOON + dt.timedelta(days=2)).replace(tzinfo=None)})  # fmt: skip
+        conn.execute(
+            text("INSERT INTO orders (order_id, customer_id, ordered_at, amount) VALUES ('BACK-1', :c, :t, 20)"),
+            {"c": customer, "t": (NOON + dt.timedelta(days=2)).replace(tzinfo=None)},
+        )
     later = NOON + dt.timedelta(days=8)
     send_due(demo_engine, channels(), now=later, stop_check=returned_customers(demo_engine, SRC))
     follow_up = outbox(demo_engine).set_index("step").loc["follow_up"]

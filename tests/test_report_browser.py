@@ -120,9 +120,7 @@ def make_report(customers: pd.DataFrame) -> ReportData:
 
 
 def chromium_binary() -> str:
-    found = shutil.which("chromium") or (
-        "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
-    )
+    found = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
     if found is None:
         reason = "Chromium is not installed (apt-get install chromium); the report's browser test needs it"
         if os.environ.get("CI"):
@@ -190,9 +188,7 @@ def wait_for_devtools_port(proc: subprocess.Popen[bytes], profile: Path, log: Pa
     marker = profile / "DevToolsActivePort"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(
-                f"chromium exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
-            )
+            raise AssertionError(f"chromium exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
         try:
             port, path = marker.read_text().split()[:2]
             return f"ws://127.0.0.1:{int(port)}{path}"
@@ -312,6 +308,8 @@ LAYOUT_JS = r"""
       box: box(t), shown: shown(t), rows: body ? body.rows.length : 0,
       headers: t.tHead ? t.tHead.rows[0].cells.length : 0,
       rowLengths: body ? [...body.rows].map((r) => r.cells.length) : [],
+      rowHeights: body ? [...body.rows].map((r) => r.getBoundingClientRect().height) : [],
+      lineHeight: body && body.rows.length ? parseFloat(getComputedStyle(body.rows[0].cells[0]).lineHeight) : 0,
       hiddenCells: cells.filter((c) => !shown(c)).length,
       wrapScroll: wrap.scrollWidth, wrapClient: wrap.clientWidth,
       cutOff: [...t.querySelectorAll('thead th')].filter((th) => th.getBoundingClientRect().right >
@@ -320,7 +318,7 @@ LAYOUT_JS = r"""
     };
   }
   const sections = {};
-  for (const id of ['headline', 'charts', 'breakdowns', 'root-causes', 'methods']) {
+  for (const id of ['headline', 'charts', 'breakdowns', 'root-causes', 'notes', 'methods']) {
     const el = document.getElementById(id);
     sections[id] = el ? {box: box(el), shown: shown(el)} : null;
   }
@@ -368,9 +366,7 @@ class Rendered:
     seconds: float
 
 
-def drive_chromium(
-    binary: str, url: str, workdir: Path, deadline: float
-) -> tuple[dict[str, Any], bytes, bytes]:
+def drive_chromium(binary: str, url: str, workdir: Path, deadline: float) -> tuple[dict[str, Any], bytes, bytes]:
     """Open url at 1366 px; return the page's layout report, a full-page PNG and a PNG of the charts."""
     profile = workdir / "chromium-profile"
     profile.mkdir()
@@ -388,21 +384,15 @@ def drive_chromium(
         with connect(ws_url, proxy=None, open_timeout=5, close_timeout=2, max_size=None) as ws:
             cdp = DevTools(ws, deadline)
             # The tab chromium opened is the window sized by --window-size: drive that one.
-            while not (
-                pages := [t for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
-            ):
+            while not (pages := [t for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]):
                 assert time.monotonic() < deadline, "chromium opened no page"
                 time.sleep(0.05)
-            session = cdp.call("Target.attachToTarget", targetId=pages[0]["targetId"], flatten=True)[
-                "sessionId"
-            ]
+            session = cdp.call("Target.attachToTarget", targetId=pages[0]["targetId"], flatten=True)["sessionId"]
             cdp.call("Page.enable", session)
             nav = cdp.call("Page.navigate", session, url=url)
             assert "errorText" not in nav, f"navigation to {url} failed: {nav}"
             cdp.wait_event("Page.loadEventFired", session)
-            cdp.evaluate(
-                session, "document.fonts.ready.then(() => document.fonts.status)", await_promise=True
-            )
+            cdp.evaluate(session, "document.fonts.ready.then(() => document.fonts.status)", await_promise=True)
             layout = json.loads(cdp.evaluate(session, LAYOUT_JS))
 
             size = cdp.call("Page.getLayoutMetrics", session)["cssContentSize"]
@@ -475,9 +465,7 @@ def test_page_fits_a_laptop_screen(rendered: Rendered) -> None:
         box = section["box"]
         assert section["shown"] and box["width"] > 0 and box["height"] > 0, (section_id, section)
         assert box["left"] >= 0 and box["right"] <= page["clientWidth"], (section_id, box)
-    assert rendered.layout["sections"]["headline"]["box"]["top"] < view["height"], (
-        "headline is below the fold"
-    )
+    assert rendered.layout["sections"]["headline"]["box"]["top"] < view["height"], "headline is below the fold"
 
 
 def test_headline_numbers_match_the_overall_frame(rendered: Rendered) -> None:
@@ -504,9 +492,7 @@ def test_charts_are_visible_and_readable(rendered: Rendered) -> None:
             box,
         )
         assert chart["tickFontPx"] >= 10, f"{chart_id}: axis labels render at {chart['tickFontPx']:.1f} px"
-        assert chart["clippedText"] == [], (
-            f"{chart_id}: labels cut off at the chart edge: {chart['clippedText']}"
-        )
+        assert chart["clippedText"] == [], f"{chart_id}: labels cut off at the chart edge: {chart['clippedText']}"
 
 
 def test_return_rate_chart_draws_bars_and_error_bars(rendered: Rendered) -> None:
@@ -568,12 +554,6 @@ def test_tables_show_every_row(rendered: Rendered) -> None:
         assert table["hiddenCells"] == 0, f"{table_id}: {table['hiddenCells']} invisible cells"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reports/html.py layout: at 1366 px the per-group lift tables (14 columns, nowrap numbers and "
-    "CIs, a 10em note column repeating the underpowered warning) are wider than the 1272 px content column, "
-    "so MDE/Note sit behind the .table-wrap horizontal scrollbar. Remove this marker once they fit.",
-)
 def test_lift_tables_fit_without_horizontal_scrolling(rendered: Rendered) -> None:
     overflowing = {
         table_id: f"{t['wrapScroll']} px in {t['wrapClient']} px, cut off: {t['cutOff']}"
@@ -581,6 +561,12 @@ def test_lift_tables_fit_without_horizontal_scrolling(rendered: Rendered) -> Non
         if t["wrapScroll"] > t["wrapClient"]
     }
     assert overflowing == {}, f"tables need horizontal scrolling at {WIDTH} px: {overflowing}"
+    # Rows stay compact: a value and one small line under it (interval, arm size or the ⚠ flag),
+    # not a paragraph of warning text per row.
+    for table_id, t in rendered.layout["tables"].items():
+        assert t["lineHeight"] > 0, table_id
+        tallest = max(t["rowHeights"])
+        assert tallest < 2.6 * t["lineHeight"] + 12, f"{table_id}: rows up to {tallest:.0f} px tall"
 
 
 def test_screenshot_is_a_real_render(rendered: Rendered) -> None:

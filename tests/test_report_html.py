@@ -125,9 +125,7 @@ def lift_row(**values: object) -> dict[str, object]:
         "roi_basis": "margin",
         "mde": 0.035,
         "underpowered": True,
-        "warning": (
-            "Underpowered: the minimum detectable lift at 80% power is 3.5 pp, above the 2.0 pp that matters."
-        ),
+        "warning": ("Underpowered: the minimum detectable lift at 80% power is 3.5 pp, above the 2.0 pp that matters."),
     }
     base.update(values)
     return base
@@ -215,8 +213,10 @@ def test_every_chart_and_table_is_present(rendered: tuple[str, TreeBuilder]) -> 
         assert svg.tag == "svg" and svg.has_class("chart")
     for table_id in TABLE_IDS:
         assert by_id(root, table_id).tag == "table"
-    for section in ("headline", "charts", "breakdowns", "root-causes", "methods"):
-        by_id(root, section)
+    for section in ("headline", "charts", "breakdowns", "root-causes", "notes", "methods"):
+        assert by_id(root, section).tag == "section", section
+    for section in ("charts", "breakdowns", "root-causes", "notes", "methods"):
+        assert len(by_id(root, section).find_all("h2")) == 1, f"#{section} has no heading"
 
     bars = [n for n in by_id(root, "chart-return-rate").iter() if n.tag == "rect" and n.has_class("bar")]
     assert sorted(b.attrs["data-arm"] for b in bars) == ["holdout", "treatment"]
@@ -297,14 +297,41 @@ def _cells(table: Node, col: str) -> list[Node]:
     return [td for td in table.find_all("td") if td.attrs.get("data-col") == col]
 
 
+def _lines(cell: Node) -> list[str]:
+    """A cell's value line and, when present, its small second line (interval, arm size or flag)."""
+    return [span.text for span in cell.find_all("span")]
+
+
+LIFT_COLS = [
+    "rate_treated",
+    "rate_holdout",
+    "abs_lift",
+    "rel_lift",
+    "incr_revenue_per_customer",
+    "incremental_revenue",
+    "cost",
+    "roi",
+    "mde",
+]
+
+
 def test_breakdown_cells_match_frames(rendered: tuple[str, TreeBuilder]) -> None:
     _, doc = rendered
     seg = by_id(doc.root, "table-lift-segment")
     lift_cells = _cells(seg, "abs_lift")
-    assert [c.find_all("span")[0].text for c in lift_cells] == ["+4.1 pp", "-0.7 pp"]
+    # Estimate on the first line, its interval (unit as on the line above) on the second.
+    assert [_lines(c) for c in lift_cells] == [["+4.1 pp", "+2.4 to +7.6"], ["-0.7 pp", "+2.4 to +7.6"]]
     assert [float(c.attrs["data-value"]) for c in lift_cells] == [0.0412, -0.0073]
-    assert _cells(seg, "rate_treated")[0].text == "19.1%"
-    assert _cells(seg, "n_treated")[0].text == "1,234"
+    assert _lines(_cells(seg, "rel_lift")[0]) == ["+33.3%", "+15.0 to +55.0"]
+    # Each arm's return rate over its size.
+    assert _lines(_cells(seg, "rate_treated")[0]) == ["19.1%", "of 1,234"]
+    assert _lines(_cells(seg, "rate_holdout")[0]) == ["15.0%", "of 1,000"]
+    assert float(_cells(seg, "rate_treated")[0].attrs["data-value"]) == 0.1912
+    # Offer and message cost are shown summed: 1,500 + 100.
+    assert [_lines(c) for c in _cells(seg, "cost")] == [["€1,600.00"], ["€1,600.00"]]
+    assert [float(c.attrs["data-value"]) for c in _cells(seg, "cost")] == [1600.0, 1600.0]
+    assert _lines(_cells(seg, "incremental_revenue")[0]) == ["€10,000.00"]
+    assert _cells(seg, "roi")[0].text == "+150.0%"
     assert _cells(seg, "roi")[1].text == "—"  # NaN ROI (no costs) shows a dash, not "nan"
     assert "nan" not in seg.text.lower().split()
     channel = by_id(doc.root, "table-lift-channel")
@@ -312,12 +339,87 @@ def test_breakdown_cells_match_frames(rendered: tuple[str, TreeBuilder]) -> None
     assert [c.find_all("span")[0].text for c in per_customer] == ["€2.50", "-€1.25"]
     assert per_customer[0].find_all("span")[1].text == "€0.75 to €4.25"
 
+    # Every shown number's data-value is the frame's value, column by column and row by row.
+    for table_id, frame in [
+        ("table-lift-overall", make_report().overall),
+        *((f"table-lift-{name.replace('_', '-')}", f) for name, f in make_report().breakdowns.items()),
+    ]:
+        table = by_id(doc.root, table_id)
+        expected = frame.assign(cost=frame["offer_cost"] + frame["message_cost"])
+        for col in LIFT_COLS:
+            shown = [float(c.attrs["data-value"]) if "data-value" in c.attrs else math.nan for c in _cells(table, col)]
+            assert shown == pytest.approx(expected[col].astype(float).tolist(), nan_ok=True), (table_id, col)
+
     roots = by_id(doc.root, "table-root-causes")
     assert [c.text for c in _cells(roots, "failure_category")] == ["late_delivery", "damaged_item"]
     assert [c.text for c in _cells(roots, "volume")] == ["1,200", "310"]
     assert [c.text for c in _cells(roots, "recovery_rate")] == ["42.5%", "30.0%"]
     assert [c.text for c in _cells(roots, "repeat_failure_rate")] == ["5.1%", "10.0%"]
     assert [c.text for c in _cells(roots, "compensation_cost")] == ["€12,345.50", "€800.00"]
+
+
+def test_underpowered_rows_are_flagged_and_the_warning_shown_once(rendered: tuple[str, TreeBuilder]) -> None:
+    _, doc = rendered
+    seg = by_id(doc.root, "table-lift-segment")
+    # Row 0 carries the fixture's warning, row 1 (EVIL) none: only row 0 is flagged under its MDE.
+    mde = _cells(seg, "mde")
+    assert [_lines(c) for c in mde] == [["3.5 pp", "⚠ underpowered"], ["3.5 pp"]]
+    assert [c.has_class("warn") for c in mde] == [True, False]
+    # The reason is stated once, above the table, without the per-row MDE; the body has only flags.
+    (note,) = [n for n in seg.find_all("span") if n.has_class("table-note")]
+    assert note.text == (
+        "⚠ Underpowered in 1 of 2 groups (flagged in the MDE column): the minimum detectable lift at "
+        "80% power (MDE) is above the 2.0 pp that matters."
+    )
+    body = seg.find_all("tbody")[0].text
+    assert "minimum detectable" not in body and body.count("underpowered") == 1
+    assert all("title" not in n.attrs for n in seg.iter())  # nothing hidden in tooltips
+    # The overall table's warning is the headline banner; its row is only flagged.
+    overall = by_id(doc.root, "table-lift-overall")
+    assert overall.find_all("caption")[0].text == "Overall lift"
+    assert _lines(_cells(overall, "mde")[0]) == ["3.5 pp", "⚠ underpowered"]
+    # Every lift row has one cell per header.
+    for table_id in TABLE_IDS:
+        table = by_id(doc.root, table_id)
+        n_headers = len(table.find_all("th"))
+        assert {len(tr.find_all("td")) for tr in table.find_all("tbody")[0].find_all("tr")} == {n_headers}
+
+
+def test_power_note_states_each_reason_once() -> None:
+    """Warnings from lift_table itself: numbers differ per row, the note lists each reason once."""
+    rng = np.random.default_rng(7)
+    sizes = {"tiny": (20, 12), "small": (300, 80), "smaller": (200, 60), "no_holdout": (50, 0)}
+    parts = []
+    for group, (n_treated, n_holdout) in sizes.items():
+        n = n_treated + n_holdout
+        returned = rng.random(n) < 0.2
+        parts.append(
+            pd.DataFrame(
+                {
+                    "arm": ["treatment"] * n_treated + ["holdout"] * n_holdout,
+                    "group": group,
+                    "returned": returned,
+                    "revenue": np.where(returned, 40.0, 0.0),
+                    "offer_cost": 0.0,
+                    "message_cost": 0.01,
+                }
+            )
+        )
+    frame = lift_table(pd.concat(parts, ignore_index=True), ["group"])
+    assert frame["warning"].notna().all() and frame["warning"].nunique() == 4  # per-row numbers differ
+    doc = parse(render_html_report(make_report(breakdowns={"group": frame})))
+    table = by_id(doc.root, "table-lift-group")
+    (note,) = [n for n in table.find_all("span") if n.has_class("table-note")]
+    assert note.text == (
+        "⚠ Underpowered in 4 of 4 groups (flagged in the MDE column): "
+        "no holdout customers, so no comparison is possible; "
+        "the minimum detectable lift at 80% power (MDE) is above the 2.0 pp that matters; "
+        "fewer than 30 customers in an arm."
+    )
+    flags = [_lines(c)[-1] for c in _cells(table, "mde")]
+    assert flags == ["⚠ underpowered"] * 4
+    assert list(frame["group"]) == ["no_holdout", "small", "smaller", "tiny"]  # lift_table sorts groups
+    assert _lines(_cells(table, "abs_lift")[0]) == ["—", "—"]  # the empty arm: no estimate, no interval
 
 
 def test_currency_code_is_used() -> None:
@@ -387,7 +489,7 @@ def test_title_and_notes_are_escaped() -> None:
     report = make_report(title="Q2 <b>bold</b>", notes=["<img src=x onerror=alert(1)>"])
     doc = parse(render_html_report(report))
     assert "b" not in doc.start_tags and "img" not in doc.start_tags
-    assert by_id(doc.root, "notes").text == "<img src=x onerror=alert(1)>"
+    assert [li.text for li in by_id(doc.root, "notes").find_all("li")] == ["<img src=x onerror=alert(1)>"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -103,21 +103,15 @@ def test_one_row_per_customer_across_customers() -> None:
     [(None, 1.5), (8.0, 1.5), (7.5, 1.5), (7.0, 1.0), (0.5, 1.0)],
     ids=["unresolved", "slow-8-days", "slow-7.5-days", "exactly-7-days", "same-day"],
 )
-def test_grievance_weight_for_unresolved_or_slowly_resolved(
-    resolved_after_days: float | None, weight: float
-) -> None:
+def test_grievance_weight_for_unresolved_or_slowly_resolved(resolved_after_days: float | None, weight: float) -> None:
     f = _failures([("f", "c", "wrong_item", 4, 30, resolved_after_days)])
     assert aggrieved_segment(f, AggrievedRule()).iloc[0]["grievance"] == pytest.approx(4 * weight)
 
 
 def test_slow_resolution_threshold_from_the_rule() -> None:
     f = _failures([("f", "c", "wrong_item", 2, 30, 3.0)])
-    assert aggrieved_segment(f, AggrievedRule(slow_resolution_days=2)).iloc[0]["grievance"] == pytest.approx(
-        3.0
-    )
-    assert aggrieved_segment(f, AggrievedRule(slow_resolution_days=3)).iloc[0]["grievance"] == pytest.approx(
-        2.0
-    )
+    assert aggrieved_segment(f, AggrievedRule(slow_resolution_days=2)).iloc[0]["grievance"] == pytest.approx(3.0)
+    assert aggrieved_segment(f, AggrievedRule(slow_resolution_days=3)).iloc[0]["grievance"] == pytest.approx(2.0)
 
 
 def test_min_severity_drops_failures_from_choice_and_totals() -> None:

@@ -371,9 +371,7 @@ def test_budget_is_never_exceeded_and_spent_greedily(seed: int) -> None:
     rng = np.random.default_rng(seed)
     candidates = _random_candidates(rng, 60)
     for budget in (0.0, 1.0, 7.5, 25.0, 80.0, 250.0, 1e6):
-        out = decide(
-            candidates, _config(budget=budget, holdout_share=0.2, campaign_id=f"prop-{seed}"), POLICY
-        )
+        out = decide(candidates, _config(budget=budget, holdout_share=0.2, campaign_id=f"prop-{seed}"), POLICY)
         assert len(out) == len(candidates)
         contacted = out["action"] == "contact"
         spent = out.loc[contacted, "offer_cost"].sum()
@@ -415,9 +413,7 @@ def test_rank_in_over_budget_reason_counts_the_eligible() -> None:
 
 
 def test_one_row_per_candidate_in_input_order_with_passthrough_columns() -> None:
-    rows = [
-        _aggrieved("z", order_id="O-9", description="box crushed", locale="de_DE", time_zone="Europe/Berlin")
-    ]
+    rows = [_aggrieved("z", order_id="O-9", description="box crushed", locale="de_DE", time_zone="Europe/Berlin")]
     rows.append(_cand("y", order_id=None, description=None, locale="en_GB", time_zone=None))
     frame = pd.DataFrame(rows).set_axis([40, 41])
     out = decide(frame, _config(), POLICY)

@@ -80,9 +80,7 @@ def test_different_campaigns_draw_different_holdouts() -> None:
     ],
     ids=["mixed-sizes-30pct", "small-segment-10pct", "90pct", "large-5pct"],
 )
-def test_stratified_exact_count_per_segment(
-    sizes: dict[str, int], share: float, expected: dict[str, int]
-) -> None:
+def test_stratified_exact_count_per_segment(sizes: dict[str, int], share: float, expected: dict[str, int]) -> None:
     frame = _customers(sizes)
     mask = assign_holdout("camp-1", frame, share)
     counts = frame.loc[mask].groupby("segment").size().reindex(list(sizes), fill_value=0).to_dict()

@@ -53,9 +53,7 @@ WILSON_PUBLISHED = [
 
 
 @pytest.mark.parametrize(("counts", "limits"), NEWCOMBE_TABLE_II)
-def test_newcombe_matches_published_table(
-    counts: tuple[int, int, int, int], limits: tuple[float, float]
-) -> None:
+def test_newcombe_matches_published_table(counts: tuple[int, int, int, int], limits: tuple[float, float]) -> None:
     low, high = newcombe_interval(*counts)
     assert float(low) == pytest.approx(limits[0], abs=6e-5)
     assert float(high) == pytest.approx(limits[1], abs=6e-5)
@@ -301,12 +299,8 @@ def test_lift_table_overall_matches_direct_calls() -> None:
     row = lift_table(frame, None).iloc[0]
     direct = proportion_lift(3, 6, 2, 4)
     assert row["abs_lift"] == pytest.approx(0.5 - 0.5)
-    assert (row["abs_lift_low"], row["abs_lift_high"]) == pytest.approx(
-        (direct.abs_lift_low, direct.abs_lift_high)
-    )
-    assert (row["rel_lift_low"], row["rel_lift_high"]) == pytest.approx(
-        (direct.rel_lift_low, direct.rel_lift_high)
-    )
+    assert (row["abs_lift_low"], row["abs_lift_high"]) == pytest.approx((direct.abs_lift_low, direct.abs_lift_high))
+    assert (row["rel_lift_low"], row["rel_lift_high"]) == pytest.approx((direct.rel_lift_low, direct.rel_lift_high))
 
 
 def test_lift_table_without_margin_uses_revenue_and_zero_cost_gives_nan_roi() -> None:

@@ -31,9 +31,7 @@ def key() -> ec.EllipticCurvePrivateKey:
 
 def public_b64(private: ec.EllipticCurvePrivateKey) -> str:
     """As SendGrid shows it under Mail Settings: base64 DER SubjectPublicKeyInfo, no PEM armour."""
-    der = private.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(der).decode()
 
 
@@ -68,9 +66,7 @@ def test_sendgrid_signature_from_another_key_is_rejected(key: ec.EllipticCurvePr
     assert not verify_sendgrid_event_signature(public_b64(key), EVENTS, sign(forger, ts, EVENTS), ts, now=NOW)
 
 
-@pytest.mark.parametrize(
-    ("age", "ok"), [(0, True), (300, True), (301, False), (86_400, False), (-301, False)]
-)
+@pytest.mark.parametrize(("age", "ok"), [(0, True), (300, True), (301, False), (86_400, False), (-301, False)])
 def test_sendgrid_replay_window(key: ec.EllipticCurvePrivateKey, age: int, ok: bool) -> None:
     ts = str(NOW - age)
     result = verify_sendgrid_event_signature(public_b64(key), EVENTS, sign(key, ts, EVENTS), ts, now=NOW)
@@ -114,9 +110,7 @@ def test_twilio_forged_callbacks_are_rejected() -> None:
     assert not verify_twilio_signature(TOKEN, CALLBACK_URL, {**PARAMS, "MessageStatus": "failed"}, signature)
     assert not verify_twilio_signature(TOKEN, CALLBACK_URL.replace("acme", "evil"), PARAMS, signature)
     assert not verify_twilio_signature("0" * 32, CALLBACK_URL, PARAMS, signature)
-    assert not verify_twilio_signature(
-        TOKEN, CALLBACK_URL, PARAMS, twilio_sign("0" * 32, CALLBACK_URL, PARAMS)
-    )
+    assert not verify_twilio_signature(TOKEN, CALLBACK_URL, PARAMS, twilio_sign("0" * 32, CALLBACK_URL, PARAMS))
     assert not verify_twilio_signature(TOKEN, CALLBACK_URL, PARAMS, None)
     assert not verify_twilio_signature(TOKEN, CALLBACK_URL, PARAMS, "")
 
@@ -131,9 +125,7 @@ def hmac_header(secret: bytes, body: bytes) -> str:
 
 def test_hmac_genuine_body_is_accepted() -> None:
     assert verify_hmac_sha256(SECRET, BODY, hmac_header(SECRET, BODY))
-    assert verify_hmac_sha256(
-        SECRET.decode(), BODY, hmac_header(SECRET, BODY).upper().replace("SHA256=", "sha256=")
-    )
+    assert verify_hmac_sha256(SECRET.decode(), BODY, hmac_header(SECRET, BODY).upper().replace("SHA256=", "sha256="))
 
 
 @pytest.mark.parametrize(

@@ -289,11 +289,7 @@ def _intensity(local: pd.DatetimeIndex) -> np.ndarray:
     """Relative order intensity at local times: months, Black Friday, Christmas, weekday and hour."""
     month = np.asarray(local.month) - 1
     day = np.asarray(local.day)
-    s = (
-        MONTH_FACTOR[month]
-        * WEEKDAY_FACTOR[np.asarray(local.day_of_week)]
-        * HOUR_FACTOR[np.asarray(local.hour)]
-    )
+    s = MONTH_FACTOR[month] * WEEKDAY_FACTOR[np.asarray(local.day_of_week)] * HOUR_FACTOR[np.asarray(local.hour)]
     s = s * np.where(_black_friday_window(local), 2.0, 1.0)
     december = month == 11
     s = s * np.where(december & (day == 24), 0.7, 1.0) * np.where(december & (day == 25), 0.35, 1.0)
@@ -352,9 +348,7 @@ def _timestamps(us: np.ndarray, suffix: str = "") -> list[str | None]:
     text_ = np.datetime_as_string(np.where(null, 0, us).astype("datetime64[us]"), unit="us")
     codes = text_.astype("<U26").view(np.uint32).reshape(len(us), 26).copy()
     codes[:, 10] = ord(" ")
-    out: list[str | None] = (
-        _join_codes([codes, _codes(suffix)], len(us)) if suffix else _join_codes([codes], len(us))
-    )
+    out: list[str | None] = _join_codes([codes, _codes(suffix)], len(us)) if suffix else _join_codes([codes], len(us))
     for i in np.flatnonzero(null).tolist():
         out[i] = None
     return out
@@ -471,9 +465,7 @@ def _failures(rng: np.random.Generator, ev: _Events, clock: _Clock) -> _Failures
     resolved[open_] = np.nan
     variant = rng.integers(0, 4, k)
     keep = occurred < clock.horizon
-    return _Failures(
-        failed[keep], cat[keep], sev[keep], occurred[keep], resolved[keep], late[keep], variant[keep]
-    )
+    return _Failures(failed[keep], cat[keep], sev[keep], occurred[keep], resolved[keep], late[keep], variant[keep])
 
 
 def _survivors(
@@ -528,9 +520,7 @@ def _names(rng: np.random.Generator, zone: np.ndarray) -> tuple[list[str], list[
     return first_names, handles
 
 
-def _emails(
-    rng: np.random.Generator, handles: list[str], numbers: np.ndarray
-) -> tuple[list[str | None], int, int]:
+def _emails(rng: np.random.Generator, handles: list[str], numbers: np.ndarray) -> tuple[list[str | None], int, int]:
     """first.last.<n>@example.com; ≈3 % missing and ≈1 % broken (no '@', a space, or no TLD)."""
     u = rng.random(len(handles))
     kind = rng.integers(0, 3, len(handles))
@@ -540,9 +530,7 @@ def _emails(
         if x < 0.03:
             out.append(None)
         elif x < 0.04:
-            out.append(
-                (f"{local}example.com", f"{local.replace('.', ' ', 1)}@example.com", f"{local}@example")[k]
-            )
+            out.append((f"{local}example.com", f"{local.replace('.', ' ', 1)}@example.com", f"{local}@example")[k])
         else:
             out.append(f"{local}@example.com")
     invalid = int(((u >= 0.03) & (u < 0.04)).sum())
@@ -568,18 +556,14 @@ def _phones(
         width = plan.subscriber_width
         room = plan.subscriber_high - plan.subscriber_low
         space = len(plan.phone_prefixes) * room
-        v = (
-            numbers[idx].astype(np.int64) * 7_919 + salt % space
-        ) % space  # 7919 is prime, coprime to every space
+        v = (numbers[idx].astype(np.int64) * 7_919 + salt % space) % space  # 7919 is prime, coprime to every space
         prefix = np.array(plan.phone_prefixes, dtype=np.int64)[v // room]
         national = prefix * 10**width + plan.subscriber_low + v % room
         digits = len(str(plan.phone_prefixes[0])) + width
         broken = u[idx] < 0.01
         national = np.where(broken, national // 10, national)
         valid_text = _join_codes([_codes("+" + plan.country_code), _digit_codes(national, digits)], len(idx))
-        short_text = _join_codes(
-            [_codes("+" + plan.country_code), _digit_codes(national, digits - 1)], len(idx)
-        )
+        short_text = _join_codes([_codes("+" + plan.country_code), _digit_codes(national, digits - 1)], len(idx))
         for j, i in enumerate(idx.tolist()):
             if u[i] >= 0.70:
                 continue
@@ -588,9 +572,7 @@ def _phones(
     return out, invalid, int((u >= 0.70).sum())
 
 
-def _preferred_channels(
-    rng: np.random.Generator, has_email: np.ndarray, has_phone: np.ndarray
-) -> list[str | None]:
+def _preferred_channels(rng: np.random.Generator, has_email: np.ndarray, has_phone: np.ndarray) -> list[str | None]:
     """email / sms / None, only for channels the customer gave an address for."""
     u = rng.random(len(has_email))
     choice = np.full(len(u), None, dtype=object)
@@ -613,9 +595,7 @@ def _consents(
     """Two rows per customer (email, sms): granted, where it was recorded, and when."""
     n = len(ids)
     import_day = min(45.0, clock.horizon / 4)
-    import_year = (
-        dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=clock.t0_us + import_day * US_PER_DAY)
-    ).year
+    import_year = (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=clock.t0_us + import_day * US_PER_DAY)).year
     granted = np.empty(2 * n, dtype=bool)
     granted[0::2] = has_email & (rng.random(n) < 0.87)
     granted[1::2] = has_phone & (rng.random(n) < 0.45)
@@ -623,12 +603,8 @@ def _consents(
     in_settings = rng.random(2 * n) < 0.28
     later = sign + rng.random(2 * n) * (clock.horizon - sign)
     imported = sign < import_day
-    when = np.where(
-        imported, import_day, np.where(in_settings, later, sign + rng.uniform(0.0005, 0.02, 2 * n))
-    )
-    source = np.where(
-        imported, f"import_{import_year}", np.where(in_settings, "account_settings", "checkout")
-    )
+    when = np.where(imported, import_day, np.where(in_settings, later, sign + rng.uniform(0.0005, 0.02, 2 * n)))
+    source = np.where(imported, f"import_{import_year}", np.where(in_settings, "account_settings", "checkout"))
     return {
         "customer_id": [c for c in ids for _ in (0, 1)],
         "channel": ["email", "sms"] * n,
@@ -831,8 +807,7 @@ def _prepare_schema(engine: Engine, replace: bool) -> list[Any]:
     busy = _existing_rows(engine)
     if busy and not replace:
         raise DemoDataExistsError(
-            f"demo tables already hold rows ({', '.join(busy)}); "
-            "pass replace=True to drop and regenerate them"
+            f"demo tables already hold rows ({', '.join(busy)}); pass replace=True to drop and regenerate them"
         )
     with engine.begin() as conn:
         truth_metadata.drop_all(conn)
@@ -912,9 +887,7 @@ def generate_demo_warehouse(
     sqlite = engine.dialect.name == "sqlite"
     restore = _sqlite_pragmas(raw.driver_connection, BULK_PRAGMAS) if sqlite else {}
     try:
-        _load_blocks(
-            SINKS[engine.dialect.name](raw.driver_connection), seed, customers, chunk_size, clock, counts
-        )
+        _load_blocks(SINKS[engine.dialect.name](raw.driver_connection), seed, customers, chunk_size, clock, counts)
         _finish(engine, raw.driver_connection, indexes)
     except BaseException:
         raw.rollback()
@@ -1039,14 +1012,10 @@ def simulate_campaign_response(
             raise ValueError(f"no campaign run {run_id}")
         as_of = _utc(as_of_raw)
         frame = _decided(conn, run_id)
-        codes = dict(
-            conn.execute(select(offers.c.customer_id, offers.c.code).where(offers.c.run_id == run_id)).all()
-        )
+        codes = dict(conn.execute(select(offers.c.customer_id, offers.c.code).where(offers.c.run_id == run_id)).all())
         replaced = conn.execute(delete(orders).where(orders.c.order_id.like(f"R{run_id}-%"))).rowcount
         rng = np.random.default_rng(np.random.SeedSequence([seed, run_id]))
-        base = frame["alive"].astype(float).to_numpy() * (
-            1.0 - np.exp(-frame["daily_rate"].to_numpy() * window_days)
-        )
+        base = frame["alive"].astype(float).to_numpy() * (1.0 - np.exp(-frame["daily_rate"].to_numpy() * window_days))
         treated = (frame["arm"] == "treatment").to_numpy()
         prob = np.where(treated, np.minimum(base + true_lift, 1.0), base)
         returned = rng.random(len(frame)) < prob
@@ -1067,10 +1036,7 @@ def simulate_campaign_response(
 def table_counts(engine: Engine) -> dict[str, int]:
     """Row counts of the demo tables, for reports and tests."""
     with engine.connect() as conn:
-        return {
-            name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-            for name, t in TABLES.items()
-        }
+        return {name: int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for name, t in TABLES.items()}
 
 
 __all__ = [

@@ -62,8 +62,10 @@ def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any], key
     dialect = conn.dialect.name
     if dialect in ("postgresql", "sqlite"):
         module = postgresql if dialect == "postgresql" else sqlite
-        stmt = module.insert(table).values(**values).on_conflict_do_nothing(index_elements=[key])
-        return conn.execute(stmt).rowcount == 1
+        stmt = (
+            module.insert(table).values(**values).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+        )
+        return conn.execute(stmt).first() is not None  # (rowcount is not reliable here on psycopg)
     if conn.execute(select(table.c[key]).where(table.c[key] == values[key])).first():
         return False
     conn.execute(insert(table).values(**values))
@@ -202,9 +204,7 @@ class SmsReplyResult:
     customers: list[str] = field(default_factory=list)  # whose SMS suppression changed (or would have)
 
 
-def record_sms_reply(
-    conn: Connection, number: str, keyword: str, message_sid: str, at: dt.datetime
-) -> SmsReplyResult:
+def record_sms_reply(conn: Connection, number: str, keyword: str, message_sid: str, at: dt.datetime) -> SmsReplyResult:
     """Apply an inbound STOP or START: once per MessageSid, recorded in wb_message_events.
 
     STOP suppresses SMS for every customer we texted at that number (the phone's holder opted out);

@@ -21,8 +21,14 @@ def journey_run(session: Session, campaign_id: str, journey_key: str, started: d
     ).one_or_none()
     if run is not None:
         return run, False
-    run = CampaignRun(campaign_id=campaign_id, as_of=utc(started), journey_key=journey_key, status="started",
-                      started_at=utcnow(), stats={})  # fmt: skip
+    run = CampaignRun(
+        campaign_id=campaign_id,
+        as_of=utc(started),
+        journey_key=journey_key,
+        status="started",
+        started_at=utcnow(),
+        stats={},
+    )
     session.add(run)
     session.flush()
     return run, True
@@ -48,10 +54,13 @@ def supersede_other_journeys(conn: Connection, campaign_id: str, customer_id: st
     older = select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id, CampaignRun.id != keep_run_id)
     result = conn.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.customer_id == customer_id, OutboxMessage.status == "queued",
-               OutboxMessage.run_id.in_(older))
+        .where(
+            OutboxMessage.customer_id == customer_id,
+            OutboxMessage.status == "queued",
+            OutboxMessage.run_id.in_(older),
+        )
         .values(status="skipped", last_error="superseded by a newer failure")
-    )  # fmt: skip
+    )
     return result.rowcount
 
 
@@ -65,12 +74,16 @@ def returned_customers(engine: Engine, src: SourceTables) -> Callable[[list[dict
         o = src.orders
         cid, at = src.col(o, "customer_id"), src.col(o, "ordered_at")
         with engine.connect() as conn:
-            starts = dict(conn.execute(
-                select(CampaignRun.id, CampaignRun.as_of).where(CampaignRun.id.in_({r["run_id"] for r in later}))
-            ).all())  # fmt: skip
-            last = dict(conn.execute(
-                select(cid, func.max(at)).where(cid.in_({r["customer_id"] for r in later})).group_by(cid)
-            ).all())  # fmt: skip
+            starts = dict(
+                conn.execute(
+                    select(CampaignRun.id, CampaignRun.as_of).where(CampaignRun.id.in_({r["run_id"] for r in later}))
+                ).all()
+            )
+            last = dict(
+                conn.execute(
+                    select(cid, func.max(at)).where(cid.in_({r["customer_id"] for r in later})).group_by(cid)
+                ).all()
+            )
         stop = {}
         for r in later:
             ordered = last.get(r["customer_id"])

@@ -72,7 +72,9 @@ def claim(conn: Connection, ids: Iterable[str], token: str) -> list[str]:
         .values(status="sending", claimed_by=token, attempts=OutboxMessage.attempts + 1)
     )
     won = conn.execute(
-        select(OutboxMessage.id).where(OutboxMessage.id.in_(ids), OutboxMessage.claimed_by == token, status == "sending")
+        select(OutboxMessage.id).where(
+            OutboxMessage.id.in_(ids), OutboxMessage.claimed_by == token, status == "sending"
+        )
     )
     return list(won.scalars())
 
@@ -91,8 +93,16 @@ def mark(conn: Connection, mid: str, status: str, **values: Any) -> None:
     conn.execute(update(OutboxMessage).where(OutboxMessage.id == mid).values(status=status, **values))
 
 
-CHANGE_COLUMNS = ("status", "provider", "provider_message_id", "last_error", "not_before", "sent_at", "subject",
-                  "body_text")  # fmt: skip
+CHANGE_COLUMNS = (
+    "status",
+    "provider",
+    "provider_message_id",
+    "last_error",
+    "not_before",
+    "sent_at",
+    "subject",
+    "body_text",
+)
 
 
 def apply_changes(conn: Connection, changes: list[dict[str, Any]]) -> None:
@@ -100,11 +110,7 @@ def apply_changes(conn: Connection, changes: list[dict[str, Any]]) -> None:
     if not changes:
         return
     table = OutboxMessage.__table__
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("_id"))
-        .values({c: bindparam(f"v_{c}") for c in CHANGE_COLUMNS})
-    )
+    stmt = update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in CHANGE_COLUMNS})
     conn.execute(stmt, [{"_id": ch["_id"], **{f"v_{c}": ch[c] for c in CHANGE_COLUMNS}} for ch in changes])
 
 

@@ -58,12 +58,8 @@ def customer_summary(
         .order_by(cid)
     )
     rows = conn.execute(stmt).fetchall()
-    frame = pd.DataFrame.from_records(
-        rows, columns=["customer_id", "n_orders", "first_day", "last_day", "total_spend"]
-    )
-    return frame.astype(
-        {"n_orders": "int64", "first_day": "float64", "last_day": "float64", "total_spend": "float64"}
-    )
+    frame = pd.DataFrame.from_records(rows, columns=["customer_id", "n_orders", "first_day", "last_day", "total_spend"])
+    return frame.astype({"n_orders": "int64", "first_day": "float64", "last_day": "float64", "total_spend": "float64"})
 
 
 def summary_to_rfm(summary: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
@@ -138,8 +134,10 @@ def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None =
     sms = co.alias("sms_consent")
 
     def joined(alias):  # type: ignore[no-untyped-def]
-        return and_(alias.c[src.col(co, "customer_id").name] == cc["customer_id"],
-                    alias.c[src.col(co, "channel").name] == ("email" if alias is email else "sms"))  # fmt: skip
+        return and_(
+            alias.c[src.col(co, "customer_id").name] == cc["customer_id"],
+            alias.c[src.col(co, "channel").name] == ("email" if alias is email else "sms"),
+        )
 
     granted = src.col(co, "granted").name
     stmt = (
@@ -159,9 +157,17 @@ def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None =
         .where(_in_range(cc["customer_id"], id_range))
     )
     columns = [
-        "customer_id", "do_not_contact", "fraud_flag", "preferred_channel", "locale", "time_zone",
-        "has_email", "has_phone", "email_consent", "sms_consent",
-    ]  # fmt: skip
+        "customer_id",
+        "do_not_contact",
+        "fraud_flag",
+        "preferred_channel",
+        "locale",
+        "time_zone",
+        "has_email",
+        "has_phone",
+        "email_consent",
+        "sms_consent",
+    ]
     frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=columns)
     for col in ("do_not_contact", "fraud_flag", "has_email", "has_phone", "email_consent", "sms_consent"):
         frame[col] = frame[col].fillna(False).astype(bool)
@@ -201,9 +207,7 @@ def as_float_array(series: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype="float64")
 
 
-def _chunked_in(
-    conn: Connection, stmt_for, ids: list[str], columns: list[str], size: int = 5000
-) -> pd.DataFrame:
+def _chunked_in(conn: Connection, stmt_for, ids: list[str], columns: list[str], size: int = 5000) -> pd.DataFrame:
     frames = [
         pd.DataFrame.from_records(conn.execute(stmt_for(ids[i : i + size])).fetchall(), columns=columns)
         for i in range(0, len(ids), size)
@@ -217,9 +221,7 @@ def failures_by_id(conn: Connection, src: SourceTables, failure_ids: list[str]) 
     cols = ["failure_id", "order_id", "occurred_at", "resolved_at", "description"]
     frame = _chunked_in(
         conn,
-        lambda chunk: select(*(src.col(f, n).label(n) for n in cols)).where(
-            src.col(f, "failure_id").in_(chunk)
-        ),
+        lambda chunk: select(*(src.col(f, n).label(n) for n in cols)).where(src.col(f, "failure_id").in_(chunk)),
         failure_ids,
         cols,
     )
@@ -228,9 +230,7 @@ def failures_by_id(conn: Connection, src: SourceTables, failure_ids: list[str]) 
     return frame
 
 
-def last_orders(
-    conn: Connection, src: SourceTables, customer_ids: list[str], as_of: dt.datetime
-) -> pd.DataFrame:
+def last_orders(conn: Connection, src: SourceTables, customer_ids: list[str], as_of: dt.datetime) -> pd.DataFrame:
     """Each customer's last order time up to `as_of` (for "since your last order on …")."""
     o = src.orders
     cid, at = src.col(o, "customer_id"), src.col(o, "ordered_at")
@@ -248,18 +248,14 @@ def last_orders(
     return frame
 
 
-def failure_profile(
-    conn: Connection, src: SourceTables, since: dt.datetime, until: dt.datetime
-) -> pd.DataFrame:
+def failure_profile(conn: Connection, src: SourceTables, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
     """Per failure category in [since, until): failures, customers affected, customers failed more than once
     (in any category), and the share resolved. Columns: failure_category, volume, customers,
     repeat_customers, resolved_share."""
     f = src.failures
     cid, cat, at = src.col(f, "customer_id"), src.col(f, "category"), src.col(f, "occurred_at")
     window = and_(at >= since, at < until)
-    per_customer = (
-        select(cid.label("customer_id"), func.count().label("n")).where(window).group_by(cid).subquery()
-    )
+    per_customer = select(cid.label("customer_id"), func.count().label("n")).where(window).group_by(cid).subquery()
     stmt = (
         select(
             cat.label("failure_category"),
@@ -277,10 +273,27 @@ def failure_profile(
 
 
 CONTACT_COLUMNS = [
-    "customer_id", "segment", "channel", "failure_id", "failure_category", "decided_cost",
-    "first_name", "email", "phone", "locale", "time_zone", "code", "offer_kind", "offer_value", "currency",
-    "expires_at", "order_id", "occurred_at", "resolved_at", "description",
-]  # fmt: skip
+    "customer_id",
+    "segment",
+    "channel",
+    "failure_id",
+    "failure_category",
+    "decided_cost",
+    "first_name",
+    "email",
+    "phone",
+    "locale",
+    "time_zone",
+    "code",
+    "offer_kind",
+    "offer_value",
+    "currency",
+    "expires_at",
+    "order_id",
+    "occurred_at",
+    "resolved_at",
+    "description",
+]
 
 
 def contacts_to_queue(
@@ -299,10 +312,18 @@ def contacts_to_queue(
     )
     stmt = (
         select(
-            Decision.customer_id, Decision.segment, Decision.channel, Decision.failure_id,
-            Decision.failure_category, Decision.offer_cost,
+            Decision.customer_id,
+            Decision.segment,
+            Decision.channel,
+            Decision.failure_id,
+            Decision.failure_category,
+            Decision.offer_cost,
             *(src.col(cu, n) for n in ("first_name", "email", "phone", "locale", "time_zone")),
-            Offer.code, Offer.kind, Offer.value, Offer.currency, Offer.expires_at,
+            Offer.code,
+            Offer.kind,
+            Offer.value,
+            Offer.currency,
+            Offer.expires_at,
             *(src.col(f, n) for n in ("order_id", "occurred_at", "resolved_at", "description")),
         )
         .join(cu, src.col(cu, "customer_id") == Decision.customer_id)
@@ -310,7 +331,7 @@ def contacts_to_queue(
         .outerjoin(f, src.col(f, "failure_id") == Decision.failure_id)
         .where(Decision.run_id == run_id, Decision.action == "contact", ~queued.exists())
         .order_by(Decision.customer_id)
-    )  # fmt: skip
+    )
     o = src.orders
     ocid, oat = src.col(o, "customer_id"), src.col(o, "ordered_at")
     last_stmt = (

@@ -28,9 +28,7 @@ def redeem_offers(conn: Connection, src: SourceTables, run_id: int) -> int:
     )
     found = conn.execute(stmt).all()
     for offer_id, when, order_id in found:
-        conn.execute(
-            update(Offer).where(Offer.id == offer_id).values(redeemed_at=when, redeemed_order_id=order_id)
-        )
+        conn.execute(update(Offer).where(Offer.id == offer_id).values(redeemed_at=when, redeemed_order_id=order_id))
     return len(found)
 
 
@@ -54,37 +52,37 @@ def track_run(
             func.coalesce(func.sum(amount), 0).label("revenue"),
             func.min(at).label("first_return_at"),
         )
-        .select_from(
-            Decision.__table__.outerjoin(o, and_(cid == Decision.customer_id, at > start, at <= end))
-        )
+        .select_from(Decision.__table__.outerjoin(o, and_(cid == Decision.customer_id, at > start, at <= end)))
         .where(Decision.run_id == run_id, Decision.arm.is_not(None))
         .group_by(Decision.customer_id, Decision.arm)
     )
     measured = conn.execute(stmt).fetchall()
     redeemed = set(
-        conn.execute(
-            select(Offer.customer_id).where(Offer.run_id == run_id, Offer.redeemed_at.is_not(None))
-        ).scalars()
+        conn.execute(select(Offer.customer_id).where(Offer.run_id == run_id, Offer.redeemed_at.is_not(None))).scalars()
     )
     conn.execute(delete(Return).where(Return.run_id == run_id))
     tracked_at = now or utcnow()
     rows = [
         {
-            "run_id": run_id, "customer_id": c, "arm": arm, "returned": int(n) > 0,
-            "first_return_at": utc(first) if first is not None else None, "orders": int(n),
-            "revenue": round(float(rev), 2), "redeemed": c in redeemed, "window_days": window_days,
+            "run_id": run_id,
+            "customer_id": c,
+            "arm": arm,
+            "returned": int(n) > 0,
+            "first_return_at": utc(first) if first is not None else None,
+            "orders": int(n),
+            "revenue": round(float(rev), 2),
+            "redeemed": c in redeemed,
+            "window_days": window_days,
             "tracked_at": tracked_at,
         }
         for c, arm, n, rev, first in measured
-    ]  # fmt: skip
+    ]
     for i in range(0, len(rows), 20_000):
         conn.execute(insert(Return), rows[i : i + 20_000])
     return len(rows)
 
 
-def measured_customers(
-    conn: Connection, run_id: int, contact_cost: dict[str, float], margin: float
-) -> pd.DataFrame:
+def measured_customers(conn: Connection, run_id: int, contact_cost: dict[str, float], margin: float) -> pd.DataFrame:
     """One row per measured customer of a run, the input of `reports.stats.lift_table`.
 
     Columns: customer_id, arm, returned, revenue, margin, offer_cost (cost actually incurred: the offer's
@@ -92,17 +90,42 @@ def measured_customers(
     """
     stmt = (
         select(
-            Return.customer_id, Return.arm, Return.returned, Return.revenue, Return.first_return_at,
-            Decision.segment, Decision.channel, Decision.offer_kind, Decision.failure_category,
-            Offer.expected_cost, Offer.value, Offer.kind, Offer.redeemed_at, CampaignRun.as_of,
+            Return.customer_id,
+            Return.arm,
+            Return.returned,
+            Return.revenue,
+            Return.first_return_at,
+            Decision.segment,
+            Decision.channel,
+            Decision.offer_kind,
+            Decision.failure_category,
+            Offer.expected_cost,
+            Offer.value,
+            Offer.kind,
+            Offer.redeemed_at,
+            CampaignRun.as_of,
         )
         .join(Decision, and_(Decision.run_id == Return.run_id, Decision.customer_id == Return.customer_id))
         .join(CampaignRun, CampaignRun.id == Return.run_id)
         .outerjoin(Offer, and_(Offer.run_id == Return.run_id, Offer.customer_id == Return.customer_id))
         .where(Return.run_id == run_id)
-    )  # fmt: skip
-    cols = ["customer_id", "arm", "returned", "revenue", "first_return_at", "segment", "channel", "offer_kind",
-            "failure_category", "expected_cost", "value", "kind", "redeemed_at", "as_of"]  # fmt: skip
+    )
+    cols = [
+        "customer_id",
+        "arm",
+        "returned",
+        "revenue",
+        "first_return_at",
+        "segment",
+        "channel",
+        "offer_kind",
+        "failure_category",
+        "expected_cost",
+        "value",
+        "kind",
+        "redeemed_at",
+        "as_of",
+    ]
     frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)
     frame["returned"] = frame["returned"].astype(bool)
     frame["revenue"] = frame["revenue"].astype(float)
@@ -113,9 +136,7 @@ def measured_customers(
     pct = frame["kind"].isin(["percent_discount", "refund_share"])
     actual = face.where(~pct, face / 100.0 * frame["revenue"])
     frame["offer_cost"] = actual.where(redeemed, 0.0).where(frame["arm"] == "treatment", 0.0)
-    frame["message_cost"] = (
-        frame["channel"].map(contact_cost).fillna(0.0).where(frame["arm"] == "treatment", 0.0)
-    )
+    frame["message_cost"] = frame["channel"].map(contact_cost).fillna(0.0).where(frame["arm"] == "treatment", 0.0)
     start = pd.to_datetime(frame["as_of"], utc=True)
     first = pd.to_datetime(frame["first_return_at"], utc=True)
     frame["days_to_return"] = (first - start).dt.total_seconds() / 86400.0

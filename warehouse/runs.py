@@ -1,4 +1,4 @@
-"""Campaign runs and their decisions: get-or-create by (campaign, as-of), so a re-run resumes, never repeats."""
+"""Campaign runs and their decisions: get-or-create by (campaign, as-of): a re-run resumes, never repeats."""
 
 from __future__ import annotations
 
@@ -35,9 +35,7 @@ def get_or_start_run(session: Session, campaign_id: str, as_of: dt.datetime) -> 
         )
     ).one_or_none()
     if run is None:
-        run = CampaignRun(
-            campaign_id=campaign_id, as_of=as_of, status="started", started_at=utcnow(), stats={}
-        )
+        run = CampaignRun(campaign_id=campaign_id, as_of=as_of, status="started", started_at=utcnow(), stats={})
         session.add(run)
         session.flush()
     return run
@@ -56,9 +54,22 @@ def advance(session: Session, run_id: int, stage: str, **stats: Any) -> None:
 
 
 DECISION_FIELDS = (
-    "customer_id", "segment", "action", "arm", "failure_id", "failure_category", "severity", "p_active",
-    "customer_value", "expected_gain", "offer_cost", "offer_kind", "offer_value", "channel", "reason",
-)  # fmt: skip
+    "customer_id",
+    "segment",
+    "action",
+    "arm",
+    "failure_id",
+    "failure_category",
+    "severity",
+    "p_active",
+    "customer_value",
+    "expected_gain",
+    "offer_cost",
+    "offer_kind",
+    "offer_value",
+    "channel",
+    "reason",
+)
 
 
 def record_decisions(conn: Connection, run_id: int, decisions: pd.DataFrame, chunk: int = 50_000) -> int:

@@ -9,9 +9,7 @@ from sqlalchemy import Connection, delete, insert, select
 from warehouse.models import Suppression
 
 
-def suppress(
-    conn: Connection, customer_id: str, channel: str, reason: str, source: str, at: dt.datetime
-) -> bool:
+def suppress(conn: Connection, customer_id: str, channel: str, reason: str, source: str, at: dt.datetime) -> bool:
     """Record an opt-out (idempotent); returns True when it is new."""
     exists = conn.execute(
         select(Suppression.id).where(Suppression.customer_id == customer_id, Suppression.channel == channel)
@@ -19,8 +17,9 @@ def suppress(
     if exists:
         return False
     conn.execute(
-        insert(Suppression).values(customer_id=customer_id, channel=channel, reason=reason, source=source,
-                                   created_at=at)  # fmt: skip
+        insert(Suppression).values(
+            customer_id=customer_id, channel=channel, reason=reason, source=source, created_at=at
+        )
     )
     return True
 

@@ -39,7 +39,7 @@ class RunHandle:
 
 
 def start_run(engine: Engine, config: CampaignConfig, as_of: dt.datetime) -> RunHandle:
-    with _tx(engine) as (session, conn):
+    with _tx(engine) as (session, _conn):
         runs.ensure_campaign(session, config.campaign_id, "winback", config.model_dump(mode="json"))
         run = runs.get_or_start_run(session, config.campaign_id, as_of)
         session.flush()
@@ -58,9 +58,7 @@ def plan_batches(engine: Engine, src: SourceTables, batch_size: int) -> list[que
         return queries.id_partitions(conn, src, batch_size)
 
 
-def summarise_batch(
-    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange
-) -> pd.DataFrame:
+def summarise_batch(engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange) -> pd.DataFrame:
     """Recency/frequency/tenure/spend for one id range, aggregated in SQL."""
     with engine.connect() as conn:
         summary = queries.customer_summary(conn, src, as_of, id_range)
@@ -100,9 +98,7 @@ def decide_run(
     with _tx(engine) as (session, conn):
         if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
             runs.record_decisions(conn, run.run_id, decisions)
-        runs.advance(
-            session, run.run_id, "decided", decisions={k: int(v) for k, v in counts.items()}, model=model
-        )
+        runs.advance(session, run.run_id, "decided", decisions={k: int(v) for k, v in counts.items()}, model=model)
         session.flush()
     return {k: int(v) for k, v in counts.items()}
 
@@ -111,15 +107,13 @@ def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> 
     with _tx(engine) as (session, conn):
         contacts = pd.DataFrame.from_records(
             conn.execute(
-                select(
-                    Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost
-                ).where(Decision.run_id == run.run_id, Decision.action == "contact")
+                select(Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost).where(
+                    Decision.run_id == run.run_id, Decision.action == "contact"
+                )
             ).fetchall(),
             columns=["customer_id", "offer_kind", "offer_value", "offer_cost"],
         )
-        issued = issue_offers(
-            conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days
-        )
+        issued = issue_offers(conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days)
         runs.advance(session, run.run_id, "offered", offers_issued=issued)
         session.flush()
     return issued
@@ -139,12 +133,16 @@ def queue_run_messages(
         for frame in queries.contacts_to_queue(reader, src, run.run_id, run.as_of):
             frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
             # a refund is paid outright, so its expected cost is its amount; other kinds state their value
-            frame["offer_amount"] = frame["decided_cost"].where(frame["offer_kind"] == "refund_share",
-                                                                frame["offer_value"])  # fmt: skip
+            frame["offer_amount"] = frame["decided_cost"].where(
+                frame["offer_kind"] == "refund_share", frame["offer_value"]
+            )
             rows = plan_rows(
-                frame, run.run_id, now, quiet_start_hour=config.contact.quiet_start_hour,
+                frame,
+                run.run_id,
+                now,
+                quiet_start_hour=config.contact.quiet_start_hour,
                 quiet_end_hour=config.contact.quiet_end_hour,
-            )  # fmt: skip
+            )
             if not checked:
                 check_templates(rows)  # a broken template stops the run before anything is queued
                 checked = True

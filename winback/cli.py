@@ -15,9 +15,7 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-app = typer.Typer(
-    help="winback: win back lapsed and aggrieved customers, and prove it worked.", no_args_is_help=True
-)
+app = typer.Typer(help="winback: win back lapsed and aggrieved customers, and prove it worked.", no_args_is_help=True)
 db_app = typer.Typer(help="winback's own tables.", no_args_is_help=True)
 models_app = typer.Typer(help="Customer-base models.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -165,15 +163,16 @@ def models_fit(
     customer_id: Annotated[str, typer.Option(help="customer id column")],
     date: Annotated[str, typer.Option(help="order date column")],
     amount: Annotated[Optional[str], typer.Option(help="order value column (fits Gamma-Gamma too)")] = None,  # noqa: UP045
-    calibration_end: Annotated[Optional[str], typer.Option(help="fit up to here, check predictions after")] = None,  # noqa: UP045
+    calibration_end: Annotated[str | None, typer.Option(help="fit up to here, check predictions after")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Fit BG/NBD (and Gamma-Gamma) on any transaction file; with --calibration-end, check predictions."""
     from segments.model_check import fit_transactions_file
 
     try:
-        result = fit_transactions_file(transactions, customer_id, date, amount, calibration_end,
-                                       freq="D", time_unit="W")  # fmt: skip
+        result = fit_transactions_file(
+            transactions, customer_id, date, amount, calibration_end, freq="D", time_unit="W"
+        )
     except (ValueError, OSError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -193,10 +192,16 @@ def preview(customer: Annotated[str, typer.Option(help="customer id")]) -> None:
     from warehouse.models import OutboxMessage
 
     with make_engine().connect() as conn:
-        row = conn.execute(
-            select(OutboxMessage.__table__).where(OutboxMessage.customer_id == customer)
-            .order_by(OutboxMessage.created_at.desc()).limit(1)
-        ).mappings().first()  # fmt: skip
+        row = (
+            conn.execute(
+                select(OutboxMessage.__table__)
+                .where(OutboxMessage.customer_id == customer)
+                .order_by(OutboxMessage.created_at.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         console.print(f"no message for customer {customer!r} yet: run a campaign first")
         raise typer.Exit(1)
@@ -225,9 +230,7 @@ def serve(
 @app.command("demo")
 def demo(
     customers: Annotated[int, typer.Option(help="demo warehouse size")] = 20_000,
-    true_lift: Annotated[
-        float, typer.Option(help="simulated true effect of contact on return probability")
-    ] = 0.05,
+    true_lift: Annotated[float, typer.Option(help="simulated true effect of contact on return probability")] = 0.05,
     out: Annotated[Path, typer.Option(help="report folder")] = Path("demo_out"),
     database: Annotated[Path, typer.Option(help="SQLite file, rebuilt each time")] = Path("winback-demo.db"),
 ) -> None:

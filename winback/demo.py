@@ -54,22 +54,28 @@ def run_demo(
     )
     with console.status("running the campaign"):
         result = winback_campaign(config=config, as_of=as_of, now=as_of)
-    console.print(f"[bold]campaign[/bold] run {result['run_id']}: decisions {result.get('decisions')}, "
-                  f"offers {result['offers_issued']}, messages queued {result['messages_queued']}")  # fmt: skip
+    console.print(
+        f"[bold]campaign[/bold] run {result['run_id']}: decisions {result.get('decisions')}, "
+        f"offers {result['offers_issued']}, messages queued {result['messages_queued']}"
+    )
     console.print(f"[bold]sent[/bold] now: {result.get('sending')}")
     later = dispatch_outbox(now=as_of + dt.timedelta(days=1))
     console.print(f"[bold]sent[/bold] after quiet hours: {later}")
     again = winback_campaign(config=config, as_of=as_of, now=as_of)
-    console.print(f"[bold]re-run[/bold] of the same date: messages queued {again['messages_queued']}, "
-                  f"sent {again.get('sending', {}).get('sent', 0)} (nothing twice)")  # fmt: skip
-
-    response = simulate_campaign_response(engine, result["run_id"], window_days=config.attribution_days,
-                                          true_lift=true_lift, seed=seed + 4)  # fmt: skip
-    track_returns(run_id=result["run_id"], window_days=config.attribution_days,
-                  now=as_of + dt.timedelta(days=config.attribution_days + 1))  # fmt: skip
-    note = (
-        f"Demo truth: contact raises the 30-day return probability by {true_lift * 100:+.1f} pp (simulated)."
+    console.print(
+        f"[bold]re-run[/bold] of the same date: messages queued {again['messages_queued']}, "
+        f"sent {again.get('sending', {}).get('sent', 0)} (nothing twice)"
     )
+
+    response = simulate_campaign_response(
+        engine, result["run_id"], window_days=config.attribution_days, true_lift=true_lift, seed=seed + 4
+    )
+    track_returns(
+        run_id=result["run_id"],
+        window_days=config.attribution_days,
+        now=as_of + dt.timedelta(days=config.attribution_days + 1),
+    )
+    note = f"Demo truth: contact raises the 30-day return probability by {true_lift * 100:+.1f} pp (simulated)."
     report = retention_report(config=config, run_id=result["run_id"], out_dir=str(out), notes=[note])
     overall = report["overall"][0]
     from winback.cli import print_overall

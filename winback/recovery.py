@@ -52,8 +52,14 @@ def _one(cid: str) -> queries.IdRange:
     return (cid, cid)
 
 
-def _decide(engine: Engine, src: SourceTables, event: dict[str, Any], as_of: dt.datetime,
-            config: CampaignConfig, policy: CompensationPolicy) -> pd.DataFrame:  # fmt: skip
+def _decide(
+    engine: Engine,
+    src: SourceTables,
+    event: dict[str, Any],
+    as_of: dt.datetime,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+) -> pd.DataFrame:
     cid = event["customer_id"]
     with engine.connect() as conn:
         summary = queries.customer_summary(conn, src, as_of, _one(cid))
@@ -72,12 +78,19 @@ def _decide(engine: Engine, src: SourceTables, event: dict[str, Any], as_of: dt.
     value = float(scored["customer_value"].iloc[0]) if len(scored) else 0.0
     spend = float(scored["mean_spend"].iloc[0]) if len(scored) else float(order_amount or 0.0)
     frame = choose_channels(reach, suppressed).assign(
-        segment="aggrieved", failure_id=event["event_id"], failure_category=event.get("category"),
-        severity=int(event.get("severity") or 1), unresolved=event["type"] not in ("ticket.closed",),
+        segment="aggrieved",
+        failure_id=event["event_id"],
+        failure_category=event.get("category"),
+        severity=int(event.get("severity") or 1),
+        unresolved=event["type"] not in ("ticket.closed",),
         order_amount=float(order_amount) if order_amount is not None else float("nan"),
-        p_active=float(scored["p_active"].iloc[0]) if len(scored) else 0.5, customer_value=value,
-        mean_spend=spend, days_since_contact=float("nan"), messages_30d=0, returned_since_failure=False,
-    )  # fmt: skip
+        p_active=float(scored["p_active"].iloc[0]) if len(scored) else 0.5,
+        customer_value=value,
+        mean_spend=spend,
+        days_since_contact=float("nan"),
+        messages_30d=0,
+        returned_since_failure=False,
+    )
     decided = decide(frame, config.model_copy(update={"holdout_share": 0.0}), policy)
     held = bool(hash_unit(CAMPAIGN_ID, pd.Series([cid]))[0] < config.holdout_share)
     if held and decided.loc[0, "action"] == "contact" and decided.loc[0, "offer_kind"] != "none":
@@ -115,16 +128,20 @@ def recover(
     with engine.begin() as conn:
         if created:
             result["superseded"] = journeys.supersede_other_journeys(conn, CAMPAIGN_ID, cid, run_id)
-        decided = conn.execute(select(Decision.action, Decision.arm, Decision.channel, Decision.reason)
-                               .where(Decision.run_id == run_id)).first()  # fmt: skip
+        decided = conn.execute(
+            select(Decision.action, Decision.arm, Decision.channel, Decision.reason).where(Decision.run_id == run_id)
+        ).first()
     if decided is None:
         frame = _decide(engine, src, event, as_of, config, policy)
         with engine.begin() as conn:
             runs.record_decisions(conn, run_id, frame)
             if frame.loc[0, "action"] == "contact" and frame.loc[0, "offer_kind"] != "none":
                 issue_offers(conn, run_id, as_of, frame, config.currency, config.offer_expiry_days)
-            decided = conn.execute(select(Decision.action, Decision.arm, Decision.channel, Decision.reason)
-                                   .where(Decision.run_id == run_id)).first()  # fmt: skip
+            decided = conn.execute(
+                select(Decision.action, Decision.arm, Decision.channel, Decision.reason).where(
+                    Decision.run_id == run_id
+                )
+            ).first()
     action, _arm, channel, reason = decided
     result.update(action=action, reason=reason)
     if action != "contact":
@@ -136,35 +153,68 @@ def recover(
         details = queries.contact_details(conn, src, [cid])
         last = queries.last_orders(conn, src, [cid], as_of)
     offer = offers.iloc[0].to_dict() if len(offers) else None
-    steps = plan_steps(event["type"], int(event.get("severity") or 1), now, has_offer=offer is not None,
-                       steps_so_far=set(so_far), offer_given=offer_given, rules=rules)  # fmt: skip
+    steps = plan_steps(
+        event["type"],
+        int(event.get("severity") or 1),
+        now,
+        has_offer=offer is not None,
+        steps_so_far=set(so_far),
+        offer_given=offer_given,
+        rules=rules,
+    )
     person = details.iloc[0].to_dict()
     base = {
-        "first_name": person.get("first_name"), "locale": person.get("locale"),
-        "failure_category": event.get("category"), "order_id": event.get("order_id") or key,
-        "occurred_at": event.get("occurred_at"), "unresolved": event["type"] != "ticket.closed",
+        "first_name": person.get("first_name"),
+        "locale": person.get("locale"),
+        "failure_category": event.get("category"),
+        "order_id": event.get("order_id") or key,
+        "occurred_at": event.get("occurred_at"),
+        "unresolved": event["type"] != "ticket.closed",
         "description": event.get("description"),
         "last_order_at": last["last_order_at"].iloc[0].isoformat() if len(last) else None,
-    }  # fmt: skip
+    }
     rows = []
     for step in steps:
         ctx = dict(base, unresolved=base["unresolved"] and step.step == "apology")
         if step.with_offer and offer:
-            ctx.update(code=offer["code"], offer_kind=offer["offer_kind"], offer_value=float(offer["offer_value"]),
-                       offer_amount=float(offer["offer_value"]), currency=offer["currency"],
-                       expires_at=offer["expires_at"].isoformat())  # fmt: skip
-        at = next_allowed(step.at, person.get("time_zone"), config.contact.quiet_end_hour,
-                          config.contact.quiet_start_hour)  # fmt: skip
+            ctx.update(
+                code=offer["code"],
+                offer_kind=offer["offer_kind"],
+                offer_value=float(offer["offer_value"]),
+                offer_amount=float(offer["offer_value"]),
+                currency=offer["currency"],
+                expires_at=offer["expires_at"].isoformat(),
+            )
+        at = next_allowed(
+            step.at, person.get("time_zone"), config.contact.quiet_end_hour, config.contact.quiet_start_hour
+        )
         address = person.get("email") if channel == "email" else person.get("phone")
-        rows.append({
-            "id": outbox.message_id(run_id, cid, step.step), "run_id": run_id, "customer_id": cid,
-            "step": step.step, "channel": channel, "template": step.step, "to_address": address or "",
-            "context": ctx, "status": "queued", "attempts": 0, "not_before": at, "created_at": now,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": outbox.message_id(run_id, cid, step.step),
+                "run_id": run_id,
+                "customer_id": cid,
+                "step": step.step,
+                "channel": channel,
+                "template": step.step,
+                "to_address": address or "",
+                "context": ctx,
+                "status": "queued",
+                "attempts": 0,
+                "not_before": at,
+                "created_at": now,
+            }
+        )
     check_templates(rows)
     with engine.begin() as conn:
         result["queued"] = outbox.enqueue(conn, rows)
-    report = send_due(engine, channels, run_id=run_id, campaign_id=CAMPAIGN_ID, now=now,
-                      stop_check=journeys.returned_customers(engine, src))  # fmt: skip
+    report = send_due(
+        engine,
+        channels,
+        run_id=run_id,
+        campaign_id=CAMPAIGN_ID,
+        now=now,
+        stop_check=journeys.returned_customers(engine, src),
+    )
     result["sending"] = report.as_dict()
     return result

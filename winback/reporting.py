@@ -26,9 +26,7 @@ def latest_run_id(conn: Connection, campaign_id: str | None = None) -> int:
         stmt = stmt.where(CampaignRun.campaign_id == campaign_id)
     run_id = conn.execute(stmt).scalar_one_or_none()
     if run_id is None:
-        raise ValueError(
-            f"no campaign runs{' for ' + campaign_id if campaign_id else ''} yet: run a campaign first"
-        )
+        raise ValueError(f"no campaign runs{' for ' + campaign_id if campaign_id else ''} yet: run a campaign first")
     return run_id
 
 
@@ -47,9 +45,7 @@ def root_causes(
             Decision.failure_category,
             func.count().label("aggrieved"),
             func.sum(case((Return.returned, 1), else_=0)).label("returned"),
-            func.coalesce(func.sum(case((Offer.redeemed_at.is_not(None), Offer.value), else_=0)), 0).label(
-                "cost"
-            ),
+            func.coalesce(func.sum(case((Offer.redeemed_at.is_not(None), Offer.value), else_=0)), 0).label("cost"),
         )
         .outerjoin(Return, and_(Return.run_id == Decision.run_id, Return.customer_id == Decision.customer_id))
         .outerjoin(Offer, and_(Offer.run_id == Decision.run_id, Offer.customer_id == Decision.customer_id))
@@ -62,12 +58,18 @@ def root_causes(
     )
     frame = profile.merge(recovery, on="failure_category", how="outer")
     frame["volume"] = frame["volume"].fillna(0).astype(int)
-    frame["recovery_rate"] = frame["returned"].astype(float) / frame["aggrieved"].astype(float)
-    frame["repeat_failure_rate"] = frame["repeat_customers"].astype(float) / frame["customers"].astype(float)
+    frame["recovery_rate"] = (frame["returned"].astype(float) / frame["aggrieved"].astype(float)).round(4)
+    frame["repeat_failure_rate"] = (frame["repeat_customers"].astype(float) / frame["customers"].astype(float)).round(4)
     frame["compensation_cost"] = frame["compensation_cost"].astype(float).fillna(0.0)
-    frame["resolved_share"] = frame["resolved_share"].astype(float)
-    keep = ["failure_category", "volume", "recovery_rate", "repeat_failure_rate", "compensation_cost",
-            "resolved_share"]  # fmt: skip
+    frame["resolved_share"] = frame["resolved_share"].astype(float).round(3)
+    keep = [
+        "failure_category",
+        "volume",
+        "recovery_rate",
+        "repeat_failure_rate",
+        "compensation_cost",
+        "resolved_share",
+    ]
     return frame[keep].sort_values("volume", ascending=False, ignore_index=True)
 
 
@@ -77,9 +79,7 @@ def build_report(
     """Everything the HTML report and its CSV/JSON twins show, for one tracked run."""
     as_of = conn.execute(select(CampaignRun.as_of).where(CampaignRun.id == run_id)).scalar_one()
     campaign_id = conn.execute(select(CampaignRun.campaign_id).where(CampaignRun.id == run_id)).scalar_one()
-    tracked = conn.execute(
-        select(func.count()).select_from(Return).where(Return.run_id == run_id)
-    ).scalar_one()
+    tracked = conn.execute(select(func.count()).select_from(Return).where(Return.run_id == run_id)).scalar_one()
     if not tracked:
         raise ValueError(f"run {run_id} has no tracked returns yet: run `winback track` first")
     econ = config.economics
@@ -94,9 +94,7 @@ def build_report(
         overall=overall,
         breakdowns=breakdowns,
         retention=retention_curve(frame, max_days=config.attribution_days),
-        root_causes=root_causes(
-            conn, src, run_id, start - dt.timedelta(days=config.aggrieved.lookback_days), start
-        ),
+        root_causes=root_causes(conn, src, run_id, start - dt.timedelta(days=config.aggrieved.lookback_days), start),
         notes=notes or [],
         period_start=start.date(),
         period_end=(start + dt.timedelta(days=config.attribution_days)).date(),

@@ -131,13 +131,9 @@ def build_mail_body(message: OutgoingMessage, settings: SendGridSettings) -> dic
     custom_args = tracking_args(message)
     if custom_args:
         personalization["custom_args"] = custom_args
-    content = [
-        {"type": "text/plain", "value": with_postal_address_text(message.text, settings.postal_address)}
-    ]
+    content = [{"type": "text/plain", "value": with_postal_address_text(message.text, settings.postal_address)}]
     if message.html:
-        content.append(
-            {"type": "text/html", "value": with_postal_address_html(message.html, settings.postal_address)}
-        )
+        content.append({"type": "text/html", "value": with_postal_address_html(message.html, settings.postal_address)})
     body: dict[str, Any] = {"personalizations": [personalization], "from": sender}
     if message.subject:
         body["subject"] = message.subject

@@ -129,13 +129,9 @@ class TwilioChannel:
 
     provider = PROVIDER
 
-    def __init__(
-        self, settings: TwilioSettings, *, http_client: RedirectingTwilioHttpClient | None = None
-    ) -> None:
+    def __init__(self, settings: TwilioSettings, *, http_client: RedirectingTwilioHttpClient | None = None) -> None:
         self._settings = settings
-        self._http = http_client or RedirectingTwilioHttpClient(
-            settings.api_base_url, timeout=settings.timeout_seconds
-        )
+        self._http = http_client or RedirectingTwilioHttpClient(settings.api_base_url, timeout=settings.timeout_seconds)
         self._client = Client(settings.account_sid, settings.auth_token, http_client=self._http)
 
     def send(self, message: OutgoingMessage) -> SendOutcome:

@@ -137,9 +137,7 @@ def compiled_validator(spec_name: str, fragment: str) -> Any:
     return cls({"$ref": uri + fragment}, registry=registry, format_checker=cls.FORMAT_CHECKER)
 
 
-def schema_violations(
-    errors: Iterable[ValidationError], prefix: tuple[PathPart, ...] = ()
-) -> list[Violation]:
+def schema_violations(errors: Iterable[ValidationError], prefix: tuple[PathPart, ...] = ()) -> list[Violation]:
     """jsonschema errors as Violations; a missing required property is reported at its own path."""
     found = []
     for error in errors:

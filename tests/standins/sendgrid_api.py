@@ -230,15 +230,12 @@ def business_rule_violations(payload: dict[str, Any], *, now: float) -> list[Vio
                 recipients += 1
                 address = str(recipient.get("email", "")).strip().lower()
                 if not _ADDRESS_RE.match(address):
-                    found.append(
-                        Violation(("personalizations", i, kind, j, "email"), _FRIENDLY[("format", "email")])
-                    )
+                    found.append(Violation(("personalizations", i, kind, j, "email"), _FRIENDLY[("format", "email")]))
                 elif address in seen:
                     found.append(
                         Violation(
                             ("personalizations", i, kind, j, "email"),
-                            "Each email address in the personalization block should be unique between to, "
-                            "cc, and bcc.",
+                            "Each email address in the personalization block should be unique between to, cc, and bcc.",
                             "rule",
                         )
                     )
@@ -248,9 +245,7 @@ def business_rule_violations(payload: dict[str, Any], *, now: float) -> list[Vio
         found += _header_violations(p.get("headers"), ("personalizations", i, "headers"))
     if recipients > MAX_RECIPIENTS:
         found.append(
-            Violation(
-                ("personalizations",), f"The total number of recipients must be {MAX_RECIPIENTS} or less."
-            )
+            Violation(("personalizations",), f"The total number of recipients must be {MAX_RECIPIENTS} or less.")
         )
     for key in ("from", "reply_to"):
         sender = payload.get(key)
@@ -288,8 +283,7 @@ def _custom_args_violations(args: Any, top_level: Any, index: int) -> list[Viola
         found.append(
             Violation(
                 ("personalizations", index, "custom_args"),
-                f"The custom arguments of a personalization must total less than {MAX_CUSTOM_ARGS_BYTES} "
-                "bytes.",
+                f"The custom arguments of a personalization must total less than {MAX_CUSTOM_ARGS_BYTES} bytes.",
                 "rule",
             )
         )
@@ -298,9 +292,7 @@ def _custom_args_violations(args: Any, top_level: Any, index: int) -> list[Viola
 
 def _send_at_violations(send_at: Any, path: tuple[str | int, ...], now: float) -> list[Violation]:
     if isinstance(send_at, int) and send_at > now + MAX_SEND_AT_AHEAD_SECONDS:
-        return [
-            Violation(path, "The send_at parameter can't be scheduled more than 72 hours in advance.", "rule")
-        ]
+        return [Violation(path, "The send_at parameter can't be scheduled more than 72 hours in advance.", "rule")]
     return []
 
 
@@ -310,9 +302,7 @@ def _header_violations(headers: Any, path: tuple[str | int, ...]) -> list[Violat
     found = []
     for name, value in headers.items():
         if name.lower() in RESERVED_HEADERS:
-            found.append(
-                Violation((*path, name), f"The header {name} is reserved and cannot be set.", "rule")
-            )
+            found.append(Violation((*path, name), f"The header {name} is reserved and cannot be set.", "rule"))
         elif not isinstance(value, str):
             found.append(Violation((*path, name), "Invalid type. Expected: string.", "rule"))
     return found
@@ -330,11 +320,7 @@ def _content_violations(content: Any, template_id: Any) -> list[Violation]:
             )
         ]
     types = [str(c.get("type", "")).lower() for c in content]
-    if (
-        "text/plain" in types
-        and "text/html" in types
-        and types.index("text/plain") > types.index("text/html")
-    ):
+    if "text/plain" in types and "text/html" in types and types.index("text/plain") > types.index("text/html"):
         return [
             Violation(
                 ("content",),
@@ -369,9 +355,7 @@ def _fault_response(status: int, retry_after: float | None) -> Response:
     return _errors(status, [(None, message)], headers)
 
 
-def _errors(
-    status: int, errors: list[tuple[str | None, str]], headers: dict[str, str] | None = None
-) -> Response:
+def _errors(status: int, errors: list[tuple[str | None, str]], headers: dict[str, str] | None = None) -> Response:
     return Response.json(status, {"errors": [{"message": m, "field": f} for f, m in errors]}, headers)
 
 

@@ -115,9 +115,7 @@ class FaultPlan:
         self._lock = threading.Lock()
         self._queue: list[Fault] = []
 
-    def fail_next(
-        self, status: int, times: int = 1, retry_after: float | None = None, code: int | None = None
-    ) -> None:
+    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None, code: int | None = None) -> None:
         with self._lock:
             self._queue.extend([Fault(status, retry_after, code)] * times)
 
@@ -234,9 +232,7 @@ class StandinServer:
         self.url = f"http://{host}:{port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={
-                "poll_interval": 0.02
-            },  # shutdown() waits up to one poll; the default 0.5 s adds up in tests
+            kwargs={"poll_interval": 0.02},  # shutdown() waits up to one poll; the default 0.5 s adds up in tests
             name=f"standin:{port}",
             daemon=True,
         )

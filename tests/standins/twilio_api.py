@@ -127,9 +127,7 @@ class TwilioStandin:
     def accepted(self) -> list[Exchange]:
         return [e for e in self.received if e.status == 201]
 
-    def fail_next(
-        self, status: int, times: int = 1, retry_after: float | None = None, code: int | None = None
-    ) -> None:
+    def fail_next(self, status: int, times: int = 1, retry_after: float | None = None, code: int | None = None) -> None:
         """The next `times` requests get `status` (Twilio code: `code`, else 20429/20500/20503/20001)."""
         self.faults.fail_next(status, times, retry_after, code)
 
@@ -195,9 +193,7 @@ class TwilioStandin:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if self.validator == "openapi-core":
             app = openapi_core_app(TWILIO_SPEC, (MESSAGES_TEMPLATE,))
-            return openapi_core_violations(
-                app, "POST", request.path, request.headers, request.body, content_type
-            )
+            return openapi_core_violations(app, "POST", request.path, request.headers, request.body, content_type)
         if content_type != FORM:
             return [Violation((), f"unsupported media type {content_type or '(none)'}", "media-type")]
         body, cast_errors = cast_form(request.form())
