@@ -20,8 +20,7 @@ from warehouse.timeutil import utc, utcnow
 def send_everything_due(url: str, now: dt.datetime) -> dict[str, int]:
     engine = engine_for(url)
     channels = configured_channels()
-    journal = next((c for c in channels.values() if hasattr(c, "has_sent")), None)
-    settled = reconcile(engine, journal)
+    settled = reconcile(engine, channels)
     stop = returned_customers(engine, SourceTables(SourceMapping.configured()))
     report = send_due(engine, channels, now=now, stop_check=stop)
     return {**report.as_dict(), **{f"reconciled_{k}": v for k, v in settled.items()}}

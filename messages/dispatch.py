@@ -13,7 +13,6 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -177,17 +176,47 @@ def send_due(
     leaves at most one claim's rows in `sending`, which `reconcile` settles.
     """
     limits = limits or SendLimits.from_env()
-    buckets = {"email": RateLimiter(limits.email_per_second), "sms": RateLimiter(limits.sms_per_second)}
     report = DispatchReport()
     now = now or utcnow()
-    token = uuid.uuid4().hex
+    token = outbox.sender_token()
+    started = time.monotonic()  # `now` may be simulated: measure elapsed time, add it to `now`
+    outbox.ACTIVE_TOKENS.add(token)
+    try:
+        return _send_loop(engine, channels, run_id, campaign_id, now, limits, retry, max_messages, claim_size,
+                          stop_check, token, started, report)  # fmt: skip
+    finally:
+        outbox.ACTIVE_TOKENS.discard(token)
+
+
+def _send_loop(
+    engine: Engine,
+    channels: dict[str, Channel],
+    run_id: int | None,
+    campaign_id: str,
+    now: dt.datetime,
+    limits: SendLimits,
+    retry: RetryPolicy,
+    max_messages: int | None,
+    claim_size: int,
+    stop_check: Callable[[list[dict]], dict[str, str]] | None,
+    token: str,
+    started: float,
+    report: DispatchReport,
+) -> DispatchReport:
+    buckets = {"email": RateLimiter(limits.email_per_second), "sms": RateLimiter(limits.sms_per_second)}
     handled = 0
+    lost_races = 0
     with ThreadPoolExecutor(max_workers=limits.concurrency, thread_name_prefix="winback-send") as pool:
         while max_messages is None or handled < max_messages:
             with engine.begin() as conn:
-                rows = outbox.load(conn, outbox.claim(conn, outbox.due(conn, now, claim_size, run_id), token))
+                due_ids = outbox.due(conn, now, claim_size, run_id)
+                rows = outbox.load(conn, outbox.claim(conn, due_ids, token))
             if not rows:
-                break
+                lost_races += 1
+                if not due_ids or lost_races > 50:
+                    break
+                continue  # another sender won this batch: take the next one
+            lost_races = 0
             blocked = _suppressed(engine, rows)
             stopped = stop_check(rows) if stop_check else {}
             ready: list[Prepared] = []
@@ -218,7 +247,8 @@ def send_due(
             done += [deliver(p) for p in local]
             done += [f.result() for f in as_completed([pool.submit(deliver, p) for p in remote])]
             with engine.begin() as conn:
-                changes = [_outcome_change(conn, item, outcome, retry, now) for item, outcome in done]
+                answered = now + dt.timedelta(seconds=time.monotonic() - started)  # Retry-After counts from here
+                changes = [_outcome_change(conn, item, outcome, retry, answered) for item, outcome in done]
                 outbox.apply_changes(conn, changes)
             for change in changes:
                 report.add(change["_kind"])
@@ -267,31 +297,46 @@ def _outcome_change(
     return change
 
 
-def reconcile(engine: Engine, sink_like: object | None = None, run_id: int | None = None) -> dict[str, int]:
-    """Settle rows a crash left in `sending`.
+def reconcile(
+    engine: Engine, journals: dict[str, object] | object | None = None, run_id: int | None = None
+) -> dict[str, int]:
+    """Settle rows a crashed sender left in `sending` (a live sender's claim is left alone).
 
-    With a journal that can answer "did it leave?" (the local sink), each row becomes `sent` or goes
-    back to `queued`: exactly once. Without one (a provider with no lookup by our id), the row becomes
-    `unknown`: never resent automatically, since a second apology is worse than a late one; provider
-    webhooks carrying our message id later move it to `sent`.
+    A row whose channel is served by a journal that can answer "did it leave?" (the local sink) becomes
+    `sent` or goes back to `queued`: exactly once. Any other row (sent through a provider with no lookup
+    by our id) becomes `unknown`: never resent automatically, since a second apology is worse than a
+    late one; provider webhooks carrying our message id move it to `sent`.
+
+    `journals` is the channel map a sender uses ({"email": ..., "sms": ...}), or one journal for every
+    channel, or None.
     """
     with engine.begin() as conn:
         stale = outbox.stale_sending(conn, run_id)
-    if not stale:
+        rows = outbox.load(conn, stale)
+    if not rows:
         return {}
-    has_sent = getattr(sink_like, "has_sent", None)
+
+    def journal_for(channel: str) -> object | None:
+        source = journals.get(channel) if isinstance(journals, dict) else journals
+        return source if hasattr(source, "has_sent") else None
+
     counts: Counter[str] = Counter()
     with engine.begin() as conn:
-        if has_sent is not None:
-            left = has_sent(set(stale))
-            for mid in stale:
-                status = "sent" if mid in left else "queued"
-                outbox.mark(conn, mid, status, provider="sink" if mid in left else None)
-                counts[status] += 1
-        else:
-            for mid in stale:
-                outbox.mark(conn, mid, "unknown", last_error="crashed between claim and provider answer")
-                counts["unknown"] += 1
-            # provider events that arrived while the row was still `sending` settle it now
-            counts["sent_by_event"] = reconcile_unknown_from_events(conn, utcnow())
+        for channel in {r["channel"] for r in rows}:
+            ids = {r["id"] for r in rows if r["channel"] == channel}
+            journal = journal_for(channel)
+            if journal is not None:
+                left = journal.has_sent(ids)  # type: ignore[attr-defined]
+                for mid in ids:
+                    status = "sent" if mid in left else "queued"
+                    outbox.mark(conn, mid, status, provider="sink" if mid in left else None)
+                    counts[status] += 1
+            else:
+                for mid in ids:
+                    outbox.mark(conn, mid, "unknown", last_error="crashed between claim and provider answer")
+                    counts["unknown"] += 1
+        # provider events that arrived while a row was still `sending` settle it now
+        settled_by_events = reconcile_unknown_from_events(conn, utcnow())
+        if settled_by_events:
+            counts["sent_by_event"] = settled_by_events
     return dict(counts)

@@ -48,15 +48,17 @@ class PacedSink(SinkChannel):
     rate_limited = True
 
 
-def outbox_row(
-    run_id: int, customer_id: str, channel: str, address: str, at: dt.datetime, step: str = "winback"
-) -> dict:
-    """An outbox row as `messages.compose.plan_rows` builds it, for the `winback` template, no offer."""
+OFFER = {"code": "WB-7Q2K-X9", "offer_kind": "percent_discount", "offer_value": 15.0, "offer_amount": 15.0,
+         "currency": "GBP", "expires_at": "2026-12-31T23:59:00+00:00"}  # fmt: skip
+
+
+def outbox_row(run_id: int, customer_id: str, channel: str, address: str, at: dt.datetime, offer: bool = False) -> dict:
+    """An outbox row as `messages.compose.plan_rows` builds it for the `winback` template."""
+    context = {"first_name": "Ada", "locale": "en_US" if address.startswith("+1") else "en_GB",
+               "last_order_at": "2025-10-01T09:00:00+00:00", **(OFFER if offer else {})}  # fmt: skip
     return {
-        "id": outbox.message_id(run_id, customer_id, step), "run_id": run_id, "customer_id": customer_id,
-        "step": step, "channel": channel, "template": "winback", "to_address": address,
-        "context": {"first_name": "Ada", "locale": "en_US" if address.startswith("+1") else "en_GB",
-                    "last_order_at": "2025-10-01T09:00:00+00:00"},
+        "id": outbox.message_id(run_id, customer_id, "winback"), "run_id": run_id, "customer_id": customer_id,
+        "step": "winback", "channel": channel, "template": "winback", "to_address": address, "context": context,
         "status": "queued", "attempts": 0, "not_before": at, "created_at": at,
     }  # fmt: skip
 
@@ -66,14 +68,19 @@ def queue_messages(
     recipients: list[tuple[str, str, str]],
     at: dt.datetime,
     campaign_id: str = "dispatch-test",
+    offers: bool = False,
 ):  # type: ignore[no-untyped-def]
-    """Start a run and queue one message per (customer_id, channel, address), due at `at`; the RunHandle."""
+    """Start a run and queue one message per (customer_id, channel, address), due at `at`; the RunHandle.
+
+    With `offers`, every other message carries a discount code.
+    """
     from winback import campaign as stages
     from winback.config import CampaignConfig
 
     run = stages.start_run(engine, CampaignConfig(campaign_id=campaign_id), at)
+    rows = [outbox_row(run.run_id, c, ch, a, at, offers and i % 2 == 0) for i, (c, ch, a) in enumerate(recipients)]
     with engine.begin() as conn:
-        outbox.enqueue(conn, [outbox_row(run.run_id, c, ch, a, at) for c, ch, a in recipients])
+        outbox.enqueue(conn, rows)
     return run
 
 

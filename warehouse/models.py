@@ -174,7 +174,8 @@ class OutboxMessage(Base):
     provider: Mapped[str | None] = mapped_column(String(16))
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    claimed_by: Mapped[str | None] = mapped_column(String(96))  # host:pid:token of the sender holding it
+    claimed_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     not_before: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime]

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import socket
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from warehouse.models import OutboxMessage
-from warehouse.timeutil import utcnow
+from warehouse.timeutil import utc, utcnow
 
 ACTIVE = ("queued", "sending")
 
@@ -69,7 +72,7 @@ def claim(conn: Connection, ids: Iterable[str], token: str) -> list[str]:
     conn.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(ids), status == "queued")
-        .values(status="sending", claimed_by=token, attempts=OutboxMessage.attempts + 1)
+        .values(status="sending", claimed_by=token, claimed_at=utcnow(), attempts=OutboxMessage.attempts + 1)
     )
     won = conn.execute(
         select(OutboxMessage.id).where(
@@ -114,11 +117,48 @@ def apply_changes(conn: Connection, changes: list[dict[str, Any]]) -> None:
     conn.execute(stmt, [{"_id": ch["_id"], **{f"v_{c}": ch[c] for c in CHANGE_COLUMNS}} for ch in changes])
 
 
-def stale_sending(conn: Connection, run_id: int | None = None) -> list[str]:
-    stmt = select(OutboxMessage.id).where(OutboxMessage.status == "sending")
+ACTIVE_TOKENS: set[str] = set()  # claims held by senders running in this process right now
+
+
+def sender_token() -> str:
+    """host:pid:random: lets `stale_sending` tell a crashed sender on this host from a live one."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+
+
+def _claim_is_dead(claimed_by: str | None, claimed_at: dt.datetime | None, lease: dt.timedelta) -> bool:
+    """Whether a `sending` row's sender is gone.
+
+    Past its lease, any claim is dead (a live sender holds a claim for seconds; this also covers a pid
+    reused after a restart). Within it: in this process, dead unless a running sender holds the token
+    (a task retry after a failed send reclaims its own rows); on this host, dead when its pid is;
+    elsewhere, alive.
+    """
+    if claimed_at is None or utc(claimed_at) < utcnow() - lease:
+        return True
+    host, _, rest = (claimed_by or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:40] or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return claimed_by not in ACTIVE_TOKENS
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def stale_sending(conn: Connection, run_id: int | None = None, lease_seconds: float = 900.0) -> list[str]:
+    """Rows left in `sending` by a sender that is gone: dead on this host, or past its lease elsewhere."""
+    stmt = select(OutboxMessage.id, OutboxMessage.claimed_by, OutboxMessage.claimed_at).where(
+        OutboxMessage.status == "sending"
+    )
     if run_id is not None:
         stmt = stmt.where(OutboxMessage.run_id == run_id)
-    return list(conn.execute(stmt).scalars())
+    lease = dt.timedelta(seconds=lease_seconds)
+    return [mid for mid, by, at in conn.execute(stmt).all() if _claim_is_dead(by, at, lease)]
 
 
 def status_counts(conn: Connection, run_id: int | None = None) -> dict[str, int]:

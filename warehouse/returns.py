@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, select, update
 
 from warehouse.models import CampaignRun, Decision, Offer, Return
 from warehouse.source import SourceTables
@@ -143,3 +143,33 @@ def measured_customers(conn: Connection, run_id: int, contact_cost: dict[str, fl
     frame["offer_kind"] = frame["offer_kind"].fillna("none")
     frame["failure_category"] = frame["failure_category"].fillna("(lapsed)")
     return frame.drop(columns=["expected_cost", "value", "kind", "redeemed_at", "as_of", "first_return_at"])
+
+
+def measured_lift_by_offer_kind(conn: Connection, campaign_id: str, before: dt.datetime) -> pd.DataFrame:
+    """Past runs' tracked results per offer kind (holdout rows carry the kind they would have received).
+
+    Only runs of `campaign_id` decided before `before`, so a run never learns from itself.
+    """
+    stmt = (
+        select(
+            Decision.offer_kind,
+            Return.arm,
+            func.count().label("n"),
+            func.sum(case((Return.returned, 1), else_=0)).label("returned"),
+        )
+        .join(Decision, and_(Decision.run_id == Return.run_id, Decision.customer_id == Return.customer_id))
+        .join(CampaignRun, CampaignRun.id == Return.run_id)
+        .where(CampaignRun.campaign_id == campaign_id, CampaignRun.as_of < before)
+        .group_by(Decision.offer_kind, Return.arm)
+    )
+    rows = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=["offer_kind", "arm", "n", "returned"])
+    columns = ["offer_kind", "n_treated", "returned_treated", "n_holdout", "returned_holdout"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    wide = rows.pivot_table(index="offer_kind", columns="arm", values=["n", "returned"], aggfunc="sum", fill_value=0)
+    out = pd.DataFrame({"offer_kind": wide.index})
+    for arm in ("treatment", "holdout"):
+        label = "treated" if arm == "treatment" else "holdout"
+        out[f"n_{label}"] = wide["n"][arm].to_numpy() if arm in wide["n"] else 0
+        out[f"returned_{label}"] = wide["returned"][arm].to_numpy() if arm in wide["returned"] else 0
+    return out[columns]

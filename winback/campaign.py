@@ -24,8 +24,10 @@ from offers.issue import issue_offers
 from offers.policy import CompensationPolicy
 from segments.candidates import build_candidates
 from segments.decision import decide
+from segments.learning import updated_lifts
 from warehouse import outbox, queries, runs
 from warehouse.models import Decision
+from warehouse.returns import measured_lift_by_offer_kind
 from warehouse.source import SourceTables
 from warehouse.timeutil import to_epoch_days, utc
 from winback.config import CampaignConfig
@@ -91,6 +93,11 @@ def decide_run(
     with engine.connect() as conn:
         history = runs.contact_history(conn, run.as_of, exclude_run_id=run.run_id)
         suppressed = runs.suppressions(conn)
+        measured = measured_lift_by_offer_kind(conn, config.campaign_id, run.as_of)
+    lifts = updated_lifts(config.economics.lift_prior, measured)
+    if lifts != config.economics.lift_prior:
+        economics = config.economics.model_copy(update={"lift_prior": lifts})
+        config = config.model_copy(update={"economics": economics})
     reach = choose_channels(reach, suppressed)
     candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(run.as_of))
     decisions = decide(candidates, config, policy)
@@ -98,7 +105,14 @@ def decide_run(
     with _tx(engine) as (session, conn):
         if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
             runs.record_decisions(conn, run.run_id, decisions)
-        runs.advance(session, run.run_id, "decided", decisions={k: int(v) for k, v in counts.items()}, model=model)
+        runs.advance(
+            session,
+            run.run_id,
+            "decided",
+            decisions={k: int(v) for k, v in counts.items()},
+            model=model,
+            lift_used={k: round(v, 4) for k, v in lifts.items()},
+        )
         session.flush()
     return {k: int(v) for k, v in counts.items()}
 
@@ -158,8 +172,7 @@ def send_run(
     engine: Engine, run: RunHandle, channels: dict[str, Channel], campaign_id: str, now: dt.datetime
 ) -> dict[str, int]:
     """Settle anything a crash left mid-send, then send every due message of the run."""
-    journal = next((c for c in channels.values() if hasattr(c, "has_sent")), None)
-    settled = reconcile(engine, journal, run.run_id)
+    settled = reconcile(engine, channels, run.run_id)
     report = send_due(engine, channels, run_id=run.run_id, campaign_id=campaign_id, now=now)
     with _tx(engine) as (session, conn):
         counts = outbox.status_counts(conn, run.run_id)

@@ -55,6 +55,11 @@ class SinkChannel:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("a", encoding="utf-8")
+            if self._fh.tell() > 0:
+                with self.path.open("rb") as tail:
+                    tail.seek(-1, os.SEEK_END)
+                    if tail.read(1) != b"\n":  # a torn last line (crash mid-write): end it first
+                        self._fh.write("\n")
         return self._fh
 
     def sync(self) -> None:

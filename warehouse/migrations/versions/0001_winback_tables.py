@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 13:20:28.139085
+Create Date: 2026-11-25 13:26:55.202438
 """
 
 from __future__ import annotations
@@ -143,7 +143,8 @@ def upgrade() -> None:
         sa.Column("provider", sa.String(length=16), nullable=True),
         sa.Column("provider_message_id", sa.String(length=128), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("claimed_by", sa.String(length=32), nullable=True),
+        sa.Column("claimed_by", sa.String(length=96), nullable=True),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
