@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from messages.contact_data import phone_time_zone
 from messages.quiet_hours import next_allowed
 from messages.render import Brand, build_context, render
 from messages.unsubscribe import unsubscribe_url
@@ -57,9 +58,13 @@ def plan_rows(
     if missing:
         raise ValueError(f"plan_rows: required columns missing: {', '.join(missing)}")
     fields = [c for c in CONTEXT_FIELDS if c in frame.columns]
-    send_at = {zone: next_allowed(now, zone, quiet_end_hour, quiet_start_hour) for zone in frame["time_zone"].unique()}
+    # the profile's zone, else (for SMS) the number's; unknown zones fall back to UTC in next_allowed
+    zones = frame["time_zone"].astype(object).where(frame["time_zone"].notna(), None)
+    no_zone = zones.isna() & (frame["channel"] == "sms") & frame["phone"].notna()
+    zones[no_zone] = [phone_time_zone(p) for p in frame.loc[no_zone, "phone"]]
+    send_at = {zone: next_allowed(now, zone, quiet_end_hour, quiet_start_hour) for zone in zones.unique()}
     rows: list[dict[str, Any]] = []
-    for rec in frame.to_dict("records"):
+    for rec, zone in zip(frame.to_dict("records"), zones, strict=True):
         step = step_for(rec["segment"])
         address = rec["email"] if rec["channel"] == "email" else rec["phone"]
         rows.append(
@@ -74,7 +79,7 @@ def plan_rows(
                 "context": {f: _plain(rec.get(f)) for f in fields},
                 "status": "queued",
                 "attempts": 0,
-                "not_before": send_at[rec["time_zone"]],
+                "not_before": send_at[zone],
                 "created_at": now,
             }
         )

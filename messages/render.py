@@ -19,6 +19,7 @@ from jinja2 import PackageLoader, StrictUndefined, TemplateError, select_autoesc
 from jinja2.sandbox import SandboxedEnvironment
 
 from messages.failure_words import what_went_wrong
+from messages.sms_segments import fit_sms
 
 ENV = SandboxedEnvironment(
     loader=PackageLoader("messages", "templates"),
@@ -120,8 +121,12 @@ def _date(value: Any, locale: str) -> str:
     return format_date(value, format="medium", locale=locale)
 
 
-def render(template: str, channel: str, context: dict[str, Any]) -> Rendered:
-    """Render `template` for `channel` (email: subject + text + HTML; sms: text with opt-out wording)."""
+def render(template: str, channel: str, context: dict[str, Any], sms_max_segments: int = 2) -> Rendered:
+    """Render `template` for `channel` (email: subject + text + HTML; sms: text with opt-out wording).
+
+    An SMS is kept within `sms_max_segments` (GSM-7 or UCS-2 counted): the body is shortened at a word
+    boundary if it must be, the opt-out wording always ends it.
+    """
     if template not in TEMPLATES:
         raise RenderError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
     if template in NAMES_THE_FAILURE:
@@ -129,7 +134,7 @@ def render(template: str, channel: str, context: dict[str, Any]) -> Rendered:
     try:
         if channel == "sms":
             body = ENV.get_template(f"{template}/sms.txt.j2").render(context).strip()
-            return Rendered(None, f"{body} {SMS_OPT_OUT}", None)
+            return Rendered(None, fit_sms(body, SMS_OPT_OUT, sms_max_segments, separator=" "), None)
         subject = ENV.get_template(f"{template}/subject.txt.j2").render(context).strip()
         text = ENV.get_template(f"{template}/body.txt.j2").render(context).strip() + "\n"
         html = ENV.get_template(f"{template}/body.html.j2").render(context)

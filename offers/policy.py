@@ -90,7 +90,9 @@ class CompensationPolicy(_Strict):
                 loc = err["loc"]
                 where = ".".join(str(p) for p in loc)
                 if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-                    where = f"rule {loc[1] + 1} ({'.'.join(str(p) for p in loc[2:]) or 'rule'})"
+                    line = _rule_lines(text).get(loc[1])
+                    at = f" at line {line}" if line else ""
+                    where = f"rule {loc[1] + 1}{at} ({'.'.join(str(p) for p in loc[2:]) or 'rule'})"
                 problems.append(f"{where}: {err['msg']}")
             raise ValueError(f"compensation policy {source}: " + "; ".join(problems)) from exc
 
@@ -98,6 +100,20 @@ class CompensationPolicy(_Strict):
     def default(cls) -> CompensationPolicy:
         text = resources.files("offers").joinpath("default_policy.yaml").read_text()
         return cls.from_text(text, source="offers/default_policy.yaml")
+
+
+def _rule_lines(text: str) -> dict[int, int]:
+    """Rule index → the 1-based line it starts on, so an error can point into the file."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    for key, value in root.value:
+        if key.value == "rules" and isinstance(value, yaml.SequenceNode):
+            return {i: node.start_mark.line + 1 for i, node in enumerate(value.value)}
+    return {}
 
 
 def value_tier(customer_value: pd.Series, tiers: Tiers) -> pd.Series:

@@ -98,6 +98,8 @@ def test_explain_and_preview_show_the_latest_decision_and_message(campaign_db: E
     previewed = runner.invoke(app, ["preview", "--customer", customer], terminal_width=400)
     assert previewed.exit_code == 0, previewed.output
     assert " ".join(subject.split()) in " ".join(previewed.output.split())  # exactly what was sent (rich wraps)
+    assert "what is sent" in previewed.output and "if sent by sms" in previewed.output  # every channel
+    assert "Reply STOP to opt out" in " ".join(previewed.output.split())
 
 
 def test_explain_unknown_customer_exits_1(campaign_db: Engine) -> None:

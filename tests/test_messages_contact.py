@@ -374,3 +374,22 @@ def test_unsubscribe_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert unsubscribe_url("C000001", "email") == f"http://127.0.0.1:8080/unsubscribe/{token}"
     monkeypatch.setenv("WINBACK_PUBLIC_URL", "https://shop.example/")
     assert unsubscribe_url("C000001", "email") == f"https://shop.example/unsubscribe/{token}"
+
+
+def test_sms_without_a_profile_zone_waits_for_the_numbers_morning() -> None:
+    import datetime as dt
+
+    import pandas as pd
+
+    from messages.compose import plan_rows
+
+    frame = pd.DataFrame([
+        {"customer_id": "C1", "segment": "lapsed", "channel": "sms", "email": None, "phone": "+12125550123",
+         "locale": "en_US", "time_zone": None, "first_name": "Al"},
+        {"customer_id": "C2", "segment": "lapsed", "channel": "sms", "email": None, "phone": "+447911123456",
+         "locale": "en_GB", "time_zone": "Europe/London", "first_name": "Bo"},
+    ])  # fmt: skip
+    now = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)  # 05:00 in New York, 10:00 in London
+    rows = {r["customer_id"]: r for r in plan_rows(frame, 1, now)}
+    assert rows["C2"]["not_before"] == now
+    assert rows["C1"]["not_before"] == dt.datetime(2026, 11, 2, 13, 0, tzinfo=dt.UTC)  # 08:00 New York

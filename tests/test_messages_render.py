@@ -326,3 +326,16 @@ def test_unknown_failure_category_has_no_wording() -> None:
         what_went_wrong("lost_parcel")
     with pytest.raises(ValueError, match="lost_parcel"):
         _ctx(failure_category="lost_parcel")
+
+
+def test_sms_is_kept_within_two_segments_and_ends_with_the_opt_out() -> None:
+    from messages.render import SMS_OPT_OUT, Brand, build_context, render
+    from messages.sms_segments import count_segments
+
+    long_name = "Maximilian-Alexander " * 12  # pushes the text well past two segments
+    row = {"first_name": long_name.strip(), "locale": "en_GB", "failure_category": "late_delivery",
+           "order_id": "O-1", "occurred_at": "2026-10-01T10:00:00+00:00", "unresolved": True}  # fmt: skip
+    text = render("apology", "sms", build_context(row, Brand(), "http://x/u/t")).text
+    assert text.endswith(SMS_OPT_OUT)
+    assert count_segments(text) <= 2
+    assert "..." in text  # shortened, visibly

@@ -244,35 +244,35 @@ def test_price_offers_missing_columns_named() -> None:
     [
         (
             HEADER + GOOD_RULE + "  - {segment: lapsed, offer: {kind: percent_discount, value: 150}}\n",
-            r"rule 2 \(offer\): .*percent_discount value must be a percentage in \(0, 100\], got 150",
+            r"rule 2 at line \d+ \(offer\): .*percent_discount value must be a percentage in \(0, 100\], got 150",
         ),
         (
             HEADER + "  - {segment: aggrieved, offer: {kind: refund_share, value: 0}}\n",
-            r"rule 1 \(offer\): .*refund_share value must be a percentage",
+            r"rule 1 at line \d+ \(offer\): .*refund_share value must be a percentage",
         ),
         (
             HEADER + GOOD_RULE * 2 + "  - {segment: lapsed, severity: [9], offer: {kind: none, value: 0}}\n",
-            r"rule 3 \(.*\): .*severity must be between 1 and 5",
+            r"rule 3 at line \d+ \(.*\): .*severity must be between 1 and 5",
         ),
         (
             HEADER + "  - {segment: lapsed, offer: {kind: voucher, value: 10}}\n",
-            r"rule 1 \(offer\.kind\): Input should be 'percent_discount'",
+            r"rule 1 at line \d+ \(offer\.kind\): Input should be 'percent_discount'",
         ),
         (
             HEADER + "  - {segment: lapsed, offer: {kind: store_credit, value: -5}}\n",
-            r"rule 1 \(offer\.value\): Input should be greater than or equal to 0",
+            r"rule 1 at line \d+ \(offer\.value\): Input should be greater than or equal to 0",
         ),
         (
             HEADER + "  - {segment: loyal, offer: {kind: store_credit, value: 5}}\n",
-            r"rule 1 \(segment\): Input should be 'lapsed' or 'aggrieved'",
+            r"rule 1 at line \d+ \(segment\): Input should be 'lapsed' or 'aggrieved'",
         ),
         (
             HEADER + "  - {segment: lapsed, tier: [gold], offer: {kind: store_credit, value: 5}}\n",
-            r"rule 1 \(tier\.0\): Input should be 'low', 'medium' or 'high'",
+            r"rule 1 at line \d+ \(tier\.0\): Input should be 'low', 'medium' or 'high'",
         ),
         (
             HEADER + GOOD_RULE + "  - {segment: lapsed, colour: red, offer: {kind: none, value: 0}}\n",
-            r"rule 2 \(colour\): Extra inputs are not permitted",
+            r"rule 2 at line \d+ \(colour\): Extra inputs are not permitted",
         ),
         (
             "tiers: {medium: 250, high: 60}\nrules:\n" + GOOD_RULE,
@@ -305,7 +305,7 @@ def test_bad_policy_errors_name_the_source_and_the_problem(text: str, pattern: s
 def test_from_yaml_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(HEADER + "  - {segment: lapsed, offer: {kind: percent_discount, value: 101}}\n")
-    with pytest.raises(ValueError, match=rf"compensation policy {re.escape(str(path))}: rule 1 \(offer\)"):
+    with pytest.raises(ValueError, match=rf"compensation policy {re.escape(str(path))}: rule 1 at line \d+ \(offer\)"):
         CompensationPolicy.from_yaml(path)
 
 
@@ -327,3 +327,16 @@ def test_percentage_of_exactly_100_is_allowed() -> None:
         HEADER + "  - {segment: lapsed, offer: {kind: percent_discount, value: 100}}\n"
     )
     assert policy.rules[0].offer.value == 100.0
+
+
+def test_a_bad_rule_is_named_with_its_line() -> None:
+    text = (
+        "tiers: {medium: 60, high: 250}\n"
+        "rules:\n"
+        "  - {segment: lapsed, offer: {kind: percent_discount, value: 10}}\n"
+        "  - segment: aggrieved\n"
+        "    severity: [9]\n"
+        "    offer: {kind: store_credit, value: 5}\n"
+    )
+    with pytest.raises(ValueError, match=r"my.yaml: rule 2 at line 4 \(.*severity must be between 1 and 5"):
+        CompensationPolicy.from_text(text, source="my.yaml")

@@ -18,8 +18,10 @@ from rich.table import Table  # noqa: E402
 app = typer.Typer(help="winback: win back lapsed and aggrieved customers, and prove it worked.", no_args_is_help=True)
 db_app = typer.Typer(help="winback's own tables.", no_args_is_help=True)
 models_app = typer.Typer(help="Customer-base models.", no_args_is_help=True)
+offers_app = typer.Typer(help="Coupon codes: export, redemptions, ledger.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
+app.add_typer(offers_app, name="offers")
 console = Console()
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="campaign YAML (see examples/)")]  # noqa: UP045
@@ -182,12 +184,60 @@ def models_fit(
         console.print_json(json.dumps(result, default=str))
 
 
+@offers_app.command("export")
+def offers_export(
+    run_id: Annotated[int, typer.Option(help="campaign run")], out: Annotated[Path, typer.Option(help="CSV file")]
+) -> None:
+    """Write a run's single-use codes as CSV for the shop platform."""
+    from offers.exchange import export_codes
+    from warehouse.db import make_engine
+
+    with make_engine().connect() as conn:
+        count = export_codes(conn, run_id, out)
+    console.print(f"{count} codes written to {out}")
+
+
+@offers_app.command("import-redemptions")
+def offers_import(path: Annotated[Path, typer.Argument(help="CSV with code, order_id, redeemed_at")]) -> None:
+    """Mark codes redeemed from the shop's export; a file with any bad row changes nothing."""
+    from offers.exchange import import_redemptions, read_redemptions_csv
+    from warehouse.db import make_engine
+
+    try:
+        rows = read_redemptions_csv(path)
+        with make_engine().begin() as conn:
+            result = import_redemptions(conn, rows, source=str(path))
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(result)
+
+
+@offers_app.command("ledger")
+def offers_ledger(campaign: Annotated[Optional[str], typer.Option(help="one campaign")] = None) -> None:  # noqa: UP045
+    """Codes and money issued, redeemed, expired and open, per run."""
+    from offers.exchange import ledger
+    from warehouse.db import make_engine
+    from warehouse.timeutil import utcnow
+
+    with make_engine().connect() as conn:
+        frame = ledger(conn, utcnow(), campaign)
+    table = Table(title="Offer ledger")
+    for col in frame.columns:
+        table.add_column(col)
+    for row in frame.itertuples(index=False):
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+
+
 @app.command("preview")
 def preview(customer: Annotated[str, typer.Option(help="customer id")]) -> None:
-    """Render exactly what the customer's latest queued or sent message says, on its channel."""
+    """Render exactly what the customer's latest message says, on every channel (its own marked)."""
     from sqlalchemy import select
 
     from messages.dispatch import prepare
+    from messages.render import Brand, RenderError, build_context, render
+    from messages.unsubscribe import unsubscribe_url
     from warehouse.db import make_engine
     from warehouse.models import OutboxMessage
 
@@ -207,13 +257,23 @@ def preview(customer: Annotated[str, typer.Option(help="customer id")]) -> None:
         raise typer.Exit(1)
     prepared = prepare(dict(row))
     if prepared.message is None:
-        console.print(f"[yellow]not sendable:[/yellow] {getattr(prepared.outcome, 'reason', prepared.outcome)}")
-        raise typer.Exit(1)
-    msg = prepared.message
-    console.rule(f"{msg.channel} · {row['template']} · status {row['status']}")
-    if msg.subject:
-        console.print(f"[bold]Subject:[/bold] {msg.subject}")
-    console.print(msg.text)
+        console.print(f"[yellow]not sendable on {row['channel']}:[/yellow] {getattr(prepared.outcome, 'reason', '')}")
+    for channel in (row["channel"], *({"email", "sms"} - {row["channel"]})):
+        if channel == row["channel"] and prepared.message is not None:
+            subject, text = prepared.message.subject, prepared.message.text
+        else:
+            try:
+                ctx = build_context(row["context"], Brand(), unsubscribe_url(customer, channel))
+                rendered = render(row["template"], channel, ctx)
+            except RenderError as exc:
+                console.print(f"[red]{channel}: {exc}[/red]")
+                continue
+            subject, text = rendered.subject, rendered.text
+        mark = "what is sent" if channel == row["channel"] else "if sent by " + channel
+        console.rule(f"{channel} · {row['template']} · {mark} · status {row['status']}")
+        if subject:
+            console.print(f"[bold]Subject:[/bold] {subject}")
+        console.print(text)
 
 
 @app.command("serve")

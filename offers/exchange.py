@@ -1,0 +1,130 @@
+"""Coupon codes in and out of the shop platform, and the budget ledger (issued, redeemed, expired).
+
+Imports are all or nothing: every row is checked first and a file with any bad row changes nothing, with
+each problem named by its line; re-importing the same redemptions changes nothing either.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, case, func, select, update
+
+from offers.codes import normalise
+from warehouse.models import CampaignRun, Offer
+from warehouse.timeutil import utc
+
+EXPORT_COLUMNS = ["code", "customer_id", "kind", "value", "currency", "issued_at", "expires_at", "single_use"]
+IMPORT_COLUMNS = ("code", "order_id", "redeemed_at")
+
+
+def export_codes(conn: Connection, run_id: int, path: Path) -> int:
+    """Write a run's codes as CSV for the shop platform; returns how many."""
+    stmt = select(Offer.code, Offer.customer_id, Offer.kind, Offer.value, Offer.currency, Offer.issued_at,
+                  Offer.expires_at).where(Offer.run_id == run_id).order_by(Offer.code)  # fmt: skip
+    rows = conn.execute(stmt).all()
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(EXPORT_COLUMNS)
+        for code, cid, kind, value, currency, issued, expires in rows:
+            writer.writerow([code, cid, kind, f"{value:.2f}", currency, utc(issued).isoformat(),
+                             utc(expires).isoformat(), "true"])  # fmt: skip
+    return len(rows)
+
+
+class RedemptionImportError(ValueError):
+    """A redemptions file with bad rows; nothing was imported. `.problems` lists (line, problem)."""
+
+    def __init__(self, source: str, problems: list[tuple[int, str]]) -> None:
+        self.problems = problems
+        lines = "; ".join(f"line {line}: {problem}" for line, problem in problems[:20])
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        super().__init__(f"redemptions {source}: {len(problems)} bad row(s), nothing imported: {lines}{more}")
+
+
+def import_redemptions(conn: Connection, rows: Iterable[dict[str, Any]], source: str = "<rows>") -> dict[str, int]:
+    """Mark codes redeemed from the shop's records (code, order_id, redeemed_at ISO 8601 with zone)."""
+    parsed: list[tuple[int, str, str, dt.datetime]] = []
+    problems: list[tuple[int, str]] = []
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        missing = [c for c in IMPORT_COLUMNS if not str(row.get(c) or "").strip()]
+        if missing:
+            problems.append((line, f"missing {', '.join(missing)}"))
+            continue
+        try:
+            code = normalise(str(row["code"]))
+            when = dt.datetime.fromisoformat(str(row["redeemed_at"]).strip())
+            if when.tzinfo is None:
+                raise ValueError("redeemed_at needs a time zone offset")
+        except ValueError as exc:
+            problems.append((line, str(exc)))
+            continue
+        parsed.append((line, code, str(row["order_id"]).strip(), utc(when)))
+    known = {
+        code: (redeemed_order, expires, issued)
+        for code, redeemed_order, expires, issued in conn.execute(
+            select(Offer.code, Offer.redeemed_order_id, Offer.expires_at, Offer.issued_at).where(
+                Offer.code.in_({p[1] for p in parsed})
+            )
+        ).all()
+    }
+    seen: dict[str, str] = {}
+    todo = []
+    for line, code, order_id, when in parsed:
+        if code not in known:
+            problems.append((line, f"unknown code {code}"))
+            continue
+        done_order, expires, issued = known[code]
+        if seen.get(code, order_id) != order_id or (done_order and done_order != order_id):
+            problems.append((line, f"code {code} is single-use: already redeemed by order {done_order or seen[code]}"))
+            continue
+        if when > utc(expires) or when < utc(issued):
+            problems.append((line, f"code {code} was not valid at {when.isoformat()} (valid until {utc(expires)})"))
+            continue
+        seen[code] = order_id
+        if not done_order:
+            todo.append((code, order_id, when))
+    if problems:
+        raise RedemptionImportError(source, sorted(problems))
+    for code, order_id, when in todo:
+        conn.execute(update(Offer).where(Offer.code == code).values(redeemed_at=when, redeemed_order_id=order_id))
+    return {"redeemed": len(todo), "already_recorded": len(parsed) - len(todo)}
+
+
+def read_redemptions_csv(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in IMPORT_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"redemptions {path}: missing column(s) {', '.join(missing)} (need {IMPORT_COLUMNS})")
+        return list(reader)
+
+
+def ledger(conn: Connection, now: dt.datetime, campaign_id: str | None = None) -> pd.DataFrame:
+    """Per run: codes and money issued, redeemed, expired unused and still open."""
+    expired = (Offer.redeemed_at.is_(None)) & (Offer.expires_at < now)
+    stmt = (
+        select(
+            CampaignRun.campaign_id, Offer.run_id, CampaignRun.as_of,
+            func.count().label("issued"), func.sum(Offer.value).label("issued_value"),
+            func.sum(Offer.expected_cost).label("expected_cost"),
+            func.sum(case((Offer.redeemed_at.is_not(None), 1), else_=0)).label("redeemed"),
+            func.sum(case((expired, 1), else_=0)).label("expired"),
+        )
+        .join(CampaignRun, CampaignRun.id == Offer.run_id)
+        .group_by(CampaignRun.campaign_id, Offer.run_id, CampaignRun.as_of)
+        .order_by(CampaignRun.as_of)
+    )  # fmt: skip
+    if campaign_id:
+        stmt = stmt.where(CampaignRun.campaign_id == campaign_id)
+    cols = ["campaign_id", "run_id", "as_of", "issued", "issued_value", "expected_cost", "redeemed", "expired"]
+    frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)
+    frame["open"] = frame["issued"] - frame["redeemed"] - frame["expired"]
+    for col in ("issued_value", "expected_cost"):
+        frame[col] = frame[col].astype(float).round(2)
+    return frame

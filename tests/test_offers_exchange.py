@@ -1,0 +1,84 @@
+"""Codes out to the shop, redemptions back in (all or nothing, named lines), and the ledger."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from conftest import AS_OF
+from offers.exchange import RedemptionImportError, export_codes, import_redemptions, ledger
+from warehouse.models import Campaign, CampaignRun, Offer
+
+CODES = ["WB-ACDE-FGHJ-KMNP", "WB-QRTU-VWXY-3467", "WB-9CDE-FGHJ-KMNP"]
+
+
+@pytest.fixture
+def run_id(engine: Engine) -> int:
+    with engine.begin() as conn:
+        conn.execute(insert(Campaign).values(id="c", kind="winback", config={}, created_at=AS_OF))
+        rid = conn.execute(insert(CampaignRun).values(campaign_id="c", as_of=AS_OF, journey_key="", status="sent",
+                                                      started_at=AS_OF, stats={}).returning(CampaignRun.id)).scalar_one()  # fmt: skip
+        conn.execute(insert(Offer), [
+            {"code": code, "run_id": rid, "customer_id": f"C{i}", "kind": "store_credit", "value": Decimal("10.00"),
+             "currency": "EUR", "expected_cost": Decimal("3.50"), "issued_at": AS_OF,
+             "expires_at": AS_OF + dt.timedelta(days=30)}
+            for i, code in enumerate(CODES)
+        ])  # fmt: skip
+    return rid
+
+
+def test_export_writes_every_code_once(engine: Engine, run_id: int, tmp_path: Path) -> None:
+    path = tmp_path / "codes.csv"
+    with engine.connect() as conn:
+        assert export_codes(conn, run_id, path) == 3
+    rows = list(csv.DictReader(path.open()))
+    assert sorted(r["code"] for r in rows) == sorted(CODES)
+    assert {r["single_use"] for r in rows} == {"true"}
+    assert rows[0]["expires_at"].startswith("2026-12-02")
+
+
+def test_import_marks_redeemed_and_is_idempotent(engine: Engine, run_id: int) -> None:
+    when = (AS_OF + dt.timedelta(days=3)).isoformat()
+    rows = [{"code": "wb acde fghj kmnp", "order_id": "O-1", "redeemed_at": when}]
+    with engine.begin() as conn:
+        assert import_redemptions(conn, rows) == {"redeemed": 1, "already_recorded": 0}
+    with engine.begin() as conn:
+        assert import_redemptions(conn, rows) == {"redeemed": 0, "already_recorded": 1}
+        order = conn.execute(select(Offer.redeemed_order_id).where(Offer.code == CODES[0])).scalar_one()
+    assert order == "O-1"
+
+
+def test_a_file_with_any_bad_row_changes_nothing_and_names_each_line(engine: Engine, run_id: int) -> None:
+    ok = (AS_OF + dt.timedelta(days=1)).isoformat()
+    rows = [
+        {"code": CODES[0], "order_id": "O-1", "redeemed_at": ok},                      # line 2: fine
+        {"code": "WB-XXXX-XXXX-XXXX", "order_id": "O-2", "redeemed_at": ok},           # line 3: unknown code
+        {"code": CODES[1], "order_id": "O-3", "redeemed_at": "2026-11-03 10:00"},      # line 4: no zone
+        {"code": CODES[2], "order_id": "", "redeemed_at": ok},                         # line 5: no order
+        {"code": CODES[0], "order_id": "O-9", "redeemed_at": ok},                      # line 6: used twice
+        {"code": CODES[1], "order_id": "O-4", "redeemed_at": (AS_OF + dt.timedelta(days=60)).isoformat()},  # expired
+    ]  # fmt: skip
+    with engine.begin() as conn, pytest.raises(RedemptionImportError) as caught:
+        import_redemptions(conn, rows, source="shop.csv")
+    lines = [line for line, _ in caught.value.problems]
+    assert lines == [3, 4, 5, 6, 7]
+    assert "line 3: unknown code WB-XXXX-XXXX-XXXX" in str(caught.value)
+    assert "single-use" in str(caught.value)
+    with engine.connect() as conn:
+        assert conn.execute(select(Offer.redeemed_at).where(Offer.redeemed_at.is_not(None))).first() is None
+
+
+def test_ledger_counts_issued_redeemed_expired_and_open(engine: Engine, run_id: int) -> None:
+    with engine.begin() as conn:
+        import_redemptions(conn, [{"code": CODES[0], "order_id": "O-1",
+                                   "redeemed_at": (AS_OF + dt.timedelta(days=2)).isoformat()}])  # fmt: skip
+        during = ledger(conn, AS_OF + dt.timedelta(days=5)).iloc[0]
+        after = ledger(conn, AS_OF + dt.timedelta(days=45)).iloc[0]
+    assert (during["issued"], during["redeemed"], during["expired"], during["open"]) == (3, 1, 0, 2)
+    assert (after["issued"], after["redeemed"], after["expired"], after["open"]) == (3, 1, 2, 0)
+    assert during["issued_value"] == 30.0 and during["expected_cost"] == 10.5
