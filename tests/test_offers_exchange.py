@@ -8,9 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import AS_OF
 from sqlalchemy import Engine, insert, select
 
-from conftest import AS_OF
 from offers.exchange import RedemptionImportError, export_codes, import_redemptions, ledger
 from warehouse.models import Campaign, CampaignRun, Offer
 
