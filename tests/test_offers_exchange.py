@@ -21,8 +21,10 @@ CODES = ["WB-ACDE-FGHJ-KMNP", "WB-QRTU-VWXY-3467", "WB-9CDE-FGHJ-KMNP"]
 def run_id(engine: Engine) -> int:
     with engine.begin() as conn:
         conn.execute(insert(Campaign).values(id="c", kind="winback", config={}, created_at=AS_OF))
-        rid = conn.execute(insert(CampaignRun).values(campaign_id="c", as_of=AS_OF, journey_key="", status="sent",
-                                                      started_at=AS_OF, stats={}).returning(CampaignRun.id)).scalar_one()  # fmt: skip
+        new_run = insert(CampaignRun).values(
+            campaign_id="c", as_of=AS_OF, journey_key="", status="sent", started_at=AS_OF, stats={}
+        )
+        rid = conn.execute(new_run.returning(CampaignRun.id)).scalar_one()
         conn.execute(insert(Offer), [
             {"code": code, "run_id": rid, "customer_id": f"C{i}", "kind": "store_credit", "value": Decimal("10.00"),
              "currency": "EUR", "expected_cost": Decimal("3.50"), "issued_at": AS_OF,
