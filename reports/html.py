@@ -77,6 +77,7 @@ class ReportData:
     breakdowns: dict[str, pd.DataFrame]
     retention: pd.DataFrame
     root_causes: pd.DataFrame | None = None
+    delivery: pd.DataFrame | None = None  # per channel: message outcomes and provider events (counts)
     notes: list[str] = field(default_factory=list)
     period_start: date | None = None
     period_end: date | None = None
@@ -338,6 +339,19 @@ def _root_cause_view(frame: pd.DataFrame, money: Formatter) -> TableView:
     return TableView("table-root-causes", "Root causes by failure category", headers, rows)
 
 
+def _delivery_view(frame: pd.DataFrame) -> TableView:
+    """Counts per channel: what was sent and what providers then reported (delivered, opened, ...)."""
+    headers = [Header("Channel"), *(Header(c.replace("_", " ").capitalize(), "num") for c in frame.columns[1:])]
+    rows = [
+        [
+            Cell(_text(rec[frame.columns[0]]), frame.columns[0], css="group"),
+            *(Cell(fmt_int(rec[c]), c, _raw(rec[c]), css="num") for c in frame.columns[1:]),
+        ]
+        for rec in frame.to_dict("records")
+    ]
+    return TableView("table-delivery", "Messages and provider events by channel", headers, rows)
+
+
 # --------------------------------------------------------------------------------------------------
 # SVG chart geometry (the template draws it)
 
@@ -562,6 +576,7 @@ def render_html_report(report: ReportData) -> str:
         "retention_chart": _retention_chart(report.retention),
         "breakdowns": breakdowns,
         "root_causes": None if report.root_causes is None else _root_cause_view(report.root_causes, money),
+        "delivery": None if report.delivery is None else _delivery_view(report.delivery),
         "notes": list(report.notes),
     }
     return _environment().get_template("report.html.j2").render(**context)
@@ -577,6 +592,8 @@ def _table_files(report: ReportData) -> dict[str, pd.DataFrame]:
     tables["retention"] = report.retention
     if report.root_causes is not None:
         tables["root_causes"] = report.root_causes
+    if report.delivery is not None:
+        tables["delivery"] = report.delivery
     return tables
 
 

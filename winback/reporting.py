@@ -10,7 +10,7 @@ from sqlalchemy import Connection, and_, case, func, select
 from reports.html import ReportData
 from reports.retention import retention_curve
 from reports.stats import lift_table
-from warehouse.models import CampaignRun, Decision, Offer, Return
+from warehouse.models import CampaignRun, Decision, MessageEvent, Offer, OutboxMessage, Return
 from warehouse.queries import failure_profile
 from warehouse.returns import measured_customers
 from warehouse.source import SourceTables
@@ -73,6 +73,37 @@ def root_causes(
     return frame[keep].sort_values("volume", ascending=False, ignore_index=True)
 
 
+EVENT_TYPES = ("delivered", "open", "click", "bounce", "spamreport", "unsubscribe")
+
+
+def delivery_funnel(conn: Connection, run_id: int) -> pd.DataFrame:
+    """Per channel: messages by outbox outcome, then how many got each provider event (distinct messages)."""
+    outcomes = pd.DataFrame.from_records(
+        conn.execute(
+            select(OutboxMessage.channel, OutboxMessage.status, func.count())
+            .where(OutboxMessage.run_id == run_id)
+            .group_by(OutboxMessage.channel, OutboxMessage.status)
+        ).fetchall(),
+        columns=["channel", "status", "n"],
+    )
+    events = pd.DataFrame.from_records(
+        conn.execute(
+            select(OutboxMessage.channel, MessageEvent.event_type, func.count(func.distinct(MessageEvent.outbox_id)))
+            .join(OutboxMessage, OutboxMessage.id == MessageEvent.outbox_id)
+            .where(OutboxMessage.run_id == run_id)
+            .group_by(OutboxMessage.channel, MessageEvent.event_type)
+        ).fetchall(),
+        columns=["channel", "status", "n"],
+    )
+    columns = ["queued", "sent", "skipped", "failed", "unknown", *EVENT_TYPES]
+    frame = pd.concat([outcomes, events], ignore_index=True)
+    if frame.empty:
+        return pd.DataFrame(columns=["channel", *columns])
+    wide = frame.pivot_table(index="channel", columns="status", values="n", aggfunc="sum", fill_value=0)
+    wide = wide.reindex(columns=columns, fill_value=0).astype(int).reset_index()
+    return wide
+
+
 def build_report(
     conn: Connection, src: SourceTables, run_id: int, config: CampaignConfig, notes: list[str] | None = None
 ) -> ReportData:
@@ -94,6 +125,7 @@ def build_report(
         overall=overall,
         breakdowns=breakdowns,
         retention=retention_curve(frame, max_days=config.attribution_days),
+        delivery=delivery_funnel(conn, run_id),
         root_causes=root_causes(conn, src, run_id, start - dt.timedelta(days=config.aggrieved.lookback_days), start),
         notes=notes or [],
         period_start=start.date(),

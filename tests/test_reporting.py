@@ -1,0 +1,55 @@
+"""The report's delivery table: outbox outcomes and provider events per channel, in HTML and CSV/JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, insert, select
+
+from conftest import AS_OF
+from reports.html import write_report_bundle
+from warehouse.demo_data import simulate_campaign_response
+from warehouse.models import MessageEvent, OutboxMessage
+from warehouse.returns import track_run
+from warehouse.source import SourceMapping, SourceTables
+from winback.config import CampaignConfig
+from winback.reporting import build_report, delivery_funnel
+
+
+def test_delivery_funnel_counts_outcomes_and_distinct_event_messages(demo_engine: Engine, tmp_path: Path) -> None:
+    from test_campaign_path import run_campaign
+
+    config = CampaignConfig(campaign_id="funnel", budget=1000.0, holdout_share=0.2)
+    run = run_campaign(demo_engine, config)
+    with demo_engine.connect() as conn:
+        outbox = pd.read_sql(select(OutboxMessage.id, OutboxMessage.channel, OutboxMessage.status), conn)
+    sent_email = outbox.loc[(outbox["channel"] == "email") & (outbox["status"] == "sent"), "id"].tolist()
+    opened = sent_email[:3]
+    events = [
+        {"event_key": f"k-{mid}-{kind}-{n}", "outbox_id": mid, "event_type": kind, "occurred_at": AS_OF, "payload": {}}
+        for mid in sent_email[:5] for kind in ("delivered",) for n in range(1)
+    ] + [  # an open reported twice for the same message counts once
+        {"event_key": f"k-{mid}-open-{n}", "outbox_id": mid, "event_type": "open", "occurred_at": AS_OF, "payload": {}}
+        for mid in opened for n in range(2)
+    ]  # fmt: skip
+    with demo_engine.begin() as conn:
+        conn.execute(insert(MessageEvent), events)
+        funnel = delivery_funnel(conn, run.run_id).set_index("channel")
+    expected_sent = outbox.loc[outbox["status"] == "sent"].groupby("channel").size()
+    assert funnel["sent"].to_dict() == expected_sent.to_dict()
+    assert funnel.loc["email", "delivered"] == 5
+    assert funnel.loc["email", "open"] == 3
+    assert funnel.loc["email", "click"] == 0
+
+    simulate_campaign_response(demo_engine, run.run_id, window_days=30, true_lift=0.05, seed=1)
+    src = SourceTables(SourceMapping())
+    with demo_engine.begin() as conn:
+        track_run(conn, src, run.run_id, 30)
+        report = build_report(conn, src, run.run_id, config)
+    write_report_bundle(report, tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="table-delivery"' in html
+    twin = json.loads((tmp_path / "delivery.json").read_text())
+    assert {row["channel"]: row["open"] for row in twin}["email"] == 3
