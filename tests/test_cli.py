@@ -106,3 +106,23 @@ def test_explain_unknown_customer_exits_1(campaign_db: Engine) -> None:
     result = runner.invoke(app, ["explain", "NOPE"])
     assert result.exit_code == 1
     assert "no decision" in result.output
+
+
+def test_consent_shows_records_and_opt_outs_with_source_and_time(campaign_db: Engine) -> None:
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    from warehouse.suppressions import suppress
+
+    with campaign_db.begin() as conn:
+        customer, source = conn.execute(
+            text("SELECT customer_id, source FROM consents WHERE channel = 'email' AND granted ORDER BY 1 LIMIT 1")
+        ).one()
+        suppress(conn, customer, "email", "unsubscribe", "list-unsubscribe one-click", AS_OF + dt.timedelta(days=1))
+    shown = runner.invoke(app, ["consent", customer], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    flat = " ".join(shown.output.split())
+    assert "granted" in flat and source in flat
+    assert "opted out (unsubscribe)" in flat and "list-unsubscribe one-click" in flat
+    assert runner.invoke(app, ["consent", "NOPE"]).exit_code == 1

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from conftest import AS_OF
 from sqlalchemy import Engine, insert, select
 
-from conftest import AS_OF
 from reports.html import write_report_bundle
 from warehouse.demo_data import simulate_campaign_response
 from warehouse.models import MessageEvent, OutboxMessage

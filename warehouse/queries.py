@@ -349,3 +349,26 @@ def contacts_to_queue(
             frame[col] = pd.to_datetime(frame[col], utc=True)
         frame["last_order_at"] = pd.to_datetime(frame["customer_id"].map(last), utc=True)
         yield frame
+
+
+def consent_records(conn: Connection, src: SourceTables, customer_id: str) -> pd.DataFrame:
+    """What a customer agreed to and revoked, with source and time: the business's consent records and
+    winback's own opt-outs (webhooks, replies, provider answers). Columns: channel, state, source, at, origin."""
+    from warehouse.models import Suppression
+
+    co = src.consents
+    given = conn.execute(
+        select(src.col(co, "channel"), src.col(co, "granted"), src.col(co, "source"), src.col(co, "recorded_at")).where(
+            src.col(co, "customer_id") == customer_id
+        )
+    ).all()
+    revoked = conn.execute(
+        select(Suppression.channel, Suppression.reason, Suppression.source, Suppression.created_at).where(
+            Suppression.customer_id == customer_id
+        )
+    ).all()
+    rows = [(ch, "granted" if ok else "not granted", source, at, "customer record") for ch, ok, source, at in given]
+    rows += [(ch, f"opted out ({reason})", source, at, "winback") for ch, reason, source, at in revoked]
+    frame = pd.DataFrame.from_records(rows, columns=["channel", "state", "source", "at", "origin"])
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame.sort_values(["channel", "at"], ignore_index=True)

@@ -230,6 +230,24 @@ def offers_ledger(campaign: Annotated[Optional[str], typer.Option(help="one camp
     console.print(table)
 
 
+@app.command("consent")
+def consent(customer_id: str) -> None:
+    """A customer's consent records and opt-outs per channel, with source and time (for GDPR requests)."""
+    from warehouse.db import make_engine
+    from warehouse.queries import consent_records
+    from warehouse.source import SourceMapping, SourceTables
+
+    with make_engine().connect() as conn:
+        frame = consent_records(conn, SourceTables(SourceMapping.configured()), customer_id)
+    if frame.empty:
+        console.print(f"no consent records for customer {customer_id!r}")
+        raise typer.Exit(1)
+    console.print(f"[bold]Consent of {customer_id}[/bold] (channel · state · source · when · origin)")
+    for row in frame.itertuples(index=False):
+        console.print(f"{row.channel} · {row.state} · {row.source} · {row.at:%Y-%m-%d %H:%M} UTC · {row.origin}",
+                      soft_wrap=True)  # fmt: skip
+
+
 @app.command("preview")
 def preview(customer: Annotated[str, typer.Option(help="customer id")]) -> None:
     """Render exactly what the customer's latest message says, on every channel (its own marked)."""
