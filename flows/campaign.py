@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from messages.channels.registry import configured_channels
 from offers.policy import CompensationPolicy
+from segments.calibration import model_version
 from segments.scoring import score_customers
 from warehouse.db import database_url, engine_for
 from warehouse.source import SourceMapping, SourceTables
@@ -40,6 +41,11 @@ def summarise_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: t
 @task(**task_opts)
 def context_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple, lookback: int) -> tuple:
     return stages.context_batch(engine_for(url), src, as_of, id_range, lookback)
+
+
+@task(**task_opts)
+def calibrate(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple) -> dict[str, Any]:
+    return stages.calibrate(engine_for(url), src, as_of, id_range)
 
 
 @task(**task_opts)
@@ -114,6 +120,9 @@ def winback_campaign(
         reach = pd.concat([c[1] for c in contexts], ignore_index=True)
         lap("failures_and_reach")
         scored, model = score(rfm, config)
+        if model["method"] != "rules":
+            model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
+            model["calibration"] = calibrate(url, src, as_of, batches[0])
         lap("score")
         result["decisions"] = decide(url, run, scored, failures, reach, config, model)
         lap("decide")

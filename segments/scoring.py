@@ -28,6 +28,8 @@ class ModelSummary:
     n_customers: int
     params: dict[str, float]
     log_likelihood: float | None = None
+    converged: bool | None = None
+    iterations: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -63,7 +65,8 @@ def score_with_models(rfm: pd.DataFrame, economics: Economics) -> tuple[pd.DataF
         discount_rate_per_period=weekly_rate,
     )
     params = {"r": bg.r, "alpha": bg.alpha, "a": bg.a, "b": bg.b, "p": gg.p, "q": gg.q, "v": gg.v}
-    summary = ModelSummary("bgnbd+gamma_gamma", len(rfm), params, bg.log_likelihood)
+    summary = ModelSummary("bgnbd+gamma_gamma", len(rfm), params, bg.log_likelihood, bg.converged and gg.converged,
+                           bg.iterations)  # fmt: skip
     return out, summary
 
 

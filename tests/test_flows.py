@@ -97,3 +97,26 @@ def test_rerun_of_a_decided_run_does_not_decide_again(url: str, demo_engine: Eng
     assert second["messages_queued"] == 0
     with demo_engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(CampaignRun)).scalar_one() == 1
+
+
+def test_campaign_stores_model_version_diagnostics_and_calibration(url: str, demo_engine: Engine) -> None:
+    from typer.testing import CliRunner
+
+    from flows.campaign import winback_campaign
+    from winback.cli import app
+
+    result = winback_campaign(config=CampaignConfig(campaign_id="calib", budget=500.0), as_of=AS_OF, now=AS_OF,
+                              database_url_override=url)  # fmt: skip
+    model = result["model"]
+    assert len(model["version"]) == 12 and model["converged"] is True
+    calibration = model["calibration"]
+    assert calibration["holdout_days"] == 91 and calibration["customers"] > 0
+    assert calibration["verdict"] in {"good", "fair", "poor"}
+    buckets = calibration["by_frequency"]
+    assert sum(b["customers"] for b in buckets) == calibration["customers"]
+    # predicted and actual totals are consistent with the per-bucket means
+    total_actual = sum(b["actual"] * b["customers"] for b in buckets)
+    assert total_actual == pytest.approx(calibration["actual_total"], rel=1e-3)
+    shown = CliRunner().invoke(app, ["models", "show", "--campaign", "calib"], env={"WINBACK_DATABASE_URL": url})
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["model"]["version"] == model["version"]

@@ -372,3 +372,15 @@ def consent_records(conn: Connection, src: SourceTables, customer_id: str) -> pd
     frame = pd.DataFrame.from_records(rows, columns=["channel", "state", "source", "at", "origin"])
     frame["at"] = pd.to_datetime(frame["at"], utc=True)
     return frame.sort_values(["channel", "at"], ignore_index=True)
+
+
+def orders_after(
+    conn: Connection, src: SourceTables, start: dt.datetime, end: dt.datetime, id_range: IdRange | None = None
+) -> pd.Series:
+    """Orders per customer in (start, end], indexed by customer_id: the holdout period's actuals."""
+    o = src.orders
+    cid, at = src.col(o, "customer_id"), src.col(o, "ordered_at")
+    rows = conn.execute(
+        select(cid, func.count()).where(at > start, at <= end, _in_range(cid, id_range)).group_by(cid)
+    ).all()
+    return pd.Series({c: int(n) for c, n in rows}, dtype="int64")

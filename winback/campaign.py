@@ -22,9 +22,11 @@ from messages.compose import check_templates, plan_rows
 from messages.dispatch import Channel, reconcile, send_due
 from offers.issue import issue_offers
 from offers.policy import CompensationPolicy
+from segments.calibration import holdout_check
 from segments.candidates import build_candidates
 from segments.decision import decide
 from segments.learning import updated_lifts
+from segments.scoring import MIN_CUSTOMERS_TO_FIT
 from warehouse import outbox, queries, runs
 from warehouse.models import Decision
 from warehouse.returns import measured_lift_by_offer_kind
@@ -67,6 +69,20 @@ def summarise_batch(engine: Engine, src: SourceTables, as_of: dt.datetime, id_ra
     rfm = queries.summary_to_rfm(summary, as_of)
     rfm["last_day"] = summary["last_day"]
     return rfm
+
+
+def calibrate(
+    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange, holdout_days: int = 91
+) -> dict[str, object]:
+    """The activity model's calibration check on one batch: fit to `as_of - holdout_days`, compare after."""
+    cut = as_of - dt.timedelta(days=holdout_days)
+    with engine.connect() as conn:
+        summary = queries.customer_summary(conn, src, cut, id_range)
+        actual = queries.orders_after(conn, src, cut, as_of, id_range)
+    rfm = queries.summary_to_rfm(summary, cut)
+    if (rfm["frequency"] > 0).sum() < MIN_CUSTOMERS_TO_FIT:
+        return {"skipped": f"fewer than {MIN_CUSTOMERS_TO_FIT} repeat buyers before {cut:%Y-%m-%d}"}
+    return holdout_check(rfm, actual, holdout_days)
 
 
 def context_batch(

@@ -248,6 +248,29 @@ def consent(customer_id: str) -> None:
                       soft_wrap=True)  # fmt: skip
 
 
+@models_app.command("show")
+def models_show(campaign: Annotated[Optional[str], typer.Option(help="campaign id")] = None) -> None:  # noqa: UP045
+    """The model the latest run decided with: version, parameters, diagnostics and its calibration check."""
+    from sqlalchemy import select
+
+    from warehouse.db import make_engine
+    from warehouse.models import CampaignRun
+
+    stmt = select(CampaignRun.id, CampaignRun.campaign_id, CampaignRun.as_of, CampaignRun.stats).where(
+        CampaignRun.journey_key == ""
+    )
+    if campaign:
+        stmt = stmt.where(CampaignRun.campaign_id == campaign)
+    with make_engine().connect() as conn:
+        row = conn.execute(stmt.order_by(CampaignRun.as_of.desc()).limit(1)).first()
+    if row is None or not (row.stats or {}).get("model"):
+        console.print("no model yet: run a campaign first")
+        raise typer.Exit(1)
+    shown = {"run_id": row.id, "campaign_id": row.campaign_id, "as_of": str(row.as_of)}
+    shown |= {"model": row.stats["model"], "lift_used": row.stats.get("lift_used")}
+    typer.echo(json.dumps(shown, indent=2))
+
+
 @app.command("preview")
 def preview(customer: Annotated[str, typer.Option(help="customer id")]) -> None:
     """Render exactly what the customer's latest message says, on every channel (its own marked)."""
