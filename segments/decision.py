@@ -3,7 +3,9 @@
 expected gain = lift(offer kind) × customer value − expected offer cost − contact cost
 
 The policy's offer competes with the plain message (no compensation): whichever has the higher
-expected gain is chosen, so an offer is only made where it pays for itself.
+expected gain is chosen, so an offer is only made where it pays for itself. An aggrieved customer is
+owed the apology whatever they are worth (service recovery acknowledges every failure); only the
+compensation has to pay for itself.
 
 Exclusions come first and each names itself; then the offer is priced; then a deterministic holdout is
 drawn per segment among the eligible; then the budget is spent greedily by expected gain per unit of
@@ -118,14 +120,17 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     gain = lift * frame["customer_value"] - frame["offer_cost"] - contact_cost
     # the same message without compensation is always an option: keep the offer only when it pays more
     plain_gain = econ.lift_prior.get("none", 0.0) * frame["customer_value"] - contact_cost
-    plain = plain_gain > gain
+    aggrieved = frame["segment"] == "aggrieved"
+    # an aggrieved customer is owed the apology whatever they are worth; only compensation must pay
+    plain = (plain_gain > gain) | (aggrieved & (gain <= econ.min_expected_gain))
     frame.loc[plain, "offer_kind"] = "none"
     frame.loc[plain, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
     frame["expected_gain"] = np.where(plain, plain_gain, gain).round(2)
     lift = frame["offer_kind"].map(econ.lift_prior).fillna(0.0)
     cost = frame["offer_cost"] + contact_cost
 
-    eligible = frame["exclusion"].isna() & (frame["expected_gain"] > econ.min_expected_gain)
+    owed = aggrieved & (frame["expected_gain"] <= econ.min_expected_gain)
+    eligible = frame["exclusion"].isna() & ((frame["expected_gain"] > econ.min_expected_gain) | aggrieved)
     holdout = pd.Series(False, index=frame.index)
     holdout[eligible] = assign_holdout(config.campaign_id, frame.loc[eligible], config.holdout_share)
 
@@ -187,7 +192,13 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
             + numbers,
             "holdout (random control); " + why_segment + "; " + numbers + "; would get " + offer,
         ],
-        default="contact: " + why_segment + "; " + numbers + "; " + offer,
+        default="contact: "
+        + pd.Series(np.where(owed, "apology owed (not for the value); ", ""), index=frame.index)
+        + why_segment
+        + "; "
+        + numbers
+        + "; "
+        + offer,
     )
     frame["reason"] = reason
     return frame[

@@ -146,7 +146,11 @@ def test_signed_complaint_triggers_the_recovery_deployment(
     _prefect(env, "--no-prompt", "deploy", "--all", timeout=180)
     with demo_engine.connect() as conn:
         customer = conn.execute(
-            text("SELECT customer_id FROM customers WHERE NOT do_not_contact ORDER BY customer_id LIMIT 1")
+            text(
+                "SELECT c.customer_id FROM customers c JOIN consents k ON k.customer_id = c.customer_id "
+                "AND k.channel = 'email' AND k.granted WHERE c.email LIKE '%@%.%' AND c.email NOT LIKE '% %' "
+                "AND NOT c.do_not_contact AND NOT c.fraud_flag ORDER BY c.customer_id LIMIT 1"
+            )
         ).scalar_one()
     port = _free_port()
     server = subprocess.Popen([str(BIN / "winback"), "serve", "--port", str(port)], env=env, cwd=tmp_path,

@@ -423,3 +423,13 @@ def test_one_row_per_candidate_in_input_order_with_passthrough_columns() -> None
         assert col in out.columns
     assert out.loc[0, "description"] == "box crushed"
     assert "exclusion" not in out.columns
+
+
+def test_an_aggrieved_customer_worth_nothing_still_gets_the_apology_but_no_compensation() -> None:
+    out = _decide(_aggrieved("a0", customer_value=0.0, p_active=0.01), _cand("l0", customer_value=0.0))
+    aggrieved, lapsed = _row(out, "a0"), _row(out, "l0")
+    assert aggrieved["action"] in ("contact", "holdout")
+    assert aggrieved["offer_kind"] == "none" and aggrieved["offer_cost"] == 0.0
+    if aggrieved["action"] == "contact":
+        assert aggrieved["reason"].startswith("contact: apology owed")
+    assert lapsed["action"] == "skip" and lapsed["reason"].startswith("skipped: not worth it")
