@@ -144,6 +144,12 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     )
     rank = pd.Series(np.nan, index=frame.index)
     rank[order] = np.arange(1, len(order) + 1)
+    # past the budget, an aggrieved customer still gets the apology, without compensation
+    unfunded = eligible & ~within & aggrieved
+    frame.loc[unfunded, "offer_kind"] = "none"
+    frame.loc[unfunded, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
+    frame.loc[unfunded, "expected_gain"] = plain_gain[unfunded].round(2)
+    within |= unfunded
 
     frame["action"] = np.select(
         [eligible & within & holdout, eligible & within], ["holdout", "contact"], default="skip"
@@ -193,7 +199,12 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
             "holdout (random control); " + why_segment + "; " + numbers + "; would get " + offer,
         ],
         default="contact: "
-        + pd.Series(np.where(owed, "apology owed (not for the value); ", ""), index=frame.index)
+        + pd.Series(
+            np.select(
+                [unfunded, owed], ["apology only: compensation over budget; ", "apology owed (not for the value); "], ""
+            ),
+            index=frame.index,
+        )
         + why_segment
         + "; "
         + numbers

@@ -160,3 +160,16 @@ def test_unknown_event_and_unknown_customer_fail_clearly(demo_engine: Engine) ->
     with pytest.raises(ValueError, match="customer 'C9999999' is not in the customers table"):
         recover(demo_engine, SRC, "E5", channels(), NOON)
     assert CAMPAIGN_ID == "crm-recovery"
+
+
+def test_compensation_stops_when_the_monthly_recovery_budget_is_spent(
+    demo_engine: Engine, customer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WINBACK_RECOVERY_BUDGET", "0")
+    receive(demo_engine, "E1", customer, "complaint.created", severity=5)
+    result = recover(demo_engine, SRC, "E1", channels(), NOON)
+    assert result["action"] == "contact"
+    with demo_engine.connect() as conn:
+        assert conn.execute(select(Offer.code)).first() is None
+    apology = SinkChannel().records()[0]
+    assert "arrived damaged" in apology["text"] and "code" not in apology["text"].lower()

@@ -433,3 +433,12 @@ def test_an_aggrieved_customer_worth_nothing_still_gets_the_apology_but_no_compe
     if aggrieved["action"] == "contact":
         assert aggrieved["reason"].startswith("contact: apology owed")
     assert lapsed["action"] == "skip" and lapsed["reason"].startswith("skipped: not worth it")
+
+
+def test_past_the_budget_an_aggrieved_customer_gets_the_apology_without_compensation() -> None:
+    out = _decide(_aggrieved("a1"), _cand("l1"), budget=0.0)
+    aggrieved, lapsed = _row(out, "a1"), _row(out, "l1")
+    assert aggrieved["action"] == "contact"
+    assert aggrieved["offer_kind"] == "none" and aggrieved["offer_cost"] == 0.0
+    assert aggrieved["reason"].startswith("contact: apology only: compensation over budget")
+    assert lapsed["action"] == "skip" and lapsed["reason"].startswith("skipped: over budget")

@@ -11,10 +11,11 @@ not offered compensation, which is what the lift of compensation is measured aga
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from messages.channel_choice import choose_channels
@@ -28,7 +29,7 @@ from segments.decision import decide
 from segments.holdout import hash_unit
 from segments.scoring import score_with_rules
 from warehouse import journeys, outbox, queries, runs
-from warehouse.models import CrmEvent, Decision
+from warehouse.models import CampaignRun, CrmEvent, Decision, Offer
 from warehouse.source import SourceTables
 from warehouse.timeutil import utc
 from winback.config import CampaignConfig
@@ -37,7 +38,21 @@ CAMPAIGN_ID = "crm-recovery"
 
 
 def recovery_config() -> CampaignConfig:
-    return CampaignConfig(campaign_id=CAMPAIGN_ID, segments=["aggrieved"], holdout_share=0.1, budget=1e9)
+    """Budget: compensation per calendar month (expected cost of the codes issued), from WINBACK_RECOVERY_BUDGET."""
+    budget = float(os.environ.get("WINBACK_RECOVERY_BUDGET", "2000"))
+    return CampaignConfig(campaign_id=CAMPAIGN_ID, segments=["aggrieved"], holdout_share=0.1, budget=budget)
+
+
+def budget_left(engine: Engine, config: CampaignConfig, when: dt.datetime) -> float:
+    """This month's compensation budget minus the expected cost of the codes already issued this month."""
+    month = when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    with engine.connect() as conn:
+        spent = conn.execute(
+            select(func.coalesce(func.sum(Offer.expected_cost), 0))
+            .join(CampaignRun, CampaignRun.id == Offer.run_id)
+            .where(CampaignRun.campaign_id == config.campaign_id, Offer.issued_at >= month)
+        ).scalar_one()
+    return max(0.0, config.budget - float(spent))
 
 
 def load_event(engine: Engine, event_id: str) -> dict[str, Any]:
@@ -91,7 +106,8 @@ def _decide(
         messages_30d=0,
         returned_since_failure=False,
     )
-    decided = decide(frame, config.model_copy(update={"holdout_share": 0.0}), policy)
+    left = budget_left(engine, config, as_of)
+    decided = decide(frame, config.model_copy(update={"holdout_share": 0.0, "budget": left}), policy)
     held = bool(hash_unit(CAMPAIGN_ID, pd.Series([cid]))[0] < config.holdout_share)
     if held and decided.loc[0, "action"] == "contact" and decided.loc[0, "offer_kind"] != "none":
         decided.loc[0, ["arm", "offer_kind"]] = ["holdout", "none"]
