@@ -53,23 +53,8 @@ def advance(session: Session, run_id: int, stage: str, **stats: Any) -> None:
         run.finished_at = utcnow()
 
 
-DECISION_FIELDS = (
-    "customer_id",
-    "segment",
-    "action",
-    "arm",
-    "failure_id",
-    "failure_category",
-    "severity",
-    "p_active",
-    "customer_value",
-    "expected_gain",
-    "offer_cost",
-    "offer_kind",
-    "offer_value",
-    "channel",
-    "reason",
-)
+# every column a decision carries, as the table defines them (the run and the time are added on insert)
+DECISION_FIELDS = tuple(c.name for c in Decision.__table__.columns if c.name not in ("id", "run_id", "decided_at"))
 
 
 def record_decisions(conn: Connection, run_id: int, decisions: pd.DataFrame, chunk: int = 50_000) -> int:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Boolean, DateTime, Integer, Numeric, String, Text, column, table
 from sqlalchemy.sql.expression import TableClause
+
+from winback.yaml_models import load_yaml_model
 
 
 class _Strict(BaseModel):
@@ -75,15 +76,7 @@ class SourceMapping(_Strict):
     @classmethod
     def from_yaml(cls, path: Path) -> SourceMapping:
         """Load a mapping file; a wrong key or type fails with the file and the offending entry named."""
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"source mapping {path}: cannot read: {exc}") from exc
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-            raise ValueError(f"source mapping {path}: {problems}") from exc
+        return load_yaml_model(cls, path, "source mapping")
 
     @classmethod
     def configured(cls) -> SourceMapping:

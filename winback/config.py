@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from winback.yaml_models import load_yaml_model
 
 
 class _Strict(BaseModel):
@@ -88,12 +89,4 @@ class CampaignConfig(_Strict):
     @classmethod
     def from_yaml(cls, path: Path) -> CampaignConfig:
         """Load a campaign file; errors name the file and each offending key."""
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"campaign config {path}: cannot read: {exc}") from exc
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-            raise ValueError(f"campaign config {path}: {problems}") from exc
+        return load_yaml_model(cls, path, "campaign config")
