@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -27,6 +28,7 @@ ENV = SandboxedEnvironment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # templates do not change under a running sender; no stat() per message
 )
 TEMPLATES = ("apology", "winback", "resolved", "follow_up")
 NAMES_THE_FAILURE = ("apology", "resolved", "follow_up")
@@ -54,6 +56,7 @@ class Rendered:
     html: str | None
 
 
+@lru_cache(maxsize=256)
 def safe_locale(locale: str | None) -> str:
     """A locale babel knows; unknown or missing ones fall back to en_GB rather than failing a batch."""
     try:
