@@ -173,3 +173,15 @@ def test_compensation_stops_when_the_monthly_recovery_budget_is_spent(
         assert conn.execute(select(Offer.code)).first() is None
     apology = SinkChannel().records()[0]
     assert "arrived damaged" in apology["text"] and "code" not in apology["text"].lower()
+
+
+def test_an_event_whose_trigger_never_ran_is_recovered_by_the_sweeper(demo_engine: Engine, customer: str) -> None:
+    from winback.recovery import recover_pending
+
+    receive(demo_engine, "E1", customer, "complaint.created", severity=3)
+    assert recover_pending(demo_engine, SRC, channels(), NOON + dt.timedelta(seconds=30)) == {}  # still settling
+    swept = recover_pending(demo_engine, SRC, channels(), NOON + dt.timedelta(minutes=5))
+    assert swept == {"E1": "contact"}
+    assert outbox(demo_engine).set_index("step").loc["apology", "status"] == "sent"
+    assert recover_pending(demo_engine, SRC, channels(), NOON + dt.timedelta(minutes=10)) == {}  # processed once
+    assert len(SinkChannel().records()) == 1

@@ -241,6 +241,7 @@ class CrmEvent(Base):
     customer_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[dt.datetime]
+    processed_at: Mapped[dt.datetime | None]  # set once its recovery has run; the sweeper retries the rest
 
 
 # ---------------------------------------------------------------- demo source tables

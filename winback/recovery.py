@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from messages.channel_choice import choose_channels
@@ -161,6 +161,7 @@ def recover(
     action, _arm, channel, reason = decided
     result.update(action=action, reason=reason)
     if action != "contact":
+        _processed(engine, event_id, now)
         return result
     with engine.connect() as conn:
         so_far = journeys.steps_so_far(conn, run_id)
@@ -233,4 +234,39 @@ def recover(
         stop_check=journeys.returned_customers(engine, src),
     )
     result["sending"] = report.as_dict()
+    _processed(engine, event_id, now)
     return result
+
+
+def _processed(engine: Engine, event_id: str, now: dt.datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(CrmEvent).where(CrmEvent.event_id == event_id).values(processed_at=now))
+
+
+def recover_pending(
+    engine: Engine, src: SourceTables, channels: dict[str, Channel], now: dt.datetime, settle_seconds: float = 120
+) -> dict[str, str]:
+    """Recover every CRM event received more than `settle_seconds` ago and never processed (a lost trigger).
+
+    Returns event id → outcome; an event that cannot be recovered is reported, not raised, so one bad
+    event never blocks the others.
+    """
+    with engine.connect() as conn:
+        pending = (
+            conn.execute(
+                select(CrmEvent.event_id)
+                .where(
+                    CrmEvent.processed_at.is_(None), CrmEvent.received_at <= now - dt.timedelta(seconds=settle_seconds)
+                )
+                .order_by(CrmEvent.received_at)
+            )
+            .scalars()
+            .all()
+        )
+    outcomes = {}
+    for event_id in pending:
+        try:
+            outcomes[event_id] = recover(engine, src, event_id, channels, now)["action"]
+        except ValueError as exc:
+            outcomes[event_id] = f"error: {exc}"
+    return outcomes

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 13:26:55.202438
+Create Date: 2026-11-25 14:03:40.547466
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(length=64), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_wb_crm_events")),
     )
     op.create_table(
