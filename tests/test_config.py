@@ -33,3 +33,13 @@ def test_a_bad_campaign_file_names_the_file_and_the_key(tmp_path: Path, text: st
     path.write_text(text)
     with pytest.raises(ValueError, match=rf"campaign config .*bad\.yaml: .*{problem}"):
         CampaignConfig.from_yaml(path)
+
+
+def test_the_example_files_load() -> None:
+    from warehouse.source import SourceMapping
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    config = CampaignConfig.from_yaml(examples / "weekly-winback.yaml")
+    assert config.campaign_id == "weekly-winback" and config.economics.lift_prior["store_credit"] == 0.06
+    mapping = SourceMapping.from_yaml(examples / "source-mapping.yaml")
+    assert mapping.orders.table == "sales" and mapping.consents.granted == "opted_in"
