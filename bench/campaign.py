@@ -108,7 +108,7 @@ def main() -> None:
         f"offers {result['offers_issued']:,}; messages {result['messages_queued']:,}; sent {result['sending']}"
     )
     for stage, seconds in result["timings"].items():
-        print(f"  {stage:<20} {seconds:7.2f} s")
+        print(f"  {stage:<20} {seconds:7.2f} s   peak RSS so far {result['peak_rss_mb'][stage]:>6} MiB")
     floor_s = floor_seconds(url)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"campaign_s={campaign_s:.1f} floor_s={floor_s:.1f} ratio={campaign_s / floor_s:.2f} peak_rss_mb={peak:.0f}")

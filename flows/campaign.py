@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import resource
 import time
 from typing import Any
 
@@ -98,11 +99,13 @@ def winback_campaign(
     src = SourceTables(SourceMapping.configured())
     logger = get_run_logger()
     timings: dict[str, float] = {}
+    peaks: dict[str, int] = {}
     clock = time.perf_counter()
 
     def lap(stage: str) -> None:
         nonlocal clock
         timings[stage] = round(time.perf_counter() - clock, 3)
+        peaks[stage] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # MiB, process peak so far
         clock = time.perf_counter()
 
     run = start_run(url, config, as_of)
@@ -140,4 +143,5 @@ def winback_campaign(
         result["sending"] = send(url, run, config.campaign_id, now)
         lap("send")
     result["timings"] = timings
+    result["peak_rss_mb"] = peaks
     return result

@@ -15,6 +15,8 @@ optimum when costs are small against the budget, as they are for coupons).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from babel.numbers import get_currency_symbol
@@ -56,30 +58,51 @@ def _exclusions(frame: pd.DataFrame, config: CampaignConfig) -> pd.Series:
     cooldown = config.contact.cooldown_days
     cap = config.contact.max_messages_per_30_days
     days_since_contact = frame["days_since_contact"]
-    conditions = [
-        frame["do_not_contact"],
-        frame["fraud_flag"],
-        frame["channel"].isna(),
-        days_since_contact < cooldown,
-        frame["messages_30d"] >= cap,
-        frame["returned_since_failure"],
+    cases: list[tuple[pd.Series, Callable[[pd.Series], pd.Series | str]]] = [
+        (frame["do_not_contact"], lambda m: "excluded: do-not-contact flag"),
+        (frame["fraud_flag"], lambda m: "excluded: fraud/chargeback flag"),
+        (frame["channel"].isna(), lambda m: "excluded: " + frame["channel_reason"][m].fillna("no channel")),
+        (
+            days_since_contact < cooldown,
+            lambda m: (
+                "excluded: contacted "
+                + days_since_contact[m].round().astype(int).astype(str)
+                + f" days ago (cooldown {cooldown} days)"
+            ),
+        ),
+        (
+            frame["messages_30d"] >= cap,
+            lambda m: (
+                "excluded: frequency cap ("
+                + frame["messages_30d"][m].astype(int).astype(str)
+                + f" of {cap} in 30 days)"
+            ),
+        ),
+        (frame["returned_since_failure"], lambda m: "excluded: already returned (ordered after the failure)"),
     ]
-    reasons = [
-        "excluded: do-not-contact flag",
-        "excluded: fraud/chargeback flag",
-        "excluded: " + frame["channel_reason"].fillna("no channel"),
-        "excluded: contacted "
-        + days_since_contact.fillna(0).round().astype(int).astype(str)
-        + f" days ago (cooldown {cooldown} days)",
-        "excluded: frequency cap (" + frame["messages_30d"].astype(int).astype(str) + f" of {cap} in 30 days)",
-        "excluded: already returned (ordered after the failure)",
-    ]
-    chosen = np.select(conditions, reasons, default="")
-    return pd.Series(chosen, index=frame.index).replace("", None)
+    return _first_match(frame.index, cases, lambda m: pd.Series(None, index=m[m].index, dtype=object))
 
 
 def _offer_words(kind: pd.Series, value: pd.Series, symbol: str) -> pd.Series:
     return pd.Series([KIND_WORDS[k].format(v=v, s=symbol) for k, v in zip(kind, value, strict=True)], index=kind.index)
+
+
+def _first_match(
+    index: pd.Index,
+    cases: list[tuple[pd.Series, Callable[[pd.Series], pd.Series | str]]],
+    default: Callable[[pd.Series], pd.Series | str],
+) -> pd.Series:
+    """Like np.select for text, but each case's text is built only for the rows it applies to."""
+    out = pd.Series(None, index=index, dtype=object)
+    free = pd.Series(True, index=index)
+    for mask, build in cases:
+        hit = free & mask
+        if hit.any():
+            out[hit] = build(hit)
+        free &= ~hit
+    if free.any():
+        out[free] = default(free)
+    return out
 
 
 def spend_budget(costs: np.ndarray, held_out: np.ndarray, budget: float) -> np.ndarray:
@@ -156,15 +179,18 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     )
     frame["arm"] = frame["action"].map({"contact": "treatment", "holdout": "holdout"})
 
-    why_segment = np.where(
-        frame["segment"] == "aggrieved",
+    unresolved_words = pd.Series("", index=frame.index, dtype=object).mask(
+        frame["unresolved"].fillna(False).astype(bool), " (unresolved)"
+    )
+    failure_words = (
         "severity-"
         + frame["severity"].fillna(0).astype(int).astype(str)
         + " "
         + frame["failure_category"].fillna("").str.replace("_", " ")
-        + np.where(frame["unresolved"].fillna(False).astype(bool), " (unresolved)", ""),
-        "lapsed, " + frame.get("lapsed_because", pd.Series("", index=frame.index)).fillna("").astype(str),
+        + unresolved_words
     )
+    lapsed_words = "lapsed, " + frame.get("lapsed_because", pd.Series("", index=frame.index)).fillna("").astype(str)
+    why_segment = failure_words.where(frame["segment"] == "aggrieved", lapsed_words)
     numbers = (
         "p_active "
         + frame["p_active"].round(2).astype(str)
@@ -180,36 +206,24 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     )
     offer = _offer_words(frame["offer_kind"], frame["offer_value"], symbol) + " by " + frame["channel"].fillna("-")
     total = len(order)
-    reason = np.select(
+    prefix = pd.Series("", index=frame.index, dtype=object)
+    prefix[owed] = "apology owed (not for the value); "
+    prefix[unfunded] = "apology only: compensation over budget; "
+    ranked = "skipped: over budget (ranked " + rank.fillna(0).astype(int).astype(str) + f" of {total}); "
+    # each row's reason is built only from the parts its case needs: at 1M customers, building every
+    # variant for every row (or np.select's fixed-width strings) costs gigabytes
+    reason = _first_match(
+        frame.index,
         [
-            frame["exclusion"].notna(),
-            ~eligible,
-            ~within,
-            frame["action"] == "holdout",
-        ],
-        [
-            frame["exclusion"].fillna("") + "; " + why_segment,
-            "skipped: not worth it; " + why_segment + "; " + numbers,
-            "skipped: over budget (ranked "
-            + rank.fillna(0).astype(int).astype(str)
-            + f" of {total}); "
-            + why_segment
-            + "; "
-            + numbers,
-            "holdout (random control); " + why_segment + "; " + numbers + "; would get " + offer,
-        ],
-        default="contact: "
-        + pd.Series(
-            np.select(
-                [unfunded, owed], ["apology only: compensation over budget; ", "apology owed (not for the value); "], ""
+            (frame["exclusion"].notna(), lambda m: frame["exclusion"][m] + "; " + why_segment[m]),
+            (~eligible, lambda m: "skipped: not worth it; " + why_segment[m] + "; " + numbers[m]),
+            (~within, lambda m: ranked[m] + why_segment[m] + "; " + numbers[m]),
+            (
+                frame["action"] == "holdout",
+                lambda m: "holdout (random control); " + why_segment[m] + "; " + numbers[m] + "; would get " + offer[m],
             ),
-            index=frame.index,
-        )
-        + why_segment
-        + "; "
-        + numbers
-        + "; "
-        + offer,
+        ],
+        lambda m: "contact: " + prefix[m] + why_segment[m] + "; " + numbers[m] + "; " + offer[m],
     )
     frame["reason"] = reason
     return frame[
