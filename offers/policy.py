@@ -161,7 +161,7 @@ def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemptio
     missing = [c for c in required if c not in candidates.columns]
     if missing:
         raise ValueError(f"price_offers: required columns missing: {', '.join(missing)}")
-    out = candidates.copy()
+    out = candidates.copy(deep=False)  # copy-on-write: columns are copied only when changed
     out["tier"] = value_tier(out["customer_value"], policy.tiers)
     kind = pd.Series("none", index=out.index, dtype=object)
     value = pd.Series(0.0, index=out.index)

@@ -135,7 +135,7 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     """
     econ = config.economics
     symbol = get_currency_symbol(config.currency, locale="en")
-    frame = candidates.reset_index(drop=True).copy()
+    frame = candidates.reset_index(drop=True)  # pandas copy-on-write: our edits never reach the caller
     frame["exclusion"] = _exclusions(frame, config)
     frame = price_offers(frame, policy, econ.redemption_rate)
     contact_cost = frame["channel"].map(econ.contact_cost).fillna(0.0).astype(float)

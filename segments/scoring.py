@@ -49,7 +49,7 @@ def score_with_models(rfm: pd.DataFrame, economics: Economics) -> tuple[pd.DataF
     gg = fit_gamma_gamma(f, spend)
     horizon = economics.horizon_days / DAYS_PER_PERIOD
     weekly_rate = (1 + economics.annual_discount_rate) ** (DAYS_PER_PERIOD / 365.0) - 1
-    out = rfm.copy()
+    out = rfm.copy(deep=False)  # copy-on-write
     out["p_active"] = p_alive(bg, f, rec, t)
     out["expected_orders"] = expected_purchases(bg, horizon, f, rec, t)
     out["expected_spend"] = expected_spend(gg, f, spend)
@@ -74,7 +74,7 @@ def score_with_rules(rfm: pd.DataFrame, economics: Economics) -> tuple[pd.DataFr
     """A transparent fallback: activity decays once a customer is past their own mean gap."""
     gap = own_mean_gap(rfm)
     overdue_days = (rfm["days_since_last"] - gap).clip(lower=0)
-    out = rfm.copy()
+    out = rfm.copy(deep=False)  # copy-on-write
     out["p_active"] = np.exp(-overdue_days / (2.0 * gap))
     out["expected_orders"] = out["p_active"] * economics.horizon_days / gap
     out["expected_spend"] = rfm["mean_spend"]
