@@ -53,3 +53,40 @@ def test_delivery_funnel_counts_outcomes_and_distinct_event_messages(demo_engine
     assert 'id="table-delivery"' in html
     twin = json.loads((tmp_path / "delivery.json").read_text())
     assert {row["channel"]: row["open"] for row in twin}["email"] == 3
+
+
+def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:
+    """Store credit: its value; percent: that share of the returning revenue; free shipping: the shipping."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from warehouse.models import Campaign, CampaignRun, Decision, Offer, Return
+    from warehouse.returns import measured_customers
+
+    kinds = {"C1": ("store_credit", "15.00"), "C2": ("percent_discount", "10.00"), "C3": ("free_shipping", "0.00")}
+    with engine.begin() as conn:
+        conn.execute(insert(Campaign).values(id="c", kind="winback", config={}, created_at=AS_OF))
+        run = conn.execute(
+            insert(CampaignRun)
+            .values(campaign_id="c", as_of=AS_OF, journey_key="", status="sent", started_at=AS_OF, stats={})
+            .returning(CampaignRun.id)
+        ).scalar_one()
+        for cid, (kind, value) in kinds.items():
+            conn.execute(insert(Decision).values(
+                run_id=run, customer_id=cid, segment="lapsed", action="contact", arm="treatment", offer_kind=kind,
+                channel="email", reason="r", decided_at=AS_OF,
+            ))  # fmt: skip
+            conn.execute(insert(Offer).values(
+                code=f"WB-{cid}", run_id=run, customer_id=cid, kind=kind, value=Decimal(value), currency="EUR",
+                expected_cost=Decimal("1.00"), issued_at=AS_OF, expires_at=AS_OF + dt.timedelta(days=30),
+                redeemed_at=AS_OF + dt.timedelta(days=2),
+            ))  # fmt: skip
+            conn.execute(insert(Return).values(
+                run_id=run, customer_id=cid, arm="treatment", returned=True, first_return_at=AS_OF, orders=1,
+                revenue=Decimal("80.00"), redeemed=True, window_days=30, tracked_at=AS_OF,
+            ))  # fmt: skip
+        frame = measured_customers(conn, run, {"email": 0.002}, 0.3, shipping_cost=4.95).set_index("customer_id")
+    assert frame.loc["C1", "offer_cost"] == 15.0
+    assert frame.loc["C2", "offer_cost"] == 8.0  # 10 % of 80
+    assert frame.loc["C3", "offer_cost"] == 4.95
+    assert frame["message_cost"].tolist() == [0.002] * 3

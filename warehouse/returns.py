@@ -82,7 +82,9 @@ def track_run(
     return len(rows)
 
 
-def measured_customers(conn: Connection, run_id: int, contact_cost: dict[str, float], margin: float) -> pd.DataFrame:
+def measured_customers(
+    conn: Connection, run_id: int, contact_cost: dict[str, float], margin: float, shipping_cost: float = 0.0
+) -> pd.DataFrame:
     """One row per measured customer of a run, the input of `reports.stats.lift_table`.
 
     Columns: customer_id, arm, returned, revenue, margin, offer_cost (cost actually incurred: the offer's
@@ -135,6 +137,7 @@ def measured_customers(conn: Connection, run_id: int, contact_cost: dict[str, fl
     face = frame["value"].astype(float).fillna(0.0)
     pct = frame["kind"].isin(["percent_discount", "refund_share"])
     actual = face.where(~pct, face / 100.0 * frame["revenue"])
+    actual = actual.where(frame["kind"] != "free_shipping", shipping_cost)  # its worth is the shipping it waives
     frame["offer_cost"] = actual.where(redeemed, 0.0).where(frame["arm"] == "treatment", 0.0)
     frame["message_cost"] = frame["channel"].map(contact_cost).fillna(0.0).where(frame["arm"] == "treatment", 0.0)
     start = pd.to_datetime(frame["as_of"], utc=True)

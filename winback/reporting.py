@@ -7,6 +7,7 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Connection, and_, case, func, select
 
+from offers.policy import CompensationPolicy
 from reports.html import ReportData
 from reports.retention import retention_curve
 from reports.stats import lift_table
@@ -114,7 +115,8 @@ def build_report(
     if not tracked:
         raise ValueError(f"run {run_id} has no tracked returns yet: run `winback track` first")
     econ = config.economics
-    frame = measured_customers(conn, run_id, dict(econ.contact_cost), econ.margin)
+    policy = CompensationPolicy.from_yaml(config.policy_file) if config.policy_file else CompensationPolicy.default()
+    frame = measured_customers(conn, run_id, dict(econ.contact_cost), econ.margin, policy.shipping_cost)
     overall = lift_table(frame, None)
     breakdowns = {name: lift_table(frame, [name]) for name in BREAKDOWNS if frame[name].nunique() > 0}
     start = utc(as_of)
