@@ -203,31 +203,12 @@ def id_partitions(conn: Connection, src: SourceTables, batch_size: int) -> list[
     return list(itertools.pairwise(bounds))
 
 
-def as_float_array(series: pd.Series) -> np.ndarray:
-    return series.to_numpy(dtype="float64")
-
-
 def _chunked_in(conn: Connection, stmt_for, ids: list[str], columns: list[str], size: int = 5000) -> pd.DataFrame:
     frames = [
         pd.DataFrame.from_records(conn.execute(stmt_for(ids[i : i + size])).fetchall(), columns=columns)
         for i in range(0, len(ids), size)
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-
-
-def failures_by_id(conn: Connection, src: SourceTables, failure_ids: list[str]) -> pd.DataFrame:
-    """The failures an apology must name: order, what happened, when, whether it is resolved."""
-    f = src.failures
-    cols = ["failure_id", "order_id", "occurred_at", "resolved_at", "description"]
-    frame = _chunked_in(
-        conn,
-        lambda chunk: select(*(src.col(f, n).label(n) for n in cols)).where(src.col(f, "failure_id").in_(chunk)),
-        failure_ids,
-        cols,
-    )
-    for col in ("occurred_at", "resolved_at"):
-        frame[col] = pd.to_datetime(frame[col], utc=True)
-    return frame
 
 
 def last_orders(conn: Connection, src: SourceTables, customer_ids: list[str], as_of: dt.datetime) -> pd.DataFrame:

@@ -72,13 +72,6 @@ def record_decisions(conn: Connection, run_id: int, decisions: pd.DataFrame, chu
     return len(frame)
 
 
-def load_decisions(conn: Connection, run_id: int, actions: tuple[str, ...] | None = None) -> pd.DataFrame:
-    stmt = select(*(getattr(Decision, f) for f in DECISION_FIELDS)).where(Decision.run_id == run_id)
-    if actions:
-        stmt = stmt.where(Decision.action.in_(actions))
-    return pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=list(DECISION_FIELDS))
-
-
 def contact_history(conn: Connection, as_of: dt.datetime, exclude_run_id: int | None = None) -> pd.DataFrame:
     """Per customer: days since winback last messaged them and messages in the 30 days before `as_of`.
 
