@@ -17,6 +17,12 @@ FAILURE_COLUMNS = (
 )
 
 
+SEGMENT_COLUMNS = [
+    "customer_id", "failure_id", "order_id", "failure_category", "severity", "occurred_at", "resolved_at",
+    "unresolved", "description", "order_amount", "grievance", "failures",
+]  # fmt: skip
+
+
 def aggrieved_segment(failures: pd.DataFrame, rule: AggrievedRule) -> pd.DataFrame:
     """One row per aggrieved customer, describing the failure the apology must name.
 
@@ -32,22 +38,7 @@ def aggrieved_segment(failures: pd.DataFrame, rule: AggrievedRule) -> pd.DataFra
         raise ValueError(f"aggrieved_segment: required columns missing: {', '.join(missing)}")
     f = failures.loc[failures["severity"] >= rule.min_severity].copy()
     if f.empty:
-        return pd.DataFrame(
-            columns=[
-                "customer_id",
-                "failure_id",
-                "order_id",
-                "failure_category",
-                "severity",
-                "occurred_at",
-                "resolved_at",
-                "unresolved",
-                "description",
-                "order_amount",
-                "grievance",
-                "failures",
-            ]
-        )
+        return pd.DataFrame(columns=SEGMENT_COLUMNS)
     f["unresolved"] = f["resolved_at"].isna()
     slow = (f["resolved_at"] - f["occurred_at"]).dt.total_seconds() > rule.slow_resolution_days * 86400
     f["weight"] = f["severity"] * (1.0 + 0.5 * (f["unresolved"] | slow.fillna(False)))
@@ -60,18 +51,4 @@ def aggrieved_segment(failures: pd.DataFrame, rule: AggrievedRule) -> pd.DataFra
         out["description"] = None
     if "order_amount" not in out.columns:
         out["order_amount"] = float("nan")
-    keep = [
-        "customer_id",
-        "failure_id",
-        "order_id",
-        "failure_category",
-        "severity",
-        "occurred_at",
-        "resolved_at",
-        "unresolved",
-        "description",
-        "order_amount",
-        "grievance",
-        "failures",
-    ]
-    return out[keep].reset_index(drop=True)
+    return out[SEGMENT_COLUMNS].reset_index(drop=True)

@@ -130,13 +130,12 @@ def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None =
     cu, co = src.customers, src.consents
     cc = {name: src.col(cu, name) for name in cu.winback_names}  # type: ignore[attr-defined]
     # one primary-key lookup per customer and channel: cheaper than aggregating the consents table
-    email = co.alias("email_consent")
-    sms = co.alias("sms_consent")
+    email, sms = co.alias("email_consent"), co.alias("sms_consent")
 
-    def joined(alias):  # type: ignore[no-untyped-def]
+    def consent_of(alias, channel: str):  # type: ignore[no-untyped-def]
         return and_(
             alias.c[src.col(co, "customer_id").name] == cc["customer_id"],
-            alias.c[src.col(co, "channel").name] == ("email" if alias is email else "sms"),
+            alias.c[src.col(co, "channel").name] == channel,
         )
 
     granted = src.col(co, "granted").name
@@ -153,7 +152,7 @@ def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None =
             func.coalesce(email.c[granted], False).label("email_consent"),
             func.coalesce(sms.c[granted], False).label("sms_consent"),
         )
-        .select_from(cu.outerjoin(email, joined(email)).outerjoin(sms, joined(sms)))
+        .select_from(cu.outerjoin(email, consent_of(email, "email")).outerjoin(sms, consent_of(sms, "sms")))
         .where(_in_range(cc["customer_id"], id_range))
     )
     columns = [

@@ -101,6 +101,9 @@ def contact_history(conn: Connection, as_of: dt.datetime, exclude_run_id: int | 
     return frame[["customer_id", "days_since_contact", "messages_30d"]]
 
 
-def suppressions(conn: Connection) -> pd.DataFrame:
+def suppressions(conn: Connection, customer_ids: list[str] | None = None) -> pd.DataFrame:
+    """winback's opt-outs (customer_id, channel): all of them for a campaign, or just these customers'."""
     stmt = select(Suppression.customer_id, Suppression.channel)
+    if customer_ids is not None:
+        stmt = stmt.where(Suppression.customer_id.in_(customer_ids))
     return pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=["customer_id", "channel"])

@@ -79,7 +79,7 @@ def _decide(
     with engine.connect() as conn:
         summary = queries.customer_summary(conn, src, as_of, _one(cid))
         reach = queries.reachability(conn, src, _one(cid))
-        suppressed = runs.suppressions(conn)
+        suppressed = runs.suppressions(conn, [cid])
         order_amount = None
         if event.get("order_id"):
             o = src.orders
