@@ -17,24 +17,8 @@ runner = CliRunner()
 
 
 def test_models_fit_json_reproduces_the_published_cdnow_parameters() -> None:
-    result = runner.invoke(
-        app,
-        [
-            "models",
-            "fit",
-            "--transactions",
-            str(CDNOW),
-            "--customer-id",
-            "customer_id",
-            "--date",
-            "date",
-            "--amount",
-            "amount",
-            "--calibration-end",
-            "1997-09-30",
-            "--json",
-        ],
-    )
+    args = ["models", "fit", "--transactions", str(CDNOW), *"--customer-id customer_id --date date".split()]
+    result = runner.invoke(app, [*args, *"--amount amount --calibration-end 1997-09-30 --json".split()])
     assert result.exit_code == 0, result.output
     fitted = json.loads(result.output)["bgnbd"]
     published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -44,20 +28,8 @@ def test_models_fit_json_reproduces_the_published_cdnow_parameters() -> None:
 
 
 def test_models_fit_names_a_missing_column() -> None:
-    result = runner.invoke(
-        app,
-        [
-            "models",
-            "fit",
-            "--transactions",
-            str(CDNOW),
-            "--customer-id",
-            "client",
-            "--date",
-            "date",
-            "--json",
-        ],
-    )
+    args = ["models", "fit", "--transactions", str(CDNOW), *"--customer-id client --date date --json".split()]
+    result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "client" in result.output
 
