@@ -17,8 +17,8 @@ runner = CliRunner()
 
 
 def test_models_fit_json_reproduces_the_published_cdnow_parameters() -> None:
-    args = ["models", "fit", "--transactions", str(CDNOW), *"--customer-id customer_id --date date".split()]
-    result = runner.invoke(app, [*args, *"--amount amount --calibration-end 1997-09-30 --json".split()])
+    args = ["models", "fit", "--transactions", str(CDNOW), *["--customer-id", "customer_id", "--date", "date"]]
+    result = runner.invoke(app, [*args, *["--amount", "amount", "--calibration-end", "1997-09-30", "--json"]])
     assert result.exit_code == 0, result.output
     fitted = json.loads(result.output)["bgnbd"]
     published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -28,7 +28,7 @@ def test_models_fit_json_reproduces_the_published_cdnow_parameters() -> None:
 
 
 def test_models_fit_names_a_missing_column() -> None:
-    args = ["models", "fit", "--transactions", str(CDNOW), *"--customer-id client --date date --json".split()]
+    args = ["models", "fit", "--transactions", str(CDNOW), *["--customer-id", "client", "--date", "date", "--json"]]
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "client" in result.output
