@@ -97,8 +97,15 @@ def main() -> None:
         for cmd in (["work-pool", "create", "winback-process", "--type", "process", "--overwrite"],
                     ["--no-prompt", "deploy", "--all"]):  # fmt: skip
             subprocess.run([str(BIN / "prefect"), *cmd], env=env, cwd=REPO, check=True, capture_output=True)
-        procs.append(subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "winback-process"],
-                                      env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [str(BIN / "prefect"), "worker", "start", "--pool", "winback-process"],
+                env=env,
+                cwd=work,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         intake = free_port()
         procs.append(subprocess.Popen([str(BIN / "winback"), "serve", "--port", str(intake)], env=env, cwd=work,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
