@@ -11,7 +11,6 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from messages.channels.registry import configured_channels
 from offers.policy import CompensationPolicy
 from segments.calibration import model_version
 from segments.scoring import score_customers
@@ -81,7 +80,7 @@ def queue_messages(url: str, src: SourceTables, run: stages.RunHandle, config: C
 
 @task(**task_opts, retries=2, retry_delay_seconds=[5, 30])
 def send(url: str, run: stages.RunHandle, campaign_id: str, now: dt.datetime) -> dict[str, int]:
-    return stages.send_run(engine_for(url), run, configured_channels(), campaign_id, now)
+    return stages.send_run(engine_for(url), run, None, campaign_id, now)  # channels from the environment
 
 
 @flow(name="winback-campaign", log_prints=True)
@@ -116,16 +115,21 @@ def winback_campaign(
     }
     if run.status == "started":
         batches = plan_batches(url, src, config.batch_size)
-        rfm = pd.concat([summarise_batch(url, src, as_of, b) for b in batches], ignore_index=True)
-        lap("summarise")
-        contexts = [context_batch(url, src, as_of, b, config.aggrieved.lookback_days) for b in batches]
-        failures = pd.concat([c[0] for c in contexts], ignore_index=True)
-        reach = pd.concat([c[1] for c in contexts], ignore_index=True)
-        lap("failures_and_reach")
+        # submitted together: the database works on one batch while Python converts another's rows
+        summaries = [summarise_batch.submit(url, src, as_of, b) for b in batches]
+        contexts = [context_batch.submit(url, src, as_of, b, config.aggrieved.lookback_days) for b in batches]
+        # the calibration check reads its own slice of the warehouse: it runs while the rest is scored
+        calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
+        rfm = pd.concat([s.result() for s in summaries], ignore_index=True)
+        failures = pd.concat([c.result()[0] for c in contexts], ignore_index=True)
+        reach = pd.concat([c.result()[1] for c in contexts], ignore_index=True)
+        lap("summarise_failures_and_reach")
         scored, model = score(rfm, config)
-        if model["method"] != "rules":
-            model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
-            model["calibration"] = calibrate(url, src, as_of, batches[0])
+        if calibration is not None:
+            checked = calibration.result()  # awaited either way: a failed check fails the run
+            if model["method"] != "rules":
+                model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
+                model["calibration"] = checked
         lap("score")
         result["decisions"] = decide(url, run, scored, failures, reach, config, model)
         lap("decide")

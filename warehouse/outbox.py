@@ -58,28 +58,32 @@ def due(conn: Connection, now: dt.datetime, limit: int, run_id: int | None = Non
     return list(conn.execute(stmt).scalars())
 
 
-def claim(conn: Connection, ids: Iterable[str], token: str) -> list[str]:
-    """queued → sending for these ids, stamped with this sender's token; returns the ids it won.
+def due_count(conn: Connection, now: dt.datetime, run_id: int | None = None) -> int:
+    stmt = select(func.count()).where(OutboxMessage.status == "queued", OutboxMessage.not_before <= now)
+    if run_id is not None:
+        stmt = stmt.where(OutboxMessage.run_id == run_id)
+    return int(conn.execute(stmt).scalar_one())
 
-    One UPDATE for the batch; rows another sender took meanwhile are simply not won.
+
+def claim(conn: Connection, ids: Iterable[str], token: str) -> list[dict[str, Any]]:
+    """queued → sending for these ids, stamped with this sender's token; returns the rows it won.
+
+    One UPDATE … RETURNING for the batch: rows another sender took meanwhile are simply not returned.
     """
     ids = list(ids)
     if not ids:
         return []
     # coalesce() keeps the planner on the primary key: without statistics SQLite would otherwise walk the
     # (status, not_before) index over every queued row, 200x slower for a 200-row claim
-    status = func.coalesce(OutboxMessage.status, "")
-    conn.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(ids), status == "queued")
-        .values(status="sending", claimed_by=token, claimed_at=utcnow(), attempts=OutboxMessage.attempts + 1)
-    )
+    table = OutboxMessage.__table__
+    status = func.coalesce(table.c.status, "")
     won = conn.execute(
-        select(OutboxMessage.id).where(
-            OutboxMessage.id.in_(ids), OutboxMessage.claimed_by == token, status == "sending"
-        )
+        update(table)
+        .where(table.c.id.in_(ids), status == "queued")
+        .values(status="sending", claimed_by=token, claimed_at=utcnow(), attempts=table.c.attempts + 1)
+        .returning(*table.c)
     )
-    return list(won.scalars())
+    return [dict(row) for row in won.mappings()]
 
 
 def load(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:

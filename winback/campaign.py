@@ -18,8 +18,10 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from messages.channel_choice import choose_channels
+from messages.channels.registry import configured_channels
 from messages.compose import check_templates, plan_rows
-from messages.dispatch import Channel, reconcile, send_due
+from messages.dispatch import Channel, SendLimits, reconcile
+from messages.parallel_send import send_in_processes, senders_for
 from offers.issue import issue_offers
 from offers.policy import CompensationPolicy
 from segments.calibration import holdout_check
@@ -185,11 +187,28 @@ def queue_run_messages(
 
 
 def send_run(
-    engine: Engine, run: RunHandle, channels: dict[str, Channel], campaign_id: str, now: dt.datetime
+    engine: Engine,
+    run: RunHandle,
+    channels: dict[str, Channel] | None,
+    campaign_id: str,
+    now: dt.datetime,
+    limits: SendLimits | None = None,
 ) -> dict[str, int]:
-    """Settle anything a crash left mid-send, then send every due message of the run."""
+    """Settle anything a crash left mid-send, then send every due message of the run.
+
+    `channels=None` means the ones the environment configures; only then may a large send spread over
+    several processes (each helper builds its channels from that same environment).
+    """
+    limits = limits or SendLimits.from_env()
+    senders = 1
+    if channels is None:
+        channels = configured_channels()
+        with engine.connect() as conn:
+            senders = senders_for(outbox.due_count(conn, now, run.run_id), limits)
     settled = reconcile(engine, channels, run.run_id)
-    report = send_due(engine, channels, run_id=run.run_id, campaign_id=campaign_id, now=now)
+    report = send_in_processes(
+        engine, channels, senders, run_id=run.run_id, campaign_id=campaign_id, now=now, limits=limits
+    )
     with _tx(engine) as (session, conn):
         counts = outbox.status_counts(conn, run.run_id)
         runs.advance(session, run.run_id, "sent", outbox=counts, reconciled=settled)
