@@ -7,6 +7,7 @@ not pay.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -124,15 +125,33 @@ def value_tier(customer_value: pd.Series, tiers: Tiers) -> pd.Series:
     )
 
 
-def _matches(rule: Rule, frame: pd.DataFrame) -> pd.Series:
-    hit = frame["segment"] == rule.segment
-    if rule.category is not None:
-        hit &= frame["failure_category"].isin(rule.category)
-    if rule.severity is not None:
-        hit &= frame["severity"].isin(rule.severity)
-    if rule.tier is not None:
-        hit &= frame["tier"].isin(rule.tier)
-    return hit
+def _membership(values: pd.Series) -> Callable[[Iterable[object]], np.ndarray]:
+    """`values.isin(wanted)` as a function, the column factorised once: each test compares integer codes."""
+    codes, uniques = pd.factorize(values)
+    index = pd.Index(uniques)
+
+    def isin(wanted: Iterable[object]) -> np.ndarray:
+        found = index.get_indexer(list(wanted))
+        return np.isin(codes, found[found >= 0])
+
+    return isin
+
+
+def _first_rule(rules: list[Rule], frame: pd.DataFrame) -> np.ndarray:
+    """The index of the first rule each row matches; len(rules) where none does."""
+    segment, category, tier = (_membership(frame[c]) for c in ("segment", "failure_category", "tier"))
+    first = np.full(len(frame), len(rules))
+    for i in reversed(range(len(rules))):  # earlier rules overwrite later ones: the first match wins
+        rule = rules[i]
+        hit = segment([rule.segment])
+        if rule.category is not None:
+            hit &= category(rule.category)
+        if rule.severity is not None:
+            hit &= frame["severity"].isin(rule.severity).to_numpy()
+        if rule.tier is not None:
+            hit &= tier(rule.tier)
+        first[hit] = i
+    return first
 
 
 def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemption_rate: float) -> pd.DataFrame:
@@ -163,17 +182,17 @@ def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemptio
         raise ValueError(f"price_offers: required columns missing: {', '.join(missing)}")
     out = candidates.copy(deep=False)  # copy-on-write: columns are copied only when changed
     out["tier"] = value_tier(out["customer_value"], policy.tiers)
-    kind = pd.Series("none", index=out.index, dtype=object)
-    value = pd.Series(0.0, index=out.index)
-    unset = pd.Series(True, index=out.index)
-    for rule in policy.rules:
-        hit = unset & _matches(rule, out)
-        kind[hit] = rule.offer.kind
-        value[hit] = rule.offer.value
-        unset &= ~hit
+    first = _first_rule(policy.rules, out)
+    kinds = np.array([*(r.offer.kind for r in policy.rules), "none"], dtype=object)
+
+    def of_kind(name: str) -> np.ndarray:
+        return (kinds == name)[first]
+
+    kind = pd.Series(kinds[first], index=out.index, dtype=object)
+    value = pd.Series(np.array([*(r.offer.value for r in policy.rules), 0.0], dtype=float)[first], index=out.index)
     basis = out["order_amount"].where(out["order_amount"].notna() & (out["order_amount"] > 0), out["mean_spend"])
     amount = np.select(
-        [kind == "percent_discount", kind == "refund_share", kind == "free_shipping"],
+        [of_kind("percent_discount"), of_kind("refund_share"), of_kind("free_shipping")],
         [value / 100.0 * out["mean_spend"], value / 100.0 * basis, policy.shipping_cost],
         value,
     )
@@ -184,11 +203,12 @@ def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemptio
     capped_amount = np.minimum(amount, cap)
     # scale the stated value down with the amount, so the coupon says what it is worth
     ratio = np.divide(capped_amount, amount, out=np.ones_like(capped_amount, dtype=float), where=amount > 0)
-    out["offer_kind"] = kind.where(capped_amount > 0.005, "none")
-    out["offer_value"] = np.where(kind == "free_shipping", 0.0, np.round(value * ratio, 2))
+    worth_it = capped_amount > 0.005
+    out["offer_kind"] = kind.where(worth_it, "none")
+    out["offer_value"] = np.where(of_kind("free_shipping"), 0.0, np.round(value * ratio, 2))
     out["offer_amount"] = np.round(capped_amount, 2)
-    use = np.where(kind == "refund_share", 1.0, redemption_rate)
+    use = np.where(of_kind("refund_share"), 1.0, redemption_rate)
     out["offer_cost"] = np.round(capped_amount * use, 2)
-    none = out["offer_kind"] == "none"
+    none = ~worth_it | of_kind("none")
     out.loc[none, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
     return out

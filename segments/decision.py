@@ -23,6 +23,7 @@ from babel.numbers import get_currency_symbol
 
 from offers.policy import CompensationPolicy, price_offers
 from segments.holdout import assign_holdout
+from segments.text import money, str_each, strings
 from winback.config import CampaignConfig
 
 KIND_WORDS = {
@@ -53,56 +54,158 @@ DECISION_COLUMNS = [
 ]
 
 
-def _exclusions(frame: pd.DataFrame, config: CampaignConfig) -> pd.Series:
+Build = Callable[[np.ndarray], np.ndarray | str]
+
+
+def _exclusions(frame: pd.DataFrame, config: CampaignConfig) -> np.ndarray:
     """The first reason each customer must not be contacted, or None."""
     cooldown = config.contact.cooldown_days
     cap = config.contact.max_messages_per_30_days
-    days_since_contact = frame["days_since_contact"]
-    cases: list[tuple[pd.Series, Callable[[pd.Series], pd.Series | str]]] = [
-        (frame["do_not_contact"], lambda m: "excluded: do-not-contact flag"),
-        (frame["fraud_flag"], lambda m: "excluded: fraud/chargeback flag"),
-        (frame["channel"].isna(), lambda m: "excluded: " + frame["channel_reason"][m].fillna("no channel")),
+    days_since_contact = frame["days_since_contact"].to_numpy(dtype=float)
+    messages_30d = frame["messages_30d"].to_numpy()
+    cases: list[tuple[np.ndarray, Build]] = [
+        (frame["do_not_contact"].to_numpy(dtype=bool), lambda m: "excluded: do-not-contact flag"),
+        (frame["fraud_flag"].to_numpy(dtype=bool), lambda m: "excluded: fraud/chargeback flag"),
+        (
+            frame["channel"].isna().to_numpy(),
+            lambda m: "excluded: " + strings(frame["channel_reason"][m], missing="no channel"),
+        ),
         (
             days_since_contact < cooldown,
             lambda m: (
                 "excluded: contacted "
-                + days_since_contact[m].round().astype(int).astype(str)
+                + str_each(np.round(days_since_contact[m]).astype(int))
                 + f" days ago (cooldown {cooldown} days)"
             ),
         ),
         (
-            frame["messages_30d"] >= cap,
-            lambda m: (
-                "excluded: frequency cap ("
-                + frame["messages_30d"][m].astype(int).astype(str)
-                + f" of {cap} in 30 days)"
-            ),
+            messages_30d >= cap,
+            lambda m: "excluded: frequency cap (" + str_each(messages_30d[m].astype(int)) + f" of {cap} in 30 days)",
         ),
-        (frame["returned_since_failure"], lambda m: "excluded: already returned (ordered after the failure)"),
+        (
+            frame["returned_since_failure"].to_numpy(dtype=bool),
+            lambda m: "excluded: already returned (ordered after the failure)",
+        ),
     ]
-    return _first_match(frame.index, cases, lambda m: pd.Series(None, index=m[m].index, dtype=object))
+    return _first_match(len(frame), cases)
 
 
-def _offer_words(kind: pd.Series, value: pd.Series, symbol: str) -> pd.Series:
-    return pd.Series([KIND_WORDS[k].format(v=v, s=symbol) for k, v in zip(kind, value, strict=True)], index=kind.index)
-
-
-def _first_match(
-    index: pd.Index,
-    cases: list[tuple[pd.Series, Callable[[pd.Series], pd.Series | str]]],
-    default: Callable[[pd.Series], pd.Series | str],
-) -> pd.Series:
-    """Like np.select for text, but each case's text is built only for the rows it applies to."""
-    out = pd.Series(None, index=index, dtype=object)
-    free = pd.Series(True, index=index)
+def _first_match(size: int, cases: list[tuple[np.ndarray, Build]], default: Build | None = None) -> np.ndarray:
+    """Like np.select for text, but each case's text is built only for the rows it applies to (else None)."""
+    out = np.full(size, None, dtype=object)
+    free = np.ones(size, dtype=bool)
     for mask, build in cases:
         hit = free & mask
         if hit.any():
             out[hit] = build(hit)
         free &= ~hit
-    if free.any():
+    if default is not None and free.any():
         out[free] = default(free)
     return out
+
+
+def _why_segment(frame: pd.DataFrame, aggrieved: np.ndarray) -> np.ndarray:
+    """What put each customer in their segment: the failure for the aggrieved, the lapse for the others."""
+    out = np.empty(len(frame), dtype=object)
+    severity = frame["severity"].fillna(0).astype(int).to_numpy()[aggrieved]
+    category = [c.replace("_", " ") for c in strings(frame["failure_category"])[aggrieved]]
+    unresolved = frame["unresolved"].fillna(False).astype(bool).to_numpy()[aggrieved]
+    out[aggrieved] = (
+        "severity-"
+        + str_each(severity)
+        + " "
+        + np.array(category, dtype=object)
+        + np.where(unresolved, " (unresolved)", "").astype(object)
+    )
+    lapsed_because = frame.get("lapsed_because", pd.Series("", index=frame.index))
+    out[~aggrieved] = "lapsed, " + strings(lapsed_because)[~aggrieved]
+    return out
+
+
+def _numbers(frame: pd.DataFrame, rows: np.ndarray, cost: pd.Series, lift: pd.Series, symbol: str) -> np.ndarray:
+    """The figures behind a decision, for the given rows: probability, value, gain against cost, lift."""
+
+    def pick(values: pd.Series) -> np.ndarray:
+        return values.to_numpy()[rows]
+
+    return (
+        "p_active "
+        + str_each(pick(frame["p_active"].round(2)))
+        + f", value {symbol}"
+        + money(pick(frame["customer_value"].round(2)))
+        + f"; expected gain {symbol}"
+        + money(pick(frame["expected_gain"]))
+        + f" vs cost {symbol}"
+        + money(pick(cost))
+        + " (lift "
+        + str_each(pick((lift * 100).round(1)))
+        + " pts)"
+    )
+
+
+def _offer_words(frame: pd.DataFrame, rows: np.ndarray, symbol: str) -> np.ndarray:
+    """'15% off by email', 'the message alone (no offer) by sms', ... for the given rows."""
+    kinds = frame["offer_kind"].to_numpy()[rows]
+    values = frame["offer_value"].to_numpy()[rows].tolist()
+    words = [KIND_WORDS[k].format(v=v, s=symbol) for k, v in zip(kinds, values, strict=True)]
+    return np.array(words, dtype=object) + " by " + strings(frame["channel"], missing="-")[rows]
+
+
+def _only(rows: np.ndarray, build: Build) -> np.ndarray:
+    """build(rows) at those rows, None elsewhere: text made only for the reasons that quote it."""
+    return _first_match(len(rows), [(rows, build)])
+
+
+def _reasons(
+    frame: pd.DataFrame,
+    cost: pd.Series,
+    lift: pd.Series,
+    symbol: str,
+    eligible: pd.Series,
+    within: pd.Series,
+    owed: pd.Series,
+    unfunded: pd.Series,
+    rank: pd.Series,
+) -> np.ndarray:
+    """Each decision's reason, in words and numbers.
+
+    Each row's reason is built only from the parts its case needs: at 1M customers, building every
+    variant for every row (or np.select's fixed-width strings) costs gigabytes.
+    """
+    exclusion = frame["exclusion"].to_numpy()
+    excluded = frame["exclusion"].notna().to_numpy()
+    action = frame["action"].to_numpy()
+    why = _why_segment(frame, (frame["segment"] == "aggrieved").to_numpy())
+    numbers = _only(~excluded, lambda m: _numbers(frame, m, cost, lift, symbol))
+    offer = _only(action != "skip", lambda m: _offer_words(frame, m, symbol))
+    prefix = np.full(len(frame), "", dtype=object)
+    prefix[owed.to_numpy()] = "apology owed (not for the value); "
+    prefix[unfunded.to_numpy()] = "apology only: compensation over budget; "
+    rank_text = rank.fillna(0).astype(int).to_numpy()
+    total = int(rank.notna().sum())
+    return _first_match(
+        len(frame),
+        [
+            (excluded, lambda m: exclusion[m] + "; " + why[m]),
+            (~eligible.to_numpy(), lambda m: "skipped: not worth it; " + why[m] + "; " + numbers[m]),
+            (
+                ~within.to_numpy(),
+                lambda m: (
+                    "skipped: over budget (ranked "
+                    + str_each(rank_text[m])
+                    + f" of {total}); "
+                    + why[m]
+                    + "; "
+                    + numbers[m]
+                ),
+            ),
+            (
+                action == "holdout",
+                lambda m: "holdout (random control); " + why[m] + "; " + numbers[m] + "; would get " + offer[m],
+            ),
+        ],
+        lambda m: "contact: " + prefix[m] + why[m] + "; " + numbers[m] + "; " + offer[m],
+    )
 
 
 def spend_budget(costs: np.ndarray, held_out: np.ndarray, budget: float) -> np.ndarray:
@@ -136,7 +239,7 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     econ = config.economics
     symbol = get_currency_symbol(config.currency, locale="en")
     frame = candidates.reset_index(drop=True)  # pandas copy-on-write: our edits never reach the caller
-    frame["exclusion"] = _exclusions(frame, config)
+    frame["exclusion"] = pd.Series(_exclusions(frame, config), index=frame.index, dtype=object)
     frame = price_offers(frame, policy, econ.redemption_rate)
     contact_cost = frame["channel"].map(econ.contact_cost).fillna(0.0).astype(float)
     lift = frame["offer_kind"].map(econ.lift_prior).fillna(0.0)
@@ -155,7 +258,9 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     owed = aggrieved & (frame["expected_gain"] <= econ.min_expected_gain)
     eligible = frame["exclusion"].isna() & ((frame["expected_gain"] > econ.min_expected_gain) | aggrieved)
     holdout = pd.Series(False, index=frame.index)
-    holdout[eligible] = assign_holdout(config.campaign_id, frame.loc[eligible], config.holdout_share)
+    holdout[eligible] = assign_holdout(
+        config.campaign_id, frame.loc[eligible, ["customer_id", "segment"]], config.holdout_share
+    )
 
     ratio = frame["expected_gain"] / cost.clip(lower=0.01)
     order = ratio[eligible].sort_values(ascending=False, kind="stable").index
@@ -179,53 +284,8 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     )
     frame["arm"] = frame["action"].map({"contact": "treatment", "holdout": "holdout"})
 
-    unresolved_words = pd.Series("", index=frame.index, dtype=object).mask(
-        frame["unresolved"].fillna(False).astype(bool), " (unresolved)"
-    )
-    failure_words = (
-        "severity-"
-        + frame["severity"].fillna(0).astype(int).astype(str)
-        + " "
-        + frame["failure_category"].fillna("").str.replace("_", " ")
-        + unresolved_words
-    )
-    lapsed_words = "lapsed, " + frame.get("lapsed_because", pd.Series("", index=frame.index)).fillna("").astype(str)
-    why_segment = failure_words.where(frame["segment"] == "aggrieved", lapsed_words)
-    numbers = (
-        "p_active "
-        + frame["p_active"].round(2).astype(str)
-        + f", value {symbol}"
-        + frame["customer_value"].round(2).map("{:.2f}".format)
-        + f"; expected gain {symbol}"
-        + frame["expected_gain"].map("{:.2f}".format)
-        + f" vs cost {symbol}"
-        + cost.map("{:.2f}".format)
-        + " (lift "
-        + (lift * 100).round(1).astype(str)
-        + " pts)"
-    )
-    offer = _offer_words(frame["offer_kind"], frame["offer_value"], symbol) + " by " + frame["channel"].fillna("-")
-    total = len(order)
-    prefix = pd.Series("", index=frame.index, dtype=object)
-    prefix[owed] = "apology owed (not for the value); "
-    prefix[unfunded] = "apology only: compensation over budget; "
-    ranked = "skipped: over budget (ranked " + rank.fillna(0).astype(int).astype(str) + f" of {total}); "
-    # each row's reason is built only from the parts its case needs: at 1M customers, building every
-    # variant for every row (or np.select's fixed-width strings) costs gigabytes
-    reason = _first_match(
-        frame.index,
-        [
-            (frame["exclusion"].notna(), lambda m: frame["exclusion"][m] + "; " + why_segment[m]),
-            (~eligible, lambda m: "skipped: not worth it; " + why_segment[m] + "; " + numbers[m]),
-            (~within, lambda m: ranked[m] + why_segment[m] + "; " + numbers[m]),
-            (
-                frame["action"] == "holdout",
-                lambda m: "holdout (random control); " + why_segment[m] + "; " + numbers[m] + "; would get " + offer[m],
-            ),
-        ],
-        lambda m: "contact: " + prefix[m] + why_segment[m] + "; " + numbers[m] + "; " + offer[m],
-    )
-    frame["reason"] = reason
+    reasons = _reasons(frame, cost, lift, symbol, eligible, within, owed, unfunded, rank)
+    frame["reason"] = pd.Series(reasons, index=frame.index, dtype=object)  # as text, not inferred as str dtype
     return frame[
         DECISION_COLUMNS
         + [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from segments.text import str_each
 from winback.config import LapsedRule
 
 REQUIRED = ("customer_id", "frequency", "recency", "days_since_last", "p_active")
@@ -13,8 +14,7 @@ REQUIRED = ("customer_id", "frequency", "recency", "days_since_last", "p_active"
 def own_mean_gap(rfm: pd.DataFrame) -> pd.Series:
     """Each customer's mean days between orders; one-time buyers get the population's median gap."""
     repeat = rfm["frequency"] > 0
-    gap = pd.Series(np.nan, index=rfm.index)
-    gap[repeat] = rfm.loc[repeat, "recency"] / rfm.loc[repeat, "frequency"]
+    gap = (rfm["recency"] / rfm["frequency"].where(repeat)).where(repeat)
     fallback = float(gap[repeat].median()) if repeat.any() else 90.0
     return gap.fillna(fallback).clip(lower=1.0)
 
@@ -40,9 +40,13 @@ def lapsed_segment(scored: pd.DataFrame, rule: LapsedRule) -> pd.DataFrame:
     picked = in_window & (overdue | fading)
     out = scored.loc[picked].copy()
     out["overdue_ratio"] = overdue_ratio[picked]
-    out["lapsed_because"] = np.where(
-        overdue[picked],
-        "overdue " + out["overdue_ratio"].round(1).astype(str) + "x own gap",
-        "p_active " + out["p_active"].round(2).astype(str),
-    )
+    out["lapsed_because"] = _because(out, overdue[picked].to_numpy())
+    return out
+
+
+def _because(lapsed: pd.DataFrame, overdue: np.ndarray) -> np.ndarray:
+    """'overdue 2.3x own gap' or 'p_active 0.12': each phrase built only for the customers it describes."""
+    out = np.empty(len(lapsed), dtype=object)
+    out[overdue] = "overdue " + str_each(lapsed["overdue_ratio"].round(1).to_numpy()[overdue]) + "x own gap"
+    out[~overdue] = "p_active " + str_each(lapsed["p_active"].round(2).to_numpy()[~overdue])
     return out

@@ -325,7 +325,8 @@ def contacts_to_queue(
     last = dict(conn.execute(last_stmt).all())
     result = conn.execution_options(yield_per=partition).execute(stmt)
     for rows in result.partitions():
-        frame = pd.DataFrame.from_records(rows, columns=CONTACT_COLUMNS)
+        # plain tuples: pandas probes each SQLAlchemy Row for a dtype first, a slow failed lookup per row
+        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=CONTACT_COLUMNS)
         frame["offer_value"] = frame["offer_value"].astype(float)
         for col in ("expires_at", "occurred_at", "resolved_at"):
             frame[col] = pd.to_datetime(frame[col], utc=True)

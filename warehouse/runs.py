@@ -6,9 +6,10 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, case, func, insert, select
+from sqlalchemy import Connection, case, func, select
 from sqlalchemy.orm import Session
 
+from warehouse.bulk import insert_columns, python_values
 from warehouse.models import Campaign, CampaignRun, Decision, OutboxMessage, Suppression
 from warehouse.timeutil import utc, utcnow
 
@@ -58,17 +59,16 @@ DECISION_FIELDS = tuple(c.name for c in Decision.__table__.columns if c.name not
 
 
 def record_decisions(conn: Connection, run_id: int, decisions: pd.DataFrame, chunk: int = 50_000) -> int:
-    """Insert one row per considered customer; the run's unique key makes a second insert fail loudly."""
+    """Insert one row per considered customer; the run's unique key makes a second insert fail loudly.
+
+    Chunked so a million decisions never exist as Python objects all at once.
+    """
     now = utcnow()
     frame = decisions[list(DECISION_FIELDS)]
     for start in range(0, len(frame), chunk):
         part = frame.iloc[start : start + chunk]
-        # object dtype turns numpy scalars into Python ones and lets NaN become None
-        records = part.astype(object).where(part.notna(), None).to_dict("records")
-        for record in records:
-            record["run_id"] = run_id
-            record["decided_at"] = now
-        conn.execute(insert(Decision), records)
+        columns = {name: python_values(part[name]) for name in DECISION_FIELDS}
+        insert_columns(conn, Decision.__table__, columns, {"run_id": run_id, "decided_at": now})
     return len(frame)
 
 
