@@ -2,19 +2,79 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
+
+# The fast path only takes local parts that email_validator returns unchanged whatever its options:
+# its strict mode rejects more than 64 characters, so longer ones go the full way.
+_FAST_LOCAL_MAX = 64
 
 
 def normalise_email(address: str | None) -> tuple[str | None, str | None]:
-    """(normalised address, None) or (None, reason). Syntax only: no DNS lookups at send time."""
+    """(normalised address, None) or (None, reason). Syntax only: no DNS lookups at send time.
+
+    Exactly what `validate_email(address.strip(), check_deliverability=False)` gives, but a plain
+    ASCII local part on an already-seen domain costs a regex and a cache hit instead of ~24 µs of
+    domain validation per message (sends repeat a handful of domains many thousand times).
+    """
     if not address or not address.strip():
         return None, "missing email address"
+    stripped = address.strip()
+    fast = _fast_normalise(stripped) if isinstance(stripped, str) else None
+    if fast is not None:
+        return fast, None
     try:
-        result = validate_email(address.strip(), check_deliverability=False)
+        result = validate_email(stripped, check_deliverability=False)
     except EmailNotValidError as exc:
         return None, f"invalid email address: {exc}"
     return result.normalized, None
+
+
+def _fast_normalise(address: str) -> str | None:
+    """The normalised address when email_validator would surely accept it, else None (take the full path).
+
+    validate_email returns a dot-atom ASCII local part as it is (NFC is a no-op on ASCII; only RFC 2142
+    names such as Postmaster are lower-cased, and those are left to it), and its domain result depends
+    on the domain alone, so the domain is checked once per distinct string. The only rule joining the
+    two is the 254-octet limit on the address as given, as normalised and with the IDNA ASCII domain:
+    it is checked in bytes, because a short address can still be too long in UTF-8 or after a
+    Punycode domain is decoded, so a character-count bound would not be safe.
+    """
+    if address.count("@") != 1:
+        return None
+    local, _, domain = address.partition("@")
+    if (
+        len(local) > _FAST_LOCAL_MAX
+        or not DOT_ATOM_TEXT.match(local)  # email_validator's own ASCII-only dot-atom pattern
+        or local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES
+    ):
+        return None
+    checked = _checked_domain(domain)
+    if checked is None:
+        return None
+    normalised_domain, longest_domain_bytes = checked
+    if len(local) + 1 + longest_domain_bytes > EMAIL_MAX_LENGTH:
+        return None
+    return f"{local}@{normalised_domain}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_domain(domain: str) -> tuple[str, int] | None:
+    """(normalised domain, UTF-8 length of its longest form) via email_validator itself, or None if invalid.
+
+    Validating a stand-in address keeps every domain rule (IDNA, special-use names, TLD shape) theirs.
+    Invalid domains are cached as None, not as an error text: the caller then validates the whole
+    address, so error messages (and their local-part-first precedence) stay exactly email_validator's.
+    """
+    try:
+        result = validate_email(f"a@{domain}", check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    longest = max(len(domain.encode()), len(result.domain.encode()), len(result.ascii_domain.encode()))
+    return result.domain, longest
 
 
 def normalise_phone(number: str | None, region: str | None = None) -> tuple[str | None, str | None]:

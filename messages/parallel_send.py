@@ -21,13 +21,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from messages.dispatch import Channel, DispatchReport, SendLimits, send_due
 from warehouse.db import make_engine
+from warehouse.models import CampaignRun
+from warehouse.runs import RUN_STAGES
 
 MIN_MESSAGES_PER_PROCESS = 10_000  # below this a helper's start-up (~1 s of imports) costs more than it saves
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
@@ -57,32 +60,77 @@ def send_in_processes(
     if senders <= 1:
         return send_due(engine, channels, run_id=run_id, campaign_id=campaign_id, now=now, limits=limits)
     share = limits.shared_by(senders)
-    job = {
-        "url": engine.url.render_as_string(hide_password=False),
-        "run_id": run_id,
-        "campaign_id": campaign_id,
-        "now": now.isoformat(),
-        "limits": asdict(share),
-    }
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
-    helpers = [
-        subprocess.Popen(HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
-        for _ in range(senders - 1)
-    ]
-    for helper in helpers:
-        assert helper.stdin is not None
-        with contextlib.suppress(BrokenPipeError):  # a helper that died at once is reported below
-            helper.stdin.write(json.dumps(job))
-            helper.stdin.close()
-    report = send_due(engine, channels, run_id=run_id, campaign_id=campaign_id, now=now, limits=share)
-    for helper in helpers:
-        assert helper.stdout is not None
-        out = helper.stdout.read()
-        if helper.wait() != 0:
-            raise HelperSenderError(f"helper sender pid {helper.pid} exited with code {helper.returncode}")
-        for status, n in json.loads(out).items():
-            report.add(status, int(n))
-    return report
+    with HelperSenders(engine, senders - 1, run_id=run_id, campaign_id=campaign_id, now=now, limits=share) as helpers:
+        report = send_due(engine, channels, run_id=run_id, campaign_id=campaign_id, now=now, limits=share)
+        return helpers.join(report)
+
+
+class HelperSenders:
+    """`count` helper sender processes, running from `__enter__` until `join`.
+
+    With `follow_run`, helpers keep draining the run's outbox while it is still being filled (the run's
+    status not yet `queued`): a campaign's sending overlaps its queueing, on another core. Leaving the
+    block by an exception stops every helper still running; its claimed rows are left to `reconcile`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        count: int,
+        *,
+        run_id: int | None,
+        campaign_id: str,
+        now: dt.datetime,
+        limits: SendLimits,
+        follow_run: bool = False,
+    ) -> None:
+        if follow_run and run_id is None:
+            raise ValueError("HelperSenders: follow_run needs the run_id to follow")
+        self.count = count
+        self.job = {
+            "url": engine.url.render_as_string(hide_password=False),
+            "run_id": run_id,
+            "campaign_id": campaign_id,
+            "now": now.isoformat(),
+            "limits": asdict(limits),
+            "follow_run": follow_run,
+            "parent_pid": os.getpid(),
+        }
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def __enter__(self) -> HelperSenders:
+        path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path}
+        for _ in range(self.count):
+            helper = subprocess.Popen(HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+            self.processes.append(helper)
+            assert helper.stdin is not None
+            with contextlib.suppress(BrokenPipeError):  # a helper that died at once is reported by `join`
+                helper.stdin.write(json.dumps(self.job))
+                helper.stdin.close()
+        return self
+
+    def join(self, report: DispatchReport) -> DispatchReport:
+        """Wait for every helper and add its counts to `report`; a failed helper raises HelperSenderError."""
+        for helper in self.processes:
+            assert helper.stdout is not None
+            out = helper.stdout.read()
+            if helper.wait() != 0:
+                raise HelperSenderError(f"helper sender pid {helper.pid} exited with code {helper.returncode}")
+            for status, n in json.loads(out).items():
+                report.add(status, int(n))
+        return report
+
+    def __exit__(self, *exc: object) -> None:
+        for helper in self.processes:
+            if helper.poll() is None:
+                helper.kill()
+            helper.wait()
+            if helper.stdout is not None:
+                helper.stdout.close()
+
+
+FOLLOW_POLL_SECONDS = 0.2
 
 
 def _helper_main() -> None:
@@ -91,18 +139,39 @@ def _helper_main() -> None:
 
     job = json.load(sys.stdin)
     engine = make_engine(job["url"])
-    try:
-        report = send_due(
+    channels = configured_channels()
+
+    def drain() -> DispatchReport:
+        return send_due(
             engine,
-            configured_channels(),
+            channels,
             run_id=job["run_id"],
             campaign_id=job["campaign_id"],
             now=dt.datetime.fromisoformat(job["now"]),
             limits=SendLimits(**job["limits"]),
         )
+
+    try:
+        report = drain()
+        while job.get("follow_run") and not _queueing_over(engine, job["run_id"], job["parent_pid"]):
+            time.sleep(FOLLOW_POLL_SECONDS)
+            for status, n in drain().counts.items():
+                report.add(status, n)
+        if job.get("follow_run"):
+            for status, n in drain().counts.items():  # what was queued after the last pass
+                report.add(status, n)
     finally:
         engine.dispose()
     print(json.dumps(report.as_dict()))
+
+
+def _queueing_over(engine: Engine, run_id: int, parent_pid: int) -> bool:
+    """Whether the run is fully queued (or its queueing process is gone, so nothing more will come)."""
+    if os.getppid() != parent_pid:
+        return True
+    with engine.connect() as conn:
+        status = conn.execute(select(CampaignRun.status).where(CampaignRun.id == run_id)).scalar_one_or_none()
+    return status is None or RUN_STAGES.index(status) >= RUN_STAGES.index("queued")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pandas as pd
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, format_percent
-from jinja2 import PackageLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import PackageLoader, StrictUndefined, Template, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 from messages.failure_words import what_went_wrong
@@ -147,16 +147,39 @@ def render(template: str, channel: str, context: dict[str, Any], sms_max_segment
         _require_specific_failure(context)
     try:
         if channel == "sms":
-            body = ENV.get_template(f"{template}/sms.txt.j2").render(context).strip()
+            body = _render_file(f"{template}/sms.txt.j2", context).strip()
             return Rendered(None, fit_sms(body, SMS_OPT_OUT, sms_max_segments, separator=" "), None)
-        subject = ENV.get_template(f"{template}/subject.txt.j2").render(context).strip()
-        text = ENV.get_template(f"{template}/body.txt.j2").render(context).strip() + "\n"
-        html = ENV.get_template(f"{template}/body.html.j2").render(context)
+        subject = _render_file(f"{template}/subject.txt.j2", context).strip()
+        text = _render_file(f"{template}/body.txt.j2", context).strip() + "\n"
+        html = _render_file(f"{template}/body.html.j2", context)
     except TemplateError as exc:
         raise RenderError(f"template {template!r} ({channel}): {exc}") from exc
     if template in NAMES_THE_FAILURE and context["failure"]["what"] not in text:
         raise GenericApologyError(f"template {template!r} rendered an apology that does not name the failure")
     return Rendered(subject, text, html)
+
+
+@lru_cache(maxsize=64)
+def _loaded(name: str) -> tuple[Template, dict[str, Any]]:
+    """A template and its globals as a plain dict, loaded once (templates do not change under a sender)."""
+    template = ENV.get_template(name)
+    return template, dict(template.globals)
+
+
+def _render_file(name: str, variables: dict[str, Any]) -> str:
+    """`Template.render(variables)`, less its per-call cost.
+
+    Template.render merges the globals (a ChainMap) into every new context, which was a third of a
+    message's rendering; here they are merged from a dict made once. Same context, same output.
+    """
+    template, template_globals = _loaded(name)
+    context = ENV.context_class(
+        ENV, {**template_globals, **variables}, template.name, template.blocks, globals=template_globals
+    )
+    try:
+        return ENV.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+    except Exception:
+        return ENV.handle_exception()
 
 
 def _require_specific_failure(context: dict[str, Any]) -> None:

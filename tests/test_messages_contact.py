@@ -6,11 +6,15 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import random
 from zoneinfo import ZoneInfo
 
+import idna
 import pandas as pd
 import pytest
+from email_validator import EmailNotValidError, validate_email
 
+import messages.contact_data as contact_data
 from messages.channel_choice import choose_channels
 from messages.contact_data import normalise_email, normalise_phone, phone_time_zone
 from messages.quiet_hours import next_allowed
@@ -56,6 +60,155 @@ def test_bad_emails_give_a_reason_not_an_exception(given: str | None, reason: st
     assert problem.startswith(reason)
     if reason.endswith(": "):
         assert len(problem) > len(reason)
+
+
+def _reference_email(address: str | None) -> tuple[str | None, str | None]:
+    """normalise_email as it was before the fast path: validate_email on every address."""
+    if not address or not address.strip():
+        return None, "missing email address"
+    try:
+        result = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        return None, f"invalid email address: {exc}"
+    return result.normalized, None
+
+
+_CJK_LABEL = "中" * 50  # 50 characters, 150 UTF-8 bytes, "xn--fiqaaa…" (56 characters) in IDNA ASCII
+_PUNY_CJK = idna.encode(f"{_CJK_LABEL}.{_CJK_LABEL}.com").decode()
+_LONG_DOMAIN = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 57]) + ".com"  # 253 characters
+# Valid domains, each longest in a different one of the forms validate_email_length measures in UTF-8 bytes:
+# as given (CJK: 191 bytes in 67 characters; fullwidth: 190 bytes that normalise to 66 ASCII characters),
+# after decoding Punycode (79 characters given, 191 bytes decoded), in IDNA ASCII (198 characters, 174 bytes given)
+_BOUNDARY_DOMAINS = [
+    "中" * 50 + "." + "中" * 12 + ".com",
+    "ｅ" * 62 + ".com",
+    idna.encode("中" * 50 + "." + "中" * 12 + ".com").decode(),
+    ".".join(["a" * 40 + "ü"] * 4) + ".de",
+]
+
+EMAIL_CORPUS: list[str | bytes | None] = [
+    # demo-data shapes (warehouse/demo_data.py `_emails`) and their broken forms
+    "ada.lovelace.1@example.com", "juergen.mueller.123456@example.com", "ada.lovelace.1example.com",
+    "ada lovelace.1@example.com", "ada.lovelace.1@example", ".lovelace.1@example.com", "ada..1@example.com",
+    # missing, blank, surrounding whitespace
+    None, "", " ", "\t\n", "  ada@example.com  ", "\tada@example.com\n", "\u3000ada@example.com\u3000",
+    "ada@example.com\u200b",
+    # case: domains fold, local parts do not, RFC 2142 mailbox names do
+    "Foo@EXAMPLE.COM", "FOO@Example.Com", "Postmaster@Example.com", "POSTMASTER@example.com", "info@example.com",
+    "Info.Desk@example.com", "Sales@example.com", "www@example.com", "WWW@example.com", "abuse+x@example.com",
+    # RFC 5322 atext and dots
+    "a!#$%&'*+/=?^_`{|}~-b@example.com", "a.b.c@example.com", ".a@example.com", "a.@example.com",
+    "a..b@example.com", "a b@example.com", "a(b)@example.com", "a,b@example.com", "a;b@example.com",
+    "a[b]@example.com", "a\\b@example.com", "a:b@example.com", "a<b@example.com", "a>b@example.com",
+    "a\nb@example.com", "a\tb@example.com", "a\x00b@example.com",
+    # quoted local parts and display names
+    '"ada"@example.com', '"ada lovelace"@example.com', '"a@b"@example.com', '"a\\"b"@example.com', '"a..b"@example.com',
+    '""@example.com', "Ada <ada@example.com>", "<ada@example.com>", '"Ada L" <ada@example.com>',
+    # unicode local parts, NFC and unsafe characters
+    "jürgen@example.com", "ju\u0308rgen@example.com", "用户@example.com", "\u0301a@example.com", "a\u200bb@example.com",
+    "a\u00a0b@example.com", "ä.ö@bücher.de", "ΑΒΓ@example.com",
+    # IDN domains
+    "user@bücher.de", "user@xn--bcher-kva.de", "user@BÜCHER.DE", "user@bu\u0308cher.de", "user@xn--bcher-kva.DE",
+    "user@xn--bcher.de", "user@xn--.de", "user@例え.jp", "user@例え。jp", "user@example．com",
+    "user@ｅｘａｍｐｌｅ.com",
+    "user@ex\u0301ample.com", "user@xn--4dbc.1.com", "user@1.xn--4dbc.com", "user@⒈.com", "user@a\u200db.com",
+    # special-use, numeric TLDs, dotless, domain literals
+    "a@localhost", "a@foo.test", "a@x.invalid", "a@foo.local", "a@foo.onion", "a@in-addr.arpa", "a@example.org",
+    "a@foo.123", "a@123.com", "a@1.2.3.4", "a@[1.2.3.4]", "a@[IPv6:::1]", "a@com", "a@example.c0m", "a@example.co1",
+    # hyphens and dots in labels
+    "a@-example.com", "a@example-.com", "a@ex-ample.com", "a@ex--ample.com", "a@ab--cd.com", "a@xn--ab.com",
+    "a@example.com.", "a@.example.com", "a@example..com", "a@example.-com", "a@exa_mple.com", "a@exa mple.com",
+    "a@", "@example.com", "a@@example.com", "a@b@example.com", "@", "a＠example.com", "a﹫example.com",
+    # local-part lengths: 64 is the RFC limit, but email_validator only enforces it in strict mode
+    "a" * 64 + "@example.com", "a" * 65 + "@example.com", "a" * 200 + "@example.com",
+    "b" * 64 + "@" + "c" * 185 + ".com", "b" * 64 + "@" + "c" * 186 + ".com",  # total 254 and 255, but labels > 63
+    # total length near 254: local + "@" + domain with 63-character labels
+    "x" * 64 + "@" + ".".join(["a" * 63, "b" * 63, "c" * 57]) + ".com",
+    "x" * 64 + "@" + ".".join(["a" * 63, "b" * 63, "c" * 58]) + ".com",
+    "x" * 11 + "@" + ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 50]) + ".com",
+    "x" * 12 + "@" + ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 50]) + ".com",
+    "x@" + _LONG_DOMAIN, "x@" + _LONG_DOMAIN[1:], "x@a" + _LONG_DOMAIN,  # 255, 254, 256 (254-char domain)
+    "x@" + "a" * 63 + ".com", "x@" + "a" * 64 + ".com",  # label length limit
+    # short in characters, too long in UTF-8 bytes or after the Punycode domain is decoded
+    f"a@{_CJK_LABEL}.com", f"a@{_CJK_LABEL}.{_CJK_LABEL}.com", f"{'x' * 30}@{_CJK_LABEL}.com",
+    f"{'x' * 60}@{_CJK_LABEL}.com", "x" * 60 + "@" + _PUNY_CJK, "x" + "@" + _PUNY_CJK,
+    *[f"{'x' * k}@{domain}" for domain in _BOUNDARY_DOMAINS for k in range(40, 70)],  # valid up to 254 bytes
+    # non-strings the old path accepted
+    b"ada@Example.com", b"ada@example", b" ada@EXAMPLE.com ",
+]  # fmt: skip
+
+
+def _random_emails(seed: int, n: int) -> list[str]:
+    """Seeded addresses: half free-form noise, half address-shaped (atext, dots, quotes, unicode, odd domains)."""
+    rng = random.Random(seed)
+    noise = 'aZz09.@@" -_+!<>[]()\\,;:~ \t\u00e4\u00fc\u00df\u4e2d\u0301\u200b\u3002\uff20\u00a0'
+    atext = "abcxyzABCXYZ0189!#$%&'*+/=?^_`{|}~-."
+    odd = '.. "@\u00fc\u4e2d\u0301'
+    domains = [
+        "example.com", "EXAMPLE.COM", "Example.Co.Uk", "b\u00fccher.de", "xn--bcher-kva.de", "example", "localhost",
+        "foo.test", "x.invalid", "foo.123", "ex-ample.com", "-ex.com", "ex-.com", "ab--cd.com", "mail.example.org",
+        "a" * 63 + ".com", "a" * 64 + ".com", "\u4e2d" * 50 + ".com", "", "example.com.", "exa mple.com",
+    ]  # fmt: skip
+    out = []
+    for _ in range(n // 2):
+        out.append("".join(rng.choice(noise) for _ in range(rng.randint(0, 30))))
+    for _ in range(n - n // 2):
+        k = rng.choice([0, 1, 5, 10, 30, 63, 64, 65, 70])
+        local = "".join(rng.choice(atext if rng.random() < 0.97 else odd) for _ in range(max(k, rng.randint(1, 12))))
+        if rng.random() < 0.05:
+            local = f'"{local}"'
+        if rng.random() < 0.05:
+            local = rng.choice(["Postmaster", "INFO", "Sales", "noc"])
+        domain = rng.choice(domains)
+        if rng.random() < 0.2:
+            domain = "".join(c.upper() if rng.random() < 0.5 else c for c in domain)
+        if rng.random() < 0.05:
+            domain = "a" * rng.randint(100, 190) + "." + domain
+        pad = rng.choice(["", "", "", " ", "\t", "\n"])
+        out.append(f"{pad}{local}@{domain}{pad}")
+    return out
+
+
+def _email_mismatches(addresses: list) -> list[tuple]:
+    """(address, normalise_email's answer, the reference answer) wherever the two differ."""
+    return [(a, got, want) for a in addresses if (got := normalise_email(a)) != (want := _reference_email(a))]
+
+
+def test_normalise_email_matches_validate_email_on_the_corpus() -> None:
+    contact_data._checked_domain.cache_clear()
+    assert _email_mismatches(EMAIL_CORPUS) == []
+    assert _email_mismatches(EMAIL_CORPUS) == []  # and again with every domain already cached
+    fast = [a for a in EMAIL_CORPUS if isinstance(a, str) and contact_data._fast_normalise(a.strip()) is not None]
+    assert len(fast) >= 80  # the fast path really was exercised, not just the fallback
+
+
+def test_normalise_email_matches_validate_email_on_random_addresses() -> None:
+    addresses = _random_emails(seed=20260601, n=4000)
+    assert _email_mismatches(addresses) == []
+    valid = sum(_reference_email(a)[0] is not None for a in addresses)
+    fast = sum(contact_data._fast_normalise(a.strip()) is not None for a in addresses)
+    assert valid >= 450  # seeded: 497 valid, 323 of them on the fast path
+    assert fast >= 300
+
+
+def test_each_domain_is_validated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def counting_validate_email(address: str, **kwargs: object) -> object:
+        calls.append(address)
+        return validate_email(address, **kwargs)
+
+    monkeypatch.setattr(contact_data, "validate_email", counting_validate_email)
+    contact_data._checked_domain.cache_clear()
+    good = [f"first.last.{n}@example.com" for n in range(1000)]
+    assert [normalise_email(a) for a in good] == [(a, None) for a in good]
+    assert calls == ["a@example.com"]
+    # an invalid domain is remembered as invalid, and each address then takes the full path for its own error text
+    calls.clear()
+    bad = [f"first.last.{n}@example" for n in range(10)]
+    assert all(normalise_email(a)[1] == _reference_email(a)[1] for a in bad)
+    assert calls == ["a@example", *bad]
+    assert contact_data._checked_domain.cache_info().currsize == 2
 
 
 # --------------------------------------------------------------------------- phone numbers

@@ -339,3 +339,17 @@ def test_sms_is_kept_within_two_segments_and_ends_with_the_opt_out() -> None:
     assert text.endswith(SMS_OPT_OUT)
     assert count_segments(text) <= 2
     assert "..." in text  # shortened, visibly
+
+
+@pytest.mark.parametrize("template", ["apology", "winback", "resolved", "follow_up"])
+@pytest.mark.parametrize("locale", ["en_GB", "de_DE", "en_US"])
+@pytest.mark.parametrize("code", ["WB-ACDE-FGHJ-KMNP", None])
+def test_render_matches_jinjas_own_template_render(template: str, locale: str, code: str | None) -> None:
+    """render() builds its Jinja contexts itself (for speed): the output must be Template.render's, byte for byte."""
+    ctx = _ctx(locale=locale, code=code, first_name="Zoë <b>&", description="Box <crushed> & wet")
+    email, sms = render(template, "email", ctx), render(template, "sms", ctx)
+    subject = ENV.get_template(f"{template}/subject.txt.j2").render(ctx).strip()
+    text = ENV.get_template(f"{template}/body.txt.j2").render(ctx).strip() + "\n"
+    html = ENV.get_template(f"{template}/body.html.j2").render(ctx)
+    assert (email.subject, email.text, email.html) == (subject, text, html)
+    assert sms.text.startswith(ENV.get_template(f"{template}/sms.txt.j2").render(ctx).strip()[:40])

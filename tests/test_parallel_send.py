@@ -8,6 +8,7 @@ claimed rows, the per-process rates add up to the configured ones, and a failing
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 from collections import Counter
@@ -17,14 +18,15 @@ from pathlib import Path
 import pytest
 from conftest import AS_OF
 from crash_sender import queue_messages
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from messages import parallel_send
 from messages.channels.sink import SinkChannel
 from messages.dispatch import LOCAL_CLAIM_SIZE, SendLimits
 from messages.outcomes import OutgoingMessage, SendOutcome
-from warehouse.models import OutboxMessage
+from warehouse.models import Decision, OutboxMessage
 from winback import campaign as stages
+from winback.config import CampaignConfig
 
 NOW = AS_OF + dt.timedelta(days=1)
 FAST = SendLimits(email_per_second=1e6, sms_per_second=1e6, concurrency=4, processes=3)
@@ -122,3 +124,63 @@ def test_a_failing_helper_is_reported(engine: Engine, tmp_path: Path, monkeypatc
             campaign_id="parallel", now=NOW, limits=FAST,
         )  # fmt: skip
     assert len(SinkChannel().records()) == 20
+
+
+def test_sending_overlaps_queueing_and_still_sends_each_message_once(
+    demo_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """queue_and_send_run: a helper sends partitions already committed while the rest is being queued.
+
+    The parent pauses after each of its first two partitions until a helper has claimed some of it; a
+    helper that did not follow the queue would drain the first and stop, and the second wait would fail.
+    """
+    from functools import partial
+
+    from test_campaign_path import SRC, run_campaign
+
+    from warehouse import outbox, queries
+
+    sink_path = tmp_path / "sink.jsonl"
+    monkeypatch.setenv("WINBACK_SINK_PATH", str(sink_path))
+    monkeypatch.setattr(parallel_send, "MIN_MESSAGES_PER_PROCESS", 10)
+    config = CampaignConfig(campaign_id="overlap")
+    run = stages.start_run(demo_engine, config, AS_OF)
+    monkeypatch.setattr(stages, "queue_run_messages", lambda *a, **k: 0)  # decide and offer only, here
+    monkeypatch.setattr(stages, "send_run", lambda *a, **k: {})
+    run_campaign(demo_engine, config)
+    monkeypatch.undo()
+    monkeypatch.setenv("WINBACK_SINK_PATH", str(sink_path))
+    monkeypatch.setattr(parallel_send, "MIN_MESSAGES_PER_PROCESS", 10)
+    monkeypatch.setattr(queries, "contacts_to_queue", partial(queries.contacts_to_queue, partition=40))
+    enqueue, overlapped = outbox.enqueue, []
+
+    def helper_claimed(ids: list[str]) -> bool:
+        with demo_engine.connect() as conn:
+            tokens = conn.execute(select(OutboxMessage.claimed_by).where(OutboxMessage.id.in_(ids))).scalars()
+            return any(token and f":{os.getpid()}:" not in token for token in tokens)
+
+    def enqueue_then_wait(conn, rows):  # type: ignore[no-untyped-def]
+        added = enqueue(conn, rows)
+        if len(overlapped) < 2:  # the first two partitions: the helper must take each while queueing goes on
+            conn.commit()  # this partition is visible to the helper now
+            ids, deadline = [r["id"] for r in rows], time.monotonic() + 30
+            while not helper_claimed(ids) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            overlapped.append(helper_claimed(ids))
+        return added
+
+    monkeypatch.setattr(outbox, "enqueue", enqueue_then_wait)
+    queued, sent = stages.queue_and_send_run(demo_engine, SRC, run, config, AS_OF, limits=replace(FAST, processes=2))
+
+    assert overlapped == [True, True]
+    with demo_engine.connect() as conn:
+        statuses = Counter(
+            conn.execute(select(OutboxMessage.status).where(OutboxMessage.run_id == run.run_id)).scalars()
+        )
+        contacted = conn.execute(select(func.count()).select_from(Decision).where(
+            Decision.run_id == run.run_id, Decision.action == "contact")).scalar_one()  # fmt: skip
+    assert queued == contacted == sum(statuses.values()) > 80
+    assert sent.get("sent", 0) + sent.get("skipped", 0) == statuses["sent"] + statuses["skipped"]
+    journal = Counter(record["message_id"] for record in SinkChannel(sink_path).records())
+    assert set(journal.values()) == {1} and len(journal) == statuses["sent"]
+    assert len(claimers(demo_engine, run.run_id)) == 2

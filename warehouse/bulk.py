@@ -45,6 +45,25 @@ def insert_columns(
     return conn.exec_driver_sql(sql, rows).rowcount
 
 
+def update_by_key(conn: Connection, table: Table, key: str, columns: Mapping[str, Sequence[Any]]) -> None:
+    """One UPDATE per position of `columns`, matched on the `key` column's value there; one executemany.
+
+    As `insert_columns`: values are Python ones, converted by their column types, bound as tuples.
+    """
+    names = [name for name in columns if name != key]
+    lengths = {name: len(vals) for name, vals in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"update_by_key on {table.name}: columns of unequal length {lengths}")
+    values = [_converted(table.c[name], columns[name], conn.dialect) for name in [*names, key]]
+    rows = list(zip(*values, strict=True))
+    if not rows:
+        return
+    quote, mark = conn.dialect.identifier_preparer, PLACEHOLDERS[conn.dialect.paramstyle]
+    assignments = ", ".join(f"{quote.quote(name)} = {mark}" for name in names)
+    sql = f"UPDATE {quote.format_table(table)} SET {assignments} WHERE {quote.quote(key)} = {mark}"
+    conn.exec_driver_sql(sql, rows)
+
+
 def _insert_sql(dialect: Dialect, table: Table, names: list[str], skip_existing: str | None) -> str:
     quote = dialect.identifier_preparer
     marks = ", ".join([PLACEHOLDERS[dialect.paramstyle]] * len(names))

@@ -19,9 +19,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, func, select, update
 
-from warehouse.bulk import insert_columns
+from warehouse.bulk import insert_columns, update_by_key
 from warehouse.models import OutboxMessage
 from warehouse.timeutil import utc, utcnow
 
@@ -82,7 +82,8 @@ def claim(conn: Connection, ids: Iterable[str], token: str) -> list[dict[str, An
         .values(status="sending", claimed_by=token, claimed_at=utcnow(), attempts=table.c.attempts + 1)
         .returning(*table.c)
     )
-    return [dict(row) for row in won.mappings()]
+    names = list(won.keys())
+    return [dict(zip(names, row, strict=True)) for row in won]  # a Row's mapping view costs ~10x more
 
 
 def load(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
@@ -115,9 +116,8 @@ def apply_changes(conn: Connection, changes: list[dict[str, Any]]) -> None:
     """Write a batch of outcomes with one executemany; each change carries `_id` and CHANGE_COLUMNS."""
     if not changes:
         return
-    table = OutboxMessage.__table__
-    stmt = update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in CHANGE_COLUMNS})
-    conn.execute(stmt, [{"_id": ch["_id"], **{f"v_{c}": ch[c] for c in CHANGE_COLUMNS}} for ch in changes])
+    columns = {c: [ch[c] for ch in changes] for c in CHANGE_COLUMNS}
+    update_by_key(conn, OutboxMessage.__table__, "id", {**columns, "id": [ch["_id"] for ch in changes]})
 
 
 ACTIVE_TOKENS: set[str] = set()  # claims held by senders running in this process right now

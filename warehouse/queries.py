@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, Float, and_, case, cast, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from warehouse.frames import frame_from_rows
+from warehouse.frames import frame_from_rows, raw_rows
 from warehouse.source import SourceTables
 from warehouse.timeutil import epoch_days, to_epoch_days
 
@@ -61,7 +61,7 @@ def customer_summary(
     )
     columns = ["customer_id", "n_orders", "first_day", "last_day", "total_spend"]
     dtypes = {"n_orders": "int64", "first_day": "float64", "last_day": "float64", "total_spend": "float64"}
-    return frame_from_rows(conn.execute(stmt).fetchall(), columns, dtypes)
+    return frame_from_rows(raw_rows(conn, stmt), columns, dtypes)
 
 
 def summary_to_rfm(summary: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
@@ -169,7 +169,7 @@ def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None =
         "email_consent",
         "sms_consent",
     ]
-    frame = frame_from_rows(conn.execute(stmt).fetchall(), columns)
+    frame = frame_from_rows(raw_rows(conn, stmt), columns)
     for col in ("do_not_contact", "fraud_flag", "has_email", "has_phone", "email_consent", "sms_consent"):
         frame[col] = frame[col].fillna(False).astype(bool)
     return frame
@@ -323,11 +323,10 @@ def contacts_to_queue(
         .group_by(Decision.customer_id)
     )
     last = dict(conn.execute(last_stmt).all())
-    result = conn.execution_options(yield_per=partition).execute(stmt)
-    for rows in result.partitions():
-        # plain tuples: pandas probes each SQLAlchemy Row for a dtype first, a slow failed lookup per row
-        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=CONTACT_COLUMNS)
-        frame["offer_value"] = frame["offer_value"].astype(float)
+    after = ""  # keyset pages on the customer id: flat memory on every database, no server-side cursor
+    while rows := raw_rows(conn, stmt.where(Decision.customer_id > after).limit(partition)):
+        after = rows[-1][0]
+        frame = frame_from_rows(rows, CONTACT_COLUMNS, {"decided_cost": "float64", "offer_value": "float64"})
         for col in ("expires_at", "occurred_at", "resolved_at"):
             frame[col] = pd.to_datetime(frame[col], utc=True)
         frame["last_order_at"] = pd.to_datetime(frame["customer_id"].map(last), utc=True)

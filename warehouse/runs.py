@@ -54,6 +54,12 @@ def advance(session: Session, run_id: int, stage: str, **stats: Any) -> None:
         run.finished_at = utcnow()
 
 
+def contacts_decided(conn: Connection, run_id: int) -> int:
+    """How many customers the run decided to contact: the messages it will queue."""
+    stmt = select(func.count()).where(Decision.run_id == run_id, Decision.action == "contact")
+    return int(conn.execute(stmt).scalar_one())
+
+
 # every column a decision carries, as the table defines them (the run and the time are added on insert)
 DECISION_FIELDS = tuple(c.name for c in Decision.__table__.columns if c.name not in ("id", "run_id", "decided_at"))
 

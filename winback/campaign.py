@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from messages.channel_choice import choose_channels
 from messages.channels.registry import configured_channels
 from messages.compose import check_templates, plan_rows
-from messages.dispatch import Channel, SendLimits, reconcile
-from messages.parallel_send import send_in_processes, senders_for
+from messages.dispatch import Channel, DispatchReport, SendLimits, reconcile, send_due
+from messages.parallel_send import HelperSenders, send_in_processes, senders_for
 from offers.issue import issue_offers
 from offers.policy import CompensationPolicy
 from segments.calibration import holdout_check
@@ -30,6 +30,7 @@ from segments.decision import decide
 from segments.learning import updated_lifts
 from segments.scoring import MIN_CUSTOMERS_TO_FIT
 from warehouse import outbox, queries, runs
+from warehouse.frames import frame_from_rows, raw_rows
 from warehouse.models import Decision
 from warehouse.returns import measured_lift_by_offer_kind
 from warehouse.source import SourceTables
@@ -137,13 +138,15 @@ def decide_run(
 
 def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
     with _tx(engine) as (session, conn):
-        contacts = pd.DataFrame.from_records(
-            conn.execute(
+        contacts = frame_from_rows(
+            raw_rows(
+                conn,
                 select(Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost).where(
                     Decision.run_id == run.run_id, Decision.action == "contact"
-                )
-            ).fetchall(),
-            columns=["customer_id", "offer_kind", "offer_value", "offer_cost"],
+                ),
+            ),
+            ["customer_id", "offer_kind", "offer_value", "offer_cost"],
+            {"offer_value": "float64", "offer_cost": "float64"},
         )
         issued = issue_offers(conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days)
         runs.advance(session, run.run_id, "offered", offers_issued=issued)
@@ -209,6 +212,42 @@ def send_run(
     report = send_in_processes(
         engine, channels, senders, run_id=run.run_id, campaign_id=campaign_id, now=now, limits=limits
     )
+    return _sent(engine, run, report, settled)
+
+
+def queue_and_send_run(
+    engine: Engine,
+    src: SourceTables,
+    run: RunHandle,
+    config: CampaignConfig,
+    now: dt.datetime,
+    limits: SendLimits | None = None,
+) -> tuple[int, dict[str, int]]:
+    """`queue_run_messages` then `send_run`, the sending overlapping the queueing on the other cores.
+
+    Queueing renders nothing and runs on one core; for a large run, helper sender processes start first
+    and send each partition as soon as it is committed, then this process joins them on what is left.
+    Every row is still committed before it is claimed, so the guarantees are send_run's. Channels come
+    from the environment, as helpers build theirs from it.
+    """
+    limits = limits or SendLimits.from_env()
+    with engine.connect() as conn:
+        senders = senders_for(runs.contacts_decided(conn, run.run_id), limits)
+    if senders <= 1:
+        queued = queue_run_messages(engine, src, run, config, now)
+        return queued, send_run(engine, run, None, config.campaign_id, now, limits)
+    channels = configured_channels()
+    settled = reconcile(engine, channels, run.run_id)
+    share = limits.shared_by(senders)
+    job = {"run_id": run.run_id, "campaign_id": config.campaign_id, "now": now, "limits": share}
+    with HelperSenders(engine, senders - 1, **job, follow_run=True) as helpers:
+        queued = queue_run_messages(engine, src, run, config, now)
+        report = helpers.join(send_due(engine, channels, **job))
+    return queued, _sent(engine, run, report, settled)
+
+
+def _sent(engine: Engine, run: RunHandle, report: DispatchReport, settled: dict[str, int]) -> dict[str, int]:
+    """Record the send's outcome on the run; the report as the flow returns it."""
     with _tx(engine) as (session, conn):
         counts = outbox.status_counts(conn, run.run_id)
         runs.advance(session, run.run_id, "sent", outbox=counts, reconciled=settled)
