@@ -41,6 +41,7 @@ def enqueue(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
+    rows = sorted(rows, key=lambda r: r["id"])  # ids are hashes: in order, the inserts touch neighbouring pages
     columns = {name: [r[name] for r in rows] for name in rows[0]}
     return insert_columns(conn, OutboxMessage.__table__, columns, skip_existing="id")
 

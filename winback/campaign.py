@@ -30,6 +30,7 @@ from segments.decision import decide
 from segments.learning import updated_lifts
 from segments.scoring import MIN_CUSTOMERS_TO_FIT
 from warehouse import outbox, queries, runs
+from warehouse.db import make_engine
 from warehouse.frames import frame_from_rows, raw_rows
 from warehouse.models import Decision
 from warehouse.returns import measured_lift_by_offer_kind
@@ -72,6 +73,15 @@ def summarise_batch(engine: Engine, src: SourceTables, as_of: dt.datetime, id_ra
     rfm = queries.summary_to_rfm(summary, as_of)
     rfm["last_day"] = summary["last_day"]
     return rfm
+
+
+def summarise_batches(url: str, src: SourceTables, as_of: dt.datetime, batches: list[queries.IdRange]) -> pd.DataFrame:
+    """Every batch's summary, one after the other, in one frame: what a child process computes (by URL)."""
+    engine = make_engine(url)
+    try:
+        return pd.concat([summarise_batch(engine, src, as_of, b) for b in batches], ignore_index=True)
+    finally:
+        engine.dispose()
 
 
 def calibrate(
