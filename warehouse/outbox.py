@@ -65,8 +65,16 @@ def due_count(conn: Connection, now: dt.datetime, run_id: int | None = None) -> 
     return int(conn.execute(stmt).scalar_one())
 
 
+# what a sender needs of a claimed row: not what it will write (subject, text, times), which SQLite would
+# parse back from text for every row
+CLAIMED_COLUMNS = (
+    "id", "run_id", "customer_id", "step", "channel", "template", "to_address", "context", "status",
+    "provider", "provider_message_id", "attempts", "not_before", "claimed_by",
+)  # fmt: skip
+
+
 def claim(conn: Connection, ids: Iterable[str], token: str) -> list[dict[str, Any]]:
-    """queued → sending for these ids, stamped with this sender's token; returns the rows it won.
+    """queued → sending for these ids, stamped with this sender's token; returns the rows it won (CLAIMED_COLUMNS).
 
     One UPDATE … RETURNING for the batch: rows another sender took meanwhile are simply not returned.
     """
@@ -81,7 +89,7 @@ def claim(conn: Connection, ids: Iterable[str], token: str) -> list[dict[str, An
         update(table)
         .where(table.c.id.in_(ids), status == "queued")
         .values(status="sending", claimed_by=token, claimed_at=utcnow(), attempts=table.c.attempts + 1)
-        .returning(*table.c)
+        .returning(*(table.c[name] for name in CLAIMED_COLUMNS))
     )
     names = list(won.keys())
     return [dict(zip(names, row, strict=True)) for row in won]  # a Row's mapping view costs ~10x more
