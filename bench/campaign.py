@@ -4,8 +4,8 @@
 
 The warehouse is built once and cached on disk (minutes); each run resets winback's own tables and times
 the `winback_campaign` flow end to end and per stage, then the floor: one bare aggregation of the orders
-per customer on the same database. Peak RSS is this process's; the largest child's is printed too (the summaries'
-reader or a helper sender, or the warehouse builder on a run that builds it).
+per customer on the same database. Peak RSS is this process's (the child that reads the summaries and the
+helper sender run beside it: see the README for theirs).
 Last line: campaign_s=… floor_s=… ratio=… peak_rss_mb=…
 """
 
@@ -84,10 +84,6 @@ def floor_seconds(url: str) -> float:
     return elapsed
 
 
-def _children_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -116,8 +112,6 @@ def main() -> None:
         print(f"  {stage:<20} {seconds:7.2f} s   peak RSS so far {result['peak_rss_mb'][stage]:>6} MiB")
     floor_s = floor_seconds(url)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    # the summaries' child process and the helper senders run beside this one: their largest, for the record
-    print(f"largest child process (summaries or a helper sender): peak RSS {_children_peak_mb():.0f} MiB")
     print(f"campaign_s={campaign_s:.1f} floor_s={floor_s:.1f} ratio={campaign_s / floor_s:.2f} peak_rss_mb={peak:.0f}")
 
 
