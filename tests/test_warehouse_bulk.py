@@ -1,0 +1,86 @@
+"""warehouse.bulk: executemany of tuples must store exactly what SQLAlchemy Core would, on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from warehouse.bulk import insert_columns, update_by_key
+from warehouse.models import CampaignRun, OutboxMessage
+from warehouse.outbox import enqueue
+
+AT = dt.datetime(2026, 11, 2, 10, 0, 0, 123456, tzinfo=dt.UTC)
+
+
+def _run(engine: Engine) -> int:
+    from warehouse.models import Campaign
+
+    with engine.begin() as conn:
+        conn.execute(insert(Campaign).values(id="bulk", kind="winback", config={}, created_at=AT))
+        return conn.execute(
+            insert(CampaignRun).values(campaign_id="bulk", as_of=AT, status="queued", started_at=AT, stats={})
+        ).inserted_primary_key[0]
+
+
+def _row(run_id: int, i: int) -> dict:
+    return {
+        "id": f"m{i:03d}", "run_id": run_id, "customer_id": f"C{i}", "step": "winback", "channel": "email",
+        "template": "winback", "to_address": f"c{i}@example.com", "context": {"first_name": "Zoë", "n": i},
+        "status": "queued", "attempts": 0, "not_before": AT + dt.timedelta(hours=i), "created_at": AT,
+    }  # fmt: skip
+
+
+def _stored(engine: Engine) -> list[dict]:
+    with engine.connect() as conn:
+        table = OutboxMessage.__table__
+        return [dict(r) for r in conn.execute(select(table).order_by(table.c.id)).mappings()]
+
+
+def test_bulk_insert_stores_what_core_stores(engine: Engine) -> None:
+    """Datetimes, JSON and text come back alike whether written by Core or by insert_columns."""
+    run_id = _run(engine)
+    rows = [_row(run_id, i) for i in range(4)]
+    with engine.begin() as conn:
+        conn.execute(insert(OutboxMessage), rows[:2])
+        added = insert_columns(conn, OutboxMessage.__table__, {k: [r[k] for r in rows[2:]] for k in rows[0]})
+    assert added == 2
+    stored = _stored(engine)
+    for core, bulk in [(stored[0], stored[2]), (stored[1], stored[3])]:
+        assert type(core["not_before"]) is type(bulk["not_before"])
+        assert bulk["not_before"].replace(tzinfo=dt.UTC) - core["not_before"].replace(tzinfo=dt.UTC) == dt.timedelta(
+            hours=2
+        )
+        assert bulk["context"]["first_name"] == core["context"]["first_name"] == "Zoë"
+    assert [r["context"]["n"] for r in stored] == [0, 1, 2, 3]
+
+
+def test_enqueue_skips_ids_already_there_and_never_touches_them(engine: Engine) -> None:
+    run_id = _run(engine)
+    with engine.begin() as conn:
+        assert enqueue(conn, [_row(run_id, 0), _row(run_id, 1)]) == 2
+    changed = {**_row(run_id, 1), "to_address": "changed@example.com"}
+    with engine.begin() as conn:
+        assert enqueue(conn, [changed, _row(run_id, 2)]) == 1
+    assert [r["to_address"] for r in _stored(engine)] == ["c0@example.com", "c1@example.com", "c2@example.com"]
+
+
+def test_update_by_key_changes_only_the_matched_rows(engine: Engine) -> None:
+    run_id = _run(engine)
+    with engine.begin() as conn:
+        enqueue(conn, [_row(run_id, i) for i in range(3)])
+        update_by_key(
+            conn, OutboxMessage.__table__, "id",
+            {"id": ["m000", "m002"], "status": ["sent", "failed"], "sent_at": [AT, None]},
+        )  # fmt: skip
+    stored = _stored(engine)
+    assert [r["status"] for r in stored] == ["sent", "queued", "failed"]
+    assert stored[0]["sent_at"].replace(tzinfo=dt.UTC) == AT and stored[2]["sent_at"] is None
+
+
+def test_columns_of_unequal_length_are_refused_naming_the_table(engine: Engine) -> None:
+    with engine.begin() as conn, pytest.raises(ValueError, match=r"wb_outbox: columns of unequal length"):
+        insert_columns(conn, OutboxMessage.__table__, {"id": ["a", "b"], "customer_id": ["C1"]})
+    with engine.begin() as conn, pytest.raises(ValueError, match=r"wb_outbox: columns of unequal length"):
+        update_by_key(conn, OutboxMessage.__table__, "id", {"id": ["a"], "status": ["sent", "failed"]})
