@@ -49,6 +49,11 @@ class DispatchReport:
     def add(self, status: str, n: int = 1) -> None:
         self.counts[status] += n
 
+    def merge(self, counts: dict[str, int]) -> None:
+        """Add another sender's counts (a helper's report, or a later pass of this one)."""
+        for status, n in counts.items():
+            self.add(status, int(n))
+
     def as_dict(self) -> dict[str, int]:
         return dict(self.counts)
 

@@ -117,8 +117,7 @@ class HelperSenders:
             out = helper.stdout.read()
             if helper.wait() != 0:
                 raise HelperSenderError(f"helper sender pid {helper.pid} exited with code {helper.returncode}")
-            for status, n in json.loads(out).items():
-                report.add(status, int(n))
+            report.merge(json.loads(out))
         return report
 
     def __exit__(self, *exc: object) -> None:
@@ -151,15 +150,15 @@ def _helper_main() -> None:
             limits=SendLimits(**job["limits"]),
         )
 
+    report = DispatchReport()
     try:
-        report = drain()
-        while job.get("follow_run") and not _queueing_over(engine, job["run_id"], job["parent_pid"]):
+        while True:
+            # asked before the pass: a pass that starts after the queueing ended sees every row it queued
+            last_pass = not job["follow_run"] or _queueing_over(engine, job["run_id"], job["parent_pid"])
+            report.merge(drain().as_dict())
+            if last_pass:
+                break
             time.sleep(FOLLOW_POLL_SECONDS)
-            for status, n in drain().counts.items():
-                report.add(status, n)
-        if job.get("follow_run"):
-            for status, n in drain().counts.items():  # what was queued after the last pass
-                report.add(status, n)
     finally:
         engine.dispose()
     print(json.dumps(report.as_dict()))

@@ -33,9 +33,7 @@ def insert_columns(
     """
     dialect = conn.dialect
     constants = constants or {}
-    lengths = {name: len(vals) for name, vals in columns.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"insert_columns into {table.name}: columns of unequal length {lengths}")
+    _check_lengths("insert_columns into", table, columns)
     values = [_converted(table.c[name], vals, dialect) for name, vals in columns.items()]
     fixed = [itertools.repeat(_converted(table.c[name], [v], dialect)[0]) for name, v in constants.items()]
     rows = list(zip(*values, *fixed, strict=False))  # the constants repeat forever; the lengths are checked above
@@ -51,9 +49,7 @@ def update_by_key(conn: Connection, table: Table, key: str, columns: Mapping[str
     As `insert_columns`: values are Python ones, converted by their column types, bound as tuples.
     """
     names = [name for name in columns if name != key]
-    lengths = {name: len(vals) for name, vals in columns.items()}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"update_by_key on {table.name}: columns of unequal length {lengths}")
+    _check_lengths("update_by_key on", table, columns)
     values = [_converted(table.c[name], columns[name], conn.dialect) for name in [*names, key]]
     rows = list(zip(*values, strict=True))
     if not rows:
@@ -62,6 +58,13 @@ def update_by_key(conn: Connection, table: Table, key: str, columns: Mapping[str
     assignments = ", ".join(f"{quote.quote(name)} = {mark}" for name in names)
     sql = f"UPDATE {quote.format_table(table)} SET {assignments} WHERE {quote.quote(key)} = {mark}"
     conn.exec_driver_sql(sql, rows)
+
+
+def _check_lengths(what: str, table: Table, columns: Mapping[str, Sequence[Any]]) -> None:
+    """Refuse columns of different lengths: zipped, they would silently drop or misalign values."""
+    lengths = {name: len(vals) for name, vals in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{what} {table.name}: columns of unequal length {lengths}")
 
 
 def _insert_sql(dialect: Dialect, table: Table, names: list[str], skip_existing: str | None) -> str:
