@@ -1,0 +1,74 @@
+"""Benchmark: one sender process's cost per message (claim, checks, render, sink, outcome recorded).
+
+    .venv/bin/python bench/send_rate.py [--messages 40000] [--database bench/.cache/bench-1m.db]
+                                        [--wal-autocheckpoint PAGES]
+
+Runs on the database `bench/campaign.py` leaves behind (its outbox full of one run's messages): every row
+of that run goes back to `queued`, then one `send_due` in this process, to the local sink, sends
+`--messages` of them. `--wal-autocheckpoint` overrides winback's SQLite setting, to compare.
+Last line: messages=… seconds=… us_per_message=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import event, text
+
+from messages.channels.sink import SinkChannel
+from messages.dispatch import SendLimits, send_due
+from warehouse.db import make_engine
+
+AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)  # bench/campaign.py's as-of and send time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=40_000)
+    parser.add_argument("--database", type=Path, default=Path("bench/.cache/bench-1m.db"))
+    parser.add_argument("--wal-autocheckpoint", type=int, default=None)
+    args = parser.parse_args()
+    if not args.database.exists():
+        raise SystemExit(f"{args.database}: run bench/campaign.py first, it builds and fills this database")
+    engine = make_engine(f"sqlite:///{args.database}")
+    if args.wal_autocheckpoint is not None:
+        pages = args.wal_autocheckpoint
+        event.listen(engine, "connect", lambda conn, _: conn.execute(f"PRAGMA wal_autocheckpoint={pages}"))
+    with engine.begin() as conn:
+        run_id = conn.execute(text("SELECT max(run_id) FROM wb_outbox")).scalar_one()
+        if run_id is None:
+            raise SystemExit(f"{args.database}: no outbox rows; run bench/campaign.py first")
+        conn.execute(
+            text(
+                "UPDATE wb_outbox SET status = 'queued', subject = NULL, body_text = NULL, claimed_by = NULL,"
+                " claimed_at = NULL, sent_at = NULL, provider = NULL, provider_message_id = NULL,"
+                " last_error = NULL WHERE run_id = :run AND status != 'queued'"
+            ),
+            {"run": run_id},
+        )
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # every measurement starts from the same WAL
+    with tempfile.TemporaryDirectory() as sink_dir:
+        sink = SinkChannel(Path(sink_dir) / "sink.jsonl")
+        start = time.perf_counter()
+        report = send_due(
+            engine, {"email": sink, "sms": sink}, run_id=run_id, campaign_id="bench", now=AS_OF,
+            limits=SendLimits(processes=1), max_messages=args.messages,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+    handled = sum(report.as_dict().values())
+    print(f"outcomes: {report.as_dict()}")
+    print(f"messages={handled} seconds={seconds:.2f} us_per_message={seconds / handled * 1e6:.0f}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    main()
