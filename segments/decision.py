@@ -51,6 +51,7 @@ DECISION_COLUMNS = [
     "offer_amount",
     "channel",
     "reason",
+    "last_order_at",
 ]
 
 
@@ -208,6 +209,14 @@ def _reasons(
     )
 
 
+def last_order_times(last_day: pd.Series | None, length: int) -> pd.Series:
+    """Epoch days (as the summaries give them) as UTC times to the millisecond, SQLite's julianday precision."""
+    if last_day is None:
+        return pd.Series(pd.NaT, index=range(length), dtype="datetime64[ms, UTC]")
+    millis = (last_day.astype(float) * 86_400_000).round()
+    return pd.to_datetime(millis, unit="ms", utc=True).astype("datetime64[ms, UTC]")
+
+
 def spend_budget(costs: np.ndarray, held_out: np.ndarray, budget: float) -> np.ndarray:
     """Greedy over customers already ranked by value per cost: take each one whose offer still fits.
 
@@ -284,6 +293,7 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     )
     frame["arm"] = frame["action"].map({"contact": "treatment", "holdout": "holdout"})
 
+    frame["last_order_at"] = last_order_times(frame.get("last_day"), len(frame))
     reasons = _reasons(frame, cost, lift, symbol, eligible, within, owed, unfunded, rank)
     frame["reason"] = pd.Series(reasons, index=frame.index, dtype=object)  # as text, not inferred as str dtype
     return frame[

@@ -102,3 +102,24 @@ def test_rerun_same_date_sends_nothing_twice(demo_engine: Engine) -> None:
     ids = [r["message_id"] for r in SinkChannel().records()]
     assert len(ids) == len(set(ids)) == sent
     assert sent + skipped == contacts
+
+
+def test_decisions_keep_the_last_order_the_messages_name(demo_engine: Engine) -> None:
+    config = CampaignConfig(campaign_id="last-order", budget=2000.0)
+    run = run_campaign(demo_engine, config)
+    with demo_engine.connect() as conn:
+        decided = pd.read_sql(
+            select(Decision.customer_id, Decision.last_order_at).where(Decision.run_id == run.run_id), conn
+        )
+        orders = pd.read_sql("SELECT customer_id, ordered_at FROM orders", conn)
+        queued = pd.read_sql(select(OutboxMessage.customer_id, OutboxMessage.context), conn)
+    orders["ordered_at"] = pd.to_datetime(orders["ordered_at"], utc=True)
+    truth = orders.loc[orders["ordered_at"] <= pd.Timestamp(AS_OF)].groupby("customer_id")["ordered_at"].max()
+    stored = pd.to_datetime(decided.set_index("customer_id")["last_order_at"], utc=True)
+    with_orders = stored.index.isin(truth.index)
+    assert with_orders.sum() > 100 and stored[with_orders].notna().all() and stored[~with_orders].isna().all()
+    drift = (stored[with_orders] - truth.reindex(stored.index[with_orders])).abs()
+    assert drift.max() <= pd.Timedelta(milliseconds=1)  # to the millisecond, as SQLite's julianday keeps it
+    named = queued.set_index("customer_id")["context"].map(lambda c: c.get("last_order_at"))
+    assert len(named) > 50
+    assert (pd.to_datetime(named, utc=True) == stored.reindex(named.index)).all()

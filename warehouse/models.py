@@ -114,6 +114,9 @@ class Decision(Base):
     channel: Mapped[str | None] = mapped_column(String(8))
     reason: Mapped[str] = mapped_column(Text)
     decided_at: Mapped[dt.datetime]
+    # the customer's last order before the run's as-of, to the millisecond (None: no orders): kept so the
+    # messages need not aggregate the orders again, and so a decision shows how lapsed the customer was
+    last_order_at: Mapped[dt.datetime | None]
 
     def __repr__(self) -> str:
         return f"Decision(run_id={self.run_id}, customer_id={self.customer_id!r}, action={self.action!r})"

@@ -275,16 +275,17 @@ CONTACT_COLUMNS = [
     "occurred_at",
     "resolved_at",
     "description",
+    "last_order_at",
 ]
 
 
 def contacts_to_queue(
-    conn: Connection, src: SourceTables, run_id: int, as_of: dt.datetime, partition: int = 25_000
+    conn: Connection, src: SourceTables, run_id: int, partition: int = 25_000
 ) -> Iterator[pd.DataFrame]:
     """Everything a run's messages need, for contacted customers without an outbox row yet, in partitions.
 
-    One query joins the decisions with the customers, offers and failures inside the warehouse (winback's
-    tables live beside the source tables); a second gives each one's last order before `as_of`.
+    One query joins the decisions (which keep each customer's last order before the run's as-of) with the
+    customers, offers and failures inside the warehouse: winback's tables live beside the source tables.
     """
     from warehouse.models import Decision, Offer, OutboxMessage
 
@@ -307,6 +308,7 @@ def contacts_to_queue(
             Offer.currency,
             Offer.expires_at,
             *(src.col(f, n) for n in ("order_id", "occurred_at", "resolved_at", "description")),
+            Decision.last_order_at,
         )
         .join(cu, src.col(cu, "customer_id") == Decision.customer_id)
         .outerjoin(Offer, and_(Offer.run_id == Decision.run_id, Offer.customer_id == Decision.customer_id))
@@ -314,22 +316,12 @@ def contacts_to_queue(
         .where(Decision.run_id == run_id, Decision.action == "contact", ~queued.exists())
         .order_by(Decision.customer_id)
     )
-    o = src.orders
-    ocid, oat = src.col(o, "customer_id"), src.col(o, "ordered_at")
-    last_stmt = (
-        select(Decision.customer_id, func.max(oat))
-        .join(o, ocid == Decision.customer_id)
-        .where(Decision.run_id == run_id, Decision.action == "contact", oat <= as_of)
-        .group_by(Decision.customer_id)
-    )
-    last = dict(conn.execute(last_stmt).all())
     after = ""  # keyset pages on the customer id: flat memory on every database, no server-side cursor
     while rows := raw_rows(conn, stmt.where(Decision.customer_id > after).limit(partition)):
         after = rows[-1][0]
         frame = frame_from_rows(rows, CONTACT_COLUMNS, {"decided_cost": "float64", "offer_value": "float64"})
-        for col in ("expires_at", "occurred_at", "resolved_at"):
+        for col in ("expires_at", "occurred_at", "resolved_at", "last_order_at"):
             frame[col] = pd.to_datetime(frame[col], utc=True)
-        frame["last_order_at"] = pd.to_datetime(frame["customer_id"].map(last), utc=True)
         yield frame
 
 

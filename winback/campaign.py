@@ -175,7 +175,7 @@ def queue_run_messages(
     added = 0
     checked = False
     with engine.connect() as reader:
-        for frame in queries.contacts_to_queue(reader, src, run.run_id, run.as_of):
+        for frame in queries.contacts_to_queue(reader, src, run.run_id):
             frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
             # a refund is paid outright, so its expected cost is its amount; other kinds state their value
             frame["offer_amount"] = frame["decided_cost"].where(
