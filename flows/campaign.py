@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import resource
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run as prefect_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from offers.policy import CompensationPolicy
@@ -77,13 +79,21 @@ def decide(
 
 
 @task(**task_opts)
-def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int:
-    return stages.issue_run_offers(engine_for(url), run, config)
+def preview(
+    url: str,
+    as_of: dt.datetime,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+) -> dict[str, Any]:
+    policy = CompensationPolicy.from_yaml(config.policy_file) if config.policy_file else CompensationPolicy.default()
+    return stages.preview_run(engine_for(url), as_of, scored, failures, reach, config, policy)
 
 
 @task(**task_opts)
-def queue_messages(url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime) -> int:
-    return stages.queue_run_messages(engine_for(url), src, run, config, now)
+def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int:
+    return stages.issue_run_offers(engine_for(url), run, config)
 
 
 @task(**task_opts, retries=2, retry_delay_seconds=[5, 30])
@@ -106,7 +116,7 @@ def winback_campaign(
     """Run a campaign for `as_of` (default: now); re-running the same date resumes and sends nothing twice."""
     config = config or CampaignConfig()
     url = database_url_override or database_url()
-    as_of = utc(as_of or utcnow())
+    as_of = utc(as_of or scheduled_or_now())
     now = utc(now or utcnow())
     src = SourceTables(SourceMapping.configured())
     logger = get_run_logger()
@@ -120,47 +130,62 @@ def winback_campaign(
         peaks[stage] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # MiB, process peak so far
         clock = time.perf_counter()
 
+    result: dict[str, Any] = {"campaign_id": config.campaign_id, "as_of": as_of.isoformat()}
+    if config.dry_run:  # decided and counted, written nowhere: see stages.preview_run
+        scored, failures, reach, model, result["batches"] = _read_and_score(url, src, as_of, config, lap)
+        result["dry_run"] = preview(url, as_of, scored, failures, reach, config)
+        lap("decide")
+        logger.info("dry run: nothing written or sent")
+        return {**result, "timings": timings, "peak_rss_mb": peaks}
     run = start_run(url, config, as_of)
-    result: dict[str, Any] = {
-        "run_id": run.run_id,
-        "campaign_id": config.campaign_id,
-        "as_of": as_of.isoformat(),
-    }
+    result["run_id"] = run.run_id
     if run.status == "started":
-        batches = plan_batches(url, src, config.batch_size)
-        if len(batches) > 1:  # a large warehouse: the orders' summaries in a child process, on the other core
-            summaries = [summarise_elsewhere.submit(url, src, as_of, batches)]
-        else:
-            summaries = [summarise_batch.submit(url, src, as_of, b) for b in batches]
-        contexts = [context_batch.submit(url, src, as_of, b, config.aggrieved.lookback_days) for b in batches]
-        # the calibration check reads its own slice of the warehouse: it runs while the rest is scored
-        calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
-        rfm = pd.concat([s.result() for s in summaries], ignore_index=True)
-        failures = pd.concat([c.result()[0] for c in contexts], ignore_index=True)
-        reach = pd.concat([c.result()[1] for c in contexts], ignore_index=True)
-        lap("summarise_failures_and_reach")
-        scored, model = score(rfm, config)
-        if calibration is not None:
-            checked = calibration.result()  # awaited either way: a failed check fails the run
-            if model["method"] != "rules":
-                model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
-                model["calibration"] = checked
-        lap("score")
+        scored, failures, reach, model, result["batches"] = _read_and_score(url, src, as_of, config, lap)
         result["decisions"] = decide(url, run, scored, failures, reach, config, model)
         lap("decide")
         result["model"] = model
-        result["batches"] = len(batches)
     else:
         logger.info("run %s already decided (%s): resuming", run.run_id, run.status)
     result["offers_issued"] = issue_offers(url, run, config)
     lap("offers")
-    if config.dry_run:
-        result["messages_queued"] = queue_messages(url, src, run, config, now)
-        lap("queue")
-        logger.info("dry run: nothing sent")
-    else:
-        result["messages_queued"], result["sending"] = queue_and_send(url, src, run, config, now)
-        lap("queue_and_send")
+    result["messages_queued"], result["sending"] = queue_and_send(url, src, run, config, now)
+    lap("queue_and_send")
     result["timings"] = timings
     result["peak_rss_mb"] = peaks
     return result
+
+
+def _read_and_score(
+    url: str, src: SourceTables, as_of: dt.datetime, config: CampaignConfig, lap: Callable[[str], None]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], int]:
+    """The warehouse read in batches (summaries, failures, reachability) and the customers scored."""
+    batches = plan_batches(url, src, config.batch_size)
+    if len(batches) > 1:  # a large warehouse: the orders' summaries in a child process, on the other core
+        summaries = [summarise_elsewhere.submit(url, src, as_of, batches)]
+    else:
+        summaries = [summarise_batch.submit(url, src, as_of, b) for b in batches]
+    contexts = [context_batch.submit(url, src, as_of, b, config.aggrieved.lookback_days) for b in batches]
+    # the calibration check reads its own slice of the warehouse: it runs while the rest is scored
+    calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
+    rfm = pd.concat([s.result() for s in summaries], ignore_index=True)
+    failures = pd.concat([c.result()[0] for c in contexts], ignore_index=True)
+    reach = pd.concat([c.result()[1] for c in contexts], ignore_index=True)
+    lap("summarise_failures_and_reach")
+    scored, model = score(rfm, config)
+    if calibration is not None:
+        checked = calibration.result()  # awaited either way: a failed check fails the run
+        if model["method"] != "rules":
+            model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
+            model["calibration"] = checked
+    lap("score")
+    return scored, failures, reach, model, len(batches)
+
+
+def scheduled_or_now() -> dt.datetime:
+    """The flow run's scheduled start, else the clock: the default as-of.
+
+    A retry of a flow run keeps its scheduled start, so it resumes the same campaign run; the clock would
+    name a new run, which would decide, offer and message the same customers again.
+    """
+    scheduled = prefect_flow_run.scheduled_start_time
+    return dt.datetime.fromtimestamp(scheduled.timestamp(), dt.UTC) if scheduled is not None else utcnow()

@@ -16,7 +16,7 @@ from pandas.api.types import is_datetime64_any_dtype, is_object_dtype
 
 from messages.contact_data import phone_time_zone
 from messages.quiet_hours import next_allowed
-from messages.render import Brand, build_context, render
+from messages.render import Brand, RenderError, build_context, render
 from messages.unsubscribe import unsubscribe_url
 from warehouse.bulk import python_values
 from warehouse.outbox import message_id
@@ -135,13 +135,34 @@ def plan_rows(
     ]
 
 
+TEMPLATE_CHECK_ROWS = 20  # rows of one (template, channel) pair tried before the template is called broken
+
+
 def check_templates(rows: list[dict[str, Any]], brand: Brand = Brand()) -> None:  # noqa: B008
-    """Render the first row of every (template, channel) pair; raises RenderError naming what broke."""
-    seen: set[tuple[str, str]] = set()
+    """Render every (template, channel) pair from real rows; raises RenderError when a pair renders for none.
+
+    A broken template fails every row, so it stops the run before anything is queued. One customer's bad
+    data (an unknown failure category, a missing order) fails only that row: it must not block everyone
+    else's messages, so the next rows are tried, and that message fails on its own at send time.
+    """
+    rendered: set[tuple[str, str]] = set()
+    failed: dict[tuple[str, str], list[tuple[str, Exception]]] = {}
     for row in rows:
         key = (row["template"], row["channel"])
-        if key in seen:
+        if key in rendered or len(failed.get(key, ())) >= TEMPLATE_CHECK_ROWS:
             continue
-        seen.add(key)
-        ctx = build_context(row["context"], brand, unsubscribe_url(row["customer_id"], row["channel"]))
-        render(row["template"], row["channel"], ctx)
+        try:
+            ctx = build_context(row["context"], brand, unsubscribe_url(row["customer_id"], row["channel"]))
+            render(row["template"], row["channel"], ctx)
+        except ValueError as exc:  # RenderError is one
+            failed.setdefault(key, []).append((row["customer_id"], exc))
+        else:
+            rendered.add(key)
+    for (template, channel), tried in failed.items():
+        if (template, channel) not in rendered:
+            customers = ", ".join(customer for customer, _ in tried[:5]) + (", …" if len(tried) > 5 else "")
+            first = tried[0][1]
+            raise RenderError(
+                f"template {template!r} ({channel}) rendered for none of the {len(tried)} customers tried "
+                f"({customers}): {first}"
+            ) from first

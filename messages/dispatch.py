@@ -163,10 +163,10 @@ class SendLimits:
     @classmethod
     def from_env(cls) -> SendLimits:
         return cls(
-            email_per_second=float(os.environ.get("WINBACK_EMAIL_RATE", cls.email_per_second)),
-            sms_per_second=float(os.environ.get("WINBACK_SMS_RATE", cls.sms_per_second)),
-            concurrency=int(os.environ.get("WINBACK_SEND_CONCURRENCY", cls.concurrency)),
-            processes=max(1, int(os.environ.get("WINBACK_SEND_PROCESSES", os.cpu_count() or 1))),
+            email_per_second=_positive_setting("WINBACK_EMAIL_RATE", cls.email_per_second, float),
+            sms_per_second=_positive_setting("WINBACK_SMS_RATE", cls.sms_per_second, float),
+            concurrency=int(_positive_setting("WINBACK_SEND_CONCURRENCY", cls.concurrency, int)),
+            processes=int(_positive_setting("WINBACK_SEND_PROCESSES", os.cpu_count() or 1, int)),
         )
 
     def shared_by(self, senders: int) -> SendLimits:
@@ -177,6 +177,20 @@ class SendLimits:
             sms_per_second=self.sms_per_second / senders,
             processes=1,
         )
+
+
+def _positive_setting(name: str, default: float, kind: type[int] | type[float]) -> float:
+    """A sending setting from the environment, refused unless it is a number above zero."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: not {'a whole number' if kind is int else 'a number'}") from None
+    if not value > 0:
+        raise ValueError(f"{name}={raw!r}: must be above zero")
+    return value
 
 
 def send_due(
@@ -260,18 +274,23 @@ def _send_loop(
                 else:
                     ready.append(prepared)
 
-            def deliver(item: Prepared) -> tuple[Prepared, SendOutcome]:
+            def deliver(item: Prepared) -> tuple[Prepared, SendOutcome | Exception]:
                 assert item.message is not None
                 channel = channels[item.message.channel]
                 if getattr(channel, "rate_limited", True):
                     buckets[item.message.channel].acquire()
-                return item, channel.send(item.message)
+                try:
+                    return item, channel.send(item.message)
+                except Exception as exc:  # an adapter's bug, not a provider's answer: sent or not is unknown
+                    return item, exc
 
             # providers are network-bound: send them concurrently; the local sink is not worth a thread hop
             remote = [p for p in ready if getattr(channels[p.row["channel"]], "rate_limited", True)]
             local = [p for p in ready if not getattr(channels[p.row["channel"]], "rate_limited", True)]
-            done += [deliver(p) for p in local]
-            done += [f.result() for f in as_completed([pool.submit(deliver, p) for p in remote])]
+            attempts = [deliver(p) for p in local]
+            attempts += [f.result() for f in as_completed([pool.submit(deliver, p) for p in remote])]
+            crashed = [(item, outcome) for item, outcome in attempts if isinstance(outcome, Exception)]
+            done += [(item, outcome) for item, outcome in attempts if not isinstance(outcome, Exception)]
             with engine.begin() as conn:
                 answered = now + dt.timedelta(seconds=time.monotonic() - started)  # Retry-After counts from here
                 changes = [_outcome_change(conn, item, outcome, retry, answered) for item, outcome in done]
@@ -279,7 +298,26 @@ def _send_loop(
             for change in changes:
                 report.add(change["_kind"])
             handled += len(rows)
+            if crashed:  # the others' outcomes are committed; these stay `sending` for reconcile to settle
+                raise SendCrashed(crashed)
     return report
+
+
+class SendCrashed(RuntimeError):
+    """A channel adapter raised instead of answering: the sender stops, its other outcomes kept.
+
+    Whether those messages reached the provider is unknown, so their rows stay `sending`; `reconcile`
+    settles them (the sink's journal exactly, a provider's as `unknown`), exactly as after a crash.
+    """
+
+    def __init__(self, crashed: list[tuple[Prepared, Exception]]) -> None:
+        first = crashed[0][1]
+        ids = ", ".join(item.row["id"] for item, _ in crashed[:5]) + (", …" if len(crashed) > 5 else "")
+        super().__init__(
+            f"{len(crashed)} message(s) left `sending` for reconcile ({ids}): "
+            f"{type(first).__name__}: {redact_text(str(first))}"
+        )
+        self.__cause__ = first
 
 
 def _outcome_change(

@@ -10,7 +10,13 @@ from __future__ import annotations
 import re
 
 _STARS = "*****"
-_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+# The local part leaves out `/ = ? &`, legal but unseen in real addresses, so an address inside a URL query
+# (`?email=jane@example.com`) is masked without swallowing the URL before it. `%40` is an `@` percent-encoded,
+# as it is in a link's query string.
+_EMAIL_RE = re.compile(
+    r"(?P<local>[A-Za-z0-9.!#$%'*+^_`{|}~-]+)(?P<at>@|%40)(?P<domain>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)",
+    re.IGNORECASE,
+)
 # Eight or more digits, optionally led by '+': long enough to be a phone number, too long to be an error code
 # such as Twilio's 21211 or an HTTP status.
 _PHONE_RE = re.compile(r"(?<![\w+])\+?\d{8,15}(?!\w)")
@@ -33,6 +39,9 @@ def mask_phone(number: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Mask every email address and phone number inside free text (e.g. a provider's error message)."""
-    masked = _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
+    """Mask every email address and phone number inside free text (e.g. a provider's error message, a URL).
+
+    Addresses get `mask_email`'s shape, `%40` kept as it was written.
+    """
+    masked = _EMAIL_RE.sub(lambda m: f"{m['local'][:1]}***{m['at']}{m['domain']}", text)
     return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), masked)

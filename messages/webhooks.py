@@ -1,15 +1,19 @@
 """Provider webhook payloads → normalised `WebhookEvent`s (pure parsing: no database, no web framework).
 
 What is kept from each payload is what winback needs to match and explain an event, minus contact data:
-SendGrid's `email` is masked, Twilio's To/From/Body are dropped (the outbox row already knows the address).
+SendGrid's `email` is masked and every other text in the event (a bounce `reason` quoting the address, a
+click `url` carrying it) goes through `redact_text`; Twilio's To/From/Body are dropped (the outbox row already
+knows the address).
 
 - SendGrid Event Webhook: a JSON array of events. Our custom args (`winback_message_id`, `campaign_id`,
   `customer_id`) come back as top-level keys of each event. event_key = `sendgrid:{sg_event_id}`.
   A `bounce` whose `type` is `blocked` is a soft bounce and is normalised to event_type `blocked`;
   `type=bounce` (or none) stays `bounce`, the hard bounce. Events without any winback id (mail sent by
   something else on the same SendGrid account) are left out.
-- Twilio status callbacks: form fields MessageSid, MessageStatus, ErrorCode...; the outbox id may also ride
-  on the callback URL as `winback_message_id`. event_key = `twilio:{MessageSid}:{MessageStatus}`.
+- Twilio status callbacks: form fields MessageSid, MessageStatus, ErrorCode...; the outbox id rides on the
+  callback URL as `winback_message_id` (`CALLBACK_ID_PARAM`, added by the Twilio channel), which is what
+  matches a callback to a row left `unknown`, whose MessageSid was never recorded.
+  event_key = `twilio:{MessageSid}:{MessageStatus}`.
 - Twilio inbound SMS: `sms_keyword(body)` classifies a reply as stop / start / help (Twilio's own keyword
   lists, whole body, trimmed, case-insensitive) or None.
 """
@@ -23,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from messages.redact import mask_email
+from messages.redact import mask_email, redact_text
 
 SENDGRID_TYPES = (
     "processed", "delivered", "open", "click", "bounce", "blocked", "dropped", "deferred",
@@ -42,7 +46,11 @@ HELP_KEYWORDS = frozenset({"HELP", "INFO"})
 MAX_KEY = 128  # wb_message_events.event_key
 MAX_TYPE = 24  # wb_message_events.event_type
 MAX_ID = 40  # wb_outbox.id
+CALLBACK_ID_PARAM = "winback_message_id"  # the outbox id, in the Twilio StatusCallback URL's query
 _DROPPED_TWILIO_FIELDS = frozenset({"To", "From", "Body"})
+# Identifiers SendGrid or winback made: no contact data in them, and redaction would garble them (a numeric
+# customer id reads as a phone number).
+_SENDGRID_ID_FIELDS = frozenset({"sg_event_id", "sg_message_id", "winback_message_id", "campaign_id", "customer_id"})
 
 
 class WebhookPayloadError(ValueError):
@@ -115,9 +123,7 @@ def sendgrid_event(item: Mapping[str, Any], *, received_at: dt.datetime) -> Webh
         return None
     if name == "bounce" and str(item.get("type") or "").strip().lower() == "blocked":
         name = "blocked"
-    payload = dict(item)
-    if isinstance(payload.get("email"), str):
-        payload["email"] = mask_email(payload["email"])
+    payload = sendgrid_payload(item)
     sg_event_id = _clean_id(item.get("sg_event_id"), 1000)
     if sg_event_id:
         key = _key(f"sendgrid:{sg_event_id}")
@@ -139,11 +145,44 @@ def sendgrid_event(item: Mapping[str, Any], *, received_at: dt.datetime) -> Webh
     )
 
 
+def sendgrid_payload(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The event as stored: `email` masked, every other string (nested ones too) redacted, ids kept as sent.
+
+    Event rows outlive the customer's consent, and SendGrid quotes the address in more than `email`:
+    a bounce `reason` ("550 5.1.1 <jane@example.com>...") or a tracked link's `url`.
+    """
+    payload: dict[str, Any] = {}
+    for name, value in item.items():
+        if name == "email" and isinstance(value, str):
+            payload[name] = mask_email(value)
+        elif name in _SENDGRID_ID_FIELDS and isinstance(value, str):
+            payload[name] = value
+        else:
+            payload[name] = _redacted(value)
+    return payload
+
+
+def _redacted(value: Any) -> Any:
+    """`value` with `redact_text` applied to every string in it, through nested objects and arrays."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {name: _redacted(inner) for name, inner in value.items()}
+    if isinstance(value, list):
+        return [_redacted(inner) for inner in value]
+    return value
+
+
 # ---------------------------------------------------------------- Twilio
 
 
 def parse_twilio_status(form: Mapping[str, str], query: Mapping[str, str], *, received_at: dt.datetime) -> WebhookEvent:
-    """A Twilio message status callback → WebhookEvent; WebhookPayloadError without MessageSid/MessageStatus."""
+    """A Twilio message status callback → WebhookEvent; WebhookPayloadError without MessageSid/MessageStatus.
+
+    `query` is the callback URL's (signed with it): its `CALLBACK_ID_PARAM` becomes `outbox_id`, which
+    `warehouse.events` matches before the MessageSid, so a row left `unknown` (no sid recorded) is settled
+    and gets the sid.
+    """
     sid = _clean_id(form.get("MessageSid") or form.get("SmsSid"), 128)
     status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
     if not sid or not status:
@@ -151,7 +190,7 @@ def parse_twilio_status(form: Mapping[str, str], query: Mapping[str, str], *, re
     payload = {k: v for k, v in form.items() if k not in _DROPPED_TWILIO_FIELDS}
     return WebhookEvent(
         event_key=_key(f"twilio:{sid}:{status}"),
-        outbox_id=_clean_id(query.get("winback_message_id"), MAX_ID),
+        outbox_id=_clean_id(query.get(CALLBACK_ID_PARAM), MAX_ID),
         customer_id=None,
         channel="sms",
         event_type=status[:MAX_TYPE],

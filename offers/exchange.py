@@ -1,7 +1,8 @@
 """Coupon codes in and out of the shop platform, and the budget ledger (issued, redeemed, expired).
 
 Imports are all or nothing: every row is checked first and a file with any bad row changes nothing, with
-each problem named by its line; re-importing the same redemptions changes nothing either.
+each problem named by its line (a code listed twice is one, on its second line: one redemption per code);
+re-importing the same redemptions changes nothing either.
 """
 
 from __future__ import annotations
@@ -73,20 +74,23 @@ def import_redemptions(conn: Connection, rows: Iterable[dict[str, Any]], source:
             )
         ).all()
     }
-    seen: dict[str, str] = {}
+    first: dict[str, tuple[int, str, dt.datetime]] = {}  # code -> its first (line, order, time) in this file
     todo = []
     for line, code, order_id, when in parsed:
+        if code in first:
+            problems.append((line, _repeat_problem(code, order_id, when, first[code])))
+            continue
+        first[code] = (line, order_id, when)
         if code not in known:
             problems.append((line, f"unknown code {code}"))
             continue
         done_order, expires, issued = known[code]
-        if seen.get(code, order_id) != order_id or (done_order and done_order != order_id):
-            problems.append((line, f"code {code} is single-use: already redeemed by order {done_order or seen[code]}"))
+        if done_order and done_order != order_id:
+            problems.append((line, f"code {code} is single-use: already redeemed by order {done_order}"))
             continue
         if when > utc(expires) or when < utc(issued):
             problems.append((line, f"code {code} was not valid at {when.isoformat()} (valid until {utc(expires)})"))
             continue
-        seen[code] = order_id
         if not done_order:
             todo.append((code, order_id, when))
     if problems:
@@ -94,6 +98,23 @@ def import_redemptions(conn: Connection, rows: Iterable[dict[str, Any]], source:
     for code, order_id, when in todo:
         conn.execute(update(Offer).where(Offer.code == code).values(redeemed_at=when, redeemed_order_id=order_id))
     return {"redeemed": len(todo), "already_recorded": len(parsed) - len(todo)}
+
+
+def _repeat_problem(code: str, order_id: str, when: dt.datetime, first: tuple[int, str, dt.datetime]) -> str:
+    """Why a code's second line in one file is refused: a code is redeemed once, so one line per code.
+
+    Accepting a repeat would count the redemption twice, and with another time the last line would
+    silently win; another order is a second use of a single-use code.
+    """
+    first_line, first_order, first_when = first
+    if first_order != order_id:
+        return f"code {code} is single-use: already redeemed by order {first_order} on line {first_line}"
+    if first_when != when:
+        return (
+            f"code {code} repeats line {first_line} (order {order_id}) with another time: "
+            f"{when.isoformat()} here, {first_when.isoformat()} there"
+        )
+    return f"code {code} repeats line {first_line} (order {order_id})"
 
 
 def read_redemptions_csv(path: Path) -> list[dict[str, Any]]:

@@ -35,12 +35,25 @@ class ModelSummary:
         return asdict(self)
 
 
+def _refuse_bad_spend(rfm: pd.DataFrame) -> None:
+    """Gamma-Gamma needs every repeat buyer's mean order value above zero: name the customers who break it."""
+    bad = (rfm["frequency"] > 0) & ~(rfm["mean_spend"] > 0)
+    if bad.any():
+        ids = rfm.loc[bad, "customer_id"].astype(str).tolist()
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        raise ValueError(
+            f"orders: zero, negative or missing mean order value for repeat customer {shown}; "
+            "the spend model needs positive amounts (map refunds and cancellations out of the orders)"
+        )
+
+
 def score_with_models(rfm: pd.DataFrame, economics: Economics) -> tuple[pd.DataFrame, ModelSummary]:
     """Fit BG/NBD and Gamma-Gamma on `rfm` (days) and score every customer.
 
     Returns the frame with p_active, expected_orders (over the horizon), expected_spend (per order) and
     customer_value (discounted margin over the horizon).
     """
+    _refuse_bad_spend(rfm)
     f = rfm["frequency"].to_numpy(dtype="float64")
     rec = rfm["recency"].to_numpy(dtype="float64") / DAYS_PER_PERIOD
     t = rfm["T"].to_numpy(dtype="float64") / DAYS_PER_PERIOD

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import logging
 import re
 import threading
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine, insert, select
 from standins import TWILIO_SPEC, compiled_validator, pointer, require_specs, twilio_api
 from standins.server import unused_local_url
 from standins.twilio_api import (
@@ -20,12 +22,21 @@ from standins.twilio_api import (
     TwilioStandin,
     running_twilio_standin,
 )
+from starlette.testclient import TestClient
 from twilio.base.exceptions import TwilioRestException
+from twilio.request_validator import RequestValidator
 
 from messages.channels.errors import OPTED_OUT_REASON, RecipientOptedOut, map_provider_errors
-from messages.channels.twilio import RedirectingTwilioHttpClient, TwilioChannel, TwilioSettings
+from messages.channels.twilio import (
+    RedirectingTwilioHttpClient,
+    TwilioChannel,
+    TwilioSettings,
+    status_callback_url,
+)
 from messages.outcomes import Failed, OutgoingMessage, Sent
 from messages.redact import mask_phone
+from warehouse.models import Campaign, CampaignRun, OutboxMessage
+from winback.server import ServerSettings, create_app
 
 twilio_standin = twilio_api.twilio_standin
 
@@ -69,7 +80,7 @@ def test_request_is_basic_auth_form_post_with_status_callback(
         "To": "+447700900123",
         "From": VALID_TEST_FROM,
         "Body": "Hi Jane, 20% off this week. Reply STOP to opt out",
-        "StatusCallback": CALLBACK,
+        "StatusCallback": CALLBACK + "?winback_message_id=msg-0001",  # the outbox id, for callbacks
     }
 
 
@@ -95,6 +106,67 @@ def test_messaging_service_replaces_the_from_number(twilio_standin: TwilioStandi
     assert exchange.fields()["MessagingServiceSid"] == SERVICE_SID
     assert "From" not in exchange.fields() and "StatusCallback" not in exchange.fields()
     assert exchange.response_json()["status"] == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("configured", "message_id", "expected"),
+    [
+        (CALLBACK, "msg-0001", CALLBACK + "?winback_message_id=msg-0001"),
+        (CALLBACK + "?src=twilio&x=%20y", "msg-0001", CALLBACK + "?src=twilio&x=%20y&winback_message_id=msg-0001"),
+        (CALLBACK + "?winback_message_id=old&src=t", "m2", CALLBACK + "?src=t&winback_message_id=m2"),
+        (CALLBACK + "?", "a b/&c", CALLBACK + "?winback_message_id=a+b%2F%26c"),
+        (CALLBACK + "#top", "m3", CALLBACK + "?winback_message_id=m3#top"),
+    ],
+    ids=["plain", "own query kept verbatim", "stale id replaced", "id encoded", "fragment last"],
+)
+def test_status_callback_url_carries_the_outbox_id(configured: str, message_id: str, expected: str) -> None:
+    assert status_callback_url(configured, message_id) == expected
+
+
+def test_a_callback_settles_an_unknown_row_through_the_id_in_its_url(
+    engine: Engine, twilio_standin: TwilioStandin
+) -> None:
+    """The send's response was lost (row `unknown`, no MessageSid): Twilio's signed callback still finds it."""
+    public, token, now = "https://hooks.example.com/winback", "callback-signing-token", dt.datetime.now(dt.UTC)
+    configured = public + "/webhooks/twilio/status?src=twilio"  # a query of its own: the id is joined with &
+    with engine.begin() as conn:
+        add_unknown_sms_row(conn, "msg-0001", now)
+    channel = TwilioChannel(twilio_standin.settings(status_callback_url=configured))
+    sent = channel.send(sms())
+    assert isinstance(sent, Sent)
+
+    callback = twilio_standin.received[0].request.fields()["StatusCallback"]
+    assert callback == configured + "&winback_message_id=msg-0001"
+    params = {"AccountSid": DEFAULT_ACCOUNT_SID, "MessageSid": sent.provider_message_id, "MessageStatus": "sent"}
+    server = TestClient(create_app(engine, ServerSettings(public_url=public, twilio_auth_token=token)))
+    response = server.post(
+        callback.removeprefix(public),  # the proxy strips /winback; the server rebuilds the public URL
+        data=params,
+        headers={"X-Twilio-Signature": RequestValidator(token).compute_signature(callback, params)},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["reconciled"] == 1
+    with engine.connect() as conn:
+        row = conn.execute(select(OutboxMessage.__table__).where(OutboxMessage.id == "msg-0001")).one()
+    assert (row.status, row.provider, row.provider_message_id) == ("sent", "twilio", sent.provider_message_id)
+
+
+def add_unknown_sms_row(conn: Any, message_id: str, at: dt.datetime) -> None:
+    """An SMS outbox row whose send crashed before the response was recorded: status unknown, no provider id."""
+    conn.execute(insert(Campaign).values(id="camp-42", kind="winback", config={}, created_at=at))
+    run_id = conn.execute(
+        insert(CampaignRun)
+        .values(campaign_id="camp-42", as_of=at, journey_key="", status="sent", started_at=at, stats={})
+        .returning(CampaignRun.id)
+    ).scalar_one()
+    conn.execute(
+        insert(OutboxMessage).values(
+            id=message_id, run_id=run_id, customer_id="c-1", step="winback", channel="sms", template="winback",
+            to_address="+447700900123", context={}, status="unknown", provider=None, provider_message_id=None,
+            attempts=1, not_before=at, created_at=at,
+        )
+    )  # fmt: skip
 
 
 def test_a_1600_character_body_is_accepted(channel: TwilioChannel) -> None:

@@ -473,3 +473,52 @@ def test_a_claim_abandoned_by_a_failed_send_in_this_process_is_settled(engine: E
     assert reconcile(engine, {"email": sink, "sms": sink}, run.run_id) == {"queued": 5}
     send_due(engine, {"email": sink, "sms": sink}, run_id=run.run_id, now=NOW)
     assert status_counts(engine, run.run_id) == {"sent": 5}
+
+
+class BrokenForOne:
+    """A provider-like channel (sent concurrently) whose adapter raises for one recipient only."""
+
+    name = "flaky"
+    rate_limited = True
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, message):  # type: ignore[no-untyped-def]
+        from messages.outcomes import Sent
+
+        if message.to == "c2@example.com":
+            raise RuntimeError("adapter bug")
+        self.sent.append(message.message_id)
+        return Sent(provider="flaky", provider_message_id=f"p-{message.message_id}")
+
+
+def test_an_adapter_raising_for_one_message_keeps_the_others_outcomes(engine: Engine) -> None:
+    from messages.dispatch import SendCrashed, SendLimits
+
+    run = queue_messages(engine, [(f"C{i}", "email", f"c{i}@example.com") for i in range(5)], AS_OF)
+    channel = BrokenForOne()
+    with pytest.raises(SendCrashed, match=r"1 message\(s\) left `sending` for reconcile .*RuntimeError: adapter bug"):
+        send_due(engine, {"email": channel, "sms": channel}, run_id=run.run_id, now=NOW,
+                 limits=SendLimits(email_per_second=1000, concurrency=4))  # fmt: skip
+    assert len(channel.sent) == 4
+    assert status_counts(engine, run.run_id) == {"sent": 4, "sending": 1}  # nothing lost, nothing sent twice
+    assert reconcile(engine, {"email": channel, "sms": channel}, run.run_id) == {"unknown": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "problem"),
+    [
+        ("WINBACK_SMS_RATE", "0", "must be above zero"),
+        ("WINBACK_EMAIL_RATE", "fast", "not a number"),
+        ("WINBACK_SEND_CONCURRENCY", "2.5", "not a whole number"),
+        ("WINBACK_SEND_PROCESSES", "-1", "must be above zero"),
+    ],
+)
+def test_sending_settings_name_the_bad_variable(monkeypatch: pytest.MonkeyPatch, name: str, raw: str,
+                                                problem: str) -> None:  # fmt: skip
+    from messages.dispatch import SendLimits
+
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ValueError, match=f"{name}='{raw}': {problem}"):
+        SendLimits.from_env()

@@ -120,3 +120,60 @@ def test_campaign_stores_model_version_diagnostics_and_calibration(url: str, dem
     shown = CliRunner().invoke(app, ["models", "show", "--campaign", "calib"], env={"WINBACK_DATABASE_URL": url})
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["model"]["version"] == model["version"]
+
+
+def _row_counts(engine: Engine) -> dict[str, int]:
+    from warehouse.models import Decision, Offer
+
+    with engine.connect() as conn:
+        return {
+            t.__tablename__: conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (CampaignRun, Decision, Offer, OutboxMessage)
+        }
+
+
+def test_dry_run_writes_nothing_and_predicts_the_real_run(url: str, demo_engine: Engine) -> None:
+    from flows.campaign import winback_campaign
+
+    config = CampaignConfig(campaign_id="dry", budget=3000.0, batch_size=800)
+    before = _row_counts(demo_engine)
+    preview = winback_campaign(config=config.model_copy(update={"dry_run": True}), as_of=AS_OF, now=AS_OF,
+                               database_url_override=url)  # fmt: skip
+    assert _row_counts(demo_engine) == before  # no run to resume, no offer, nothing for dispatch to send
+    predicted = preview["dry_run"]
+    assert predicted["decisions"]["contact"] > 0 and len(predicted["sample_reasons"]) == 5
+    assert 0 < predicted["offer_cost"] <= config.budget
+
+    real = winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
+    assert real["decisions"] == predicted["decisions"]
+    assert real["offers_issued"] == sum(predicted["offers"].values())
+    assert real["messages_queued"] == predicted["decisions"]["contact"]
+
+
+def test_a_retried_flow_run_resumes_its_campaign_run(
+    url: str, demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No as-of given (as a scheduled deployment): the retry must not start a second campaign run."""
+    from flows.campaign import winback_campaign
+    from warehouse.models import Decision
+    from winback import campaign as stages
+
+    issue = stages.issue_run_offers
+    calls: list[int] = []
+
+    def crash_once(*args: object, **kwargs: object) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("worker lost after deciding")
+        return issue(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "issue_run_offers", crash_once)
+    config = CampaignConfig(campaign_id="retried", budget=3000.0, batch_size=800)
+    flow = winback_campaign.with_options(retries=1, retry_delay_seconds=0)
+    result = flow(config=config, now=AS_OF, database_url_override=url)
+    assert len(calls) == 2 and result["offers_issued"] > 0
+    with demo_engine.connect() as conn:
+        run_ids = conn.execute(select(CampaignRun.id).where(CampaignRun.campaign_id == "retried")).scalars().all()
+        decided = conn.execute(select(func.count()).where(Decision.run_id.in_(run_ids))).scalar_one()
+    assert run_ids == [result["run_id"]]
+    assert decided > 0 and "decisions" not in result  # the retry resumed the decided run, deciding nothing anew

@@ -353,3 +353,27 @@ def test_render_matches_jinjas_own_template_render(template: str, locale: str, c
     html = ENV.get_template(f"{template}/body.html.j2").render(ctx)
     assert (email.subject, email.text, email.html) == (subject, text, html)
     assert sms.text.startswith(ENV.get_template(f"{template}/sms.txt.j2").render(ctx).strip()[:40])
+
+
+# --------------------------------------------------------------------------- the check before queueing
+
+
+def _queued(customer: str, **kw: Any) -> dict[str, Any]:
+    return {"customer_id": customer, "template": "apology", "channel": "email", "context": _row(**kw)}
+
+
+def test_one_customers_bad_failure_row_does_not_stop_the_run() -> None:
+    from messages.compose import check_templates
+
+    check_templates([_queued("C1", failure_category="lost_parcel"), _queued("C2"), _queued("C3", order_id=None)])
+
+
+def test_a_pair_that_renders_for_nobody_stops_the_run_naming_who_was_tried() -> None:
+    from messages.compose import TEMPLATE_CHECK_ROWS, check_templates
+
+    bad = [_queued(f"C{i}", failure_category="lost_parcel") for i in range(TEMPLATE_CHECK_ROWS + 5)]
+    with pytest.raises(RenderError) as caught:
+        check_templates([*bad, _queued("C-good")])  # the good row comes after the limit: not reached
+    text = str(caught.value)
+    assert f"'apology' (email) rendered for none of the {TEMPLATE_CHECK_ROWS} customers tried" in text
+    assert "C0, C1, C2, C3, C4, …" in text and "lost_parcel" in text

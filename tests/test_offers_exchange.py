@@ -70,7 +70,7 @@ def test_a_file_with_any_bad_row_changes_nothing_and_names_each_line(engine: Eng
     lines = [line for line, _ in caught.value.problems]
     assert lines == [3, 4, 5, 6, 7]
     assert "line 3: unknown code WB-XXXX-XXXX-XXXX" in str(caught.value)
-    assert "single-use" in str(caught.value)
+    assert f"line 6: code {CODES[0]} is single-use: already redeemed by order O-1 on line 2" in str(caught.value)
     with engine.connect() as conn:
         assert conn.execute(select(Offer.redeemed_at).where(Offer.redeemed_at.is_not(None))).first() is None
 
@@ -84,3 +84,29 @@ def test_ledger_counts_issued_redeemed_expired_and_open(engine: Engine, run_id: 
     assert (during["issued"], during["redeemed"], during["expired"], during["open"]) == (3, 1, 0, 2)
     assert (after["issued"], after["redeemed"], after["expired"], after["open"]) == (3, 1, 2, 0)
     assert during["issued_value"] == 30.0 and during["expected_cost"] == 10.5
+
+
+def test_a_code_listed_twice_is_named_on_its_second_line_and_never_counted_twice(engine: Engine, run_id: int) -> None:
+    first, later = AS_OF + dt.timedelta(days=1), AS_OF + dt.timedelta(days=2)
+    rows = [
+        {"code": CODES[0], "order_id": "O-1", "redeemed_at": first.isoformat()},
+        {"code": CODES[1], "order_id": "O-2", "redeemed_at": first.isoformat()},
+        {"code": CODES[0].lower(), "order_id": "O-1", "redeemed_at": later.isoformat()},  # same code, typed again
+    ]
+    with engine.begin() as conn, pytest.raises(RedemptionImportError) as caught:
+        import_redemptions(conn, rows, source="shop.csv")
+    assert caught.value.problems == [
+        (4, f"code {CODES[0]} repeats line 2 (order O-1) with another time: {later.isoformat()} here, "
+            f"{first.isoformat()} there"),
+    ]  # fmt: skip
+    with engine.connect() as conn:
+        assert conn.execute(select(Offer.redeemed_at).where(Offer.redeemed_at.is_not(None))).first() is None
+
+
+def test_an_identical_repeated_line_is_refused_too(engine: Engine, run_id: int) -> None:
+    row = {"code": CODES[0], "order_id": "O-1", "redeemed_at": (AS_OF + dt.timedelta(days=1)).isoformat()}
+    with engine.begin() as conn, pytest.raises(RedemptionImportError) as caught:
+        import_redemptions(conn, [row, dict(row)])
+    assert caught.value.problems == [(3, f"code {CODES[0]} repeats line 2 (order O-1)")]
+    with engine.begin() as conn:  # one line is one redemption
+        assert import_redemptions(conn, [row]) == {"redeemed": 1, "already_recorded": 0}

@@ -319,6 +319,38 @@ def test_sendgrid_signed_batch_records_events_and_suppresses(db: Engine, key: ec
     assert {outbox_row(db, oid).status for oid in ("e1", "e2", "e4", "e5", "e6", "e7")} == {"sent"}
 
 
+def test_sendgrid_payload_keeps_no_address_in_any_field(db: Engine, key: ec.EllipticCurvePrivateKey) -> None:
+    """A bounce reason, a click URL (plain or percent-encoded) and nested values are redacted like `email`."""
+    events = [
+        sg("bounce", "e1", 30, type="bounce",
+           reason="550 5.1.1 <jane.doe@example.com>: Recipient address rejected; call +447911123456"),
+        sg("click", "e1", 31, url="https://shop.example.com/back?utm_source=wb&email=jane.doe@example.com"),
+        sg("click", "e1", 32, url="https://shop.example.com/back?e=jane.doe%40example.com&x=1",
+           category=["winback", "to jane.doe@example.com"], extra={"note": ["reply to jane.doe@example.com"]}),
+    ]  # fmt: skip
+    body = json.dumps(events).encode()
+    response = client_for(db, settings(key)).post(
+        "/webhooks/sendgrid/events", content=body, headers=sendgrid_headers(key, body)
+    )
+    assert response.json()["new"] == 3
+    with db.connect() as conn:
+        stored = {r.event_key: r.payload for r in conn.execute(select(MessageEvent))}
+    assert "jane.doe" not in json.dumps(stored) and "+447911123456" not in json.dumps(stored)
+    bounce, click, encoded = (stored[f"sendgrid:evt-{kind}-e1-{n}"] for kind, n in [("bounce", 30), ("click", 31),
+                                                                                    ("click", 32)])  # fmt: skip
+    assert bounce["reason"] == "550 5.1.1 <j***@example.com>: Recipient address rejected; call +4479*****56"
+    assert click["url"] == "https://shop.example.com/back?utm_source=wb&email=j***@example.com"
+    assert encoded["url"] == "https://shop.example.com/back?e=j***%40example.com&x=1"
+    assert encoded["category"] == ["winback", "to j***@example.com"]
+    assert encoded["extra"] == {"note": ["reply to j***@example.com"]}
+    assert bounce["email"] == "s***@example.com"
+    # what identifies the event is kept as sent
+    assert (bounce["winback_message_id"], bounce["customer_id"], bounce["sg_event_id"], bounce["timestamp"]) == (
+        "e1", "c-1", "evt-bounce-e1-30", int(NOW.timestamp()) - 60,
+    )  # fmt: skip
+    assert bounce["sg_message_id"] == "x-30.filterdrecv-1-2-3.0"
+
+
 def test_sendgrid_redelivery_is_idempotent(db: Engine, key: ec.EllipticCurvePrivateKey) -> None:
     client = client_for(db, settings(key))
     first = client.post("/webhooks/sendgrid/events", content=BATCH_BODY, headers=sendgrid_headers(key, BATCH_BODY))

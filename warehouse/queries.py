@@ -116,6 +116,7 @@ def open_failures(
     frame["order_amount"] = frame["order_amount"].astype("float64")
     for col in ("occurred_at", "resolved_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
+    _refuse_missing(frame, "severity", src.failures.name, "failure_id")
     frame["severity"] = frame["severity"].astype("int64")
     # a resolution recorded after as_of did not exist yet at decision time
     frame.loc[frame["resolved_at"] > pd.Timestamp(as_of), "resolved_at"] = pd.NaT
@@ -170,9 +171,28 @@ def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None =
         "sms_consent",
     ]
     frame = frame_from_rows(raw_rows(conn, stmt), columns)
+    repeated = frame["customer_id"].duplicated(keep=False)
+    if repeated.any():  # the join met several consent rows for one customer and channel: a history table
+        raise ValueError(
+            f"{co.name}: more than one row per customer and channel, for {_some(frame.loc[repeated, 'customer_id'])}; "
+            "winback reads one consent per customer and channel: map a view holding each one's latest"
+        )
     for col in ("do_not_contact", "fraud_flag", "has_email", "has_phone", "email_consent", "sms_consent"):
         frame[col] = frame[col].fillna(False).astype(bool)
     return frame
+
+
+def _refuse_missing(frame: pd.DataFrame, column: str, table: str, key: str) -> None:
+    missing = frame[column].isna()
+    if missing.any():
+        raise ValueError(f"{table}: {column} missing for {key} {_some(frame.loc[missing, key])}")
+
+
+def _some(keys: pd.Series, shown: int = 5) -> str:
+    """A few of the offending records' keys, for an error that names them."""
+    distinct = list(dict.fromkeys(keys.astype(str)))
+    more = f" and {len(distinct) - shown} more" if len(distinct) > shown else ""
+    return ", ".join(distinct[:shown]) + more
 
 
 def contact_details(conn: Connection, src: SourceTables, customer_ids: list[str]) -> pd.DataFrame:

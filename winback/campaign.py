@@ -119,17 +119,7 @@ def decide_run(
     model: dict[str, Any],
 ) -> dict[str, int]:
     """Decide every candidate and store the decisions with their reasons, in one transaction."""
-    with engine.connect() as conn:
-        history = runs.contact_history(conn, run.as_of, exclude_run_id=run.run_id)
-        suppressed = runs.suppressions(conn)
-        measured = measured_lift_by_offer_kind(conn, config.campaign_id, run.as_of)
-    lifts = updated_lifts(config.economics.lift_prior, measured)
-    if lifts != config.economics.lift_prior:
-        economics = config.economics.model_copy(update={"lift_prior": lifts})
-        config = config.model_copy(update={"economics": economics})
-    reach = choose_channels(reach, suppressed)
-    candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(run.as_of))
-    decisions = decide(candidates, config, policy)
+    decisions, lifts = _decisions(engine, run.as_of, run.run_id, scored, failures, reach, config, policy)
     counts = decisions["action"].value_counts().to_dict()
     with _tx(engine) as (session, conn):
         if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
@@ -144,6 +134,62 @@ def decide_run(
         )
         session.flush()
     return {k: int(v) for k, v in counts.items()}
+
+
+def preview_run(
+    engine: Engine,
+    as_of: dt.datetime,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+) -> dict[str, Any]:
+    """What a run for `as_of` would decide and spend, written nowhere: a dry run.
+
+    Nothing may be left behind: a stored run would be resumed by the real run for the same date (deciding
+    nothing anew), and queued messages would be sent by the hourly dispatch and count against cooldowns.
+    """
+    decisions, lifts = _decisions(engine, as_of, None, scored, failures, reach, config, policy)
+    contacted = decisions.loc[decisions["action"] == "contact"]
+    offers = contacted.loc[contacted["offer_kind"] != "none"]
+    return {
+        "decisions": {k: int(v) for k, v in decisions["action"].value_counts().items()},
+        "contacts_by_segment_and_channel": _counts(contacted, ["segment", "channel"]),
+        "offers": {str(kind): int(n) for kind, n in offers["offer_kind"].value_counts().items()},
+        "offer_cost": round(float(offers["offer_cost"].sum()), 2),
+        "budget": config.budget,
+        "lift_used": {k: round(v, 4) for k, v in lifts.items()},
+        "sample_reasons": contacted["reason"].head(5).tolist(),
+    }
+
+
+def _counts(frame: pd.DataFrame, columns: list[str]) -> dict[str, int]:
+    return {"/".join(map(str, key)): int(n) for key, n in frame.groupby(columns).size().items()}
+
+
+def _decisions(
+    engine: Engine,
+    as_of: dt.datetime,
+    run_id: int | None,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Every candidate's decision, with the lifts measured so far in place of the priors where known."""
+    with engine.connect() as conn:
+        history = runs.contact_history(conn, as_of, exclude_run_id=run_id)
+        suppressed = runs.suppressions(conn)
+        measured = measured_lift_by_offer_kind(conn, config.campaign_id, as_of)
+    lifts = updated_lifts(config.economics.lift_prior, measured)
+    if lifts != config.economics.lift_prior:
+        economics = config.economics.model_copy(update={"lift_prior": lifts})
+        config = config.model_copy(update={"economics": economics})
+    reach = choose_channels(reach, suppressed)
+    candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(as_of))
+    return decide(candidates, config, policy), lifts
 
 
 def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:

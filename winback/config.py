@@ -78,7 +78,7 @@ class CampaignConfig(_Strict):
     economics: Economics = Economics()
     contact: ContactRules = ContactRules()
     policy_file: str | None = Field(None, description="compensation policy YAML; default: built-in")
-    dry_run: bool = Field(False, description="decide and render, but send nothing")
+    dry_run: bool = Field(False, description="decide and count what a run would contact and spend; write nothing")
 
     @model_validator(mode="after")
     def _check(self) -> CampaignConfig:

@@ -9,6 +9,10 @@ Two things the SDK does not do for us, both in `RedirectingTwilioHttpClient`:
 The body is sent as rendered: segment budgeting and the opt-out wording belong to the renderer
 (`messages.sms_segments.fit_sms`). Error 21610 (the recipient replied STOP) comes back as
 `Failed(reason="recipient opted out")` so the caller can suppress the number.
+
+Each message's StatusCallback is the configured URL plus `?winback_message_id=<outbox id>`: a send whose
+response was lost leaves its outbox row `unknown` with no MessageSid, and only that id lets the callback
+settle it (see `messages.webhooks.parse_twilio_status`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -27,6 +31,7 @@ from twilio.rest import Client
 from messages.channels.errors import WinbackProviderError, map_provider_errors
 from messages.outcomes import OutgoingMessage, SendOutcome, Sent
 from messages.redact import mask_phone
+from messages.webhooks import CALLBACK_ID_PARAM
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +148,7 @@ class TwilioChannel:
         elif self._settings.from_number:
             params["from_"] = self._settings.from_number
         if self._settings.status_callback_url:
-            params["status_callback"] = self._settings.status_callback_url
+            params["status_callback"] = status_callback_url(self._settings.status_callback_url, message.message_id)
         try:
             with map_provider_errors(PROVIDER, response_headers=self._http.last_response_headers):
                 created = self._client.messages.create(**params)
@@ -164,6 +169,18 @@ class TwilioChannel:
             created.sid,
         )
         return Sent(PROVIDER, created.sid)
+
+
+def status_callback_url(base_url: str, message_id: str) -> str:
+    """`base_url` with `winback_message_id=<message_id>` added to its query (replacing one already there).
+
+    The rest of the URL is kept byte for byte: Twilio signs the callback over the URL exactly as given here,
+    and the server checks that signature over the URL it was called on, query string included.
+    """
+    parts = urlsplit(base_url)
+    kept = [pair for pair in parts.query.split("&") if pair and pair.split("=", 1)[0] != CALLBACK_ID_PARAM]
+    query = "&".join([*kept, urlencode({CALLBACK_ID_PARAM: message_id})])
+    return urlunsplit(parts._replace(query=query))
 
 
 def _is_twilio_host(host: str | None) -> bool:
