@@ -33,10 +33,40 @@ def recover_lost_crm_events(url: str, now: dt.datetime) -> dict[str, str]:
     return recover_pending(engine_for(url), SourceTables(SourceMapping.configured()), configured_channels(), now)
 
 
+class CrmSweepFailed(RuntimeError):
+    """The hourly sweep for lost CRM events broke; everything due was sent all the same."""
+
+
+def sweep_summary(outcomes: dict[str, str]) -> dict[str, Any]:
+    """The sweep's part of the flow's result: how many events were recovered, and the ones that were not."""
+    if not outcomes:
+        return {}
+    errors = [outcome for outcome in outcomes.values() if outcome.startswith("error: ")]
+    summary: dict[str, Any] = {"recovered_crm_events": len(outcomes) - len(errors)}
+    if errors:
+        summary["crm_event_errors"] = errors
+    return summary
+
+
 @flow(name="dispatch-outbox")
 def dispatch_outbox(now: dt.datetime | None = None, database_url_override: str | None = None) -> dict[str, Any]:
+    """Recover CRM events whose trigger never ran, then send what is due across every campaign.
+
+    The send must not wait on the sweep: when the sweep itself fails, everything due is still sent, and then
+    the run fails with CrmSweepFailed (naming what was sent), so on-call sees a failed run, as their alerts
+    already watch for, rather than a result nobody reads while complaints go unanswered. A single event that
+    cannot be recovered does not fail the run: it is logged, listed under `crm_event_errors` and retried next
+    hour (one erased customer would otherwise turn every hourly run red).
+    """
     url = database_url_override or database_url()
     now = utc(now or utcnow())
-    recovered = recover_lost_crm_events(url, now)
+    try:
+        recovered, sweep_error = recover_lost_crm_events(url, now), None
+    except Exception as exc:
+        recovered, sweep_error = {}, exc
     result = send_everything_due(url, now)
-    return {**result, "recovered_crm_events": len(recovered)} if recovered else result
+    if sweep_error is not None:
+        raise CrmSweepFailed(
+            f"recovering lost CRM events failed ({type(sweep_error).__name__}); everything due was sent: {result}"
+        ) from sweep_error
+    return {**result, **sweep_summary(recovered)}

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from typing import Any
 
 import pandas as pd
 import pytest
 from conftest import AS_OF
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from messages.channels.sink import SinkChannel
 from messages.dispatch import send_due
+from warehouse import journeys
 from warehouse.journeys import returned_customers
 from warehouse.models import CrmEvent, Decision, Offer, OutboxMessage
 from warehouse.source import SourceMapping, SourceTables
 from warehouse.suppressions import suppress
-from winback.recovery import CAMPAIGN_ID, recover
+from winback import recovery
+from winback.recovery import CAMPAIGN_ID, recover, recover_pending
 
 SRC = SourceTables(SourceMapping())
 NOON = AS_OF.replace(hour=12)  # daytime in Europe: no quiet-hours deferral
@@ -35,18 +40,29 @@ def customer(demo_engine: Engine) -> str:
         ).scalar_one()
 
 
-def receive(engine: Engine, event_id: str, customer: str, type_: str, severity: int, ticket: str = "T-1") -> str:
+def receive(
+    engine: Engine,
+    event_id: str,
+    customer: str,
+    type_: str,
+    severity: int,
+    ticket: str = "T-1",
+    category: str | None = "damaged_item",
+) -> str:
+    """Record an event in the ledger as the intake would (category None: left out, as older intakes let it)."""
     payload = {
         "event_id": event_id,
         "type": type_,
         "customer_id": customer,
         "order_id": "O-77",
         "ticket_id": ticket,
-        "category": "damaged_item",
+        "category": category,
         "severity": severity,
         "occurred_at": NOON.isoformat(),
         "description": "Box crushed in transit",
     }
+    if category is None:
+        del payload["category"]
     with engine.begin() as conn:
         conn.execute(
             insert(CrmEvent).values(
@@ -176,8 +192,6 @@ def test_compensation_stops_when_the_monthly_recovery_budget_is_spent(
 
 
 def test_an_event_whose_trigger_never_ran_is_recovered_by_the_sweeper(demo_engine: Engine, customer: str) -> None:
-    from winback.recovery import recover_pending
-
     receive(demo_engine, "E1", customer, "complaint.created", severity=3)
     assert recover_pending(demo_engine, SRC, channels(), NOON + dt.timedelta(seconds=30)) == {}  # still settling
     swept = recover_pending(demo_engine, SRC, channels(), NOON + dt.timedelta(minutes=5))
@@ -185,3 +199,132 @@ def test_an_event_whose_trigger_never_ran_is_recovered_by_the_sweeper(demo_engin
     assert outbox(demo_engine).set_index("step").loc["apology", "status"] == "sent"
     assert recover_pending(demo_engine, SRC, channels(), NOON + dt.timedelta(minutes=10)) == {}  # processed once
     assert len(SinkChannel().records()) == 1
+
+
+SWEEP = NOON + dt.timedelta(minutes=5)  # past the sweeper's settling time
+
+
+def decisions(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(Decision)).scalar_one()
+
+
+def test_an_event_without_a_category_fails_naming_it_before_anything_is_recorded(
+    demo_engine: Engine, customer: str
+) -> None:
+    """(Was a bug: a `contact` decision was recorded, then the template check refused a generic apology naming
+    no event, and the sweeper retried it every hour.) Such events now only come from an old ledger."""
+    receive(demo_engine, "E-nocat", customer, "complaint.created", severity=5, category=None)
+    with pytest.raises(ValueError, match=r"CRM event 'E-nocat' \(complaint.created\) has no category"):
+        recover(demo_engine, SRC, "E-nocat", channels(), NOON)
+    assert decisions(demo_engine) == 0
+    assert outbox(demo_engine).empty
+    assert recover_pending(demo_engine, SRC, channels(), SWEEP)["E-nocat"].startswith("error: E-nocat: CRM event")
+
+
+def test_an_event_that_is_neither_complaint_nor_ticket_is_marked_ignored_once(
+    demo_engine: Engine, customer: str
+) -> None:
+    receive(demo_engine, "E-note", customer, "customer.note_added", severity=1, category=None)
+    assert recover_pending(demo_engine, SRC, channels(), SWEEP) == {"E-note": "ignored"}
+    assert recover_pending(demo_engine, SRC, channels(), SWEEP + dt.timedelta(hours=1)) == {}  # not tried again
+    assert decisions(demo_engine) == 0 and outbox(demo_engine).empty
+
+
+def test_a_customer_erased_since_the_journey_began_fails_naming_event_and_customer(
+    demo_engine: Engine, customer: str
+) -> None:
+    """(Was an IndexError: the decision was already recorded, so only the contact details were missing.)"""
+    receive(demo_engine, "E1", customer, "complaint.created", severity=3)
+    recover(demo_engine, SRC, "E1", channels(), NOON)
+    with demo_engine.begin() as conn:
+        conn.execute(text("DELETE FROM customers WHERE customer_id = :c"), {"c": customer})
+    receive(demo_engine, "E2", customer, "ticket.closed", severity=3)
+    with pytest.raises(ValueError, match=rf"CRM event 'E2': customer '{customer}' has no contact details"):
+        recover(demo_engine, SRC, "E2", channels(), NOON + dt.timedelta(hours=3))
+
+
+def test_the_sweeper_reports_any_error_without_contact_data_and_carries_on(
+    demo_engine: Engine, customer: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """(Was a bug: only ValueError was caught, so e.g. an IntegrityError stopped the sweep and the hourly send.)"""
+    receive(demo_engine, "E-bad", customer, "complaint.created", severity=3, ticket="T-bad")
+    receive(demo_engine, "E-good", customer, "complaint.created", severity=3, ticket="T-good")
+    driver = Exception('duplicate key value violates unique constraint "customers_pkey"\nDETAIL: (jane@example.com)')
+    duplicate = IntegrityError("INSERT INTO customers ...", {"email": "jane@example.com"}, driver)
+    real = recovery.recover
+
+    def recover_or_fail(engine: Engine, src: SourceTables, event_id: str, *args: Any, **kwargs: Any) -> dict:
+        if event_id == "E-bad":
+            raise duplicate
+        return real(engine, src, event_id, *args, **kwargs)
+
+    monkeypatch.setattr(recovery, "recover", recover_or_fail)
+    with caplog.at_level(logging.ERROR, logger="winback.recovery"):
+        swept = recover_pending(demo_engine, SRC, channels(), SWEEP)
+    assert swept == {
+        "E-bad": 'error: E-bad: IntegrityError: duplicate key value violates unique constraint "customers_pkey"',
+        "E-good": "contact",
+    }
+    assert "CRM event E-bad not recovered: IntegrityError" in caplog.text
+    assert "recover_or_fail" in caplog.text  # where it broke: the traceback's frames
+    assert "jane" not in caplog.text
+
+
+def test_the_hourly_send_goes_out_when_the_crm_sweep_fails(
+    demo_engine: Engine, customer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Was a bug: the sweep ran first and its failure stopped quiet-hours and retry sends for every campaign.)"""
+    import flows.dispatch as dispatch
+
+    receive(demo_engine, "E1", customer, "complaint.created", severity=3)
+    recover(demo_engine, SRC, "E1", channels(), NOON)
+
+    def broken_sweep(*args: Any, **kwargs: Any) -> dict[str, str]:
+        raise ConnectionError("CRM ledger unreachable")
+
+    monkeypatch.setattr(dispatch, "recover_pending", broken_sweep)
+    url = demo_engine.url.render_as_string(hide_password=False)
+    with pytest.raises((ConnectionError, RuntimeError)) as failure:
+        dispatch.dispatch_outbox(now=NOON + dt.timedelta(days=8), database_url_override=url)
+    assert outbox(demo_engine).set_index("step").loc["follow_up", "status"] == "sent"  # sent all the same
+    assert failure.type is dispatch.CrmSweepFailed  # and the run still fails, for on-call to see
+    assert "(ConnectionError); everything due was sent: " in str(failure.value) and "'sent': 1" in str(failure.value)
+
+
+def test_the_hourly_result_lists_the_events_not_recovered() -> None:
+    from flows.dispatch import sweep_summary
+
+    assert sweep_summary({}) == {}
+    assert sweep_summary({"E1": "contact", "E2": "error: E2: boom", "E3": "ignored"}) == {
+        "recovered_crm_events": 2,
+        "crm_event_errors": ["error: E2: boom"],
+    }
+
+
+def test_a_crash_before_superseding_the_older_journey_is_made_good_by_the_retry(
+    demo_engine: Engine, customer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Was a bug: the run was committed first and superseding done after, only for a run just created, so a
+    retry after a crash in between left the older ticket's follow-up queued, to be sent.)"""
+    receive(demo_engine, "E1", customer, "complaint.created", severity=3, ticket="T-1")
+    recover(demo_engine, SRC, "E1", channels(), NOON)
+    receive(demo_engine, "E9", customer, "complaint.created", severity=4, ticket="T-2")
+    real = journeys.supersede_other_journeys
+    attempts: list[int] = []
+
+    def crash_the_first_time(*args: Any, **kwargs: Any) -> int:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("worker lost its database connection")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(journeys, "supersede_other_journeys", crash_the_first_time)
+    later = NOON + dt.timedelta(days=1)
+    with pytest.raises(ConnectionError):
+        recover(demo_engine, SRC, "E9", channels(), later)
+    result = recover(demo_engine, SRC, "E9", channels(), later)
+    assert result["superseded"] == 1
+    rows = outbox(demo_engine)
+    old = rows.loc[(rows["run_id"] != result["run_id"]) & (rows["step"] == "follow_up")].iloc[0]
+    assert old["status"] == "skipped" and old["last_error"] == "superseded by a newer failure"

@@ -107,10 +107,40 @@ def test_duplicate_event_is_one_recovery(engine: Engine) -> None:
 
 def test_minimal_event_and_extra_fields(engine: Engine) -> None:
     hook = Recorder()
-    minimal = {"event_id": "evt-2", "type": "ticket.closed", "customer_id": "c-1", "channel_hint": "email"}
+    minimal = {
+        "event_id": "evt-2",
+        "type": "ticket.closed",
+        "customer_id": "c-1",
+        "category": "outage",
+        "channel_hint": "email",
+    }
     assert post(make_client(engine, hook), minimal).status_code == 202
     stored = load_event(engine, "evt-2")
     assert stored["channel_hint"] == "email" and stored["severity"] is None
+
+
+@pytest.mark.parametrize("type_", ["complaint.created", "ticket.updated", "ticket.closed", "complaint.resolved"])
+@pytest.mark.parametrize("category", ["left out", None])
+def test_complaint_or_ticket_event_without_category_is_422(engine: Engine, type_: str, category: str | None) -> None:
+    """(Was a bug: accepted with 202, then recovery could only have sent a generic apology, which it refuses,
+    and the hourly sweeper retried the event forever.)"""
+    hook = Recorder()
+    payload = {"event_id": "E-nocat", "type": type_, "customer_id": "c-42", "order_id": "O-77", "severity": 5}
+    if category is None:
+        payload["category"] = None
+    response = post(make_client(engine, hook), payload)
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"field": "category", "problem": f"required for {type_} events: every recovery message names what went wrong"}
+    ]
+    assert recorded(engine) == 0 and hook.events == []
+
+
+def test_other_events_need_no_category(engine: Engine) -> None:
+    """They start no recovery journey (winback.recovery marks them ignored), so nothing needs naming."""
+    note = {"event_id": "evt-3", "type": "customer.note_added", "customer_id": "c-1"}
+    assert post(make_client(engine, Recorder()), note).status_code == 202
+    assert load_event(engine, "evt-3")["category"] is None
 
 
 @pytest.mark.parametrize(
@@ -167,7 +197,7 @@ def test_invalid_event_is_422_naming_the_field(engine: Engine, change: dict[str,
 def test_several_missing_fields_are_all_named(engine: Engine) -> None:
     response = post(make_client(engine, Recorder()), {"type": "ticket.updated"})
     assert response.status_code == 422
-    assert {p["field"] for p in response.json()["detail"]} == {"event_id", "customer_id"}
+    assert {p["field"] for p in response.json()["detail"]} == {"event_id", "customer_id", "category"}
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b""])

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Connection
 
 from warehouse.events import insert_if_absent
@@ -17,6 +18,16 @@ from warehouse.models import CrmEvent
 
 CATEGORIES = ("late_delivery", "damaged_item", "wrong_item", "billing_error", "rude_staff", "outage")
 Category = Literal["late_delivery", "damaged_item", "wrong_item", "billing_error", "rude_staff", "outage"]
+RECOVERY_KINDS = ("complaint", "ticket")
+
+
+def starts_recovery(event_type: str) -> bool:
+    """Whether an event of this type starts or extends a recovery journey (complaint.*, ticket.*).
+
+    Every message of such a journey names what went wrong, so these events must carry a category;
+    other events are recorded and left alone by winback.recovery.
+    """
+    return event_type.split(".", 1)[0] in RECOVERY_KINDS
 
 
 class CrmEventIn(BaseModel):
@@ -34,10 +45,24 @@ class CrmEventIn(BaseModel):
     customer_id: str = Field(min_length=1, max_length=64)
     order_id: str | None = Field(None, min_length=1, max_length=64)
     ticket_id: str | None = Field(None, min_length=1, max_length=128)
-    category: Category | None = None
+    category: Category | None = Field(None, validate_default=True, description="required for complaint.*, ticket.*")
     severity: int | None = Field(None, ge=1, le=5, strict=True)
     occurred_at: AwareDatetime | None = Field(None, description="ISO 8601 with a zone offset")
     description: str | None = Field(None, max_length=10_000)
+
+    @field_validator("category")
+    @classmethod
+    def _category_names_the_failure(cls, category: str | None, info: ValidationInfo) -> str | None:
+        """Refused here, not later: without a category recovery could only send a generic apology, which it
+        refuses, so an accepted event would be retried by the sweeper forever."""
+        event_type = info.data.get("type")
+        if category is None and event_type and starts_recovery(event_type):
+            raise PydanticCustomError(
+                "missing",
+                "required for {event_type} events: every recovery message names what went wrong",
+                {"event_type": event_type},
+            )
+        return category
 
 
 def parse_crm_event(body: bytes) -> CrmEventIn:

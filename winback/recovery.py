@@ -11,11 +11,14 @@ not offered compensation, which is what the lift of compensation is measured aga
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import traceback
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from messages.channel_choice import choose_channels
@@ -23,18 +26,21 @@ from messages.compose import check_templates
 from messages.dispatch import Channel, send_due
 from messages.journey import JourneyRules, plan_steps
 from messages.quiet_hours import next_allowed
+from messages.redact import redact_text
 from offers.issue import issue_offers, offers_for_run
 from offers.policy import CompensationPolicy
 from segments.decision import decide
 from segments.holdout import hash_unit
 from segments.scoring import score_with_rules
 from warehouse import journeys, outbox, queries, runs
+from warehouse.crm import CATEGORIES, starts_recovery
 from warehouse.models import CampaignRun, CrmEvent, Decision, Offer
 from warehouse.source import SourceTables
 from warehouse.timeutil import utc
 from winback.config import CampaignConfig
 
 CAMPAIGN_ID = "crm-recovery"
+log = logging.getLogger(__name__)
 
 
 def recovery_config() -> CampaignConfig:
@@ -61,6 +67,25 @@ def load_event(engine: Engine, event_id: str) -> dict[str, Any]:
     if payload is None:
         raise ValueError(f"CRM event {event_id!r} was never received (nothing in wb_crm_events)")
     return dict(payload)
+
+
+def _require_category(event_id: str, event: dict[str, Any]) -> None:
+    """Fail before anything is recorded: every message of the journey names what went wrong.
+
+    The intake refuses such events; one can still come from the ledger (recorded before that check, or
+    written by hand). Without this the decision is recorded and only the template check fails, naming no event.
+    """
+    category = event.get("category")
+    if category is None:
+        raise ValueError(
+            f"CRM event {event_id!r} ({event['type']}) has no category, so its messages could not say what went "
+            f"wrong; expected one of {', '.join(CATEGORIES)}"
+        )
+    if category not in CATEGORIES:
+        raise ValueError(
+            f"CRM event {event_id!r} ({event['type']}) has an unknown category {category!r}; "
+            f"expected one of {', '.join(CATEGORIES)}"
+        )
 
 
 def _one(cid: str) -> queries.IdRange:
@@ -118,6 +143,23 @@ def _decide(
     return decided
 
 
+def _open_journey(
+    engine: Engine, config: CampaignConfig, key: str, customer_id: str, started: dt.datetime
+) -> tuple[int, dt.datetime, int | None]:
+    """The ticket's journey run (created on first sight) → (run id, as_of, older steps superseded or None).
+
+    A new journey supersedes the customer's older ones in the transaction that creates it: done in a second
+    one, a crash in between left the older follow-ups queued for good, as the retry finds the run already made.
+    """
+    with Session(engine) as session, session.begin():
+        runs.ensure_campaign(session, CAMPAIGN_ID, "recovery", config.model_dump(mode="json"))
+        run, created = journeys.journey_run(session, CAMPAIGN_ID, key, started)
+        superseded = None
+        if created:
+            superseded = journeys.supersede_other_journeys(session.connection(), CAMPAIGN_ID, customer_id, run.id)
+        return run.id, utc(run.as_of), superseded
+
+
 def recover(
     engine: Engine,
     src: SourceTables,
@@ -134,16 +176,18 @@ def recover(
     policy = policy or CompensationPolicy.default()
     event = load_event(engine, event_id)
     cid = event["customer_id"]
+    if not starts_recovery(event["type"]):
+        _processed(engine, event_id, now)
+        reason = f"{event['type']} events start no recovery journey (only complaint.* and ticket.* do)"
+        return {"customer_id": cid, "action": "ignored", "reason": reason}
+    _require_category(event_id, event)
     key = str(event.get("ticket_id") or event.get("order_id") or event_id)
     started = utc(dt.datetime.fromisoformat(event["occurred_at"])) if event.get("occurred_at") else now
-    with Session(engine) as session, session.begin():
-        runs.ensure_campaign(session, CAMPAIGN_ID, "recovery", config.model_dump(mode="json"))
-        run, created = journeys.journey_run(session, CAMPAIGN_ID, key, started)
-        run_id, as_of = run.id, utc(run.as_of)
+    run_id, as_of, superseded = _open_journey(engine, config, key, cid, started)
     result: dict[str, Any] = {"run_id": run_id, "journey": key, "customer_id": cid}
-    with engine.begin() as conn:
-        if created:
-            result["superseded"] = journeys.supersede_other_journeys(conn, CAMPAIGN_ID, cid, run_id)
+    if superseded is not None:
+        result["superseded"] = superseded
+    with engine.connect() as conn:
         decided = conn.execute(
             select(Decision.action, Decision.arm, Decision.channel, Decision.reason).where(Decision.run_id == run_id)
         ).first()
@@ -169,6 +213,10 @@ def recover(
         offers = offers_for_run(conn, run_id)
         details = queries.contact_details(conn, src, [cid])
         last = queries.last_orders(conn, src, [cid], as_of)
+    if details.empty:
+        raise ValueError(
+            f"CRM event {event_id!r}: customer {cid!r} has no contact details (no longer in the customers table)"
+        )
     offer = offers.iloc[0].to_dict() if len(offers) else None
     steps = plan_steps(
         event["type"],
@@ -248,8 +296,9 @@ def recover_pending(
 ) -> dict[str, str]:
     """Recover every CRM event received more than `settle_seconds` ago and never processed (a lost trigger).
 
-    Returns event id → outcome; an event that cannot be recovered is reported, not raised, so one bad
-    event never blocks the others.
+    Returns event id → action, or `error: <event id>: <problem>` for an event that could not be recovered.
+    Any error is reported and logged, not raised, so one bad event never blocks the others nor the hourly
+    send that follows the sweep (flows.dispatch); the event stays unprocessed and is tried again next hour.
     """
     with engine.connect() as conn:
         pending = (
@@ -263,10 +312,39 @@ def recover_pending(
             .scalars()
             .all()
         )
-    outcomes = {}
+    outcomes: dict[str, str] = {}
     for event_id in pending:
         try:
             outcomes[event_id] = recover(engine, src, event_id, channels, now)["action"]
-        except ValueError as exc:
-            outcomes[event_id] = f"error: {exc}"
+        except Exception as exc:
+            outcomes[event_id] = _failed(event_id, exc)
     return outcomes
+
+
+def _failed(event_id: str, exc: Exception) -> str:
+    """Log a failed recovery and return its outcome. An unforeseen error also gets its traceback's frames
+    (source lines hold no customer data), but never its message in full: see `_problem`."""
+    problem = _problem(exc)
+    if isinstance(exc, ValueError):
+        log.error("CRM event %s not recovered: %s", event_id, problem)
+    else:
+        frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+        log.error("CRM event %s not recovered: %s\n%s", event_id, problem, frames)
+    return f"error: {event_id}: {problem}"
+
+
+def _problem(exc: Exception) -> str:
+    """One line saying what went wrong, fit for a log line.
+
+    A database error's text carries the statement's parameters (addresses among them) and PostgreSQL's
+    DETAIL line quotes the offending values, so only the driver's first line is kept; any email address
+    or phone number left is masked. Our own ValueErrors name the record and the problem already.
+    """
+    if isinstance(exc, ValueError):
+        text = str(exc)
+    elif isinstance(exc, StatementError) and exc.orig is not None:
+        text = f"{type(exc).__name__}: {exc.orig}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    lines = text.strip().splitlines()
+    return redact_text(lines[0].strip()) if lines else type(exc).__name__
