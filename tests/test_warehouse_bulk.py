@@ -84,3 +84,54 @@ def test_columns_of_unequal_length_are_refused_naming_the_table(engine: Engine) 
         insert_columns(conn, OutboxMessage.__table__, {"id": ["a", "b"], "customer_id": ["C1"]})
     with engine.begin() as conn, pytest.raises(ValueError, match=r"wb_outbox: columns of unequal length"):
         update_by_key(conn, OutboxMessage.__table__, "id", {"id": ["a"], "status": ["sent", "failed"]})
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/London", None])
+def test_pandas_datetimes_for_sqlite_are_the_text_sqlalchemy_stores(zone: str | None) -> None:
+    import numpy as np
+    import pandas as pd
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    from warehouse.bulk import sqlite_datetimes
+
+    rng = np.random.default_rng(4)
+    micros = rng.integers(0, 2_000_000_000_000_000, 2_000)  # 1970 to 2033, to the microsecond
+    stamps = pd.Series(pd.to_datetime(micros, unit="us"))
+    stamps[::7] = stamps[::7].dt.floor("s")  # whole seconds too
+    stamps[::11] = pd.NaT
+    if zone:
+        stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(zone)
+    dialect = sqlite.dialect()
+    process = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    expected = [None if pd.isna(v) else process(v.to_pydatetime()) for v in stamps]
+    assert sqlite_datetimes(stamps) == expected
+    assert sqlite_datetimes(stamps[::11]) == [None] * len(stamps[::11])  # nothing but missing times
+    assert sqlite_datetimes(stamps[:0]) == []
+
+
+def test_decisions_with_last_order_times_round_trip(engine: Engine) -> None:
+    import pandas as pd
+
+    from warehouse.models import Decision
+    from warehouse.runs import DECISION_FIELDS, record_decisions
+    from warehouse.timeutil import utc
+
+    run_id = _run(engine)
+    frame = pd.DataFrame({name: [None, None, None] for name in DECISION_FIELDS})
+    frame["customer_id"] = ["C3", "C1", "C2"]  # stored in customer order, whatever order they come in
+    frame["segment"], frame["action"], frame["reason"] = "lapsed", "skip", "r"
+    frame["last_order_at"] = pd.to_datetime(
+        ["2026-01-02 03:04:05.678", None, "2025-12-31 23:59:59"], utc=True, format="ISO8601"
+    )
+    with engine.begin() as conn:
+        record_decisions(conn, run_id, frame)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Decision.customer_id, Decision.last_order_at).order_by(Decision.id)).all()
+    assert [r[0] for r in rows] == ["C1", "C2", "C3"]
+    stored = {r[0]: r[1] and utc(r[1]) for r in rows}  # SQLite gives naive UTC back
+    assert stored == {
+        "C1": None,
+        "C2": dt.datetime(2025, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+        "C3": dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC),
+    }
