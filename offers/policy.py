@@ -203,9 +203,17 @@ def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemptio
     capped_amount = np.minimum(amount, cap)
     # scale the stated value down with the amount, so the coupon says what it is worth
     ratio = np.divide(capped_amount, amount, out=np.ones_like(capped_amount, dtype=float), where=amount > 0)
-    worth_it = capped_amount > 0.005
+    stated = value * ratio
+    # a discount is stated in whole percent, rounded down: the message prints "13% off" for 12.6 otherwise,
+    # more than the cap allows, and the code would say one thing and the message another
+    percent = of_kind("percent_discount")
+    stated = np.where(percent, np.floor(stated + 1e-9), stated)
+    capped_amount = np.where(percent, stated / 100.0 * out["mean_spend"], capped_amount)
+    # free shipping or a free service cannot be given in part: under a lower cap, no offer
+    whole_only = of_kind("free_shipping") | of_kind("free_service")
+    worth_it = (capped_amount > 0.005) & ~(whole_only & (capped_amount < amount - 0.005))
     out["offer_kind"] = kind.where(worth_it, "none")
-    out["offer_value"] = np.where(of_kind("free_shipping"), 0.0, np.round(value * ratio, 2))
+    out["offer_value"] = np.where(of_kind("free_shipping"), 0.0, np.round(stated, 2))
     out["offer_amount"] = np.round(capped_amount, 2)
     use = np.where(of_kind("refund_share"), 1.0, redemption_rate)
     out["offer_cost"] = np.round(capped_amount * use, 2)

@@ -64,6 +64,8 @@ def _exclusions(frame: pd.DataFrame, config: CampaignConfig) -> np.ndarray:
     cap = config.contact.max_messages_per_30_days
     days_since_contact = frame["days_since_contact"].to_numpy(dtype=float)
     messages_30d = frame["messages_30d"].to_numpy()
+    held_until = frame["held_out_until"] if "held_out_until" in frame else pd.Series(pd.NaT, index=frame.index)
+    held_by = frame["held_out_by"] if "held_out_by" in frame else pd.Series(None, index=frame.index, dtype=object)
     cases: list[tuple[np.ndarray, Build]] = [
         (frame["do_not_contact"].to_numpy(dtype=bool), lambda m: "excluded: do-not-contact flag"),
         (frame["fraud_flag"].to_numpy(dtype=bool), lambda m: "excluded: fraud/chargeback flag"),
@@ -72,10 +74,20 @@ def _exclusions(frame: pd.DataFrame, config: CampaignConfig) -> np.ndarray:
             lambda m: "excluded: " + strings(frame["channel_reason"][m], missing="no channel"),
         ),
         (
+            held_until.notna().to_numpy(),
+            lambda m: (
+                "excluded: in the holdout of "
+                + strings(held_by[m], missing="an earlier run")
+                + " until "
+                + strings(pd.to_datetime(held_until[m], utc=True).dt.strftime("%Y-%m-%d"), missing="?")
+            ),
+        ),
+        (days_since_contact < 0, lambda m: "excluded: a message to them is already scheduled"),
+        (
             days_since_contact < cooldown,
             lambda m: (
                 "excluded: contacted "
-                + str_each(np.round(days_since_contact[m]).astype(int))
+                + str_each(np.floor(days_since_contact[m]).astype(int))
                 + f" days ago (cooldown {cooldown} days)"
             ),
         ),
@@ -287,6 +299,9 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     frame.loc[unfunded, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
     frame.loc[unfunded, "expected_gain"] = plain_gain[unfunded].round(2)
     within |= unfunded
+    # the reasons quote what was decided: for those now sent the message alone, its lift and cost
+    lift = frame["offer_kind"].map(econ.lift_prior).fillna(0.0)
+    cost = frame["offer_cost"] + contact_cost
 
     frame["action"] = np.select(
         [eligible & within & holdout, eligible & within], ["holdout", "contact"], default="skip"

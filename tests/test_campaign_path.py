@@ -21,13 +21,15 @@ from winback.config import CampaignConfig
 SRC = SourceTables(SourceMapping())
 
 
-def run_campaign(engine: Engine, config: CampaignConfig, now: dt.datetime = AS_OF) -> stages.RunHandle:
+def run_campaign(
+    engine: Engine, config: CampaignConfig, now: dt.datetime = AS_OF, as_of: dt.datetime = AS_OF
+) -> stages.RunHandle:
     """The flow's stages in order, without Prefect (the flow itself is tested in test_flows.py)."""
-    run = stages.start_run(engine, config, AS_OF)
+    run = stages.start_run(engine, config, as_of)
     if run.status == "started":
         batches = stages.plan_batches(engine, SRC, config.batch_size)
-        rfm = pd.concat([stages.summarise_batch(engine, SRC, AS_OF, b) for b in batches], ignore_index=True)
-        ctx = [stages.context_batch(engine, SRC, AS_OF, b, config.aggrieved.lookback_days) for b in batches]
+        rfm = pd.concat([stages.summarise_batch(engine, SRC, as_of, b) for b in batches], ignore_index=True)
+        ctx = [stages.context_batch(engine, SRC, as_of, b, config.aggrieved.lookback_days) for b in batches]
         failures = pd.concat([c[0] for c in ctx], ignore_index=True)
         reach = pd.concat([c[1] for c in ctx], ignore_index=True)
         scored, model = score_customers(rfm, config.economics, config.use_models)
@@ -123,3 +125,44 @@ def test_decisions_keep_the_last_order_the_messages_name(demo_engine: Engine) ->
     named = queued.set_index("customer_id")["context"].map(lambda c: c.get("last_order_at"))
     assert len(named) > 50
     assert (pd.to_datetime(named, utc=True) == stored.reindex(named.index)).all()
+
+
+def test_a_holdout_is_not_contacted_by_any_campaign_while_its_window_is_open(demo_engine: Engine) -> None:
+    first = run_campaign(demo_engine, CampaignConfig(campaign_id="first", budget=2000.0, holdout_share=0.3))
+    week_later = AS_OF + dt.timedelta(days=7)
+    other = CampaignConfig(campaign_id="other", budget=2000.0, holdout_share=0.0, contact={"cooldown_days": 0})
+    second = run_campaign(demo_engine, other, now=week_later, as_of=week_later)
+    month_later = AS_OF + dt.timedelta(days=31)  # the first run's 30-day window has closed
+    third = run_campaign(demo_engine, other.model_copy(update={"campaign_id": "third"}), month_later, month_later)
+
+    def decisions(run: stages.RunHandle) -> pd.DataFrame:
+        with demo_engine.connect() as conn:
+            stmt = select(Decision.customer_id, Decision.action, Decision.reason).where(Decision.run_id == run.run_id)
+            return pd.read_sql(stmt, conn).set_index("customer_id")
+
+    held = decisions(first).query("action == 'holdout'").index
+    assert len(held) > 50
+    later = decisions(second).reindex(held).dropna()
+    assert len(later) > 0.8 * len(held)  # most are still candidates a week on
+    assert (later["action"] == "skip").all()
+    assert later["reason"].str.startswith("excluded: in the holdout of first 2026-11-02 until 2026-12-02").all()
+    assert (decisions(third).reindex(held).dropna()["action"] == "contact").any()
+
+
+def test_cooldown_counts_from_when_a_message_was_sent_or_is_due(demo_engine: Engine) -> None:
+    from sqlalchemy import update
+
+    from warehouse.runs import contact_history
+
+    run = run_campaign(demo_engine, CampaignConfig(campaign_id="cool", budget=2000.0))
+    with demo_engine.begin() as conn:  # queued a week before it went out (or before it is due)
+        conn.execute(update(OutboxMessage).values(created_at=AS_OF - dt.timedelta(days=7)))
+        outbox = pd.read_sql(select(OutboxMessage.customer_id, OutboxMessage.status, OutboxMessage.not_before), conn)
+        history = contact_history(conn, AS_OF + dt.timedelta(days=10), exclude_run_id=run.run_id + 1)
+    days = history.set_index("customer_id")["days_since_contact"]
+    sent = outbox.loc[outbox["status"] == "sent", "customer_id"]
+    assert len(sent) > 100 and ((days[sent] - 10.0).abs() < 0.01).all()  # not 17: the send is the contact
+    waiting = outbox.loc[outbox["status"] == "queued"]
+    due_in = pd.Timestamp(AS_OF + dt.timedelta(days=10)) - pd.to_datetime(waiting["not_before"], utc=True)
+    assert len(waiting) > 0
+    assert (days[waiting["customer_id"]].to_numpy() == (due_in.dt.total_seconds() / 86400).to_numpy()).all()

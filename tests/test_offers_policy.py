@@ -152,13 +152,30 @@ def test_cap_by_order_value_scales_the_stated_value() -> None:
     assert row["offer_cost"] == pytest.approx(3.5)
 
 
-def test_cap_by_customer_value_scales_a_percentage() -> None:
-    # lapsed low tier: 10 % of 200 = 20, capped at half the customer's value of 10 -> 5 = 2.5 %
+def test_cap_by_customer_value_scales_a_percentage_down_to_a_whole_percent() -> None:
+    # lapsed low tier: 10 % of 200 = 20, capped at half the customer's value of 10 -> 5 = 2.5 % -> 2 %
     row = _one(segment="lapsed", customer_value=10.0, mean_spend=200.0, order_amount=NAN)
     assert row["offer_kind"] == "percent_discount"
-    assert row["offer_amount"] == pytest.approx(5.0)
-    assert row["offer_value"] == pytest.approx(2.5)
-    assert row["offer_cost"] == pytest.approx(1.75)
+    assert row["offer_value"] == 2.0  # what the message prints ("2% off") and the code carries
+    assert row["offer_amount"] == pytest.approx(4.0)
+    assert row["offer_cost"] == pytest.approx(1.4)
+
+
+def test_a_cap_below_one_percent_leaves_no_discount() -> None:
+    row = _one(segment="lapsed", customer_value=1.0, mean_spend=200.0, order_amount=NAN)  # cap 0.5 = 0.25 %
+    assert row["offer_kind"] == "none"
+    assert row["offer_amount"] == 0.0
+
+
+@pytest.mark.parametrize(("category", "severity", "kind"), [("late_delivery", 3, "free_shipping"),
+                                                             ("outage", 4, "free_service")])  # fmt: skip
+def test_what_cannot_be_given_in_part_is_not_offered_under_a_lower_cap(category: str, severity: int,
+                                                                        kind: str) -> None:  # fmt: skip
+    whole = _one(failure_category=category, severity=severity)
+    assert whole["offer_kind"] == kind
+    capped = _one(failure_category=category, severity=severity, order_amount=6.0)  # cap: half of 6 = 3
+    assert capped["offer_kind"] == "none"
+    assert capped["offer_amount"] == capped["offer_cost"] == 0.0
 
 
 def test_order_cap_uses_mean_spend_when_there_is_no_failed_order() -> None:

@@ -145,12 +145,19 @@ def test_reason_uses_the_campaign_currency() -> None:
         ),
         ({"channel": None, "channel_reason": None}, "excluded: no channel"),
         ({"days_since_contact": 3.0}, "excluded: contacted 3 days ago (cooldown 14 days)"),
+        ({"days_since_contact": 13.9}, "excluded: contacted 13 days ago (cooldown 14 days)"),
+        ({"days_since_contact": -6.5}, "excluded: a message to them is already scheduled"),
+        (
+            {"held_out_until": pd.Timestamp("2026-11-30", tz="UTC"), "held_out_by": "weekly 2026-10-31"},
+            "excluded: in the holdout of weekly 2026-10-31 until 2026-11-30",
+        ),
         ({"messages_30d": 4}, "excluded: frequency cap (4 of 4 in 30 days)"),
         ({"messages_30d": 9}, "excluded: frequency cap (9 of 4 in 30 days)"),
         ({"returned_since_failure": True}, "excluded: already returned (ordered after the failure)"),
     ],
     ids=[
         "do-not-contact", "fraud", "no-consent", "opted-out", "no-channel-no-reason", "cooldown",
+        "cooldown-not-rounded-up", "already-scheduled", "in-an-open-holdout",
         "frequency-cap", "over-frequency-cap", "already-returned",
     ],
 )  # fmt: skip
@@ -441,4 +448,6 @@ def test_past_the_budget_an_aggrieved_customer_gets_the_apology_without_compensa
     assert aggrieved["action"] == "contact"
     assert aggrieved["offer_kind"] == "none" and aggrieved["offer_cost"] == 0.0
     assert aggrieved["reason"].startswith("contact: apology only: compensation over budget")
+    # the numbers quoted are the message alone's (lift 1 pt of 300, email), not the dropped credit's
+    assert "expected gain €3.00 vs cost €0.00 (lift 1.0 pts)" in aggrieved["reason"]
     assert lapsed["action"] == "skip" and lapsed["reason"].startswith("skipped: over budget")

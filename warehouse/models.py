@@ -94,6 +94,7 @@ class Decision(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "customer_id", name="uq_wb_decisions_run_customer"),
         Index("ix_wb_decisions_customer", "customer_id", "run_id"),
+        Index("ix_wb_decisions_run_action", "run_id", "action"),  # one action of a run: contacts, holdouts
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

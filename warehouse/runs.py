@@ -81,18 +81,21 @@ def record_decisions(conn: Connection, run_id: int, decisions: pd.DataFrame, chu
 
 
 def contact_history(conn: Connection, as_of: dt.datetime, exclude_run_id: int | None = None) -> pd.DataFrame:
-    """Per customer: days since winback last messaged them and messages in the 30 days before `as_of`.
+    """Per customer: days since winback last messaged them, messages in the 30 days before `as_of`, and
+    the end of any holdout window they are still in (`held_out_until`, with `held_out_by`).
 
     Counts every campaign (frequency caps are per customer, not per campaign) but not the current run,
-    whose own queued rows must not exclude its own customers on a re-run.
+    whose own queued rows must not exclude its own customers on a re-run. A message counts from when it
+    was sent, or, not sent yet, from when it may be (a follow-up queued a week ahead is contact then).
     """
     as_of = utc(as_of)
     since = as_of - dt.timedelta(days=30)
+    contact_at = func.coalesce(OutboxMessage.sent_at, OutboxMessage.not_before)
     stmt = (
         select(
             OutboxMessage.customer_id,
-            func.max(OutboxMessage.created_at).label("last_contact_at"),
-            func.sum(case((OutboxMessage.created_at >= since, 1), else_=0)).label("messages_30d"),
+            func.max(contact_at).label("last_contact_at"),
+            func.sum(case((contact_at >= since, 1), else_=0)).label("messages_30d"),
         )
         .where(OutboxMessage.status.in_(("queued", "sending", "sent", "unknown")))
         .where(OutboxMessage.created_at <= as_of)
@@ -106,7 +109,51 @@ def contact_history(conn: Connection, as_of: dt.datetime, exclude_run_id: int | 
     last = pd.to_datetime(frame["last_contact_at"], utc=True)
     frame["days_since_contact"] = (pd.Timestamp(as_of) - last).dt.total_seconds() / 86400.0
     frame["messages_30d"] = frame["messages_30d"].fillna(0).astype("int64")
-    return frame[["customer_id", "days_since_contact", "messages_30d"]]
+    history = frame[["customer_id", "days_since_contact", "messages_30d"]]
+    held = open_holdouts(conn, as_of, exclude_run_id)
+    history = history.merge(held, on="customer_id", how="outer")
+    history["messages_30d"] = history["messages_30d"].fillna(0).astype("int64")
+    return history
+
+
+# a run's attribution window, when its campaign's stored config does not say (CampaignConfig's default)
+DEFAULT_WINDOW_DAYS = 30
+
+
+def open_holdouts(conn: Connection, as_of: dt.datetime, exclude_run_id: int | None = None) -> pd.DataFrame:
+    """Customers held out by a run whose attribution window is still open at `as_of`.
+
+    Contacting them now would treat the control group while it is being measured: the run's lift would
+    count the effect of a later campaign's message as a holdout return. Columns: customer_id,
+    held_out_until (the latest such window's end), held_out_by ("<campaign> <as-of date>").
+    """
+    windows = {
+        campaign_id: int((config or {}).get("attribution_days") or DEFAULT_WINDOW_DAYS)
+        for campaign_id, config in conn.execute(select(Campaign.id, Campaign.config))
+    }
+    longest = max(windows.values(), default=DEFAULT_WINDOW_DAYS)
+    stmt = (
+        select(Decision.customer_id, CampaignRun.campaign_id, CampaignRun.as_of)
+        .join(CampaignRun, CampaignRun.id == Decision.run_id)
+        .where(
+            Decision.action == "holdout",
+            CampaignRun.as_of <= as_of,
+            CampaignRun.as_of > as_of - dt.timedelta(days=longest),
+        )
+    )
+    if exclude_run_id is not None:
+        stmt = stmt.where(Decision.run_id != exclude_run_id)
+    frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=["customer_id", "campaign_id", "as_of"])
+    columns = ["customer_id", "held_out_until", "held_out_by"]
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    start = pd.to_datetime(frame["as_of"], utc=True)
+    days = frame["campaign_id"].map(windows).fillna(DEFAULT_WINDOW_DAYS)
+    frame["held_out_until"] = start + pd.to_timedelta(days, unit="D")
+    frame["held_out_by"] = frame["campaign_id"] + " " + start.dt.strftime("%Y-%m-%d")
+    frame = frame.loc[frame["held_out_until"] > pd.Timestamp(as_of)]
+    latest = frame.sort_values("held_out_until").drop_duplicates("customer_id", keep="last")
+    return latest[columns].reset_index(drop=True)
 
 
 def suppressions(conn: Connection, customer_ids: list[str] | None = None) -> pd.DataFrame:
