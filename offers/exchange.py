@@ -126,13 +126,44 @@ def read_redemptions_csv(path: Path) -> list[dict[str, Any]]:
         return list(reader)
 
 
+#: kinds whose stated value is money in the campaign currency, and the column holding that money: store credit
+#: states its amount; a refund share states a percentage, its amount is the expected cost (paid outright)
+MONEY_KINDS = {"store_credit": Offer.value, "refund_share": Offer.expected_cost}
+#: kinds whose value is a percentage or a service, not money: the ledger counts them instead of adding them up
+COUNTED_KINDS = {
+    "percent_codes": "percent_discount",
+    "free_shipping_codes": "free_shipping",
+    "free_service_codes": "free_service",
+}
+#: the ledger's columns; "open" is derived from the others
+LEDGER_COLUMNS = [
+    "campaign_id",
+    "run_id",
+    "as_of",
+    "issued",
+    "money_issued",
+    *COUNTED_KINDS,
+    "expected_cost",
+    "redeemed",
+    "expired",
+    "open",
+]
+
+
 def ledger(conn: Connection, now: dt.datetime, campaign_id: str | None = None) -> pd.DataFrame:
-    """Per run: codes and money issued, redeemed, expired unused and still open."""
+    """Per run: codes issued, redeemed, expired unused and still open, and what was issued.
+
+    money_issued adds up money only (store credit and refunds, in the campaign currency): a percent code's
+    value is percentage points, and adding it to euros gave a meaningless total. Percent, free-shipping and
+    free-service codes are counted in their own columns; expected_cost is the money the run budgeted.
+    """
     expired = (Offer.redeemed_at.is_(None)) & (Offer.expires_at < now)
+    money = case(*((Offer.kind == kind, amount) for kind, amount in MONEY_KINDS.items()), else_=0)
+    counts = [func.sum(case((Offer.kind == kind, 1), else_=0)).label(name) for name, kind in COUNTED_KINDS.items()]
     stmt = (
         select(
             CampaignRun.campaign_id, Offer.run_id, CampaignRun.as_of,
-            func.count().label("issued"), func.sum(Offer.value).label("issued_value"),
+            func.count().label("issued"), func.sum(money).label("money_issued"), *counts,
             func.sum(Offer.expected_cost).label("expected_cost"),
             func.sum(case((Offer.redeemed_at.is_not(None), 1), else_=0)).label("redeemed"),
             func.sum(case((expired, 1), else_=0)).label("expired"),
@@ -143,9 +174,8 @@ def ledger(conn: Connection, now: dt.datetime, campaign_id: str | None = None) -
     )  # fmt: skip
     if campaign_id:
         stmt = stmt.where(CampaignRun.campaign_id == campaign_id)
-    cols = ["campaign_id", "run_id", "as_of", "issued", "issued_value", "expected_cost", "redeemed", "expired"]
-    frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)
+    frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=LEDGER_COLUMNS[:-1])
     frame["open"] = frame["issued"] - frame["redeemed"] - frame["expired"]
-    for col in ("issued_value", "expected_cost"):
+    for col in ("money_issued", "expected_cost"):
         frame[col] = frame[col].astype(float).round(2)
     return frame

@@ -56,18 +56,12 @@ def test_second_run_decides_with_the_first_runs_measured_lift(demo_engine: Engin
     first = run_campaign(demo_engine, config)
     simulate_campaign_response(demo_engine, first.run_id, window_days=30, true_lift=0.3, seed=2)
     with demo_engine.begin() as conn:
-        track_run(conn, src, first.run_id, 30)
+        track_run(conn, src, first.run_id, 30, now=AS_OF + dt.timedelta(days=31))  # tracked once the window closed
         evidence = measured_lift_by_offer_kind(conn, "learn", AS_OF + dt.timedelta(days=35))
     assert evidence["n_treated"].sum() > 0 and evidence["n_holdout"].sum() > 0
 
-    import test_campaign_path
-
     later = AS_OF + dt.timedelta(days=35)
-    test_campaign_path.AS_OF, saved = later, test_campaign_path.AS_OF
-    try:
-        second = run_campaign(demo_engine, config, now=later)
-    finally:
-        test_campaign_path.AS_OF = saved
+    second = run_campaign(demo_engine, config, now=later, as_of=later)
     with demo_engine.connect() as conn:
         stats = conn.execute(select(CampaignRun.stats).where(CampaignRun.id == second.run_id)).scalar_one()
     expected = updated_lifts(config.economics.lift_prior, evidence)

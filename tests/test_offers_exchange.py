@@ -83,7 +83,27 @@ def test_ledger_counts_issued_redeemed_expired_and_open(engine: Engine, run_id: 
         after = ledger(conn, AS_OF + dt.timedelta(days=45)).iloc[0]
     assert (during["issued"], during["redeemed"], during["expired"], during["open"]) == (3, 1, 0, 2)
     assert (after["issued"], after["redeemed"], after["expired"], after["open"]) == (3, 1, 2, 0)
-    assert during["issued_value"] == 30.0 and during["expected_cost"] == 10.5
+    assert during["money_issued"] == 30.0 and during["expected_cost"] == 10.5
+
+
+def test_ledger_adds_up_money_only_and_counts_percent_and_free_codes(engine: Engine, run_id: int) -> None:
+    """Run 1 once showed 685 "issued": 625 percentage points of percent codes plus €60 of store credit."""
+    others = [  # (kind, value, expected cost): a refund states a percentage, its money is the expected cost
+        ("percent_discount", "15.00", "1.20"), ("percent_discount", "10.00", "0.80"),
+        ("refund_share", "20.00", "12.40"), ("free_shipping", "0.00", "0.15"), ("free_service", "10.00", "0.30"),
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(insert(Offer), [
+            {"code": f"WB-MIXD-{i:04d}", "run_id": run_id, "customer_id": f"M{i}", "kind": kind,
+             "value": Decimal(value), "currency": "EUR", "expected_cost": Decimal(cost), "issued_at": AS_OF,
+             "expires_at": AS_OF + dt.timedelta(days=30)}
+            for i, (kind, value, cost) in enumerate(others)
+        ])  # fmt: skip
+        row = ledger(conn, AS_OF + dt.timedelta(days=5)).iloc[0]
+    assert "issued_value" not in row.index
+    assert row["issued"] == 8 and row["money_issued"] == 42.4  # 3 × €10 store credit + the €12.40 refund
+    assert (row["percent_codes"], row["free_shipping_codes"], row["free_service_codes"]) == (2, 1, 1)
+    assert row["expected_cost"] == round(10.5 + 1.2 + 0.8 + 12.4 + 0.15 + 0.3, 2)
 
 
 def test_a_code_listed_twice_is_named_on_its_second_line_and_never_counted_twice(engine: Engine, run_id: int) -> None:
