@@ -21,6 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from messages.failure_words import what_went_wrong
 from messages.sms_segments import fit_sms
+from offers.issue import expiry_day
 
 ENV = SandboxedEnvironment(
     loader=PackageLoader("messages", "templates"),
@@ -106,7 +107,7 @@ def build_context(row: dict[str, Any], brand: Brand, unsubscribe_url: str) -> di
                 row["currency"],
                 locale,
             ),
-            "expires_on": _date(row["expires_at"], locale),
+            "expires_on": _expiry_date(row["expires_at"], locale),
         }
     if row.get("failure_category"):
         ctx["failure"] = {
@@ -127,6 +128,19 @@ def _date(value: Any, locale: str) -> str:
     if isinstance(value, dt.datetime) or hasattr(value, "date"):
         value = value.date()
     return _medium_date(value, locale)
+
+
+def _expiry_date(value: Any, locale: str) -> str:
+    """A code's last day as offers.issue counts it (its date in UTC-12), not its UTC date.
+
+    A code is valid to the end of that day in UTC-12, so the date printed is honoured wherever the customer
+    is. Its UTC date is the next day, from whose noon (UTC) the code is refused.
+    """
+    if value is None or pd.isna(value):
+        return ""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return _medium_date(expiry_day(value), locale)
 
 
 @lru_cache(maxsize=65536)

@@ -23,6 +23,7 @@ from messages.render import (
 )
 
 UNSUB = "https://example.test/unsubscribe/tok"
+END_OF_2_DEC = dt.datetime(2026, 12, 3, 11, 59, 59, 999999, tzinfo=dt.UTC)  # a code valid through 2 Dec (offers.issue)
 
 
 def _row(**kw: Any) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def _row(**kw: Any) -> dict[str, Any]:
         "offer_value": 15.0,
         "offer_amount": 15.0,
         "currency": "EUR",
-        "expires_at": dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC),
+        "expires_at": END_OF_2_DEC,
         "last_order_at": dt.datetime(2026, 6, 7, 11, 0, tzinfo=dt.UTC),
     }
     row.update(kw)
@@ -273,6 +274,18 @@ def test_rendered_money_and_dates_follow_the_locale(
     assert f"ORD-1001 from {occurred} arrived damaged" in text
     assert f"here is {money}: use code WB-ACDE-FGHJ-KMNP by {expires}." in text
     assert f'<html lang="{language}">' in out.html
+
+
+@pytest.mark.parametrize(
+    "expires_at",
+    [END_OF_2_DEC, END_OF_2_DEC.isoformat(), END_OF_2_DEC.replace(tzinfo=None), pd.Timestamp(END_OF_2_DEC)],
+    ids=["aware", "iso-text", "naive-utc", "pandas"],
+)
+def test_the_expiry_date_is_the_day_the_code_is_valid_through(expires_at: Any) -> None:
+    """(Was a bug: the UTC date was printed, 3 Dec here, a day on which the code is refused at noon UTC.)"""
+    ctx = _ctx(expires_at=expires_at, locale="en_US")
+    assert ctx["offer"]["expires_on"] == "Dec 2, 2026"
+    assert "code WB-ACDE-FGHJ-KMNP until Dec 2, 2026." in _nbsp(render("apology", "sms", ctx).text)
 
 
 def test_winback_names_the_last_order_date() -> None:

@@ -22,7 +22,7 @@ from messages.channels.registry import configured_channels
 from messages.compose import check_templates, plan_rows
 from messages.dispatch import Channel, DispatchReport, SendLimits, reconcile, send_due
 from messages.parallel_send import HelperSenders, send_in_processes, senders_for
-from offers.issue import issue_offers
+from offers.issue import issue_offers, offer_amounts
 from offers.policy import CompensationPolicy
 from segments.calibration import holdout_check
 from segments.candidates import build_candidates
@@ -223,10 +223,7 @@ def queue_run_messages(
     with engine.connect() as reader:
         for frame in queries.contacts_to_queue(reader, src, run.run_id):
             frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
-            # a refund is paid outright, so its expected cost is its amount; other kinds state their value
-            frame["offer_amount"] = frame["decided_cost"].where(
-                frame["offer_kind"] == "refund_share", frame["offer_value"]
-            )
+            frame["offer_amount"] = offer_amounts(frame["offer_kind"], frame["offer_value"], frame["decided_cost"])
             rows = plan_rows(
                 frame,
                 run.run_id,

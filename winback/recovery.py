@@ -17,7 +17,7 @@ import traceback
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ from messages.dispatch import Channel, send_due
 from messages.journey import JourneyRules, plan_steps
 from messages.quiet_hours import next_allowed
 from messages.redact import redact_text
-from offers.issue import issue_offers, offers_for_run
+from offers.issue import expiry_for, extend_expiry, issue_offers, offers_for_run
 from offers.policy import CompensationPolicy
 from segments.decision import decide
 from segments.holdout import hash_unit
@@ -97,9 +97,11 @@ def _decide(
     src: SourceTables,
     event: dict[str, Any],
     as_of: dt.datetime,
+    now: dt.datetime,
     config: CampaignConfig,
     policy: CompensationPolicy,
 ) -> pd.DataFrame:
+    """The customer as of the failure (`as_of`), against the budget of the month the code is issued (`now`)."""
     cid = event["customer_id"]
     with engine.connect() as conn:
         summary = queries.customer_summary(conn, src, as_of, _one(cid))
@@ -131,7 +133,7 @@ def _decide(
         messages_30d=0,
         returned_since_failure=False,
     )
-    left = budget_left(engine, config, as_of)
+    left = budget_left(engine, config, now)
     decided = decide(frame, config.model_copy(update={"holdout_share": 0.0, "budget": left}), policy)
     held = bool(hash_unit(CAMPAIGN_ID, pd.Series([cid]))[0] < config.holdout_share)
     if held and decided.loc[0, "action"] == "contact" and decided.loc[0, "offer_kind"] != "none":
@@ -171,7 +173,11 @@ def recover(
     policy: CompensationPolicy | None = None,
     rules: JourneyRules = JourneyRules(),  # noqa: B008
 ) -> dict[str, Any]:
-    """Handle one received CRM event end to end; safe to run again for the same event."""
+    """Handle one received CRM event end to end; safe to run again for the same event.
+
+    A code is issued at `now`, when the event is processed, not when the failure occurred: an event posted
+    late would otherwise get a code already expired. A later step carrying it extends it (`_valid_from`).
+    """
     config = config or recovery_config()
     policy = policy or CompensationPolicy.default()
     event = load_event(engine, event_id)
@@ -192,11 +198,12 @@ def recover(
             select(Decision.action, Decision.arm, Decision.channel, Decision.reason).where(Decision.run_id == run_id)
         ).first()
     if decided is None:
-        frame = _decide(engine, src, event, as_of, config, policy)
+        frame = _decide(engine, src, event, as_of, now, config, policy)
         with engine.begin() as conn:
             runs.record_decisions(conn, run_id, frame)
             if frame.loc[0, "action"] == "contact" and frame.loc[0, "offer_kind"] != "none":
-                issue_offers(conn, run_id, as_of, frame, config.currency, config.offer_expiry_days)
+                # issued when processed, not at the failure: a late event's code would be born expired
+                issue_offers(conn, run_id, now, frame, config.currency, config.offer_expiry_days)
             decided = conn.execute(
                 select(Decision.action, Decision.arm, Decision.channel, Decision.reason).where(
                     Decision.run_id == run_id
@@ -241,18 +248,12 @@ def recover(
     rows = []
     for step in steps:
         ctx = dict(base, unresolved=base["unresolved"] and step.step == "apology")
-        if step.with_offer and offer:
-            ctx.update(
-                code=offer["code"],
-                offer_kind=offer["offer_kind"],
-                offer_value=float(offer["offer_value"]),
-                offer_amount=float(offer["offer_value"]),
-                currency=offer["currency"],
-                expires_at=offer["expires_at"].isoformat(),
-            )
         at = next_allowed(
             step.at, person.get("time_zone"), config.contact.quiet_end_hour, config.contact.quiet_start_hour
         )
+        if step.with_offer and offer:
+            offer = _valid_from(offer, at, config.offer_expiry_days)
+            ctx.update(_offer_fields(offer))
         address = person.get("email") if channel == "email" else person.get("phone")
         rows.append(
             {
@@ -272,6 +273,8 @@ def recover(
         )
     check_templates(rows)
     with engine.begin() as conn:
+        if offer and _record_extension(conn, run_id, cid, offer):
+            result["offer_expiry_extended_to"] = offer["expires_at"].isoformat()
         result["queued"] = outbox.enqueue(conn, rows)
     report = send_due(
         engine,
@@ -284,6 +287,51 @@ def recover(
     result["sending"] = report.as_dict()
     _processed(engine, event_id, now)
     return result
+
+
+def _valid_from(offer: dict[str, Any], sent_at: dt.datetime, days: int) -> dict[str, Any]:
+    """`offer`, its expiry moved so a message sent at `sent_at` gives the customer the full `days` days.
+
+    The code was issued when the journey first decided; a later step (the "resolved" message weeks on)
+    carrying it must not print a date already gone. Never shortened.
+    """
+    wanted = expiry_for(sent_at, days)
+    current = utc(offer["expires_at"].to_pydatetime())
+    if current >= wanted:
+        return offer
+    return dict(offer, expires_at=pd.Timestamp(wanted), previous_expiry=current)
+
+
+def _offer_fields(offer: dict[str, Any]) -> dict[str, Any]:
+    """The merge fields of a message carrying the code; `offer_amount` is the money it states."""
+    return {
+        "code": offer["code"],
+        "offer_kind": offer["offer_kind"],
+        "offer_value": float(offer["offer_value"]),
+        "offer_amount": float(offer["offer_amount"]),
+        "currency": offer["currency"],
+        "expires_at": offer["expires_at"].isoformat(),
+    }
+
+
+def _record_extension(conn: Connection, run_id: int, customer_id: str, offer: dict[str, Any]) -> bool:
+    """Store an expiry `_valid_from` moved; True if it was moved here.
+
+    Called in the transaction that queues the messages stating the new date, so neither is kept without
+    the other; logged, as the code's validity changed after it was issued (wb_offers keeps issued_at).
+    """
+    if "previous_expiry" not in offer:
+        return False
+    extended = extend_expiry(conn, run_id, customer_id, offer["expires_at"].to_pydatetime())
+    if extended:
+        log.info(
+            "recovery run %s, customer %s: code expiry extended from %s to %s for a later message",
+            run_id,
+            customer_id,
+            offer["previous_expiry"].isoformat(),
+            offer["expires_at"].isoformat(),
+        )
+    return extended
 
 
 def _processed(engine: Engine, event_id: str, now: dt.datetime) -> None:
