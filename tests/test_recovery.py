@@ -328,3 +328,35 @@ def test_a_crash_before_superseding_the_older_journey_is_made_good_by_the_retry(
     rows = outbox(demo_engine)
     old = rows.loc[(rows["run_id"] != result["run_id"]) & (rows["step"] == "follow_up")].iloc[0]
     assert old["status"] == "skipped" and old["last_error"] == "superseded by a newer failure"
+
+
+def test_a_held_out_customer_gets_the_apology_and_keeps_the_kind_they_would_have_had(
+    demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    with demo_engine.connect() as conn:  # a reachable London customer worth compensating: the biggest spender
+        customer = conn.execute(
+            text(
+                "SELECT c.customer_id FROM customers c JOIN consents k ON k.customer_id = c.customer_id "
+                "AND k.channel = 'email' AND k.granted JOIN orders o ON o.customer_id = c.customer_id "
+                "WHERE c.time_zone = 'Europe/London' AND c.email LIKE '%@%.%' AND c.email NOT LIKE '% %' "
+                "AND NOT c.do_not_contact AND NOT c.fraud_flag "
+                "AND (c.preferred_channel IS NULL OR c.preferred_channel = 'email') "
+                "GROUP BY c.customer_id ORDER BY sum(o.amount) DESC LIMIT 1"
+            )
+        ).scalar_one()
+    monkeypatch.setattr(recovery, "hash_unit", lambda campaign, ids: np.zeros(len(ids)))  # drawn into the holdout
+    receive(demo_engine, "E1", customer, "complaint.created", severity=5)
+    result = recover(demo_engine, SRC, "E1", channels(), NOON)
+    assert result["action"] == "contact", result["reason"]
+    assert "compensation held out (random control)" in result["reason"]
+    with demo_engine.connect() as conn:
+        arm, kind, cost = conn.execute(
+            select(Decision.arm, Decision.offer_kind, Decision.offer_cost).where(Decision.customer_id == customer)
+        ).one()
+        codes = conn.execute(select(func.count()).select_from(Offer)).scalar_one()
+    assert arm == "holdout" and kind != "none"  # compared by kind with those who were given it
+    assert cost == 0.0 and codes == 0  # nothing given, nothing spent
+    sent = SinkChannel().records()[0]
+    assert "arrived damaged" in sent["text"] and "code" not in sent["text"].lower()  # the apology all the same

@@ -137,8 +137,10 @@ def _decide(
     decided = decide(frame, config.model_copy(update={"holdout_share": 0.0, "budget": left}), policy)
     held = bool(hash_unit(CAMPAIGN_ID, pd.Series([cid]))[0] < config.holdout_share)
     if held and decided.loc[0, "action"] == "contact" and decided.loc[0, "offer_kind"] != "none":
-        decided.loc[0, ["arm", "offer_kind"]] = ["holdout", "none"]
-        decided.loc[0, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
+        # the kind it would have had stays on the decision, so the holdout is compared with those given it;
+        # nothing is given, so nothing is spent (no code is issued for the holdout arm)
+        decided.loc[0, "arm"] = "holdout"
+        decided.loc[0, ["offer_amount", "offer_cost"]] = 0.0
         decided.loc[0, "reason"] += "; compensation held out (random control): apology only"
     elif decided.loc[0, "action"] == "contact":
         decided.loc[0, "arm"] = "treatment"
@@ -201,7 +203,8 @@ def recover(
         frame = _decide(engine, src, event, as_of, now, config, policy)
         with engine.begin() as conn:
             runs.record_decisions(conn, run_id, frame)
-            if frame.loc[0, "action"] == "contact" and frame.loc[0, "offer_kind"] != "none":
+            offer_due = frame.loc[0, "offer_kind"] != "none" and frame.loc[0, "arm"] == "treatment"
+            if frame.loc[0, "action"] == "contact" and offer_due:
                 # issued when processed, not at the failure: a late event's code would be born expired
                 issue_offers(conn, run_id, now, frame, config.currency, config.offer_expiry_days)
             decided = conn.execute(
