@@ -10,19 +10,26 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from reports.html import ReportData, write_report_bundle
+from reports.html import ReportData, window_status, write_report_bundle
 from warehouse.db import database_url, engine_for
 from warehouse.source import SourceMapping, SourceTables
 from winback.config import CampaignConfig
-from winback.reporting import build_report, headline_markdown, latest_run_id
+from winback.reporting import build_report, choose_report_run, headline_markdown
 
 
 @task(cache_policy=NO_CACHE)
 def assemble(url: str, run_id: int | None, config: CampaignConfig, notes: list[str]) -> ReportData:
+    """The given run's report; without one, the latest run whose window has closed (see choose_report_run).
+
+    Mondays at 07:00 the latest run is last Monday's, a week into its window: reporting it by default
+    would present a week of returns as the campaign's result.
+    """
     src = SourceTables(SourceMapping.configured())
     with engine_for(url).connect() as conn:
-        rid = run_id or latest_run_id(conn, config.campaign_id if run_id is None and config else None)
-        return build_report(conn, src, rid, config, notes)
+        if run_id is None:
+            choice = choose_report_run(conn, config.campaign_id)
+            run_id, notes = choice.run_id, [*choice.notes, *notes]
+        return build_report(conn, src, run_id, config, notes)
 
 
 @task(cache_policy=NO_CACHE)
@@ -63,10 +70,22 @@ def retention_report(
     notes: list[str] | None = None,
     database_url_override: str | None = None,
 ) -> dict[str, Any]:
-    """Report the latest (or given) run of a campaign: HTML + CSV/JSON files and Prefect artifacts."""
+    """Report a campaign's run: HTML + CSV/JSON files and Prefect artifacts.
+
+    Without `run_id`, the latest run whose attribution window has closed and been tracked since (else the
+    latest tracked run, with a note). `window_open` in the result is the report's "window open" banner,
+    None when the window was observed in full.
+    """
     config = config or CampaignConfig()
     url = database_url_override or database_url()
     report = assemble(url, run_id, config, notes or [])
     files = write_files(report, out_dir)
     keys = publish_artifacts(report)
-    return {"files": files, "artifacts": keys, "overall": report.overall.to_dict("records")}
+    return {
+        "files": files,
+        "artifacts": keys,
+        "overall": report.overall.to_dict("records"),
+        "period": [str(report.period_start), str(report.period_end)],
+        "window_open": window_status(report),
+        "notes": report.notes,
+    }

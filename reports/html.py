@@ -12,10 +12,12 @@ Stable element ids for browser tests:
 * headline values: ``headline-campaign``, ``headline-period``, ``headline-customers``,
   ``headline-rate-treated``, ``headline-rate-holdout``, ``headline-abs-lift``,
   ``headline-abs-lift-ci``, ``headline-rel-lift``, ``headline-incremental-revenue``,
-  ``headline-cost``, ``headline-roi``, ``headline-warning`` (only when underpowered)
+  ``headline-cost``, ``headline-roi``, ``headline-warning`` (only when underpowered),
+  ``headline-window`` (only while the attribution window is still open: :func:`window_status`)
 * charts: ``<svg class="chart" id="chart-return-rate">`` with ``<rect class="bar" data-arm=...>``
   and ``<g class="error-bar" data-arm=...>``; ``<svg class="chart" id="chart-retention">`` with
-  ``<polyline class="curve" data-arm=...>``
+  ``<polyline class="curve" data-arm=...>`` and, while the window is open, ``<rect class="unobserved">``
+  over the days not observed yet (the x axis spans the whole window, the curves stop where data stop)
 * tables: ``table-lift-overall``, ``table-lift-<name>`` per breakdown (name lower-cased, runs of
   other characters turned into '-': ``offer_kind`` → ``table-lift-offer-kind``), ``table-root-causes``;
   every ``<td>`` carries ``data-col`` (the frame column) and, for numbers, ``data-value`` (raw value).
@@ -26,6 +28,8 @@ Stable element ids for browser tests:
   ``mde`` "⚠ underpowered" when the row has a warning (that ``<td>`` also gets class ``warn``).
   ``cost`` is offer_cost + message_cost. Breakdown tables state the warnings' reasons once, in a
   ``<span class="table-note">`` in the caption; the overall table leaves that to ``headline-warning``.
+  Root-cause columns beyond :data:`ROOT_CAUSE_COLUMNS` are formatted by their name: ``*_cost`` as money,
+  ``*_rate`` / ``*_share`` as percentages, anything else as text.
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ ROOT_CAUSE_COLUMNS: list[str] = [
     "volume",
     "recovery_rate",
     "repeat_failure_rate",
-    "compensation_cost",
 ]
+"""Required root-cause columns; the report adds ``offer_cost`` (measured) and ``resolved_share``."""
 ARM_LABELS: dict[str, str] = {"treatment": "Treated", "holdout": "Holdout"}
 DASH = "—"
 Formatter = Callable[[Any], str]
@@ -65,9 +69,15 @@ class ReportData:
     ``overall`` is a one-row :func:`~reports.stats.lift_table` frame (``by=None``); ``breakdowns``
     maps a name ('segment', 'channel', 'offer_kind', 'failure_category', ...) to a ``lift_table``
     frame grouped by that dimension; ``retention`` is :func:`~reports.retention.retention_curve`
-    output; ``root_causes`` has :data:`ROOT_CAUSE_COLUMNS` (extra columns are shown as text).
+    output; ``root_causes`` has :data:`ROOT_CAUSE_COLUMNS` (further columns are formatted by name).
     ``confidence`` must match the level the frames were computed with; it labels the intervals and
     sets the error bars of the return-rate chart.
+
+    ``window_days`` is the attribution window the returns were tracked over and ``observed_days`` how
+    much of it (in days, fractional) had passed when they were last tracked; while ``observed_days <
+    window_days`` every number is partial (only the quick returners so far), and the report says so at
+    the top. ``period_end`` is then the day of the last tracking, not the end of the window, and
+    ``retention`` should run to ``ceil(observed_days)`` so that its last point holds every return counted.
     """
 
     title: str
@@ -84,6 +94,29 @@ class ReportData:
     currency: str = "EUR"
     locale: str = "en_US"
     confidence: float = 0.95
+    window_days: int | None = None
+    observed_days: float | None = None
+
+
+def window_status(report: ReportData) -> str | None:
+    """The "Window open: 7 of 30 days observed" banner, while the attribution window is still filling.
+
+    A run reported a week into a 30-day window counts only the customers who came back that week: rates
+    and revenue are lower than they will be and the lift can still move either way, which an analyst
+    must see before any number.
+    None once the window has been observed in full, or when the report does not say (hand-built data).
+    """
+    if report.window_days is None or report.observed_days is None or report.observed_days >= report.window_days:
+        return None
+    return (
+        f"Window open: {fmt_days(report.observed_days)} of {report.window_days} days observed. Return rates, "
+        f"lift and revenue count only the returns so far and will change until day {report.window_days}."
+    )
+
+
+def fmt_days(days: float) -> str:
+    """Days observed, rounded down to a tenth: 29.96 days is not yet "30 of 30"; whole days show no ".0"."""
+    return f"{math.floor(days * 10 + 1e-9) / 10:g}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -302,6 +335,21 @@ def _lift_table_view(
     return TableView(table_id, caption, headers, rows, power_note)
 
 
+def _named_cell(rec: dict[str, Any], col: str, money: Formatter) -> Cell:
+    """A further root-cause column, formatted by what its name says it holds."""
+    value = rec[col]
+    if col.endswith("_cost"):
+        return Cell(money(value), col, _raw(value), css="num")
+    if col.endswith(("_rate", "_share")):
+        return Cell(fmt_pct(value), col, _raw(value), css="num")
+    return Cell(_text(value), col)
+
+
+def _named_header(col: str) -> Header:
+    numeric = col.endswith(("_cost", "_rate", "_share"))
+    return Header(col.replace("_", " ").capitalize(), "num" if numeric else "")
+
+
 def _root_cause_view(frame: pd.DataFrame, money: Formatter) -> TableView:
     missing = [c for c in ROOT_CAUSE_COLUMNS if c not in frame.columns]
     if missing:
@@ -312,8 +360,7 @@ def _root_cause_view(frame: pd.DataFrame, money: Formatter) -> TableView:
         Header("Volume", "num"),
         Header("Recovery rate", "num"),
         Header("Repeat-failure rate", "num"),
-        Header("Compensation cost", "num"),
-        *(Header(c.replace("_", " ").capitalize()) for c in extra),
+        *(_named_header(c) for c in extra),
     ]
     rows = [
         [
@@ -326,13 +373,7 @@ def _root_cause_view(frame: pd.DataFrame, money: Formatter) -> TableView:
                 _raw(rec["repeat_failure_rate"]),
                 css="num",
             ),
-            Cell(
-                money(rec["compensation_cost"]),
-                "compensation_cost",
-                _raw(rec["compensation_cost"]),
-                css="num",
-            ),
-            *(Cell(_text(rec[c]), c) for c in extra),
+            *(_named_cell(rec, c, money) for c in extra),
         ]
         for rec in frame.to_dict("records")
     ]
@@ -451,13 +492,19 @@ def _return_rate_chart(overall: dict[str, Any], confidence: float) -> dict[str, 
     return {"plot": plot, "bars": bars, "yticks": _y_ticks(plot, ymax, step)}
 
 
-def _retention_chart(retention: pd.DataFrame) -> dict[str, Any]:
+def _retention_chart(
+    retention: pd.DataFrame, window_days: int | None = None, observed_days: float | None = None
+) -> dict[str, Any]:
+    """Curves up to the last tracking, on an axis spanning the whole window when it is longer.
+
+    While the window is open the days not yet observed are shaded, so the curves visibly stop for lack
+    of data rather than running flat to the end as if nobody came back after the last tracking.
+    """
     missing = [c for c in ("arm", "day", "share") if c not in retention.columns]
     if missing:
         raise ValueError(f"retention: missing column(s) {', '.join(map(repr, missing))}")
     plot = Plot(width=640, height=320, left=56, right=110, top=24, bottom=48)
-    max_day = float(retention["day"].max()) if len(retention) else 0.0
-    max_day = max(max_day, 1.0)
+    max_day = max(float(retention["day"].max()) if len(retention) else 0.0, float(window_days or 0), 1.0)
     ymax, step = _nice_max(float(retention["share"].max()) if len(retention) else 0.0)
     span_x, span_y = plot.x1 - plot.x0, plot.y0 - plot.y1
     curves = []
@@ -484,7 +531,17 @@ def _retention_chart(retention: pd.DataFrame) -> dict[str, Any]:
     xticks = [
         {"x": round(plot.x0 + span_x * d / max_day, 2), "label": str(d)} for d in range(0, int(max_day) + 1, x_step)
     ]
-    return {"plot": plot, "curves": curves, "yticks": _y_ticks(plot, ymax, step), "xticks": xticks}
+    unobserved = None
+    if window_days is not None and observed_days is not None and observed_days < window_days:
+        x = round(plot.x0 + span_x * max(observed_days, 0.0) / max_day, 2)
+        unobserved = {"x": x, "width": round(plot.x1 - x, 2), "from_day": fmt_days(observed_days)}
+    return {
+        "plot": plot,
+        "curves": curves,
+        "yticks": _y_ticks(plot, ymax, step),
+        "xticks": xticks,
+        "unobserved": unobserved,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -566,6 +623,8 @@ def render_html_report(report: ReportData) -> str:
         "campaign_id": report.campaign_id,
         "generated_at": report.generated_at.isoformat(sep=" ", timespec="minutes"),
         "period": _period_text(report.period_start, report.period_end),
+        "window_open": window_status(report),
+        "window_days": report.window_days,
         "conf": conf,
         "headline": headline,
         # The overall row's warning is the headline banner already; its row only gets the flag.
@@ -573,7 +632,7 @@ def render_html_report(report: ReportData) -> str:
             report.overall, "table-lift-overall", "Overall lift", money, conf, note=False
         ),
         "rate_chart": _return_rate_chart(overall, report.confidence),
-        "retention_chart": _retention_chart(report.retention),
+        "retention_chart": _retention_chart(report.retention, report.window_days, report.observed_days),
         "breakdowns": breakdowns,
         "root_causes": None if report.root_causes is None else _root_cause_view(report.root_causes, money),
         "delivery": None if report.delivery is None else _delivery_view(report.delivery),

@@ -98,3 +98,19 @@ def test_consent_shows_records_and_opt_outs_with_source_and_time(campaign_db: En
     assert "granted" in flat and source in flat
     assert "opted out (unsubscribe)" in flat and "list-unsubscribe one-click" in flat
     assert runner.invoke(app, ["consent", "NOPE"]).exit_code == 1
+
+
+def test_the_headline_says_when_the_window_is_still_open(capsys: pytest.CaptureFixture[str]) -> None:
+    from winback.cli import print_overall
+
+    row = {
+        "n_treated": 900, "n_holdout": 100, "rate_treated": 0.12, "rate_holdout": 0.08, "abs_lift": 0.04,
+        "abs_lift_low": 0.01, "abs_lift_high": 0.07, "incremental_revenue": 1234.5, "offer_cost": 100.0,
+        "message_cost": 1.8, "warning": None,
+    }  # fmt: skip
+    print_overall(row, "Window open: 6.8 of 30 days observed.")
+    shown = " ".join(capsys.readouterr().out.split())
+    assert shown.startswith("Window open: 6.8 of 30 days observed.")
+    assert "Return so far (window still open)" in shown and "+4.0 pp" in shown
+    print_overall(row)
+    assert "Return within the attribution window" in " ".join(capsys.readouterr().out.split())

@@ -174,7 +174,8 @@ def make_report(**overrides: object) -> ReportData:
                 "volume": [1200, 310],
                 "recovery_rate": [0.425, 0.3],
                 "repeat_failure_rate": [0.051, 0.1],
-                "compensation_cost": [12_345.5, 800.0],
+                "offer_cost": [12_345.5, 800.0],
+                "resolved_share": [0.913, 0.5],
             }
         ),
         "notes": ["true simulated effect: +0.05"],
@@ -293,6 +294,35 @@ def test_no_warning_when_adequately_powered() -> None:
     assert doc.root.find_all(id="headline-warning") == []
 
 
+def test_no_window_banner_without_window_or_once_it_closed() -> None:
+    for report in (make_report(), make_report(window_days=30, observed_days=30)):
+        doc = parse(render_html_report(report))
+        assert doc.root.find_all(id="headline-window") == []
+        assert [n for n in by_id(doc.root, "chart-retention").iter() if n.has_class("unobserved")] == []
+
+
+def test_open_window_is_announced_first_and_the_curve_stops_where_data_stop() -> None:
+    """6.9 of 30 days tracked: a banner at the top of the headline, curves to day 7 on a 30-day axis."""
+    week = retention_curve(
+        pd.DataFrame({"arm": ["treatment", "treatment", "holdout"], "days_to_return": [1.0, 6.5, np.nan]}),
+        max_days=7,
+    )
+    doc = parse(render_html_report(make_report(retention=week, window_days=30, observed_days=6.9)))
+    banner = by_id(doc.root, "headline-window")
+    assert banner.text.startswith("Window open: 6.9 of 30 days observed.")
+    assert by_id(doc.root, "headline").children[0] is banner  # before any number
+    chart = by_id(doc.root, "chart-retention")
+    for curve in [n for n in chart.iter() if n.tag == "polyline"]:
+        assert len(curve.attrs["points"].split()) == 8  # days 0..7, nothing drawn past the last tracking
+    (shade,) = [n for n in chart.iter() if n.has_class("unobserved")]
+    ticks = {t.text: float(t.attrs["x"]) for t in chart.find_all("text") if t.has_class("tick") and t.text.isdigit()}
+    assert max(map(int, ticks)) == 30  # the axis still spans the window
+    tracked = ticks["0"] + (ticks["30"] - ticks["0"]) * 6.9 / 30
+    assert float(shade.attrs["x"]) == pytest.approx(tracked, abs=0.01)
+    assert float(shade.attrs["x"]) + float(shade.attrs["width"]) == pytest.approx(ticks["30"], abs=0.01)
+    assert "window their returns were tracked over" in by_id(doc.root, "methods").text
+
+
 def _cells(table: Node, col: str) -> list[Node]:
     return [td for td in table.find_all("td") if td.attrs.get("data-col") == col]
 
@@ -355,7 +385,10 @@ def test_breakdown_cells_match_frames(rendered: tuple[str, TreeBuilder]) -> None
     assert [c.text for c in _cells(roots, "volume")] == ["1,200", "310"]
     assert [c.text for c in _cells(roots, "recovery_rate")] == ["42.5%", "30.0%"]
     assert [c.text for c in _cells(roots, "repeat_failure_rate")] == ["5.1%", "10.0%"]
-    assert [c.text for c in _cells(roots, "compensation_cost")] == ["€12,345.50", "€800.00"]
+    # further columns are formatted by their name: *_cost as money, *_share / *_rate as percentages
+    assert [c.text for c in _cells(roots, "offer_cost")] == ["€12,345.50", "€800.00"]
+    assert [c.text for c in _cells(roots, "resolved_share")] == ["91.3%", "50.0%"]
+    assert [th.text for th in roots.find_all("th")][-2:] == ["Offer cost", "Resolved share"]
 
 
 def test_underpowered_rows_are_flagged_and_the_warning_shown_once(rendered: tuple[str, TreeBuilder]) -> None:
@@ -503,7 +536,7 @@ def test_invalid_inputs_raise() -> None:
     clash = {"offer kind": breakdown("k", {"a": {}}), "offer-kind": breakdown("k", {"a": {}})}
     with pytest.raises(ValueError, match="same"):
         render_html_report(make_report(breakdowns=clash))
-    with pytest.raises(ValueError, match="compensation_cost"):
+    with pytest.raises(ValueError, match="recovery_rate"):
         render_html_report(make_report(root_causes=pd.DataFrame({"failure_category": ["x"], "volume": [1]})))
 
 

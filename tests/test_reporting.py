@@ -56,15 +56,20 @@ def test_delivery_funnel_counts_outcomes_and_distinct_event_messages(demo_engine
 
 
 def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:
-    """Store credit: its value; percent: that share of the returning revenue; free shipping: the shipping."""
+    """Store credit: its value; percent: that share of the order that used the code; free shipping: the shipping."""
     import datetime as dt
     from decimal import Decimal
 
-    from warehouse.models import Campaign, CampaignRun, Decision, Offer, Return
+    from warehouse.models import Campaign, CampaignRun, Decision, DemoOrder, Offer, Return, SourceBase
     from warehouse.returns import measured_customers
 
     kinds = {"C1": ("store_credit", "15.00"), "C2": ("percent_discount", "10.00"), "C3": ("free_shipping", "0.00")}
+    SourceBase.metadata.create_all(engine)
     with engine.begin() as conn:
+        conn.execute(insert(DemoOrder).values(
+            order_id="O-C2", customer_id="C2", ordered_at=AS_OF + dt.timedelta(days=2), amount=Decimal("60.00"),
+            coupon_code="WB-C2",
+        ))  # fmt: skip
         conn.execute(insert(Campaign).values(id="c", kind="winback", config={}, created_at=AS_OF))
         run = conn.execute(
             insert(CampaignRun)
@@ -79,7 +84,7 @@ def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:
             conn.execute(insert(Offer).values(
                 code=f"WB-{cid}", run_id=run, customer_id=cid, kind=kind, value=Decimal(value), currency="EUR",
                 expected_cost=Decimal("1.00"), issued_at=AS_OF, expires_at=AS_OF + dt.timedelta(days=30),
-                redeemed_at=AS_OF + dt.timedelta(days=2),
+                redeemed_at=AS_OF + dt.timedelta(days=2), redeemed_order_id=f"O-{cid}",
             ))  # fmt: skip
             conn.execute(insert(Return).values(
                 run_id=run, customer_id=cid, arm="treatment", returned=True, first_return_at=AS_OF, orders=1,
@@ -87,6 +92,6 @@ def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:
             ))  # fmt: skip
         frame = measured_customers(conn, run, {"email": 0.002}, 0.3, shipping_cost=4.95).set_index("customer_id")
     assert frame.loc["C1", "offer_cost"] == 15.0
-    assert frame.loc["C2", "offer_cost"] == 8.0  # 10 % of 80
+    assert frame.loc["C2", "offer_cost"] == 6.0  # 10 % of the €60 order that used it, not of the €80 revenue
     assert frame.loc["C3", "offer_cost"] == 4.95
     assert frame["message_cost"].tolist() == [0.002] * 3

@@ -110,12 +110,18 @@ def report(
     from flows.report import retention_report
 
     result = retention_report(config=_config(config), run_id=run_id, out_dir=str(out))
-    print_overall(result["overall"][0])
+    print_overall(result["overall"][0], result.get("window_open"))
+    for note in result.get("notes") or ():
+        console.print(f"note: {note}")
     console.print(f"report: [bold]{out / 'report.html'}[/bold] (+ CSV/JSON of every table)")
 
 
-def print_overall(row: dict) -> None:
-    table = Table(title="Return within the attribution window")
+def print_overall(row: dict, window_open: str | None = None) -> None:
+    """The headline; while the attribution window is still filling, said first, in the table's own title."""
+    if window_open:
+        console.print(f"[yellow]{window_open}[/yellow]")
+    title = "Return so far (window still open)" if window_open else "Return within the attribution window"
+    table = Table(title=title)
     for col in ("arm", "customers", "returned"):
         table.add_column(col)
     table.add_row("treated", f"{int(row['n_treated']):,}", f"{row['rate_treated']:.1%}")

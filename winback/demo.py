@@ -80,7 +80,7 @@ def run_demo(
     overall = report["overall"][0]
     from winback.cli import print_overall
 
-    print_overall(overall)
+    print_overall(overall, report.get("window_open"))
     inside = overall["abs_lift_low"] <= true_lift <= overall["abs_lift_high"]
     console.print(
         f"true simulated lift {true_lift * 100:+.1f} pp is "
