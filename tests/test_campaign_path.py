@@ -79,7 +79,7 @@ def test_full_path_decides_offers_sends_and_tracks(demo_engine: Engine) -> None:
 
     response = simulate_campaign_response(demo_engine, run.run_id, window_days=30, true_lift=0.05, seed=5)
     with demo_engine.begin() as conn:
-        measured = track_run(conn, SRC, run.run_id, 30)
+        measured = track_run(conn, SRC, run.run_id, 30, now=AS_OF + dt.timedelta(days=31))
         returns = pd.read_sql(select(Return.__table__).where(Return.run_id == run.run_id), conn)
     assert measured == (decisions["arm"].notna()).sum()
     returned = returns.groupby("arm")["returned"].sum().to_dict()

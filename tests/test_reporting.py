@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_delivery_funnel_counts_outcomes_and_distinct_event_messages(demo_engine
     simulate_campaign_response(demo_engine, run.run_id, window_days=30, true_lift=0.05, seed=1)
     src = SourceTables(SourceMapping())
     with demo_engine.begin() as conn:
-        track_run(conn, src, run.run_id, 30)
+        track_run(conn, src, run.run_id, 30, now=AS_OF + dt.timedelta(days=31))
         report = build_report(conn, src, run.run_id, config)
     write_report_bundle(report, tmp_path)
     html = (tmp_path / "report.html").read_text()

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from conftest import AS_OF
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from warehouse.models import Campaign, CampaignRun, Decision, DemoOrder, Offer, Return, SourceBase
 from warehouse.returns import measured_customers, measured_lift_by_offer_kind, redeem_offers, track_run
@@ -123,3 +123,23 @@ def test_lift_priors_learn_only_from_windows_closed_and_tracked_after_closing(wa
         evidence[["n_treated", "returned_treated", "n_holdout", "returned_holdout"]].to_numpy().tolist()
         == [[10, 10, 10, 0]] * 3
     )
+
+
+def test_tracking_counts_no_order_after_the_moment_it_tracks(demo_engine: Engine) -> None:
+    """A window still open is observed up to `now`: the report's 'N of M days observed' must be true."""
+    from test_campaign_path import run_campaign
+
+    from warehouse.demo_data import simulate_campaign_response
+    from warehouse.models import Return
+    from winback.config import CampaignConfig
+
+    run = run_campaign(demo_engine, CampaignConfig(campaign_id="partial", budget=2000.0, holdout_share=0.2))
+    simulate_campaign_response(demo_engine, run.run_id, window_days=30, true_lift=0.05, seed=4)
+    week = AS_OF + 7 * DAY
+    with demo_engine.begin() as conn:
+        track_run(conn, SRC, run.run_id, 30, now=week)
+        first = conn.execute(select(Return.first_return_at).where(Return.returned)).scalars().all()
+        track_run(conn, SRC, run.run_id, 30, now=AS_OF + 31 * DAY)
+        full = conn.execute(select(func.count()).where(Return.returned)).scalar_one()
+    assert 0 < len(first) < full
+    assert max(utc(t) for t in first) <= week

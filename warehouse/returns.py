@@ -49,7 +49,9 @@ def track_run(
     if run is None:
         raise ValueError(f"campaign run {run_id} does not exist")
     start = utc(run)
-    end = start + dt.timedelta(days=window_days)
+    tracked_at = utc(now) if now is not None else utcnow()
+    # orders up to the window's end, and none past the moment tracked: what the report calls observed
+    end = min(start + dt.timedelta(days=window_days), tracked_at)
     redeem_offers(conn, src, run_id)
     o = src.orders
     cid, at, amount = src.col(o, "customer_id"), src.col(o, "ordered_at"), src.col(o, "amount")
@@ -70,7 +72,6 @@ def track_run(
         conn.execute(select(Offer.customer_id).where(Offer.run_id == run_id, Offer.redeemed_at.is_not(None))).scalars()
     )
     conn.execute(delete(Return).where(Return.run_id == run_id))
-    tracked_at = now or utcnow()
     rows = [
         {
             "run_id": run_id,
