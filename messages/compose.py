@@ -8,14 +8,15 @@ is queued, naming the template.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype, is_object_dtype
 
-from messages.contact_data import phone_time_zone
-from messages.quiet_hours import next_allowed
+from messages.contact_data import recipient_time_zone
+from messages.quiet_hours import QUIET_HOURS_KEY, ZONE_KEY, next_allowed
 from messages.render import Brand, RenderError, build_context, render
 from messages.unsubscribe import unsubscribe_url
 from warehouse.bulk import python_values
@@ -83,6 +84,27 @@ def _iso_utc(values: pd.Series) -> list[str | None]:
     return out.tolist()
 
 
+def recipient_zones(frame: pd.DataFrame) -> list[str | None]:
+    """Each row's zone for quiet hours (`recipient_time_zone`), worked out once per distinct input.
+
+    A campaign repeats a handful of profile zones: those are checked once each. Only rows whose profile
+    zone is missing or invalid need their phone read, once per distinct (profile zone, phone, locale).
+    """
+    profiles = python_values(frame["time_zone"])
+    known = {zone: recipient_time_zone(zone, None, None) for zone in set(profiles)}
+    zones = [known[zone] for zone in profiles]
+    unknown = [i for i, zone in enumerate(zones) if zone is None]
+    if unknown:
+        phones, locales = python_values(frame["phone"]), python_values(frame["locale"])
+        from_phone: dict[tuple[str | None, str | None, str | None], str | None] = {}
+        for i in unknown:
+            key = (profiles[i], phones[i], locales[i])
+            if key not in from_phone:
+                from_phone[key] = recipient_time_zone(*key)
+            zones[i] = from_phone[key]
+    return zones
+
+
 def step_for(segment: str) -> str:
     return "apology" if segment == "aggrieved" else "winback"
 
@@ -93,21 +115,23 @@ def plan_rows(
     """One outbox row per contacted customer, ready to insert.
 
     Built column by column (a partition holds tens of thousands of customers); a missing address is "".
+    Each row's context carries its recipient's zone and these quiet hours: the sender keeps them too.
     """
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"plan_rows: required columns missing: {', '.join(missing)}")
     fields = [c for c in CONTEXT_FIELDS if c in frame.columns]
-    # the profile's zone, else (for SMS) the number's; unknown zones fall back to UTC in next_allowed
-    zones = frame["time_zone"].astype(object).where(frame["time_zone"].notna(), None)
-    no_zone = zones.isna() & (frame["channel"] == "sms") & frame["phone"].notna()
-    zones[no_zone] = [phone_time_zone(p) for p in frame.loc[no_zone, "phone"]]
-    send_at = {zone: next_allowed(now, zone, quiet_end_hour, quiet_start_hour) for zone in zones.unique()}
+    zones = recipient_zones(frame)
+    send_at = {zone: next_allowed(now, zone, quiet_end_hour, quiet_start_hour) for zone in set(zones)}
     customers = python_values(frame["customer_id"])
     steps = [step_for(s) for s in python_values(frame["segment"])]
     address = frame["email"].where(frame["channel"] == "email", frame["phone"])
-    merged = zip(*(_json_column(frame[f]) for f in fields), strict=True)
-    contexts = [dict(zip(fields, values, strict=True)) for values in merged]
+    # the zone and quiet hours go with the row (messages.quiet_hours.send_window_context): the sender checks
+    # them again when it claims the row
+    keys = [*fields, ZONE_KEY, QUIET_HOURS_KEY]
+    quiet = itertools.repeat([quiet_start_hour, quiet_end_hour], len(frame))
+    merged = zip(*(_json_column(frame[f]) for f in fields), zones, quiet, strict=True)
+    contexts = [dict(zip(keys, values, strict=True)) for values in merged]
     return [
         {
             "id": message_id(run_id, customer, step),
@@ -129,7 +153,7 @@ def plan_rows(
             python_values(frame["channel"]),
             address.to_numpy(dtype=object, na_value="").tolist(),
             contexts,
-            zones.tolist(),
+            zones,
             strict=True,
         )
     ]

@@ -8,6 +8,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 
+from messages.quiet_hours import valid_zone
+
 # The fast path only takes local parts that email_validator returns unchanged whatever its options:
 # its strict mode rejects more than 64 characters, so longer ones go the full way.
 _FAST_LOCAL_MAX = 64
@@ -90,12 +92,37 @@ def normalise_phone(number: str | None, region: str | None = None) -> tuple[str 
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), None
 
 
-def phone_time_zone(e164: str) -> str | None:
-    """The recipient's zone from the number when the profile has none (first of several, if ambiguous)."""
+@functools.lru_cache(maxsize=256)
+def locale_region(locale: str | None) -> str | None:
+    """The country of a locale ("en_US" -> "US"), the region a national phone number is read in; else None.
+
+    A locale with no country ("en") gives None, which phonenumbers treats as it treats an unknown region.
+    """
+    if not isinstance(locale, str) or "_" not in locale:
+        return None
+    return locale.rsplit("_", 1)[-1].upper() or None
+
+
+def phone_time_zone(number: str | None, region: str | None = None) -> str | None:
+    """The recipient's zone from the number when the profile has none (first of several, if ambiguous).
+
+    A national number ("(415) 555-0100") needs its `region` to be read at all: without it, it has no zone.
+    """
     from phonenumbers import timezone as pn_timezone
 
+    if not isinstance(number, str) or not number.strip():
+        return None
     try:
-        zones = pn_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
+        zones = pn_timezone.time_zones_for_number(phonenumbers.parse(number, region))
     except phonenumbers.NumberParseException:
         return None
     return zones[0] if zones and zones[0] != "Etc/Unknown" else None
+
+
+def recipient_time_zone(profile_zone: str | None, phone: str | None, locale: str | None) -> str | None:
+    """The zone quiet hours are kept in: a valid profile zone, else the phone's (read in the locale's
+    country), else None (treated as UTC downstream).
+
+    An invalid profile zone ("Pacific Time", "America") is no better than none: the phone may still tell.
+    """
+    return valid_zone(profile_zone) or phone_time_zone(phone, locale_region(locale))

@@ -1,8 +1,15 @@
-"""Send what the outbox holds, safely: re-check consent at send time, claim, call, record.
+"""Send what the outbox holds, safely: claim, re-check at send time, call, record.
 
 A channel is anything with `send(OutgoingMessage) -> SendOutcome` (the SendGrid and Twilio adapters,
 the local sink). Each message is claimed (queued → sending) and committed before its provider call and
 recorded right after, so a crash anywhere leaves the outbox telling the truth.
+
+A message can wait in the outbox for hours (quiet hours) or days (journey follow-ups, retries), and the
+customer's record moves meanwhile. So each claim is checked again, in one lookup per claim: a customer
+erased from the customers table, flagged do-not-contact or fraud, whose consent for the channel is
+withdrawn, or who opted out through winback is skipped with that reason; a recipient for whom it is now
+night (quiet hours, in the zone stored with the row) waits: the row goes back to `queued` until their
+morning, which is not an attempt.
 """
 
 from __future__ import annotations
@@ -19,17 +26,20 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, inspect, select
 
 from messages.channels.errors import OPTED_OUT_REASON
-from messages.contact_data import normalise_email, normalise_phone
+from messages.contact_data import locale_region, normalise_email, normalise_phone
 from messages.outcomes import Failed, OutgoingMessage, SendOutcome, Sent, Skipped
+from messages.quiet_hours import QuietHoursCheck, next_allowed, send_window
 from messages.redact import redact_text
 from messages.render import Brand, RenderError, build_context, render
 from messages.unsubscribe import unsubscribe_url
 from warehouse import outbox
 from warehouse.events import reconcile_unknown_from_events
 from warehouse.models import Suppression
+from warehouse.queries import SendTimeFlags, send_time_flags
+from warehouse.source import SourceMapping, SourceTables
 from warehouse.suppressions import suppress
 from warehouse.timeutil import utcnow
 
@@ -70,17 +80,86 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
-def _suppressed(engine: Engine, rows: list[dict]) -> set[tuple[str, str]]:
-    pairs = {(r["customer_id"], r["channel"]) for r in rows}
-    if not pairs:
-        return set()
+ERASED = "customer erased: not in the customers table at send time"
+DO_NOT_CONTACT = "do-not-contact at send time"
+FRAUD_FLAG = "fraud flag at send time"
+CONSENT_WITHDRAWN = "consent withdrawn at send time"
+SUPPRESSED = "suppressed at send time"
+HELD = "held_quiet_hours"  # report key: rows put back until the recipient's morning
+
+
+class SourceTablesMissing(RuntimeError):
+    """The business's customers or consents table is not where the mapping says: consent cannot be re-checked."""
+
+
+_warned_no_source = False
+
+
+def send_time_source(engine: Engine, source: SourceTables | None = None) -> SourceTables | None:
+    """The tables consent is re-checked in at send time: `source`, else those WINBACK_SOURCE_MAPPING names.
+
+    A database with neither a customers nor a consents table and no mapping configured holds an outbox and
+    nothing else (the tests' senders, a bare outbox): there is no record to check, which is logged once,
+    and only winback's own opt-outs apply. Any other missing table is a misconfiguration, refused before a
+    row is claimed: sending on without the check would ignore every withdrawal.
+    """
+    global _warned_no_source
+    configured = source is not None or bool(os.environ.get("WINBACK_SOURCE_MAPPING", "").strip())
+    tables = source or SourceTables(SourceMapping.configured())
+    inspector = inspect(engine)
+    wanted = (tables.customers, tables.consents)
+    missing = [t.fullname for t in wanted if not inspector.has_table(t.name, schema=t.schema)]
+    if not missing:
+        return tables
+    if configured or len(missing) < len(wanted):
+        raise SourceTablesMissing(f"send-time consent check: source table(s) not found: {', '.join(missing)}")
+    if not _warned_no_source:
+        log.warning("no customers or consents table in this database: consent is not re-checked at send time")
+        _warned_no_source = True
+    return None
+
+
+def _blocked_at_send_time(engine: Engine, source: SourceTables | None, rows: list[dict]) -> dict[str, str]:
+    """Row id → why it must not go now (`_block_reason`); one lookup per claim, by customer id."""
+    customers = list({r["customer_id"] for r in rows})
     with engine.connect() as conn:
         found = conn.execute(
-            select(Suppression.customer_id, Suppression.channel).where(
-                Suppression.customer_id.in_({c for c, _ in pairs})
-            )
-        ).all()
-    return {(c, ch) for c, ch in found} & pairs
+            select(Suppression.customer_id, Suppression.channel).where(Suppression.customer_id.in_(customers))
+        )
+        suppressed = {(c, ch) for c, ch in found}
+        flags = send_time_flags(conn, source, customers) if source is not None else None
+    blocked = {}
+    for row in rows:
+        reason = _block_reason(row["customer_id"], row["channel"], flags, suppressed)
+        if reason is not None:
+            blocked[row["id"]] = reason
+    return blocked
+
+
+def _block_reason(
+    customer: str, channel: str, flags: SendTimeFlags | None, suppressed: set[tuple[str, str]]
+) -> str | None:
+    """The first of: erased, do-not-contact, fraud, consent withdrawn, opted out through winback; else None."""
+    if flags is not None:
+        if customer not in flags.found:
+            return ERASED
+        if customer in flags.do_not_contact:
+            return DO_NOT_CONTACT
+        if customer in flags.fraud_flag:
+            return FRAUD_FLAG
+        if (customer, channel) not in flags.granted:
+            return CONSENT_WITHDRAWN
+    return SUPPRESSED if (customer, channel) in suppressed else None
+
+
+def _give_back(engine: Engine, rows: list[dict], token: str) -> None:
+    """Return a claim untouched when its checks could not run: left `sending`, a provider's rows would
+    become `unknown` and never go. Best effort: if this fails too, `reconcile` settles them as after a crash."""
+    try:
+        with engine.begin() as conn:
+            outbox.release(conn, {r["id"]: r["not_before"] for r in rows}, token)
+    except Exception:
+        log.exception("could not give back %d claimed message(s) after a failed send-time check", len(rows))
 
 
 LOCAL_CLAIM_SIZE = 2000
@@ -101,8 +180,7 @@ def prepare(row: dict, campaign_id: str = "", brand: Brand = Brand()) -> Prepare
     if channel == "email":
         address, problem = normalise_email(row["to_address"])
     else:
-        region = (row["context"].get("locale") or "_").split("_")[-1] or None
-        address, problem = normalise_phone(row["to_address"], region)
+        address, problem = normalise_phone(row["to_address"], locale_region(row["context"].get("locale")))
     if problem:
         return Prepared(row, outcome=Skipped(problem))
     link = unsubscribe_url(row["customer_id"], channel)
@@ -205,17 +283,21 @@ def send_due(
     max_messages: int | None = None,
     claim_size: int = 200,
     stop_check: Callable[[list[dict]], dict[str, str]] | None = None,
+    source: SourceTables | None = None,
 ) -> DispatchReport:
     """Send every due message (of one run, or all) until none is left.
 
-    Rows are claimed `claim_size` at a time (committed as `sending` before any provider call), sent
-    concurrently within the per-channel rate, and their outcomes committed together; a crash therefore
-    leaves at most one claim's rows in `sending`, which `reconcile` settles. When every channel is a local
-    journal (reconciled exactly, never `unknown`), claims are larger: fewer commits, same guarantee.
+    Rows are claimed `claim_size` at a time (committed as `sending` before any provider call), checked
+    again (see the module docstring; `source` is where consent is read, by default the configured
+    mapping's tables), sent concurrently within the per-channel rate, and their outcomes committed
+    together; a crash therefore leaves at most one claim's rows in `sending`, which `reconcile` settles.
+    When every channel is a local journal (reconciled exactly, never `unknown`), claims are larger: fewer
+    commits, same guarantee.
     """
     if not any(getattr(channel, "rate_limited", True) for channel in channels.values()):
         claim_size = max(claim_size, LOCAL_CLAIM_SIZE)
     limits = limits or SendLimits.from_env()
+    source = send_time_source(engine, source)
     report = DispatchReport()
     now = now or utcnow()
     token = outbox.sender_token()
@@ -223,7 +305,7 @@ def send_due(
     outbox.ACTIVE_TOKENS.add(token)
     try:
         return _send_loop(engine, channels, run_id, campaign_id, now, limits, retry, max_messages, claim_size,
-                          stop_check, token, started, report)  # fmt: skip
+                          stop_check, source, token, started, report)  # fmt: skip
     finally:
         outbox.ACTIVE_TOKENS.discard(token)
 
@@ -239,6 +321,7 @@ def _send_loop(
     max_messages: int | None,
     claim_size: int,
     stop_check: Callable[[list[dict]], dict[str, str]] | None,
+    source: SourceTables | None,
     token: str,
     started: float,
     report: DispatchReport,
@@ -257,22 +340,35 @@ def _send_loop(
                     break
                 continue  # another sender won this batch: take the next one
             lost_races = 0
-            blocked = _suppressed(engine, rows)
-            stopped = stop_check(rows) if stop_check else {}
+            try:
+                blocked = _blocked_at_send_time(engine, source, rows)
+                stopped = stop_check(rows) if stop_check else {}
+            except Exception:
+                _give_back(engine, rows, token)
+                raise
+            quiet = QuietHoursCheck(now + dt.timedelta(seconds=time.monotonic() - started))
+            held: dict[str, dt.datetime] = {}
             ready: list[Prepared] = []
             done: list[tuple[Prepared, SendOutcome]] = []
             for row in rows:
-                if (row["customer_id"], row["channel"]) in blocked:
-                    done.append((Prepared(row), Skipped("suppressed at send time")))
+                reason = blocked.get(row["id"]) or stopped.get(row["id"])
+                if reason is not None:
+                    done.append((Prepared(row), Skipped(reason)))
                     continue
-                if row["id"] in stopped:
-                    done.append((Prepared(row), Skipped(stopped[row["id"]])))
+                until = quiet.held_until(row["context"])
+                if until is not None:  # night where the recipient is: back to the queue until their morning
+                    held[row["id"]] = until
                     continue
                 prepared = prepare(row, campaign_id)
                 if prepared.outcome is not None:
                     done.append((prepared, prepared.outcome))
                 else:
                     ready.append(prepared)
+
+            if held:  # committed before any provider call: a crash mid-send must not leave them `sending`
+                with engine.begin() as conn:
+                    outbox.release(conn, held, token)
+                report.add(HELD, len(held))
 
             def deliver(item: Prepared) -> tuple[Prepared, SendOutcome | Exception]:
                 assert item.message is not None
@@ -341,7 +437,7 @@ def _outcome_change(
             status="sent",
             provider=outcome.provider,
             provider_message_id=outcome.provider_message_id,
-            sent_at=utcnow(),
+            sent_at=now,  # the sender's clock, as not_before: simulated in the demo and tests
             _kind="sent",
         )
         return change
@@ -354,6 +450,9 @@ def _outcome_change(
         suppress(conn, row["customer_id"], row["channel"], "stop", f"{row['channel']} provider", now)
     if outcome.retryable and int(row["attempts"] or 0) < retry.max_attempts:
         later = now + dt.timedelta(seconds=retry.delay(int(row["attempts"] or 0), outcome.retry_after))
+        window = send_window(row["context"])
+        if window is not None:  # a retry must not land in the recipient's night either
+            later = next_allowed(later, *window)
         log.warning("message %s: retryable failure, attempt %s: %s", row["id"], row["attempts"], reason)
         change.update(status="queued", not_before=later, last_error=reason, subject=None, body_text=None, _kind="retry")
         return change

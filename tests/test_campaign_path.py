@@ -89,7 +89,7 @@ def test_full_path_decides_offers_sends_and_tracks(demo_engine: Engine) -> None:
 def test_rerun_same_date_sends_nothing_twice(demo_engine: Engine) -> None:
     config = CampaignConfig(campaign_id="rerun", budget=2000.0)
     first = run_campaign(demo_engine, config)
-    later = AS_OF + dt.timedelta(days=1)  # quiet hours over: everything due is sent
+    later = AS_OF + dt.timedelta(days=1, hours=8)  # quiet hours over in every zone (10:00 in Los Angeles)
     run_campaign(demo_engine, config, now=later)
     second = run_campaign(demo_engine, config, now=later)
     assert second.run_id == first.run_id

@@ -6,6 +6,7 @@ What a provider answer does to an outbox row (messages/dispatch.py `_outcome_cha
 - any other 4xx: `failed` at once with the provider's reason, never retried
 - Twilio 21610 (the recipient replied STOP): `failed`, and the customer's SMS is suppressed
 - a suppression recorded after queueing: `skipped` at send time without calling the provider
+- a retry never lands in the recipient's quiet hours: its `not_before` moves on to their morning
 """
 
 from __future__ import annotations
@@ -135,6 +136,24 @@ def test_retryable_failures_become_failed_after_max_attempts(
     assert len(standin.received) == 3
     assert send_due(engine, channels(sendgrid_standin, twilio_standin), now=now + dt.timedelta(days=1)).as_dict() == {}
     assert len(standin.received) == 3
+
+
+def test_a_retry_waits_for_the_recipients_morning_rather_than_landing_in_quiet_hours(
+    engine: Engine, sendgrid_standin: SendGridStandin, twilio_standin: TwilioStandin
+) -> None:
+    """(Was: a 20:40 failure retried at 21:05 London time, inside quiet hours 21:00-08:00.)"""
+    from test_send_time_checks import queue_planned
+
+    evening = dt.datetime(2026, 11, 2, 20, 40, tzinfo=dt.UTC)  # London is on GMT in November
+    person = {"customer_id": "C1", "first_name": "Ada", "email": "c1@example.com", "phone": None,
+              "locale": "en_GB", "time_zone": "Europe/London"}  # fmt: skip
+    run = queue_planned(engine, [person], evening)
+    sendgrid_standin.fail_next(429, retry_after=1500)  # try again in 25 minutes: 21:05
+    report = send_due(engine, channels(sendgrid_standin, twilio_standin), run_id=run.run_id, now=evening)
+    assert report.as_dict() == {"retry": 1}
+    row = outbox_rows(engine, run.run_id)["C1"]
+    assert (row["status"], row["attempts"]) == ("queued", 1)
+    assert row["not_before"] == dt.datetime(2026, 11, 3, 8, 0, tzinfo=dt.UTC)
 
 
 # -- refusals -------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_campaign_track_report_flows(url: str, demo_engine: Engine, tmp_path: Pa
     assert result["batches"] == 3
     assert result["decisions"]["contact"] > 0
     assert result["model"]["method"] == "bgnbd+gamma_gamma"
-    dispatched = dispatch_outbox(now=AS_OF + dt.timedelta(days=1), database_url_override=url)
+    dispatched = dispatch_outbox(now=AS_OF + dt.timedelta(days=1, hours=8), database_url_override=url)
     with demo_engine.connect() as conn:
         queued = conn.execute(select(func.count()).where(OutboxMessage.status == "queued")).scalar_one()
     assert queued == 0

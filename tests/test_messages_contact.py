@@ -16,7 +16,13 @@ from email_validator import EmailNotValidError, validate_email
 
 import messages.contact_data as contact_data
 from messages.channel_choice import choose_channels
-from messages.contact_data import normalise_email, normalise_phone, phone_time_zone
+from messages.contact_data import (
+    locale_region,
+    normalise_email,
+    normalise_phone,
+    phone_time_zone,
+    recipient_time_zone,
+)
 from messages.quiet_hours import next_allowed
 from messages.unsubscribe import DEV_SECRET, make_token, read_token, unsubscribe_url
 
@@ -281,6 +287,42 @@ def test_phone_time_zone(e164: str, zone: str | None) -> None:
     assert phone_time_zone(e164) == zone
 
 
+def test_a_national_number_is_read_in_its_region() -> None:
+    """(Was: parsed with no region, "(415) 555-0100" had no zone, so a San Francisco SMS went at 01:00.)"""
+    assert phone_time_zone("(415) 555-0100") is None
+    assert phone_time_zone("(415) 555-0100", "US") == "America/Los_Angeles"
+    assert phone_time_zone("+14155550100", "GB") == "America/Los_Angeles"  # the + form needs no region
+    assert phone_time_zone(None, "US") is None
+
+
+@pytest.mark.parametrize(
+    ("locale", "region"),
+    [("en_US", "US"), ("de_DE", "DE"), ("en_us", "US"), ("zh_Hant_TW", "TW"), ("en", None), ("", None), (None, None)],
+)
+def test_locale_region(locale: str | None, region: str | None) -> None:
+    assert locale_region(locale) == region
+
+
+@pytest.mark.parametrize(
+    ("profile", "phone", "locale", "zone"),
+    [
+        ("Europe/Berlin", "(415) 555-0100", "en_US", "Europe/Berlin"),  # the profile wins when it names a zone
+        (" Europe/Berlin ", None, None, "Europe/Berlin"),
+        (None, "(415) 555-0100", "en_US", "America/Los_Angeles"),
+        ("", "(415) 555-0100", "en_US", "America/Los_Angeles"),
+        ("Pacific Time", "(415) 555-0100", "en_US", "America/Los_Angeles"),  # was UTC: invalid profile zone
+        ("America", "+442079460958", "en_US", "Europe/London"),  # was IsADirectoryError
+        (None, "020 7946 0958", "en_GB", "Europe/London"),
+        (None, "(415) 555-0100", None, None),  # a national number without a country: unknown
+        ("Pacific Time", None, "en_US", None),
+        (None, "not a number", "en_US", None),
+        (float("nan"), float("nan"), "en_US", None),  # pandas' missing values
+    ],
+)
+def test_recipient_time_zone(profile: object, phone: object, locale: str | None, zone: str | None) -> None:
+    assert recipient_time_zone(profile, phone, locale) == zone  # type: ignore[arg-type]
+
+
 def test_phone_time_zone_of_an_ambiguous_uk_mobile_keeps_uk_time() -> None:
     # UK mobiles also serve the Crown Dependencies: any of their zones keeps London's clock
     zone = phone_time_zone("+447911123456")
@@ -336,6 +378,11 @@ def test_next_allowed(now: dt.datetime, zone: str | None, expected: dt.datetime)
     got = next_allowed(now, zone, 8, 21)
     assert got == expected
     assert got.utcoffset() == dt.timedelta(0)
+
+
+@pytest.mark.parametrize("zone", ["America", "Europe", "Pacific Time"])
+def test_next_allowed_survives_zones_that_name_no_zone(zone: str) -> None:
+    assert next_allowed(_utc(2026, 11, 2, 22, 0), zone, 8, 21) == _utc(2026, 11, 3, 8, 0)
 
 
 def test_next_allowed_custom_window() -> None:
@@ -546,3 +593,19 @@ def test_sms_without_a_profile_zone_waits_for_the_numbers_morning() -> None:
     rows = {r["customer_id"]: r for r in plan_rows(frame, 1, now)}
     assert rows["C2"]["not_before"] == now
     assert rows["C1"]["not_before"] == dt.datetime(2026, 11, 2, 13, 0, tzinfo=dt.UTC)  # 08:00 New York
+
+
+def test_a_us_number_without_a_profile_zone_is_read_with_the_locales_region() -> None:
+    """(Was: "(415) 555-0100" parsed without a region had no zone: the SMS went at 01:00 in Los Angeles.)"""
+    from messages.compose import plan_rows
+
+    frame = pd.DataFrame([
+        {"customer_id": "C1", "segment": "lapsed", "channel": "sms", "email": None, "phone": "(415) 555-0100",
+         "locale": "en_US", "time_zone": None, "first_name": "Al"},
+        {"customer_id": "C2", "segment": "lapsed", "channel": "email", "email": "c2@example.com",
+         "phone": "(415) 555-0100", "locale": "en_US", "time_zone": "Pacific Time", "first_name": "Bo"},
+    ])  # fmt: skip
+    now = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)  # 01:00 in Los Angeles
+    rows = {r["customer_id"]: r for r in plan_rows(frame, 1, now)}
+    assert rows["C1"]["not_before"] == dt.datetime(2026, 11, 2, 16, 0, tzinfo=dt.UTC)  # 08:00 in Los Angeles
+    assert rows["C2"]["not_before"] == dt.datetime(2026, 11, 2, 16, 0, tzinfo=dt.UTC)  # the email too

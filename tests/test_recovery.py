@@ -360,3 +360,13 @@ def test_a_held_out_customer_gets_the_apology_and_keeps_the_kind_they_would_have
     assert cost == 0.0 and codes == 0  # nothing given, nothing spent
     sent = SinkChannel().records()[0]
     assert "arrived damaged" in sent["text"] and "code" not in sent["text"].lower()  # the apology all the same
+
+
+def test_journey_rows_carry_the_recipients_zone_for_the_send_time_check(demo_engine: Engine, customer: str) -> None:
+    from messages.quiet_hours import send_window
+
+    receive(demo_engine, "E1", customer, "complaint.created", severity=3)
+    recover(demo_engine, SRC, "E1", channels(), NOON)
+    rows = outbox(demo_engine)
+    assert len(rows) >= 2  # the apology and the follow-up a week on
+    assert {send_window(ctx) for ctx in rows["context"]} == {("Europe/London", 8, 21)}

@@ -209,9 +209,10 @@ def test_source_tables_address_columns_by_winback_names(src: SourceTables) -> No
 def test_customer_summary(crm: Engine, src: SourceTables) -> None:
     with crm.connect() as conn:
         out = customer_summary(conn, src, AS_OF)
-    assert list(out.columns) == ["customer_id", "n_orders", "first_day", "last_day", "total_spend"]
+    assert list(out.columns) == ["customer_id", "n_orders", "n_days", "first_day", "last_day", "total_spend"]
     assert out["customer_id"].tolist() == ["K001", "K002", "K003"]  # K004 never ordered; S4 is after AS_OF
     assert out["n_orders"].tolist() == [3, 1, 1]
+    assert out["n_days"].tolist() == [3, 1, 1]
     assert out["total_spend"].tolist() == pytest.approx([100.5, 15.25, 100.0])
     assert out["first_day"].tolist() == pytest.approx(
         [_epoch_days("2026-01-10 12:00"), _epoch_days("2026-10-01 00:00"), _epoch_days("2025-12-31 23:00")],
@@ -221,6 +222,21 @@ def test_customer_summary(crm: Engine, src: SourceTables) -> None:
         [_epoch_days("2026-09-01 08:30"), _epoch_days("2026-10-01 00:00"), _epoch_days("2025-12-31 23:00")],
         abs=1e-6,
     )
+
+
+def test_orders_on_one_day_are_one_purchase(crm: Engine, src: SourceTables) -> None:
+    """A split order is not a repeat purchase: it must not shorten the customer's own rhythm."""
+    from warehouse.queries import summary_to_rfm
+
+    with crm.begin() as conn:  # K002's only order was 2026-10-01 00:00; K001's last 2026-09-01 08:30
+        conn.exec_driver_sql("INSERT INTO sales VALUES ('S8', 'K002', '2026-10-01 23:59:00', 5.0, NULL)")
+        conn.exec_driver_sql("INSERT INTO sales VALUES ('S9', 'K001', '2026-09-01 19:00:00', 5.0, NULL)")
+    with crm.connect() as conn:
+        out = customer_summary(conn, src, AS_OF)
+    assert out["n_orders"].tolist() == [4, 2, 1]
+    assert out["n_days"].tolist() == [3, 1, 1]
+    rfm = summary_to_rfm(out, AS_OF)
+    assert rfm["frequency"].tolist() == [2, 0, 0]  # K001: two repeat days, not three repeat orders
 
 
 def test_customer_summary_as_of_and_id_range(crm: Engine, src: SourceTables) -> None:

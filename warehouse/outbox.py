@@ -1,7 +1,7 @@
 """The outbox: every message is a row committed before the provider is called.
 
-    queued ──claim──▶ sending ──▶ sent | failed | queued (retryable, later not_before)
-                         │
+    queued ──claim──▶ sending ──▶ sent | failed | skipped | queued (retryable, later not_before)
+                         │    └──release──▶ queued (quiet hours at the recipient now: not an attempt)
                   crash ─┘ ──reconcile──▶ sent (provider or sink has it) | queued (it never left)
                                           | unknown (cannot tell: never resent automatically)
 
@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from warehouse.bulk import insert_columns, update_by_key
 from warehouse.models import OutboxMessage
@@ -93,6 +93,24 @@ def claim(conn: Connection, ids: Iterable[str], token: str) -> list[dict[str, An
     )
     names = list(won.keys())
     return [dict(zip(names, row, strict=True)) for row in won]  # a Row's mapping view costs ~10x more
+
+
+def release(conn: Connection, not_before: dict[str, dt.datetime], token: str) -> None:
+    """sending → queued for rows this sender claimed but may not send now, each due again at its own time.
+
+    Waiting is not an attempt (quiet hours at the recipient, a check that could not run): the claim's
+    increment of `attempts` is undone. Only rows still `sending` under `token` move.
+    """
+    if not not_before:
+        return
+    table = OutboxMessage.__table__
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), func.coalesce(table.c.status, "") == "sending")
+        .where(table.c.claimed_by == token)
+        .values(status="queued", not_before=bindparam("b_not_before"), attempts=table.c.attempts - 1)
+    )
+    conn.execute(stmt, [{"b_id": mid, "b_not_before": at} for mid, at in not_before.items()])
 
 
 def load(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:

@@ -9,15 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Float, and_, case, cast, func, or_, select
+from sqlalchemy import Connection, Float, and_, case, cast, distinct, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from warehouse.frames import frame_from_rows, raw_rows
 from warehouse.source import SourceTables
-from warehouse.timeutil import epoch_days, to_epoch_days
+from warehouse.timeutil import epoch_day_number, epoch_days, to_epoch_days
 
 IdRange = tuple[str | None, str | None]
 
@@ -40,9 +41,11 @@ def customer_summary(
 ) -> pd.DataFrame:
     """One row per customer with an order up to `as_of`.
 
-    Columns: customer_id, n_orders, first_day, last_day (epoch days, float), total_spend.
-    One GROUP BY over the covering index (customer_id, ordered_at, amount); date arithmetic is applied to
-    the two aggregates only, never per order.
+    Columns: customer_id, n_orders, n_days (distinct UTC days with an order), first_day, last_day (epoch
+    days, float), total_spend. One GROUP BY over the covering index (customer_id, ordered_at, amount).
+    Counting purchase days takes each order's day (1M customers, 10.3M orders: 4.2 s → 6.8 s on SQLite),
+    but a split order is not a purchase: 7.6 % of the demo's orders share a day with another, and
+    counting them shortens a customer's own rhythm (and breaks BG/NBD's one purchase per period).
     """
     o = src.orders
     cid, at, amount = src.col(o, "customer_id"), src.col(o, "ordered_at"), src.col(o, "amount")
@@ -50,6 +53,7 @@ def customer_summary(
         select(
             cid.label("customer_id"),
             func.count().label("n_orders"),
+            func.count(distinct(epoch_day_number(at))).label("n_days"),
             epoch_days(func.min(at)).label("first_day"),
             epoch_days(func.max(at)).label("last_day"),
             # a float in SQL: a NUMERIC sum would come back as one Decimal per customer, slower than the scan
@@ -59,16 +63,22 @@ def customer_summary(
         .group_by(cid)
         .order_by(cid)
     )
-    columns = ["customer_id", "n_orders", "first_day", "last_day", "total_spend"]
-    dtypes = {"n_orders": "int64", "first_day": "float64", "last_day": "float64", "total_spend": "float64"}
+    columns = ["customer_id", "n_orders", "n_days", "first_day", "last_day", "total_spend"]
+    dtypes = {
+        "n_orders": "int64",
+        "n_days": "int64",
+        "first_day": "float64",
+        "last_day": "float64",
+        "total_spend": "float64",
+    }
     return frame_from_rows(raw_rows(conn, stmt), columns, dtypes)
 
 
 def summary_to_rfm(summary: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
     """Frequency / recency / T in whole days and mean order value, the customer-base models' inputs.
 
-    frequency counts repeat orders; orders placed within the first order's day count as one purchase
-    (recency 0 means no repeat, as the models require). Days are whole numbers, as in the literature's
+    frequency counts repeat purchase days: orders placed on one day count as one purchase (recency 0
+    means no repeat, as the models require). Days are whole numbers, as in the literature's
     day-counted data, which also lets the CLV step share work between customers with equal (x, T).
     mean_spend averages all orders (the first included), which keeps the aggregation to one pass; see
     README "Models" for the effect on Gamma-Gamma.
@@ -78,8 +88,8 @@ def summary_to_rfm(summary: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
     last = np.floor(summary["last_day"])
     out = pd.DataFrame({"customer_id": summary["customer_id"]})
     out["recency"] = (last - first).clip(lower=0.0)
-    repeat = (summary["n_orders"] > 1) & (out["recency"] > 0)
-    out["frequency"] = np.where(repeat, summary["n_orders"] - 1, 0).astype("int64")
+    repeat = (summary["n_days"] > 1) & (out["recency"] > 0)
+    out["frequency"] = np.where(repeat, summary["n_days"] - 1, 0).astype("int64")
     out["T"] = (np.floor(now_day) - first).clip(lower=0.0)
     out["recency"] = out["recency"].where(repeat, 0.0)
     out["days_since_last"] = (now_day - summary["last_day"]).clip(lower=0.0)
@@ -378,3 +388,46 @@ def orders_after(
         select(cid, func.count()).where(at > start, at <= end, _in_range(cid, id_range)).group_by(cid)
     ).all()
     return pd.Series({c: int(n) for c, n in rows}, dtype="int64")
+
+
+class SendTimeFlags(NamedTuple):
+    """A claim's customers as their records stand when their messages are about to go, as sets of ids.
+
+    Sets rather than an object per customer: the sender asks four membership questions per message.
+    """
+
+    found: set[str]  # still in the customers table (the others were erased)
+    do_not_contact: set[str]
+    fraud_flag: set[str]
+    granted: set[tuple[str, str]]  # (customer, channel) whose consent is granted now
+
+
+def send_time_flags(conn: Connection, src: SourceTables, customer_ids: list[str]) -> SendTimeFlags:
+    """Current flags and granted consents of these customers, for a sender's claim (a few hundred ids).
+
+    One query per 5,000 ids: customers left-joined to all their consent rows, the ids in key order (index
+    pages in order) and the rows as the driver gives them (text and booleans need no processing): this runs
+    for every claim of the send loop. A channel counts as granted only when every consent row for it
+    grants it: a history table mapped by mistake must not turn a withdrawal back into consent.
+    """
+    cu, co = src.customers, src.consents
+    cid = src.col(cu, "customer_id")
+    joined = cu.outerjoin(co, src.col(co, "customer_id") == cid)
+    columns = (cid, src.col(cu, "do_not_contact"), src.col(cu, "fraud_flag"), src.col(co, "channel"),
+               src.col(co, "granted"))  # fmt: skip
+    ids = sorted(customer_ids)
+    flags = SendTimeFlags(set(), set(), set(), set())
+    refused: set[tuple[str, str]] = set()
+    for start in range(0, len(ids), 5000):
+        stmt = select(*columns).select_from(joined).where(cid.in_(ids[start : start + 5000]))
+        for found, dnc, fraud, channel, granted in raw_rows(conn, stmt):
+            customer = str(found)  # as the outbox holds it, should the source key be a number
+            flags.found.add(customer)
+            if dnc:
+                flags.do_not_contact.add(customer)
+            if fraud:
+                flags.fraud_flag.add(customer)
+            if channel is not None:
+                (flags.granted if granted else refused).add((customer, channel))
+    flags.granted.difference_update(refused)
+    return flags

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Float
+from sqlalchemy import Float, Integer
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -38,6 +38,23 @@ def _epoch_days_sqlite(element: epoch_days, compiler, **kw) -> str:  # type: ign
 @compiles(epoch_days, "postgresql")
 def _epoch_days_postgresql(element: epoch_days, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
     return f"(extract(epoch from {compiler.process(element.clauses, **kw)}) / 86400.0)"
+
+
+class epoch_day_number(FunctionElement):
+    """The whole UTC day (days since 1970-01-01) a time falls on, per row: to count distinct purchase days."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(epoch_day_number, "sqlite")
+def _epoch_day_number_sqlite(element: epoch_day_number, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+    return f"CAST(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5 AS INTEGER)"
+
+
+@compiles(epoch_day_number, "postgresql")
+def _epoch_day_number_postgresql(element: epoch_day_number, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+    return f"CAST(floor(extract(epoch from {compiler.process(element.clauses, **kw)}) / 86400.0) AS INTEGER)"
 
 
 def to_epoch_days(value: dt.datetime) -> float:

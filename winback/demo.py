@@ -59,7 +59,7 @@ def run_demo(
         f"offers {result['offers_issued']}, messages queued {result['messages_queued']}"
     )
     console.print(f"[bold]sent[/bold] now: {result.get('sending')}")
-    later = dispatch_outbox(now=as_of + dt.timedelta(days=1))
+    later = dispatch_outbox(now=as_of + dt.timedelta(days=1, hours=8))  # the next day, daytime in every zone
     console.print(f"[bold]sent[/bold] after quiet hours: {later}")
     again = winback_campaign(config=config, as_of=as_of, now=as_of)
     console.print(

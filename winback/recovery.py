@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from messages.channel_choice import choose_channels
 from messages.compose import check_templates
+from messages.contact_data import recipient_time_zone
 from messages.dispatch import Channel, send_due
 from messages.journey import JourneyRules, plan_steps
-from messages.quiet_hours import next_allowed
+from messages.quiet_hours import next_allowed, send_window_context
 from messages.redact import redact_text
 from offers.issue import expiry_for, extend_expiry, issue_offers, offers_for_run
 from offers.policy import CompensationPolicy
@@ -248,12 +249,15 @@ def recover(
         "description": event.get("description"),
         "last_order_at": last["last_order_at"].iloc[0].isoformat() if len(last) else None,
     }
+    # the same zone the campaign uses (a valid profile zone, else the phone's), kept on each row so the
+    # sender re-checks quiet hours when a later step finally goes
+    zone = recipient_time_zone(person.get("time_zone"), person.get("phone"), person.get("locale"))
+    quiet = config.contact.quiet_start_hour, config.contact.quiet_end_hour
     rows = []
     for step in steps:
         ctx = dict(base, unresolved=base["unresolved"] and step.step == "apology")
-        at = next_allowed(
-            step.at, person.get("time_zone"), config.contact.quiet_end_hour, config.contact.quiet_start_hour
-        )
+        ctx.update(send_window_context(zone, *quiet))
+        at = next_allowed(step.at, zone, config.contact.quiet_end_hour, config.contact.quiet_start_hour)
         if step.with_offer and offer:
             offer = _valid_from(offer, at, config.offer_expiry_days)
             ctx.update(_offer_fields(offer))
@@ -286,6 +290,7 @@ def recover(
         campaign_id=CAMPAIGN_ID,
         now=now,
         stop_check=journeys.returned_customers(engine, src),
+        source=src,
     )
     result["sending"] = report.as_dict()
     _processed(engine, event_id, now)
