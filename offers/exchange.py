@@ -25,7 +25,12 @@ IMPORT_COLUMNS = ("code", "order_id", "redeemed_at")
 
 
 def export_codes(conn: Connection, run_id: int, path: Path) -> int:
-    """Write a run's codes as CSV for the shop platform; returns how many."""
+    """Write a run's codes as CSV for the shop platform; returns how many.
+
+    An unknown run is an error, not an empty file: the shop would import "no codes" without a word.
+    """
+    if conn.execute(select(CampaignRun.id).where(CampaignRun.id == run_id)).scalar_one_or_none() is None:
+        raise ValueError(f"campaign run {run_id} does not exist")
     stmt = select(Offer.code, Offer.customer_id, Offer.kind, Offer.value, Offer.currency, Offer.issued_at,
                   Offer.expires_at).where(Offer.run_id == run_id).order_by(Offer.code)  # fmt: skip
     rows = conn.execute(stmt).all()
@@ -118,7 +123,7 @@ def _repeat_problem(code: str, order_id: str, when: dt.datetime, first: tuple[in
 
 
 def read_redemptions_csv(path: Path) -> list[dict[str, Any]]:
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's "CSV UTF-8" starts with a BOM
         reader = csv.DictReader(fh)
         missing = [c for c in IMPORT_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

@@ -181,6 +181,8 @@ def test_missing_or_wrong_signature_is_401_and_nothing_recorded(engine: Engine, 
         ({"type": "Complaint Created"}, "type"),
         ({"occurred_at": "2026-11-01T16:30:00"}, "occurred_at"),
         ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"event_id": "e\x00x"}, "event_id"),  # PostgreSQL text cannot hold NUL: 422, not a 500 at insert
+        ({"description": "box\x00crushed"}, "description"),
     ],
 )
 def test_invalid_event_is_422_naming_the_field(engine: Engine, change: dict[str, Any], field: str) -> None:

@@ -50,6 +50,14 @@ class CrmEventIn(BaseModel):
     occurred_at: AwareDatetime | None = Field(None, description="ISO 8601 with a zone offset")
     description: str | None = Field(None, max_length=10_000)
 
+    @field_validator("event_id", "customer_id", "order_id", "ticket_id", "description")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        """PostgreSQL text cannot hold NUL: refused here (422) rather than failing the insert (500)."""
+        if value is not None and "\x00" in value:
+            raise PydanticCustomError("nul_character", "must not contain a NUL character")
+        return value
+
     @field_validator("category")
     @classmethod
     def _category_names_the_failure(cls, category: str | None, info: ValidationInfo) -> str | None:

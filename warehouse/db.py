@@ -21,8 +21,9 @@ def database_url() -> str:
 def make_engine(url: str | None = None) -> Engine:
     """Build an engine; SQLite gets WAL and a busy timeout so a reader never blocks the sender."""
     url = url or database_url()
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    for scheme in ("postgresql://", "postgres://"):  # postgres:// as Heroku, Render and Supabase give it
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url.removeprefix(scheme)
     # hide_parameters: a database error's text would otherwise carry the bound values (addresses, phone
     # numbers) into Prefect's logs
     if url.startswith("sqlite"):

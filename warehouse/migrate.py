@@ -26,7 +26,15 @@ def upgrade(url: str | None = None, revision: str = "head", engine: Engine | Non
 
 
 def current(url: str | None = None) -> str | None:
+    """The revision the tables are at (None: winback's tables were never created there)."""
     from alembic.runtime.migration import MigrationContext
 
     with make_engine(url or database_url()).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def head() -> str | None:
+    """The newest revision this code knows: what `upgrade` brings the tables to."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

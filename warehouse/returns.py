@@ -45,6 +45,8 @@ def track_run(
     conn: Connection, src: SourceTables, run_id: int, window_days: int, now: dt.datetime | None = None
 ) -> int:
     """Rebuild wb_returns for a run; returns the number of customers measured."""
+    if window_days < 1:
+        raise ValueError(f"attribution window of {window_days} days: must be at least 1")
     run = conn.execute(select(CampaignRun.as_of).where(CampaignRun.id == run_id)).scalar_one_or_none()
     if run is None:
         raise ValueError(f"campaign run {run_id} does not exist")

@@ -37,6 +37,62 @@ def _config(path: Path | None):  # type: ignore[no-untyped-def]
         raise typer.BadParameter(str(exc)) from exc
 
 
+def main() -> None:
+    """The console script: a failure it can name is one line and exit code 2, not a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        app()
+    except (ValueError, OSError, SQLAlchemyError) as exc:
+        console.print(f"[red]error:[/red] {_one_line(exc)}")
+        raise SystemExit(2) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """The driver's own message for a database error (not the statement), with what to do about it."""
+    from sqlalchemy.exc import DBAPIError
+
+    text = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    if "no such table" in first or ("relation" in first and "does not exist" in first):
+        first += ": run `winback db upgrade`, and check WINBACK_SOURCE_MAPPING names your tables"
+    return first
+
+
+def _ready_database(source_tables: bool = False) -> None:
+    """Refuse to work on a database winback has not set up, before any flow starts (and retries).
+
+    `source_tables`: the business's tables (as WINBACK_SOURCE_MAPPING names them) must be there too.
+    """
+    from sqlalchemy.engine import make_url
+
+    from warehouse.db import database_url
+    from warehouse.migrate import current, head
+
+    url = database_url()
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file not in (None, "", ":memory:") and not Path(file).exists():
+        raise ValueError(f"no SQLite database at {file}: check WINBACK_DATABASE_URL, or create it with "
+                         "`winback db upgrade`")  # fmt: skip
+    at, latest = current(url), head()
+    if at != latest:
+        raise ValueError(f"winback's tables are at revision {at or 'none'}, not {latest}: run `winback db upgrade`")
+    if source_tables:
+        from sqlalchemy import inspect
+
+        from warehouse.db import make_engine
+        from warehouse.source import SourceMapping, SourceTables
+
+        src = SourceTables(SourceMapping.configured())
+        inspector = inspect(make_engine(url))
+        wanted = (src.customers, src.orders, src.failures, src.consents)
+        missing = [t.fullname for t in wanted if not inspector.has_table(t.name, schema=t.schema)]
+        if missing:
+            hint = "set WINBACK_SOURCE_MAPPING to name your tables (see examples/), or run `winback demo-data`"
+            raise ValueError(f"source table(s) not found: {', '.join(missing)}: {hint}")
+
+
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     from warehouse.timeutil import utc
 
@@ -72,6 +128,7 @@ def demo_data(
 @app.command("campaign")
 def campaign(config: ConfigOpt = None, as_of: AsOfOpt = None, dry_run: bool = False) -> None:
     """Run a win-back campaign: segment, decide, offer, message. Re-running a date resumes it."""
+    _ready_database(source_tables=True)
     from flows.campaign import winback_campaign
 
     cfg = _config(config)
@@ -84,6 +141,7 @@ def campaign(config: ConfigOpt = None, as_of: AsOfOpt = None, dry_run: bool = Fa
 @app.command("dispatch")
 def dispatch(now: AsOfOpt = None) -> None:
     """Send every due message (quiet hours over, retries due), across campaigns."""
+    _ready_database(source_tables=True)
     from flows.dispatch import dispatch_outbox
 
     console.print_json(json.dumps(dispatch_outbox(now=_utc(now)), default=str))
@@ -92,9 +150,10 @@ def dispatch(now: AsOfOpt = None) -> None:
 @app.command("track")
 def track(
     run_id: Annotated[Optional[int], typer.Option(help="one run; default: every recent run")] = None,  # noqa: UP045
-    window_days: Annotated[int, typer.Option(help="attribution window")] = 30,
+    window_days: Annotated[int, typer.Option(help="attribution window", min=1)] = 30,
 ) -> None:
     """Mark who ordered again within the attribution window, treated and holdout alike."""
+    _ready_database(source_tables=True)
     from flows.track import track_returns
 
     console.print_json(json.dumps(track_returns(run_id=run_id, window_days=window_days), default=str))
@@ -107,6 +166,7 @@ def report(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("reports_out"),
 ) -> None:
     """Write the retention report (HTML + CSV/JSON) and print its headline."""
+    _ready_database()
     from flows.report import retention_report
 
     result = retention_report(config=_config(config), run_id=run_id, out_dir=str(out))
@@ -139,6 +199,7 @@ def print_overall(row: dict, window_open: str | None = None) -> None:
 @app.command("explain")
 def explain(customer_id: str) -> None:
     """Print the latest decision about a customer, with its reason."""
+    _ready_database()
     from sqlalchemy import select
 
     from warehouse.db import make_engine
@@ -195,6 +256,7 @@ def offers_export(
     run_id: Annotated[int, typer.Option(help="campaign run")], out: Annotated[Path, typer.Option(help="CSV file")]
 ) -> None:
     """Write a run's single-use codes as CSV for the shop platform."""
+    _ready_database()
     from offers.exchange import export_codes
     from warehouse.db import make_engine
 
@@ -206,6 +268,7 @@ def offers_export(
 @offers_app.command("import-redemptions")
 def offers_import(path: Annotated[Path, typer.Argument(help="CSV with code, order_id, redeemed_at")]) -> None:
     """Mark codes redeemed from the shop's export; a file with any bad row changes nothing."""
+    _ready_database()
     from offers.exchange import import_redemptions, read_redemptions_csv
     from warehouse.db import make_engine
 
@@ -222,6 +285,7 @@ def offers_import(path: Annotated[Path, typer.Argument(help="CSV with code, orde
 @offers_app.command("ledger")
 def offers_ledger(campaign: Annotated[Optional[str], typer.Option(help="one campaign")] = None) -> None:  # noqa: UP045
     """Codes and money issued, redeemed, expired and open, per run."""
+    _ready_database()
     from offers.exchange import ledger
     from warehouse.db import make_engine
     from warehouse.timeutil import utcnow
@@ -239,6 +303,7 @@ def offers_ledger(campaign: Annotated[Optional[str], typer.Option(help="one camp
 @app.command("consent")
 def consent(customer_id: str) -> None:
     """A customer's consent records and opt-outs per channel, with source and time (for GDPR requests)."""
+    _ready_database(source_tables=True)
     from warehouse.db import make_engine
     from warehouse.queries import consent_records
     from warehouse.source import SourceMapping, SourceTables
@@ -257,6 +322,7 @@ def consent(customer_id: str) -> None:
 @models_app.command("show")
 def models_show(campaign: Annotated[Optional[str], typer.Option(help="campaign id")] = None) -> None:  # noqa: UP045
     """The model the latest run decided with: version, parameters, diagnostics and its calibration check."""
+    _ready_database()
     from sqlalchemy import select
 
     from warehouse.db import make_engine
@@ -280,6 +346,7 @@ def models_show(campaign: Annotated[Optional[str], typer.Option(help="campaign i
 @app.command("preview")
 def preview(customer: Annotated[str, typer.Option(help="customer id")]) -> None:
     """Render exactly what the customer's latest message says, on every channel (its own marked)."""
+    _ready_database(source_tables=True)
     from sqlalchemy import select
 
     from messages.dispatch import prepare
@@ -329,6 +396,7 @@ def serve(
     port: Annotated[int, typer.Option(help="port")] = 8080,
 ) -> None:
     """Webhooks (SendGrid, Twilio), one-click unsubscribe and the CRM intake, as one ASGI app."""
+    _ready_database()
     from winback.server import serve as run_server
 
     run_server(host, port)

@@ -421,6 +421,11 @@ def serve(host: str, port: int) -> None:
             log.warning("%s is not set: that endpoint answers 503", what)
     if os.environ.get("WINBACK_UNSUBSCRIBE_SECRET", DEV_SECRET) == DEV_SECRET:
         log.warning("WINBACK_UNSUBSCRIBE_SECRET is not set: unsubscribe links use the public dev secret")
+    if settings.crm_secret and not os.environ.get("PREFECT_API_URL"):
+        log.warning(
+            "PREFECT_API_URL is not set: CRM events go to a temporary Prefect server with no deployments, so "
+            "no trigger starts recovery; the hourly dispatch-outbox sweep picks them up instead"
+        )
     engine = make_engine()
     try:
         uvicorn.run(
