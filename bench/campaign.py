@@ -1,6 +1,7 @@
 """Benchmark: the full campaign on 1,000,000 customers / ~10,000,000 orders, against the bare SQL floor.
 
     .venv/bin/python bench/campaign.py [--customers 1000000] [--database bench/.cache/bench-1m.db]
+    .venv/bin/python bench/campaign.py --url postgresql://user@host/db   # PostgreSQL: built there once
 
 The warehouse is built once and cached on disk (minutes); each run resets winback's own tables and times
 the `winback_campaign` flow end to end and per stage, then the floor: one bare aggregation of the orders
@@ -49,6 +50,25 @@ def build_once(path: Path, customers: int) -> None:
     marker.touch()
 
 
+def build_once_at(url: str, customers: int) -> None:
+    """The warehouse at a server URL, built unless a previous run left one of this size there."""
+    from sqlalchemy import inspect, text
+
+    from warehouse.db import make_engine
+    from warehouse.demo_data import generate_demo_warehouse
+
+    engine = make_engine(url)
+    if inspect(engine).has_table("customers"):
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT count(*) FROM customers")).scalar_one() == customers:
+                return
+    started = time.perf_counter()
+    built = generate_demo_warehouse(engine, customers=customers, seed=7, as_of=AS_OF, replace=True)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
+    print(f"built {built.customers:,} customers, {built.orders:,} orders in {time.perf_counter() - started:.0f} s")
+
+
 def reset_winback_tables(url: str) -> None:
     from sqlalchemy import text
 
@@ -77,7 +97,7 @@ def floor_seconds(url: str) -> float:
                 "SELECT customer_id, count(*), min(ordered_at), max(ordered_at), sum(amount) FROM orders "
                 "WHERE ordered_at <= :as_of GROUP BY customer_id"
             ),
-            {"as_of": AS_OF.strftime("%Y-%m-%d %H:%M:%S.%f")},
+            {"as_of": AS_OF.strftime("%Y-%m-%d %H:%M:%S.%f") if url.startswith("sqlite") else AS_OF},
         ).fetchall()
         elapsed = time.perf_counter() - start
     print(f"floor: {len(rows):,} customers aggregated in {elapsed:.1f} s")
@@ -89,11 +109,17 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--database", type=Path, default=Path("bench/.cache/bench-1m.db"))
     parser.add_argument("--budget", type=float, default=50_000.0)
+    parser.add_argument("--url", help="a PostgreSQL database to run on instead of the SQLite file")
     args = parser.parse_args()
-    build_once(args.database, args.customers)
-    url = f"sqlite:///{args.database}"
+    if args.url:
+        url = args.url
+        build_once_at(url, args.customers)
+    else:
+        build_once(args.database, args.customers)
+        url = f"sqlite:///{args.database}"
     os.environ["WINBACK_DATABASE_URL"] = url
-    os.environ.setdefault("WINBACK_SINK_PATH", str(args.database.with_suffix(".sink.jsonl")))
+    sink = Path("bench/.cache/pg.sink.jsonl") if args.url else args.database.with_suffix(".sink.jsonl")
+    os.environ.setdefault("WINBACK_SINK_PATH", str(sink))
     Path(os.environ["WINBACK_SINK_PATH"]).unlink(missing_ok=True)
     reset_winback_tables(url)
 

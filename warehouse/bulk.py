@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype
-from sqlalchemy import Column, Connection, DateTime, Dialect, Table
+from sqlalchemy import Column, Connection, DateTime, Dialect, Integer, Table
 
 PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # sqlite3 and psycopg take positional tuples
 
@@ -42,8 +42,55 @@ def insert_columns(
     rows = list(zip(*values, *fixed, strict=False))  # the constants repeat forever; the lengths are checked above
     if not rows:
         return 0
-    sql = _insert_sql(dialect, table, [*columns, *constants], skip_existing)
-    return conn.exec_driver_sql(sql, rows).rowcount
+    names = [*columns, *constants]
+    if dialect.name == "postgresql":
+        whole = [i for i, name in enumerate(names) if isinstance(table.c[name].type, Integer)]
+        if whole:  # COPY reads "3.0" as text, which an integer column refuses (an INSERT would cast it)
+            rows = [_whole_numbers(row, whole) for row in rows]
+        return _copy_postgresql(conn, table, names, rows, skip_existing)
+    return conn.exec_driver_sql(_insert_sql(dialect, table, names, skip_existing), rows).rowcount
+
+
+def _whole_numbers(row: tuple, positions: list[int]) -> tuple:
+    values = list(row)
+    for i in positions:
+        if isinstance(values[i], float) and values[i].is_integer():  # 3.7 stays, for COPY to refuse by name
+            values[i] = int(values[i])
+    return tuple(values)
+
+
+def _copy_postgresql(
+    conn: Connection, table: Table, names: list[str], rows: list[tuple], skip_existing: str | None
+) -> int:
+    """COPY, PostgreSQL's bulk path: an INSERT per row, even pipelined, spent 9.5 s on 562k decisions.
+
+    Rows whose `skip_existing` value may already be there go through a temporary table first, then one
+    INSERT ... SELECT ... ON CONFLICT DO NOTHING, so the outcome is the executemany's. Runs in the
+    connection's own transaction.
+    """
+    quote = conn.dialect.identifier_preparer
+    cols = ", ".join(quote.quote(n) for n in names)
+    target = quote.format_table(table)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        into = target
+        if skip_existing is not None:
+            into = quote.quote(f"_wb_load_{table.name}")
+            cursor.execute(f"CREATE TEMP TABLE {into} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
+        with cursor.copy(f"COPY {into} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        if skip_existing is None:
+            return len(rows)
+        cursor.execute(
+            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {into} "
+            f"ON CONFLICT ({quote.quote(skip_existing)}) DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        cursor.execute(f"DROP TABLE {into}")
+        return inserted
+    finally:
+        cursor.close()
 
 
 def update_by_key(conn: Connection, table: Table, key: str, columns: Mapping[str, Sequence[Any]]) -> None:
