@@ -79,6 +79,19 @@ def test_update_by_key_changes_only_the_matched_rows(engine: Engine) -> None:
     assert stored[0]["sent_at"].replace(tzinfo=dt.UTC) == AT and stored[2]["sent_at"] is None
 
 
+def test_update_by_key_given_a_key_twice_keeps_the_last_values(engine: Engine) -> None:
+    """As an executemany of single UPDATEs leaves it: PostgreSQL's COPY + UPDATE ... FROM must agree."""
+    run_id = _run(engine)
+    with engine.begin() as conn:
+        enqueue(conn, [_row(run_id, 0)])
+        update_by_key(
+            conn, OutboxMessage.__table__, "id",
+            {"id": ["m000", "m000"], "status": ["failed", "sent"], "attempts": [1.0, 2.0]},
+        )  # fmt: skip
+    stored = _stored(engine)[0]
+    assert (stored["status"], stored["attempts"]) == ("sent", 2)
+
+
 def test_columns_of_unequal_length_are_refused_naming_the_table(engine: Engine) -> None:
     with engine.begin() as conn, pytest.raises(ValueError, match=r"wb_outbox: columns of unequal length"):
         insert_columns(conn, OutboxMessage.__table__, {"id": ["a", "b"], "customer_id": ["C1"]})

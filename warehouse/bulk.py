@@ -44,11 +44,14 @@ def insert_columns(
         return 0
     names = [*columns, *constants]
     if dialect.name == "postgresql":
-        whole = [i for i, name in enumerate(names) if isinstance(table.c[name].type, Integer)]
-        if whole:  # COPY reads "3.0" as text, which an integer column refuses (an INSERT would cast it)
-            rows = [_whole_numbers(row, whole) for row in rows]
-        return _copy_postgresql(conn, table, names, rows, skip_existing)
+        return _copy_postgresql(conn, table, names, _for_copy(table, names, rows), skip_existing)
     return conn.exec_driver_sql(_insert_sql(dialect, table, names, skip_existing), rows).rowcount
+
+
+def _for_copy(table: Table, names: list[str], rows: list[tuple]) -> list[tuple]:
+    """COPY reads 3.0 as the text "3.0", which an integer column refuses (an INSERT would cast it)."""
+    whole = [i for i, name in enumerate(names) if isinstance(table.c[name].type, Integer)]
+    return [_whole_numbers(row, whole) for row in rows] if whole else rows
 
 
 def _whole_numbers(row: tuple, positions: list[int]) -> tuple:
@@ -104,10 +107,37 @@ def update_by_key(conn: Connection, table: Table, key: str, columns: Mapping[str
     rows = list(zip(*values, strict=True))
     if not rows:
         return
+    if conn.dialect.name == "postgresql":
+        _copy_update_postgresql(conn, table, key, names, _for_copy(table, [*names, key], rows))
+        return
     quote, mark = conn.dialect.identifier_preparer, PLACEHOLDERS[conn.dialect.paramstyle]
     assignments = ", ".join(f"{quote.quote(name)} = {mark}" for name in names)
     sql = f"UPDATE {quote.format_table(table)} SET {assignments} WHERE {quote.quote(key)} = {mark}"
     conn.exec_driver_sql(sql, rows)
+
+
+def _copy_update_postgresql(conn: Connection, table: Table, key: str, names: list[str], rows: list[tuple]) -> None:
+    """The updates COPYed into a temporary table, then one UPDATE ... FROM it, in the connection's transaction.
+
+    A key given twice keeps its last values, as the executemany of single UPDATEs would leave it.
+    """
+    rows = list({row[-1]: row for row in rows}.values())
+    quote = conn.dialect.identifier_preparer
+    target, temp = quote.format_table(table), quote.quote(f"_wb_update_{table.name}")
+    cols = ", ".join(quote.quote(n) for n in [*names, key])
+    assignments = ", ".join(f"{quote.quote(n)} = u.{quote.quote(n)}" for n in names)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"CREATE TEMP TABLE {temp} ON COMMIT DROP AS SELECT {cols} FROM {target} WITH NO DATA")
+        with cursor.copy(f"COPY {temp} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"UPDATE {target} AS t SET {assignments} FROM {temp} AS u WHERE t.{quote.quote(key)} = u.{quote.quote(key)}"
+        )
+        cursor.execute(f"DROP TABLE {temp}")
+    finally:
+        cursor.close()
 
 
 def _check_lengths(what: str, table: Table, columns: Mapping[str, Sequence[Any]]) -> None:
