@@ -14,7 +14,7 @@ from warehouse.db import database_url, engine_for
 from warehouse.journeys import returned_customers
 from warehouse.source import SourceMapping, SourceTables
 from warehouse.timeutil import utc, utcnow
-from winback.recovery import recover_pending
+from winback.recovery import recover_pending, sweep_summary
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
@@ -35,17 +35,6 @@ def recover_lost_crm_events(url: str, now: dt.datetime) -> dict[str, str]:
 
 class CrmSweepFailed(RuntimeError):
     """The hourly sweep for lost CRM events broke; everything due was sent all the same."""
-
-
-def sweep_summary(outcomes: dict[str, str]) -> dict[str, Any]:
-    """The sweep's part of the flow's result: how many events were recovered, and the ones that were not."""
-    if not outcomes:
-        return {}
-    errors = [outcome for outcome in outcomes.values() if outcome.startswith("error: ")]
-    summary: dict[str, Any] = {"recovered_crm_events": len(outcomes) - len(errors)}
-    if errors:
-        summary["crm_event_errors"] = errors
-    return summary
 
 
 @flow(name="dispatch-outbox")

@@ -293,7 +293,7 @@ def test_the_hourly_send_goes_out_when_the_crm_sweep_fails(
 
 
 def test_the_hourly_result_lists_the_events_not_recovered() -> None:
-    from flows.dispatch import sweep_summary
+    from winback.recovery import sweep_summary
 
     assert sweep_summary({}) == {}
     assert sweep_summary({"E1": "contact", "E2": "error: E2: boom", "E3": "ignored"}) == {

@@ -731,3 +731,36 @@ def test_suppress_helper_is_idempotent_with_the_server(db: Engine, key: ec.Ellip
     response = client_for(db, settings(key)).post(f"/unsubscribe/{make_token('c-1', 'email')}")
     assert response.status_code == 200
     assert suppressions(db) == {("c-1", "email"): ("bounce", "sendgrid event webhook")}
+
+
+def test_an_event_for_a_row_waiting_to_retry_marks_it_sent_so_it_is_not_sent_twice(
+    db: Engine, key: ec.EllipticCurvePrivateKey
+) -> None:
+    """The attempt timed out (the row went back to `queued`), yet SendGrid had the message."""
+    from sqlalchemy import update
+
+    with db.begin() as conn:
+        run_id = conn.execute(select(CampaignRun.id)).scalar_one()
+        add_outbox(conn, run_id, "r1", "c-31", "email", "r1@example.com", "queued", None, None, "en_GB", NOW)
+        add_outbox(conn, run_id, "r2", "c-32", "email", "r2@example.com", "queued", None, None, "en_GB", NOW)
+        conn.execute(update(OutboxMessage).where(OutboxMessage.id == "r2").values(attempts=0))
+    body = json.dumps([sg("processed", "r1", 40), sg("processed", "r2", 41)]).encode()
+    response = client_for(db, settings(key)).post(
+        "/webhooks/sendgrid/events", content=body, headers=sendgrid_headers(key, body)
+    )
+    assert response.json()["reconciled"] == 1
+    assert outbox_row(db, "r1").status == "sent"  # its attempt reached SendGrid: never sent again
+    assert outbox_row(db, "r2").status == "queued"  # never attempted: an event cannot be about it
+
+
+def test_stop_finds_numbers_stored_with_trailing_space_or_a_lower_case_locale(
+    db: Engine, key: ec.EllipticCurvePrivateKey
+) -> None:
+    with db.begin() as conn:
+        run_id = conn.execute(select(CampaignRun.id)).scalar_one()
+        add_outbox(conn, run_id, "t1", "c-41", "sms", "07911 123488 ", "sent", "twilio", "SM41", "en_GB", NOW)
+        add_outbox(conn, run_id, "t2", "c-42", "sms", "07911 123499", "sent", "twilio", "SM42", "en_gb", NOW)
+    client = client_for(db, settings(key))
+    assert "unsubscribed" in inbound(client, "+447911123488", "STOP", "SM-t1").text
+    assert "unsubscribed" in inbound(client, "+447911123499", "STOP", "SM-t2").text
+    assert {("c-41", "sms"), ("c-42", "sms")} <= set(suppressions(db))

@@ -3,10 +3,11 @@
 Effects (applied in the caller's transaction, so a batch lands whole or not at all):
 - every event is recorded once, keyed by its `event_key` (INSERT ... ON CONFLICT DO NOTHING, so two
   concurrent redeliveries cannot both count as new); a redelivered batch changes nothing;
-- an outbox row in `unknown` (a crash between claim and the provider's answer) that the provider reports
-  on, whatever the event, moves to `sent`: the provider had it, so it must never be sent again. This is
-  applied for redelivered events too (it is idempotent), and `reconcile_unknown_from_events` does the same
-  for events that arrived while the row was still `sending`;
+- an outbox row in `unknown` (a crash between claim and the provider's answer), or back in `queued` or in
+  `failed` after an attempt whose answer was lost (a timeout), that the provider reports on, whatever the
+  event, moves to `sent`: the provider had it, so it must never be sent again. This is applied for
+  redelivered events too (it is idempotent), and `reconcile_unknown_from_events` does the same for events
+  that arrived while the row was still `sending`;
 - any other outbox status is left as it was at send: delivered/open/click/bounce are facts about the
   message, recorded as events, not a new send status;
 - hard bounces, spam reports, unsubscribes and group unsubscribes suppress the customer's channel; a
@@ -20,10 +21,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from messages.contact_data import normalise_phone
+from messages.contact_data import locale_region, normalise_phone
 from messages.webhooks import TWILIO_OPTED_OUT_ERROR, WebhookEvent, twilio_error_code
 from warehouse.models import MessageEvent, OutboxMessage
 from warehouse.suppressions import lift_suppression, suppress
@@ -99,11 +100,21 @@ def suppression_reason(event: WebhookEvent) -> str | None:
     return None
 
 
+def _left_but_not_marked() -> Any:
+    """Rows a provider event proves were sent though the outbox does not say so: `unknown` after a crash,
+    or `queued`/`failed` after an attempt whose answer was lost (a timeout): resending those would send
+    the same message twice."""
+    return or_(
+        OutboxMessage.status == "unknown",
+        and_(OutboxMessage.status.in_(("queued", "failed")), OutboxMessage.attempts > 0),
+    )
+
+
 def _reconcile(conn: Connection, outbox_id: str, event: WebhookEvent) -> bool:
-    """unknown -> sent, filling in provider, provider id and sent time when the crash left them empty."""
+    """-> sent (see `_left_but_not_marked`), filling in provider, provider id and sent time left empty."""
     result = conn.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id, OutboxMessage.status == "unknown")
+        .where(OutboxMessage.id == outbox_id, _left_but_not_marked())
         .values(
             status="sent",
             sent_at=func.coalesce(OutboxMessage.sent_at, event.occurred_at),
@@ -133,7 +144,7 @@ def record_events(conn: Connection, events: Iterable[WebhookEvent]) -> RecordRes
         new = insert_if_absent(conn, MessageEvent.__table__, values, "event_key")
         result.new += new
         result.duplicate += not new
-        if row is not None and row.status == "unknown" and _reconcile(conn, row.id, event):
+        if row is not None and row.status in ("unknown", "queued", "failed") and _reconcile(conn, row.id, event):
             result.reconciled += 1
         reason = suppression_reason(event)
         customer = row.customer_id if row is not None else event.customer_id
@@ -145,15 +156,15 @@ def record_events(conn: Connection, events: Iterable[WebhookEvent]) -> RecordRes
 
 
 def reconcile_unknown_from_events(conn: Connection, now: dt.datetime) -> int:
-    """Move every `unknown` outbox row that already has a provider event to `sent`; returns how many.
+    """Move every row a provider event proves was sent (`_left_but_not_marked`) to `sent`; returns how many.
 
-    For events that arrived while the row was still `sending` (the crash window), before reconcile
-    marked it `unknown`.
+    For events that arrived while the row was still `sending` (the crash window, or an attempt that timed
+    out), before it was marked `unknown` or put back in the queue.
     """
     has_event = select(MessageEvent.id).where(MessageEvent.outbox_id == OutboxMessage.id).exists()
     result = conn.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.status == "unknown", has_event)
+        .where(_left_but_not_marked(), has_event)
         .values(status="sent", sent_at=func.coalesce(OutboxMessage.sent_at, now))
     )
     return result.rowcount
@@ -163,8 +174,8 @@ def reconcile_unknown_from_events(conn: Connection, now: dt.datetime) -> int:
 
 
 def _region(context: Any) -> str | None:
-    locale = context.get("locale") if isinstance(context, dict) else None
-    return (locale or "_").split("_")[-1] or None
+    """The region the dispatcher read the number with (`en_gb` as `en_GB`): the same number it texted."""
+    return locale_region(context.get("locale") if isinstance(context, dict) else None)
 
 
 def sms_rows_for_phone(conn: Connection, number: str, *, limit: int = PHONE_SCAN_LIMIT) -> list[tuple[str, str]]:
@@ -181,7 +192,7 @@ def sms_rows_for_phone(conn: Connection, number: str, *, limit: int = PHONE_SCAN
         return []
     stmt = (
         select(OutboxMessage.id, OutboxMessage.customer_id, OutboxMessage.to_address, OutboxMessage.context)
-        .where(OutboxMessage.channel == "sms", OutboxMessage.to_address.like(f"%{digits[-2:]}"))
+        .where(OutboxMessage.channel == "sms", func.rtrim(OutboxMessage.to_address).like(f"%{digits[-2:]}"))
         .order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
         .limit(limit)
     )

@@ -404,3 +404,14 @@ def _problem(exc: Exception) -> str:
         text = f"{type(exc).__name__}: {exc}"
     lines = text.strip().splitlines()
     return redact_text(lines[0].strip()) if lines else type(exc).__name__
+
+
+def sweep_summary(outcomes: dict[str, str]) -> dict[str, Any]:
+    """The sweep's part of the flow's result: how many events were recovered, and the ones that were not."""
+    if not outcomes:
+        return {}
+    errors = [outcome for outcome in outcomes.values() if outcome.startswith("error: ")]
+    summary: dict[str, Any] = {"recovered_crm_events": len(outcomes) - len(errors)}
+    if errors:
+        summary["crm_event_errors"] = errors
+    return summary
