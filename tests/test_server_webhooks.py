@@ -764,3 +764,21 @@ def test_stop_finds_numbers_stored_with_trailing_space_or_a_lower_case_locale(
     assert "unsubscribed" in inbound(client, "+447911123488", "STOP", "SM-t1").text
     assert "unsubscribed" in inbound(client, "+447911123499", "STOP", "SM-t2").text
     assert {("c-41", "sms"), ("c-42", "sms")} <= set(suppressions(db))
+
+
+def test_an_email_opt_out_or_bounce_covers_every_customer_at_that_address(
+    db: Engine, key: ec.EllipticCurvePrivateKey
+) -> None:
+    with db.begin() as conn:
+        run_id = conn.execute(select(CampaignRun.id)).scalar_one()
+        for oid, cid, to in (("a1", "c-51", "jane@example.com"), ("a2", "c-52", " Jane@Example.com "),
+                             ("a3", "c-53", "other@example.com"), ("b1", "c-61", "bo@example.com"),
+                             ("b2", "c-62", "BO@example.com")):  # fmt: skip
+            add_outbox(conn, run_id, oid, cid, "email", to, "sent", "sendgrid", f"x-{oid}", "en_GB", NOW)
+    client = client_for(db, settings(key))
+    client.post(f"/unsubscribe/{make_token('c-51', 'email')}", data={"confirm": "yes"})
+    body = json.dumps([sg("bounce", "b1", 70, type="bounce")]).encode()
+    client.post("/webhooks/sendgrid/events", content=body, headers=sendgrid_headers(key, body))
+    held = suppressions(db)
+    assert {("c-51", "email"), ("c-52", "email"), ("c-61", "email"), ("c-62", "email")} <= set(held)
+    assert ("c-53", "email") not in held  # another address: untouched

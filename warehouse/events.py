@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from messages.contact_data import locale_region, normalise_phone
 from messages.webhooks import TWILIO_OPTED_OUT_ERROR, WebhookEvent, twilio_error_code
 from warehouse.models import MessageEvent, OutboxMessage
-from warehouse.suppressions import lift_suppression, suppress
+from warehouse.suppressions import lift_suppression, suppress, suppress_address
 
 EMAIL_SUPPRESSING = {
     "bounce": "bounce",  # hard bounce (a `blocked` soft bounce is only recorded)
@@ -151,7 +151,10 @@ def record_events(conn: Connection, events: Iterable[WebhookEvent]) -> RecordRes
         channel = row.channel if row is not None else event.channel
         if new and reason and customer:
             source = SOURCES.get(event.provider, event.provider or "webhook")
-            result.suppressed += suppress(conn, customer, channel, reason, source, event.occurred_at)
+            if channel == "email":  # the address bounced or opted out, whoever else holds it
+                result.suppressed += suppress_address(conn, customer, channel, reason, source, event.occurred_at)
+            else:
+                result.suppressed += suppress(conn, customer, channel, reason, source, event.occurred_at)
     return result
 
 

@@ -55,7 +55,7 @@ from messages.webhook_signatures import (
 from messages.webhooks import WebhookPayloadError, parse_sendgrid_events, parse_twilio_status, sms_keyword
 from warehouse.crm import CrmEventIn, parse_crm_event, problems, record_crm_event
 from warehouse.events import record_events, record_sms_reply
-from warehouse.suppressions import suppress
+from warehouse.suppressions import suppress, suppress_address
 from warehouse.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -344,6 +344,8 @@ class _App:
 
         def work() -> bool:
             with self.engine.begin() as conn:
+                if channel == "email":  # the address opted out, whichever customer records share it
+                    return suppress_address(conn, customer_id, channel, "unsubscribe", source, now) > 0
                 return suppress(conn, customer_id, channel, "unsubscribe", source, now)
 
         new = await run_in_threadpool(work)
