@@ -69,7 +69,7 @@ def test_apology_names_order_and_failure_everywhere() -> None:
     assert "Our team is on it now" in out.html
     assert "Northwind Goods Ltd, 1 Harbour Street" in out.text
     assert f"Unsubscribe: {UNSUB}" in out.text
-    assert f'<a href="{UNSUB}">Unsubscribe</a>' in out.html
+    assert f'<a clicktracking="off" href="{UNSUB}">Unsubscribe</a>' in out.html
     assert out.text.endswith("\n")
 
 

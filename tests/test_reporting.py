@@ -40,9 +40,9 @@ def test_delivery_funnel_counts_outcomes_and_distinct_event_messages(demo_engine
         funnel = delivery_funnel(conn, run.run_id).set_index("channel")
     expected_sent = outbox.loc[outbox["status"] == "sent"].groupby("channel").size()
     assert funnel["sent"].to_dict() == expected_sent.to_dict()
-    assert funnel.loc["email", "delivered"] == 5
-    assert funnel.loc["email", "open"] == 3
-    assert funnel.loc["email", "click"] == 0
+    assert funnel.loc["email", "event_delivered"] == 5
+    assert funnel.loc["email", "event_open"] == 3
+    assert funnel.loc["email", "event_click"] == 0
 
     simulate_campaign_response(demo_engine, run.run_id, window_days=30, true_lift=0.05, seed=1)
     src = SourceTables(SourceMapping())
@@ -53,7 +53,7 @@ def test_delivery_funnel_counts_outcomes_and_distinct_event_messages(demo_engine
     html = (tmp_path / "report.html").read_text()
     assert 'id="table-delivery"' in html
     twin = json.loads((tmp_path / "delivery.json").read_text())
-    assert {row["channel"]: row["open"] for row in twin}["email"] == 3
+    assert {row["channel"]: row["event_open"] for row in twin}["email"] == 3
 
 
 def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:

@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass, field
 
 import pandas as pd
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy.orm import aliased
 
 from offers.policy import CompensationPolicy
 from reports.html import ReportData, window_status
@@ -187,11 +188,26 @@ def root_causes(
     return frame[keep].sort_values("volume", ascending=False, ignore_index=True)
 
 
-EVENT_TYPES = ("delivered", "open", "click", "bounce", "spamreport", "unsubscribe")
+OUTBOX_STATUSES = ("queued", "sent", "skipped", "failed", "unknown")
+# Provider event types, shown as `event_<type>` columns so Twilio's queued/sent/failed never add into the
+# outbox statuses of the same name. `machine_open` is an open SendGrid flags sg_machine_open (Apple Mail
+# Privacy Protection fetching the pixel), not a reader.
+EVENT_TYPES = (
+    *("queued", "sent", "delivered", "undelivered", "failed"),  # Twilio
+    *("open", "machine_open", "click", "bounce", "dropped", "blocked", "spamreport", "unsubscribe"),  # SendGrid
+)
+EVENT_PREFIX = "event_"
+NOT_DELIVERED = ("bounce", "dropped", "blocked", "undelivered", "failed")  # a later `delivered` is not counted
+UNSUBSCRIBE_PATH = "/unsubscribe/"
 
 
 def delivery_funnel(conn: Connection, run_id: int) -> pd.DataFrame:
-    """Per channel: messages by outbox outcome, then how many got each provider event (distinct messages)."""
+    """Per channel: messages by outbox status, then how many messages got each provider event (distinct).
+
+    Provider events are the `event_*` columns. A message counts as delivered only if no event says it
+    bounced, was dropped, blocked or undelivered; clicks on the unsubscribe link are not clicks (they are
+    not engagement), and machine opens are counted apart from opens.
+    """
     outcomes = pd.DataFrame.from_records(
         conn.execute(
             select(OutboxMessage.channel, OutboxMessage.status, func.count())
@@ -200,16 +216,33 @@ def delivery_funnel(conn: Connection, run_id: int) -> pd.DataFrame:
         ).fetchall(),
         columns=["channel", "status", "n"],
     )
+    etype = MessageEvent.event_type
+    url = func.coalesce(MessageEvent.payload["url"].as_string(), "")
+    kind = case(
+        (and_(etype == "click", url.contains(UNSUBSCRIBE_PATH, autoescape=True)), "unsubscribe_click"),
+        (and_(etype == "open", MessageEvent.payload["sg_machine_open"].as_boolean().is_(True)), "machine_open"),
+        else_=etype,
+    )
+    failed = aliased(MessageEvent)
+    not_delivered = select(failed.id).where(
+        failed.outbox_id == MessageEvent.outbox_id, failed.event_type.in_(NOT_DELIVERED)
+    )
+    per_message = (
+        select(OutboxMessage.channel.label("channel"), MessageEvent.outbox_id.label("outbox_id"), kind.label("kind"))
+        .join(OutboxMessage, OutboxMessage.id == MessageEvent.outbox_id)
+        .where(OutboxMessage.run_id == run_id, or_(etype != "delivered", ~not_delivered.exists()))
+        .subquery()
+    )
     events = pd.DataFrame.from_records(
         conn.execute(
-            select(OutboxMessage.channel, MessageEvent.event_type, func.count(func.distinct(MessageEvent.outbox_id)))
-            .join(OutboxMessage, OutboxMessage.id == MessageEvent.outbox_id)
-            .where(OutboxMessage.run_id == run_id)
-            .group_by(OutboxMessage.channel, MessageEvent.event_type)
+            select(per_message.c.channel, per_message.c.kind, func.count(func.distinct(per_message.c.outbox_id)))
+            .where(per_message.c.kind.in_(EVENT_TYPES))
+            .group_by(per_message.c.channel, per_message.c.kind)
         ).fetchall(),
         columns=["channel", "status", "n"],
     )
-    columns = ["queued", "sent", "skipped", "failed", "unknown", *EVENT_TYPES]
+    events["status"] = EVENT_PREFIX + events["status"]
+    columns = [*OUTBOX_STATUSES, *(EVENT_PREFIX + t for t in EVENT_TYPES)]
     frame = pd.concat([outcomes, events], ignore_index=True)
     if frame.empty:
         return pd.DataFrame(columns=["channel", *columns])
