@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import Connection, and_, case, func, select, update
 
 from offers.codes import normalise
-from warehouse.models import CampaignRun, Offer
+from warehouse.models import CampaignRun, Decision, Offer
 from warehouse.timeutil import utc
 
-EXPORT_COLUMNS = ["code", "customer_id", "kind", "value", "currency", "issued_at", "expires_at", "single_use"]
+EXPORT_COLUMNS = [
+    "code", "customer_id", "kind", "value", "max_discount", "currency", "issued_at", "expires_at", "single_use",
+]  # fmt: skip
 IMPORT_COLUMNS = ("code", "order_id", "redeemed_at")
 
 
@@ -31,16 +33,37 @@ def export_codes(conn: Connection, run_id: int, path: Path) -> int:
     """
     if conn.execute(select(CampaignRun.id).where(CampaignRun.id == run_id)).scalar_one_or_none() is None:
         raise ValueError(f"campaign run {run_id} does not exist")
-    stmt = select(Offer.code, Offer.customer_id, Offer.kind, Offer.value, Offer.currency, Offer.issued_at,
-                  Offer.expires_at).where(Offer.run_id == run_id).order_by(Offer.code)  # fmt: skip
+    decided = and_(Decision.run_id == Offer.run_id, Decision.customer_id == Offer.customer_id)
+    stmt = (
+        select(
+            Offer.code,
+            Offer.customer_id,
+            Offer.kind,
+            Offer.value,
+            Decision.offer_amount,
+            Offer.currency,
+            Offer.issued_at,
+            Offer.expires_at,
+        )
+        .outerjoin(Decision, decided)
+        .where(Offer.run_id == run_id)
+        .order_by(Offer.code)
+    )
     rows = conn.execute(stmt).all()
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(EXPORT_COLUMNS)
-        for code, cid, kind, value, currency, issued, expires in rows:
-            writer.writerow([code, cid, kind, f"{value:.2f}", currency, utc(issued).isoformat(),
-                             utc(expires).isoformat(), "true"])  # fmt: skip
+        for code, cid, kind, value, amount, currency, issued, expires in rows:
+            writer.writerow([code, cid, kind, f"{value:.2f}", _max_discount(kind, amount), currency,
+                             utc(issued).isoformat(), utc(expires).isoformat(), "true"])  # fmt: skip
     return len(rows)
+
+
+def _max_discount(kind: str, amount: float | None) -> str:
+    """The most a percent code may take off, in money: the policy capped the percentage against a typical
+    order, so a larger basket must not take more. Blank for the other kinds (their value is the amount)
+    and for codes decided before the amount was kept."""
+    return f"{amount:.2f}" if kind == "percent_discount" and amount is not None else ""
 
 
 class RedemptionImportError(ValueError):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine, func, select
 
@@ -166,3 +168,26 @@ def test_cooldown_counts_from_when_a_message_was_sent_or_is_due(demo_engine: Eng
     due_in = pd.Timestamp(AS_OF + dt.timedelta(days=10)) - pd.to_datetime(waiting["not_before"], utc=True)
     assert len(waiting) > 0
     assert (days[waiting["customer_id"]].to_numpy() == (due_in.dt.total_seconds() / 86400).to_numpy()).all()
+
+
+def test_exported_percent_codes_carry_the_capped_amount_as_their_maximum_discount(
+    demo_engine: Engine, tmp_path: Path
+) -> None:
+    import csv
+
+    from offers.exchange import export_codes
+
+    run = run_campaign(demo_engine, CampaignConfig(campaign_id="export", budget=2000.0))
+    path = tmp_path / "codes.csv"
+    with demo_engine.connect() as conn:
+        export_codes(conn, run.run_id, path)
+        decided = pd.read_sql(
+            select(Decision.customer_id, Decision.offer_amount).where(Decision.run_id == run.run_id), conn
+        ).set_index("customer_id")["offer_amount"]
+    rows = list(csv.DictReader(path.open()))
+    percent = [r for r in rows if r["kind"] == "percent_discount"]
+    assert percent and all(r["max_discount"] for r in percent)
+    for row in percent:
+        assert float(row["max_discount"]) == pytest.approx(decided[row["customer_id"]], abs=0.005)
+        assert float(row["max_discount"]) > 0
+    assert all(r["max_discount"] == "" for r in rows if r["kind"] != "percent_discount")

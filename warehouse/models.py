@@ -118,6 +118,8 @@ class Decision(Base):
     # the customer's last order before the run's as-of, to the millisecond (None: no orders): kept so the
     # messages need not aggregate the orders again, and so a decision shows how lapsed the customer was
     last_order_at: Mapped[dt.datetime | None]
+    # what the offer is worth in money after the policy's caps: a percent code's most it may take off
+    offer_amount: Mapped[float | None]
 
     def __repr__(self) -> str:
         return f"Decision(run_id={self.run_id}, customer_id={self.customer_id!r}, action={self.action!r})"
