@@ -26,18 +26,26 @@ SRC = SourceTables(SourceMapping())
 NOON = AS_OF.replace(hour=12)  # daytime in Europe: no quiet-hours deferral
 
 
-@pytest.fixture
-def customer(demo_engine: Engine) -> str:
-    """A reachable London customer with email consent and no flags."""
-    with demo_engine.connect() as conn:
+def reachable_london_customer(engine: Engine, *, locale: str | None = None, biggest_spender: bool = False) -> str:
+    """A reachable London customer with email consent and no flags (the first by id, or the biggest spender)."""
+    spend = "JOIN orders o ON o.customer_id = c.customer_id " if biggest_spender else ""
+    order = "GROUP BY c.customer_id ORDER BY sum(o.amount) DESC" if biggest_spender else "ORDER BY c.customer_id"
+    with engine.connect() as conn:
         return conn.execute(
             text(
                 "SELECT c.customer_id FROM customers c JOIN consents k ON k.customer_id = c.customer_id "
-                "AND k.channel = 'email' AND k.granted WHERE c.time_zone = 'Europe/London' AND c.email LIKE '%@%.%' "
-                "AND c.email NOT LIKE '% %' AND NOT c.do_not_contact AND NOT c.fraud_flag "
-                "AND (c.preferred_channel IS NULL OR c.preferred_channel = 'email') ORDER BY c.customer_id LIMIT 1"
-            )
+                f"AND k.channel = 'email' AND k.granted {spend}WHERE c.time_zone = 'Europe/London' "
+                f"{'AND c.locale = :locale ' if locale else ''}"
+                "AND c.email LIKE '%@%.%' AND c.email NOT LIKE '% %' AND NOT c.do_not_contact AND NOT c.fraud_flag "
+                f"AND (c.preferred_channel IS NULL OR c.preferred_channel = 'email') {order} LIMIT 1"
+            ),
+            {"locale": locale} if locale else {},
         ).scalar_one()
+
+
+@pytest.fixture
+def customer(demo_engine: Engine) -> str:
+    return reachable_london_customer(demo_engine)
 
 
 def receive(
@@ -48,8 +56,13 @@ def receive(
     severity: int,
     ticket: str = "T-1",
     category: str | None = "damaged_item",
+    *,
+    occurred: dt.datetime = NOON,
+    received: dt.datetime = NOON,
+    description: str = "Box crushed in transit",
 ) -> str:
-    """Record an event in the ledger as the intake would (category None: left out, as older intakes let it)."""
+    """Record an event in the ledger as the intake would (category None: left out, as older intakes let it);
+    `occurred` may be long before `received`."""
     payload = {
         "event_id": event_id,
         "type": type_,
@@ -58,15 +71,15 @@ def receive(
         "ticket_id": ticket,
         "category": category,
         "severity": severity,
-        "occurred_at": NOON.isoformat(),
-        "description": "Box crushed in transit",
+        "occurred_at": occurred.isoformat(),
+        "description": description,
     }
     if category is None:
         del payload["category"]
     with engine.begin() as conn:
         conn.execute(
             insert(CrmEvent).values(
-                event_id=event_id, type=type_, customer_id=customer, payload=payload, received_at=NOON
+                event_id=event_id, type=type_, customer_id=customer, payload=payload, received_at=received
             )
         )
     return event_id
@@ -335,17 +348,7 @@ def test_a_held_out_customer_gets_the_apology_and_keeps_the_kind_they_would_have
 ) -> None:
     import numpy as np
 
-    with demo_engine.connect() as conn:  # a reachable London customer worth compensating: the biggest spender
-        customer = conn.execute(
-            text(
-                "SELECT c.customer_id FROM customers c JOIN consents k ON k.customer_id = c.customer_id "
-                "AND k.channel = 'email' AND k.granted JOIN orders o ON o.customer_id = c.customer_id "
-                "WHERE c.time_zone = 'Europe/London' AND c.email LIKE '%@%.%' AND c.email NOT LIKE '% %' "
-                "AND NOT c.do_not_contact AND NOT c.fraud_flag "
-                "AND (c.preferred_channel IS NULL OR c.preferred_channel = 'email') "
-                "GROUP BY c.customer_id ORDER BY sum(o.amount) DESC LIMIT 1"
-            )
-        ).scalar_one()
+    customer = reachable_london_customer(demo_engine, biggest_spender=True)  # worth compensating
     monkeypatch.setattr(recovery, "hash_unit", lambda campaign, ids: np.zeros(len(ids)))  # drawn into the holdout
     receive(demo_engine, "E1", customer, "complaint.created", severity=5)
     result = recover(demo_engine, SRC, "E1", channels(), NOON)

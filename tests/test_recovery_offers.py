@@ -6,11 +6,13 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, Row, insert, select, text, update
+import test_recovery as recovery_tests
+from sqlalchemy import Engine, Row, select, text, update
+from test_recovery import reachable_london_customer
 
 from messages.channels.sink import SinkChannel
 from offers.policy import CompensationPolicy
-from warehouse.models import CrmEvent, Decision, Offer, OutboxMessage
+from warehouse.models import Decision, Offer, OutboxMessage
 from warehouse.source import SourceMapping, SourceTables
 from winback.config import CampaignConfig
 from winback.recovery import recover, recovery_config
@@ -29,16 +31,7 @@ rules:
 
 @pytest.fixture
 def customer(demo_engine: Engine) -> str:
-    """A reachable en_GB London customer with email consent and no flags."""
-    with demo_engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT c.customer_id FROM customers c JOIN consents k ON k.customer_id = c.customer_id "
-                "AND k.channel = 'email' AND k.granted WHERE c.time_zone = 'Europe/London' AND c.locale = 'en_GB' "
-                "AND c.email LIKE '%@%.%' AND c.email NOT LIKE '% %' AND NOT c.do_not_contact AND NOT c.fraud_flag "
-                "AND (c.preferred_channel IS NULL OR c.preferred_channel = 'email') ORDER BY c.customer_id LIMIT 1"
-            )
-        ).scalar_one()
+    return reachable_london_customer(demo_engine, locale="en_GB")
 
 
 def compensating() -> CampaignConfig:
@@ -52,36 +45,9 @@ def compensating() -> CampaignConfig:
     return config.model_copy(update={"holdout_share": 0.0, "economics": economics})
 
 
-def receive(
-    engine: Engine,
-    event_id: str,
-    customer: str,
-    type_: str,
-    *,
-    severity: int,
-    occurred: dt.datetime,
-    received: dt.datetime,
-    category: str = "damaged_item",
-) -> str:
-    """Record an event in the ledger as the intake would; `occurred` may be long before `received`."""
-    payload = {
-        "event_id": event_id,
-        "type": type_,
-        "customer_id": customer,
-        "order_id": "O-77",
-        "ticket_id": "T-1",
-        "category": category,
-        "severity": severity,
-        "occurred_at": occurred.isoformat(),
-        "description": "Charged twice",
-    }
-    with engine.begin() as conn:
-        conn.execute(
-            insert(CrmEvent).values(
-                event_id=event_id, type=type_, customer_id=customer, payload=payload, received_at=received
-            )
-        )
-    return event_id
+def receive(engine: Engine, event_id: str, customer: str, type_: str, **kw: Any) -> str:
+    """`test_recovery.receive`, for a double charge: `occurred` may be long before `received`."""
+    return recovery_tests.receive(engine, event_id, customer, type_, description="Charged twice", **kw)
 
 
 def sent(engine: Engine, step: str) -> str:
