@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, select
 
 from messages.channels.errors import OPTED_OUT_REASON
 from messages.contact_data import locale_region, normalise_email, normalise_phone
@@ -39,7 +39,7 @@ from warehouse import outbox
 from warehouse.events import reconcile_unknown_from_events
 from warehouse.models import Suppression
 from warehouse.queries import SendTimeFlags, send_time_flags
-from warehouse.source import SourceMapping, SourceTables
+from warehouse.source import SourceMapping, SourceTables, missing_tables
 from warehouse.suppressions import suppress
 from warehouse.timeutil import utcnow
 
@@ -95,8 +95,8 @@ class SourceTablesMissing(RuntimeError):
 _warned_no_source = False
 
 
-def send_time_source(engine: Engine, source: SourceTables | None = None) -> SourceTables | None:
-    """The tables consent is re-checked in at send time: `source`, else those WINBACK_SOURCE_MAPPING names.
+def send_time_source(engine: Engine) -> SourceTables | None:
+    """The tables consent is re-checked in at send time: those WINBACK_SOURCE_MAPPING names.
 
     A database with neither a customers nor a consents table and no mapping configured holds an outbox and
     nothing else (the tests' senders, a bare outbox): there is no record to check, which is logged once,
@@ -104,11 +104,10 @@ def send_time_source(engine: Engine, source: SourceTables | None = None) -> Sour
     row is claimed: sending on without the check would ignore every withdrawal.
     """
     global _warned_no_source
-    configured = source is not None or bool(os.environ.get("WINBACK_SOURCE_MAPPING", "").strip())
-    tables = source or SourceTables(SourceMapping.configured())
-    inspector = inspect(engine)
+    configured = bool(os.environ.get("WINBACK_SOURCE_MAPPING", "").strip())
+    tables = SourceTables(SourceMapping.configured())
     wanted = (tables.customers, tables.consents)
-    missing = [t.fullname for t in wanted if not inspector.has_table(t.name, schema=t.schema)]
+    missing = missing_tables(engine, wanted)
     if not missing:
         return tables
     if configured or len(missing) < len(wanted):
@@ -297,7 +296,7 @@ def send_due(
     if not any(getattr(channel, "rate_limited", True) for channel in channels.values()):
         claim_size = max(claim_size, LOCAL_CLAIM_SIZE)
     limits = limits or SendLimits.from_env()
-    source = send_time_source(engine, source)
+    source = source if source is not None else send_time_source(engine)  # a caller's own tables are trusted
     report = DispatchReport()
     now = now or utcnow()
     token = outbox.sender_token()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from messages.dispatch import Channel, DispatchReport, SendLimits, send_due
+from messages.dispatch import Channel, DispatchReport, SendLimits, send_due, send_time_source
 from warehouse.db import make_engine
 from warehouse.models import CampaignRun
 from warehouse.runs import RUN_STAGES
@@ -139,6 +139,7 @@ def _helper_main() -> None:
     job = json.load(sys.stdin)
     engine = make_engine(job["url"])
     channels = configured_channels()
+    source = send_time_source(engine)  # once: a following helper drains every 0.2 s
 
     def drain() -> DispatchReport:
         return send_due(
@@ -148,6 +149,7 @@ def _helper_main() -> None:
             campaign_id=job["campaign_id"],
             now=dt.datetime.fromisoformat(job["now"]),
             limits=SendLimits(**job["limits"]),
+            source=source,
         )
 
     report = DispatchReport()

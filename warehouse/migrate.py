@@ -25,11 +25,11 @@ def upgrade(url: str | None = None, revision: str = "head", engine: Engine | Non
         command.upgrade(cfg, revision)
 
 
-def current(url: str | None = None) -> str | None:
+def current(url: str | None = None, engine: Engine | None = None) -> str | None:
     """The revision the tables are at (None: winback's tables were never created there)."""
     from alembic.runtime.migration import MigrationContext
 
-    with make_engine(url or database_url()).connect() as conn:
+    with (engine or make_engine(url or database_url())).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

@@ -8,10 +8,11 @@ A real warehouse rarely calls its tables `orders` and `customers`. Point winback
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Boolean, DateTime, Integer, Numeric, String, Text, column, table
+from sqlalchemy import Boolean, DateTime, Engine, Integer, Numeric, String, Text, column, inspect, table
 from sqlalchemy.sql.expression import TableClause
 
 from winback.yaml_models import load_yaml_model
@@ -146,3 +147,9 @@ class SourceTables:
     def col(t: TableClause, name: str):  # type: ignore[no-untyped-def]
         """Column `name` (winback's name) of source table `t`."""
         return t.c[t.winback_names[name]]  # type: ignore[attr-defined]
+
+
+def missing_tables(engine: Engine, tables: Iterable[TableClause]) -> list[str]:
+    """The names of those of `tables` the database does not hold, in the order given."""
+    inspector = inspect(engine)
+    return [t.fullname for t in tables if not inspector.has_table(t.name, schema=t.schema)]

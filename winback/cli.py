@@ -66,8 +66,9 @@ def _ready_database(source_tables: bool = False) -> None:
     """
     from sqlalchemy.engine import make_url
 
-    from warehouse.db import database_url
+    from warehouse.db import database_url, make_engine
     from warehouse.migrate import current, head
+    from warehouse.source import SourceMapping, SourceTables, missing_tables
 
     url = database_url()
     parsed = make_url(url.replace("postgres://", "postgresql://", 1))
@@ -75,22 +76,19 @@ def _ready_database(source_tables: bool = False) -> None:
     if file not in (None, "", ":memory:") and not Path(file).exists():
         raise ValueError(f"no SQLite database at {file}: check WINBACK_DATABASE_URL, or create it with "
                          "`winback db upgrade`")  # fmt: skip
-    at, latest = current(url), head()
-    if at != latest:
-        raise ValueError(f"winback's tables are at revision {at or 'none'}, not {latest}: run `winback db upgrade`")
-    if source_tables:
-        from sqlalchemy import inspect
-
-        from warehouse.db import make_engine
-        from warehouse.source import SourceMapping, SourceTables
-
-        src = SourceTables(SourceMapping.configured())
-        inspector = inspect(make_engine(url))
-        wanted = (src.customers, src.orders, src.failures, src.consents)
-        missing = [t.fullname for t in wanted if not inspector.has_table(t.name, schema=t.schema)]
-        if missing:
-            hint = "set WINBACK_SOURCE_MAPPING to name your tables (see examples/), or run `winback demo-data`"
-            raise ValueError(f"source table(s) not found: {', '.join(missing)}: {hint}")
+    engine = make_engine(url)
+    try:
+        at, latest = current(url, engine=engine), head()
+        if at != latest:
+            raise ValueError(f"winback's tables are at revision {at or 'none'}, not {latest}: run `winback db upgrade`")
+        if source_tables:
+            src = SourceTables(SourceMapping.configured())
+            missing = missing_tables(engine, (src.customers, src.orders, src.failures, src.consents))
+            if missing:
+                hint = "set WINBACK_SOURCE_MAPPING to name your tables (see examples/), or run `winback demo-data`"
+                raise ValueError(f"source table(s) not found: {', '.join(missing)}: {hint}")
+    finally:
+        engine.dispose()
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
