@@ -8,7 +8,6 @@ is queued, naming the template.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype, is_object_dtype
 
 from messages.contact_data import recipient_time_zone
-from messages.quiet_hours import QUIET_HOURS_KEY, ZONE_KEY, next_allowed
+from messages.quiet_hours import next_allowed, send_window_context
 from messages.render import Brand, RenderError, build_context, render
 from messages.unsubscribe import unsubscribe_url
 from warehouse.bulk import python_values
@@ -126,12 +125,12 @@ def plan_rows(
     customers = python_values(frame["customer_id"])
     steps = [step_for(s) for s in python_values(frame["segment"])]
     address = frame["email"].where(frame["channel"] == "email", frame["phone"])
-    # the zone and quiet hours go with the row (messages.quiet_hours.send_window_context): the sender checks
-    # them again when it claims the row
-    keys = [*fields, ZONE_KEY, QUIET_HOURS_KEY]
-    quiet = itertools.repeat([quiet_start_hour, quiet_end_hour], len(frame))
-    merged = zip(*(_json_column(frame[f]) for f in fields), zones, quiet, strict=True)
-    contexts = [dict(zip(keys, values, strict=True)) for values in merged]
+    # the zone and quiet hours go with the row: the sender checks them again when it claims the row
+    windows = {zone: send_window_context(zone, quiet_start_hour, quiet_end_hour) for zone in set(zones)}
+    merged = zip(*(_json_column(frame[f]) for f in fields), strict=True)
+    contexts = [
+        {**dict(zip(fields, values, strict=True)), **windows[zone]} for values, zone in zip(merged, zones, strict=True)
+    ]
     return [
         {
             "id": message_id(run_id, customer, step),

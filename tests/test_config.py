@@ -43,3 +43,10 @@ def test_the_example_files_load() -> None:
     assert config.campaign_id == "weekly-winback" and config.economics.lift_prior["store_credit"] == 0.06
     mapping = SourceMapping.from_yaml(examples / "source-mapping.yaml")
     assert mapping.orders.table == "sales" and mapping.consents.granted == "opted_in"
+
+
+def test_the_warehouse_assumes_the_configs_default_attribution_window() -> None:
+    """warehouse.runs cannot import the config (it sits below it): its fallback must stay the same number."""
+    from warehouse.runs import DEFAULT_WINDOW_DAYS
+
+    assert DEFAULT_WINDOW_DAYS == CampaignConfig.model_fields["attribution_days"].default

@@ -100,13 +100,17 @@ def suppression_reason(event: WebhookEvent) -> str | None:
     return None
 
 
+# the statuses a row may be in although its message left (see `_left_but_not_marked`)
+LEFT_STATUSES = ("unknown", "queued", "failed")
+
+
 def _left_but_not_marked() -> Any:
     """Rows a provider event proves were sent though the outbox does not say so: `unknown` after a crash,
     or `queued`/`failed` after an attempt whose answer was lost (a timeout): resending those would send
     the same message twice."""
     return or_(
         OutboxMessage.status == "unknown",
-        and_(OutboxMessage.status.in_(("queued", "failed")), OutboxMessage.attempts > 0),
+        and_(OutboxMessage.status.in_(LEFT_STATUSES[1:]), OutboxMessage.attempts > 0),
     )
 
 
@@ -144,7 +148,7 @@ def record_events(conn: Connection, events: Iterable[WebhookEvent]) -> RecordRes
         new = insert_if_absent(conn, MessageEvent.__table__, values, "event_key")
         result.new += new
         result.duplicate += not new
-        if row is not None and row.status in ("unknown", "queued", "failed") and _reconcile(conn, row.id, event):
+        if row is not None and row.status in LEFT_STATUSES and _reconcile(conn, row.id, event):
             result.reconciled += 1
         reason = suppression_reason(event)
         customer = row.customer_id if row is not None else event.customer_id

@@ -108,7 +108,6 @@ def contact_history(conn: Connection, as_of: dt.datetime, exclude_run_id: int | 
     )
     last = pd.to_datetime(frame["last_contact_at"], utc=True)
     frame["days_since_contact"] = (pd.Timestamp(as_of) - last).dt.total_seconds() / 86400.0
-    frame["messages_30d"] = frame["messages_30d"].fillna(0).astype("int64")
     history = frame[["customer_id", "days_since_contact", "messages_30d"]]
     held = open_holdouts(conn, as_of, exclude_run_id)
     history = history.merge(held, on="customer_id", how="outer")
