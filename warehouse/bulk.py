@@ -44,22 +44,8 @@ def insert_columns(
         return 0
     names = [*columns, *constants]
     if dialect.name == "postgresql":
-        return _copy_postgresql(conn, table, names, _for_copy(table, names, rows), skip_existing)
+        return _copy_postgresql(conn, table, names, rows, skip_existing)
     return conn.exec_driver_sql(_insert_sql(dialect, table, names, skip_existing), rows).rowcount
-
-
-def _for_copy(table: Table, names: list[str], rows: list[tuple]) -> list[tuple]:
-    """COPY reads 3.0 as the text "3.0", which an integer column refuses (an INSERT would cast it)."""
-    whole = [i for i, name in enumerate(names) if isinstance(table.c[name].type, Integer)]
-    return [_whole_numbers(row, whole) for row in rows] if whole else rows
-
-
-def _whole_numbers(row: tuple, positions: list[int]) -> tuple:
-    values = list(row)
-    for i in positions:
-        if isinstance(values[i], float) and values[i].is_integer():  # 3.7 stays, for COPY to refuse by name
-            values[i] = int(values[i])
-    return tuple(values)
 
 
 def _copy_postgresql(
@@ -108,7 +94,7 @@ def update_by_key(conn: Connection, table: Table, key: str, columns: Mapping[str
     if not rows:
         return
     if conn.dialect.name == "postgresql":
-        _copy_update_postgresql(conn, table, key, names, _for_copy(table, [*names, key], rows))
+        _copy_update_postgresql(conn, table, key, names, rows)
         return
     quote, mark = conn.dialect.identifier_preparer, PLACEHOLDERS[conn.dialect.paramstyle]
     assignments = ", ".join(f"{quote.quote(name)} = {mark}" for name in names)
@@ -165,6 +151,8 @@ def _converted(column: Column[Any], values: Sequence[Any] | pd.Series, dialect: 
         if dialect.name == "sqlite" and isinstance(column.type, DateTime) and is_datetime64_any_dtype(values.dtype):
             return sqlite_datetimes(values)
         values = python_values(values)
+    if isinstance(column.type, Integer):  # a float column with gaps: PostgreSQL's COPY refuses the text "3.0"
+        values = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
     process = column.type.dialect_impl(dialect).bind_processor(dialect)
     if process is None:
         return values
