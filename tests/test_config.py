@@ -49,4 +49,4 @@ def test_the_warehouse_assumes_the_configs_default_attribution_window() -> None:
     """warehouse.runs cannot import the config (it sits below it): its fallback must stay the same number."""
     from warehouse.runs import DEFAULT_WINDOW_DAYS
 
-    assert DEFAULT_WINDOW_DAYS == CampaignConfig.model_fields["attribution_days"].default
+    assert CampaignConfig.model_fields["attribution_days"].default == DEFAULT_WINDOW_DAYS

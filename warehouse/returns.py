@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import Connection, and_, case, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, func, select
 
+from warehouse.bulk import insert_columns, update_by_key
 from warehouse.models import CampaignRun, Decision, Offer, Return
 from warehouse.source import SourceMapping, SourceTables
 from warehouse.timeutil import utc, utcnow
@@ -36,8 +37,8 @@ def redeem_offers(conn: Connection, src: SourceTables, run_id: int) -> int:
         .subquery()
     )
     found = conn.execute(select(uses.c.offer_id, uses.c.at, uses.c.order_id).where(uses.c.nth == 1)).all()
-    for offer_id, when, order_id in found:
-        conn.execute(update(Offer).where(Offer.id == offer_id).values(redeemed_at=when, redeemed_order_id=order_id))
+    ids, whens, orders = (list(column) for column in zip(*found, strict=True)) if found else ([], [], [])
+    update_by_key(conn, Offer.__table__, "id", {"id": ids, "redeemed_at": whens, "redeemed_order_id": orders})
     return len(found)
 
 
@@ -74,24 +75,15 @@ def track_run(
         conn.execute(select(Offer.customer_id).where(Offer.run_id == run_id, Offer.redeemed_at.is_not(None))).scalars()
     )
     conn.execute(delete(Return).where(Return.run_id == run_id))
-    rows = [
-        {
-            "run_id": run_id,
-            "customer_id": c,
-            "arm": arm,
-            "returned": int(n) > 0,
-            "first_return_at": utc(first) if first is not None else None,
-            "orders": int(n),
-            "revenue": round(float(rev), 2),
-            "redeemed": c in redeemed,
-            "window_days": window_days,
-            "tracked_at": tracked_at,
-        }
-        for c, arm, n, rev, first in measured
-    ]
-    for i in range(0, len(rows), 20_000):
-        conn.execute(insert(Return), rows[i : i + 20_000])
-    return len(rows)
+    columns: dict[str, list] = {"customer_id": [], "arm": [], "returned": [], "first_return_at": [], "orders": [],
+                                 "revenue": [], "redeemed": []}  # fmt: skip
+    for c, arm, n, rev, first in measured:
+        for name, value in zip(columns, (c, arm, int(n) > 0, utc(first) if first is not None else None, int(n),
+                                         round(float(rev), 2), c in redeemed), strict=True):  # fmt: skip
+            columns[name].append(value)
+    constants = {"run_id": run_id, "window_days": window_days, "tracked_at": tracked_at}
+    insert_columns(conn, Return.__table__, columns, constants)
+    return len(measured)
 
 
 def measured_customers(
