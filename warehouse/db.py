@@ -61,3 +61,13 @@ def transaction(url: str | None = None) -> Iterator[Session]:
     """`with transaction() as session:` commits on success, rolls back on error."""
     with session_factory(url).begin() as session:
         yield session
+
+
+def error_line(exc: BaseException) -> str:
+    """The first line of what went wrong: for a database error the driver's own message, never the
+    statement or its parameters (addresses among them) nor PostgreSQL's DETAIL line quoting values."""
+    from sqlalchemy.exc import StatementError
+
+    orig = exc.orig if isinstance(exc, StatementError) else None
+    lines = str(orig if orig is not None else exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__

@@ -50,10 +50,9 @@ def main() -> None:
 
 def _one_line(exc: BaseException) -> str:
     """The driver's own message for a database error (not the statement), with what to do about it."""
-    from sqlalchemy.exc import DBAPIError
+    from warehouse.db import error_line
 
-    text = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc).strip().splitlines()
-    first = text[0] if text else type(exc).__name__
+    first = error_line(exc)
     if "no such table" in first or ("relation" in first and "does not exist" in first):
         first += ": run `winback db upgrade`, and check WINBACK_SOURCE_MAPPING names your tables"
     return first

@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, select, update
-from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from messages.channel_choice import choose_channels
@@ -35,6 +34,7 @@ from segments.holdout import hash_unit
 from segments.scoring import score_with_rules
 from warehouse import journeys, outbox, queries, runs
 from warehouse.crm import CATEGORIES, starts_recovery
+from warehouse.db import error_line
 from warehouse.models import CampaignRun, CrmEvent, Decision, Offer
 from warehouse.source import SourceTables
 from warehouse.timeutil import utc
@@ -396,14 +396,8 @@ def _problem(exc: Exception) -> str:
     DETAIL line quotes the offending values, so only the driver's first line is kept; any email address
     or phone number left is masked. Our own ValueErrors name the record and the problem already.
     """
-    if isinstance(exc, ValueError):
-        text = str(exc)
-    elif isinstance(exc, StatementError) and exc.orig is not None:
-        text = f"{type(exc).__name__}: {exc.orig}"
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    lines = text.strip().splitlines()
-    return redact_text(lines[0].strip()) if lines else type(exc).__name__
+    line = error_line(exc)
+    return redact_text(line if isinstance(exc, ValueError) else f"{type(exc).__name__}: {line}")
 
 
 def sweep_summary(outcomes: dict[str, str]) -> dict[str, Any]:
