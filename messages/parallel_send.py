@@ -23,7 +23,6 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 from sqlalchemy import Engine, select
 
@@ -31,9 +30,9 @@ from messages.dispatch import Channel, DispatchReport, SendLimits, send_due, sen
 from warehouse.db import make_engine
 from warehouse.models import CampaignRun
 from warehouse.runs import RUN_STAGES
+from winback.child_process import child_env
 
 MIN_MESSAGES_PER_PROCESS = 10_000  # below this a helper's start-up (~1 s of imports) costs more than it saves
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
 HELPER_COMMAND = [sys.executable, "-m", "messages.parallel_send"]
 
 
@@ -99,8 +98,7 @@ class HelperSenders:
         self.processes: list[subprocess.Popen[str]] = []
 
     def __enter__(self) -> HelperSenders:
-        path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "PYTHONPATH": path}
+        env = child_env()
         for _ in range(self.count):
             helper = subprocess.Popen(HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
             self.processes.append(helper)

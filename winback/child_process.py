@@ -28,13 +28,18 @@ class ChildProcessError(RuntimeError):
     """The call failed in the child; the message carries the child's traceback."""
 
 
+def child_env() -> dict[str, str]:
+    """This environment, with winback's own folder first on PYTHONPATH: a child imports this checkout."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+
+
 def run_in_child(func: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     """`func(*args, **kwargs)`, computed in a new Python process; blocks until it returns.
 
     Called from a thread, it lets that thread's process get on with other work meanwhile (waiting on
     a pipe holds no GIL).
     """
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+    env = child_env()
     call = pickle.dumps((func, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
     child = subprocess.run(CHILD_COMMAND, input=call, capture_output=True, env=env, check=False)
     if child.returncode != 0:
