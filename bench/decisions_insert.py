@@ -1,0 +1,75 @@
+"""Benchmark: storing a campaign's decisions (`warehouse.runs.record_decisions`) on a fresh SQLite file.
+
+    .venv/bin/python bench/decisions_insert.py [--rows 562000]
+
+Decisions arrive in the order the segments produce them; `record_decisions` stores them in customer order
+so both (run, customer) indexes grow at their ends. `--shuffled-store` times the same insert without that
+sort (the rows in random customer order), to compare. Last line: rows=… seconds=… order=…
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import pandas as pd
+
+from warehouse import runs
+from warehouse.bulk import insert_columns
+from warehouse.db import make_engine
+from warehouse.migrate import upgrade
+from warehouse.models import Campaign, CampaignRun, Decision
+
+NOW = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+REASON = "skipped: not worth it; lapsed 120 days past a 30-day rhythm; p_active 0.31, value €12.40; gain €-0.32"
+
+
+def decisions(rows: int) -> pd.DataFrame:
+    """Decision-shaped rows in random customer order, a reason each, times to the millisecond."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({name: None for name in runs.DECISION_FIELDS}, index=range(rows))
+    frame["customer_id"] = np.array([f"C{i:07d}" for i in rng.permutation(1_000_000)[:rows]], dtype=object)
+    frame["segment"], frame["action"], frame["reason"] = "lapsed", "skip", REASON
+    for col in ("p_active", "customer_value", "expected_gain", "offer_cost", "offer_value", "offer_amount"):
+        frame[col] = rng.random(rows)
+    millis = rng.integers(1_600_000_000_000, 1_700_000_000_000, rows)
+    frame["last_order_at"] = pd.to_datetime(millis, unit="ms", utc=True)
+    return frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=562_000)
+    parser.add_argument("--shuffled-store", action="store_true", help="insert in the given (random) order")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'decisions.db'}"
+        engine = make_engine(url)
+        upgrade(url, engine=engine)
+        with engine.begin() as conn:
+            conn.execute(Campaign.__table__.insert().values(id="c", kind="winback", config={}, created_at=NOW))
+            run = {"campaign_id": "c", "as_of": NOW, "status": "started", "started_at": NOW, "stats": {}}
+            run_id = conn.execute(CampaignRun.__table__.insert().values(**run)).inserted_primary_key[0]
+        frame = decisions(args.rows)
+        started = time.perf_counter()
+        with engine.begin() as conn:
+            if args.shuffled_store:
+                columns = {name: frame[name] for name in runs.DECISION_FIELDS}
+                insert_columns(conn, Decision.__table__, columns, {"run_id": run_id, "decided_at": NOW})
+            else:
+                runs.record_decisions(conn, run_id, frame)
+        seconds = time.perf_counter() - started
+        engine.dispose()
+    order = "given (random)" if args.shuffled_store else "customer (record_decisions)"
+    print(f"rows={args.rows} seconds={seconds:.2f} order={order}")
+
+
+if __name__ == "__main__":
+    main()
