@@ -25,7 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from winback.runtime import configure_prefect_environment
+from winback.app.runtime import configure_prefect_environment
 
 configure_prefect_environment()
 
@@ -54,8 +54,8 @@ def build_once_at(url: str, customers: int) -> None:
     """The warehouse at a server URL, built unless a previous run left one of this size there."""
     from sqlalchemy import inspect, text
 
-    from warehouse.db import make_engine
-    from warehouse.demo_data import generate_demo_warehouse
+    from winback.app.demo_data import generate_demo_warehouse
+    from winback.warehouse.db import make_engine
 
     engine = make_engine(url)
     if inspect(engine).has_table("customers"):
@@ -72,9 +72,9 @@ def build_once_at(url: str, customers: int) -> None:
 def reset_winback_tables(url: str) -> None:
     from sqlalchemy import text
 
-    from warehouse.db import make_engine
-    from warehouse.migrate import upgrade
-    from warehouse.models import Base
+    from winback.warehouse.db import make_engine
+    from winback.warehouse.migrate import upgrade
+    from winback.warehouse.models import Base
 
     engine = make_engine(url)
     Base.metadata.drop_all(engine)
@@ -87,7 +87,7 @@ def floor_seconds(url: str) -> float:
     """One bare GROUP BY of the orders per customer, fetched into Python: the cost of reading the data."""
     from sqlalchemy import text
 
-    from warehouse.db import make_engine
+    from winback.warehouse.db import make_engine
 
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -123,8 +123,8 @@ def main() -> None:
     Path(os.environ["WINBACK_SINK_PATH"]).unlink(missing_ok=True)
     reset_winback_tables(url)
 
-    from flows.campaign import winback_campaign
     from winback.config import CampaignConfig
+    from winback.flows.campaign import winback_campaign
 
     config = CampaignConfig(campaign_id="bench", budget=args.budget)
     start = time.perf_counter()

@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import pandas as pd
 
-from warehouse import runs
-from warehouse.bulk import insert_columns
-from warehouse.db import make_engine
-from warehouse.migrate import upgrade
-from warehouse.models import Campaign, CampaignRun, Decision
+from winback.warehouse import runs
+from winback.warehouse.bulk import insert_columns
+from winback.warehouse.db import make_engine
+from winback.warehouse.migrate import upgrade
+from winback.warehouse.models import Campaign, CampaignRun, Decision
 
 NOW = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 REASON = "skipped: not worth it; lapsed 120 days past a 30-day rhythm; p_active 0.31, value €12.40; gain €-0.32"

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from warehouse.db import make_engine
-from warehouse.demo_data import generate_demo_warehouse
+from winback.app.demo_data import generate_demo_warehouse
+from winback.warehouse.db import make_engine
 
 
 def _args(argv: list[str]) -> argparse.Namespace:

@@ -19,7 +19,7 @@ from email_validator import EmailNotValidError, validate_email
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from messages.contact_data import _checked_domain, normalise_email
+from winback.messages.contact_data import _checked_domain, normalise_email
 
 FIRST = ["ada", "juergen", "marie", "oliver", "sofia", "liam", "emma", "noah", "hannah", "lucas", "chloe", "yuki"]
 LAST = ["lovelace", "mueller", "curie", "smith", "rossi", "murphy", "martin", "schmidt", "dubois", "tanaka"]

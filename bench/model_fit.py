@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from segments.bgnbd import expected_purchases, fit_bgnbd, p_alive, simulate_bgnbd
-from segments.gamma_gamma import fit_gamma_gamma, margin_clv, simulate_gamma_gamma
+from winback.segments.bgnbd import expected_purchases, fit_bgnbd, p_alive, simulate_bgnbd
+from winback.segments.gamma_gamma import fit_gamma_gamma, margin_clv, simulate_gamma_gamma
 
 TRUE_BGNBD = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
 TRUE_GG = {"p": 6.0, "q": 3.8, "v": 15.0}

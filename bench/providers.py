@@ -26,9 +26,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the stand-ins live with the t
 from standins.sendgrid_api import running_sendgrid_standin  # noqa: E402
 from standins.twilio_api import running_twilio_standin  # noqa: E402
 
-from messages.channels.sendgrid import SendGridChannel  # noqa: E402
-from messages.channels.twilio import TwilioChannel  # noqa: E402
-from messages.outcomes import OutgoingMessage, Sent  # noqa: E402
+from winback.channels.outcomes import OutgoingMessage, Sent  # noqa: E402
+from winback.channels.sendgrid import SendGridChannel  # noqa: E402
+from winback.channels.twilio import TwilioChannel  # noqa: E402
 
 WARMUP = 20
 

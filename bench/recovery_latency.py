@@ -75,9 +75,9 @@ def main() -> None:
     try:
         from sqlalchemy import text
 
-        from warehouse.db import make_engine
-        from warehouse.demo_data import generate_demo_warehouse
-        from warehouse.migrate import upgrade
+        from winback.app.demo_data import generate_demo_warehouse
+        from winback.warehouse.db import make_engine
+        from winback.warehouse.migrate import upgrade
 
         engine = make_engine(db)
         upgrade(db, engine=engine)

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import event, text
 
-from messages.channels.sink import SinkChannel
-from messages.dispatch import SendLimits, send_due
-from warehouse.db import make_engine
+from winback.channels.sink import SinkChannel
+from winback.delivery.dispatch import SendLimits, send_due
+from winback.warehouse.db import make_engine
 
 AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)  # bench/campaign.py's as-of and send time
 

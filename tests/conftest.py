@@ -21,13 +21,13 @@ import pytest
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="winback-prefect-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-from winback.runtime import configure_prefect_environment
+from winback.app.runtime import configure_prefect_environment
 
 configure_prefect_environment()
 
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
-from warehouse.db import make_engine  # noqa: E402
+from winback.warehouse.db import make_engine  # noqa: E402
 
 AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
 _PG_SKIPPED: list[str] = []
@@ -108,7 +108,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """An engine on a fresh database with winback's tables migrated (Alembic, as `winback db upgrade`)."""
-    from warehouse.migrate import upgrade
+    from winback.warehouse.migrate import upgrade
 
     eng = make_engine(db_url)
     upgrade(db_url, engine=eng)
@@ -119,7 +119,7 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def demo_engine(engine: Engine) -> Engine:
     """`engine` holding a small seeded demo warehouse (2,000 customers) as of AS_OF."""
-    from warehouse.demo_data import generate_demo_warehouse
+    from winback.app.demo_data import generate_demo_warehouse
 
     generate_demo_warehouse(engine, customers=2000, seed=3, as_of=AS_OF, replace=True)
     return engine

@@ -28,11 +28,11 @@ import sqlalchemy.dialects.sqlite.pysqlite
 import twilio.rest.api.v2010.account.message  # noqa: F401
 from sqlalchemy import Engine
 
-from messages.channels.registry import configured_channels
-from messages.channels.sink import SinkChannel
-from messages.dispatch import Channel, SendLimits, send_due
-from warehouse import outbox
-from warehouse.db import make_engine
+from winback.channels.registry import configured_channels
+from winback.channels.sink import SinkChannel
+from winback.delivery.dispatch import Channel, SendLimits, send_due
+from winback.warehouse import outbox
+from winback.warehouse.db import make_engine
 
 with contextlib.suppress(ImportError):  # no PostgreSQL driver: those tests skip anyway
     import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
@@ -74,8 +74,8 @@ def queue_messages(
 
     With `offers`, every other message carries a discount code.
     """
-    from winback import campaign as stages
     from winback.config import CampaignConfig
+    from winback.stages import campaign as stages
 
     run = stages.start_run(engine, CampaignConfig(campaign_id=campaign_id), at)
     rows = [outbox_row(run.run_id, c, ch, a, at, offers and i % 2 == 0) for i, (c, ch, a) in enumerate(recipients)]

@@ -12,7 +12,7 @@ from scipy.special import beta as beta_fn
 from scipy.special import gamma as gamma_fn
 from scipy.special import hyp2f1
 
-from segments.bgnbd import (
+from winback.segments.bgnbd import (
     BgNbdFit,
     discounted_expected_purchases,
     expected_purchases,
@@ -23,7 +23,7 @@ from segments.bgnbd import (
     p_alive,
     simulate_bgnbd,
 )
-from segments.rfm import rfm_summary
+from winback.segments.rfm import rfm_summary
 
 CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 # Fader, Hardie & Lee (2005), "Counting your customers the easy way", CDNOW sample, 39-week

@@ -10,15 +10,15 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine, func, select
 
-from messages.channels.sink import SinkChannel
-from offers.policy import CompensationPolicy
-from segments.scoring import score_customers
-from warehouse.demo_data import simulate_campaign_response
-from warehouse.models import CampaignRun, Decision, Offer, OutboxMessage, Return
-from warehouse.returns import track_run
-from warehouse.source import SourceMapping, SourceTables
-from winback import campaign as stages
+from winback.app.demo_data import simulate_campaign_response
+from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig
+from winback.offers.policy import CompensationPolicy
+from winback.segments.scoring import score_customers
+from winback.stages import campaign as stages
+from winback.warehouse.models import CampaignRun, Decision, Offer, OutboxMessage, Return
+from winback.warehouse.returns import track_run
+from winback.warehouse.source import SourceMapping, SourceTables
 
 SRC = SourceTables(SourceMapping())
 
@@ -154,7 +154,7 @@ def test_a_holdout_is_not_contacted_by_any_campaign_while_its_window_is_open(dem
 def test_cooldown_counts_from_when_a_message_was_sent_or_is_due(demo_engine: Engine) -> None:
     from sqlalchemy import update
 
-    from warehouse.runs import contact_history
+    from winback.warehouse.runs import contact_history
 
     run = run_campaign(demo_engine, CampaignConfig(campaign_id="cool", budget=2000.0))
     with demo_engine.begin() as conn:  # queued a week before it went out (or before it is due)
@@ -175,7 +175,7 @@ def test_exported_percent_codes_carry_the_capped_amount_as_their_maximum_discoun
 ) -> None:
     import csv
 
-    from offers.exchange import export_codes
+    from winback.offers.exchange import export_codes
 
     run = run_campaign(demo_engine, CampaignConfig(campaign_id="export", budget=2000.0))
     path = tmp_path / "codes.csv"

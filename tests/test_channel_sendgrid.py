@@ -18,21 +18,21 @@ from standins import SENDGRID_SPEC, compiled_validator, pointer, require_specs, 
 from standins.sendgrid_api import DEFAULT_API_KEY, SendGridStandin, running_sendgrid_standin
 from standins.server import unused_local_url
 
-from messages.channels.errors import (
+from winback.channels.errors import (
     ProviderRateLimited,
     ProviderRejected,
     WinbackProviderError,
     map_provider_errors,
     parse_retry_after,
 )
-from messages.channels.sendgrid import (
+from winback.channels.outcomes import Failed, OutgoingMessage, Sent
+from winback.channels.sendgrid import (
     SendGridChannel,
     SendGridSettings,
     build_mail_body,
     list_unsubscribe_headers,
 )
-from messages.outcomes import Failed, OutgoingMessage, Sent
-from messages.redact import mask_email, redact_text
+from winback.messages.redact import mask_email, redact_text
 
 sendgrid_standin = sendgrid_api.sendgrid_standin
 
@@ -278,7 +278,7 @@ def test_retry_after_parsing() -> None:
 def test_logs_never_hold_the_full_address(
     channel: SendGridChannel, sendgrid_standin: SendGridStandin, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="messages.channels.sendgrid")
+    caplog.set_level(logging.INFO, logger="winback.channels.sendgrid")
     channel.send(email())
     sendgrid_standin.fail_next(500)
     channel.send(email())

@@ -26,17 +26,17 @@ from starlette.testclient import TestClient
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
-from messages.channels.errors import OPTED_OUT_REASON, RecipientOptedOut, map_provider_errors
-from messages.channels.twilio import (
+from winback.app.server import ServerSettings, create_app
+from winback.channels.errors import OPTED_OUT_REASON, RecipientOptedOut, map_provider_errors
+from winback.channels.outcomes import Failed, OutgoingMessage, Sent
+from winback.channels.twilio import (
     RedirectingTwilioHttpClient,
     TwilioChannel,
     TwilioSettings,
     status_callback_url,
 )
-from messages.outcomes import Failed, OutgoingMessage, Sent
-from messages.redact import mask_phone
-from warehouse.models import Campaign, CampaignRun, OutboxMessage
-from winback.server import ServerSettings, create_app
+from winback.messages.redact import mask_phone
+from winback.warehouse.models import Campaign, CampaignRun, OutboxMessage
 
 twilio_standin = twilio_api.twilio_standin
 
@@ -279,7 +279,7 @@ def test_21610_maps_to_recipient_opted_out() -> None:
 def test_logs_never_hold_the_full_number(
     channel: TwilioChannel, twilio_standin: TwilioStandin, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="messages.channels.twilio")
+    caplog.set_level(logging.INFO, logger="winback.channels.twilio")
     channel.send(sms())
     channel.send(sms(to="+15005550001"))
 

@@ -11,8 +11,8 @@ from conftest import AS_OF
 from sqlalchemy import Engine
 from test_campaign_path import SRC
 
-from winback import campaign as stages
 from winback.child_process import ChildProcessError, run_in_child
+from winback.stages import campaign as stages
 
 
 @pytest.fixture(autouse=True)

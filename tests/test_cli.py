@@ -10,7 +10,7 @@ from conftest import AS_OF
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from winback.cli import app
+from winback.app.cli import app
 
 CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 runner = CliRunner()
@@ -49,7 +49,7 @@ def test_explain_and_preview_show_the_latest_decision_and_message(campaign_db: E
     import pandas as pd
     from sqlalchemy import select
 
-    from warehouse.models import Decision, OutboxMessage
+    from winback.warehouse.models import Decision, OutboxMessage
 
     with campaign_db.connect() as conn:
         decision = pd.read_sql(select(Decision.customer_id, Decision.reason).where(Decision.action == "contact"), conn)
@@ -85,7 +85,7 @@ def test_consent_shows_records_and_opt_outs_with_source_and_time(campaign_db: En
 
     from sqlalchemy import text
 
-    from warehouse.suppressions import suppress
+    from winback.warehouse.suppressions import suppress
 
     with campaign_db.begin() as conn:
         customer, source = conn.execute(
@@ -101,7 +101,7 @@ def test_consent_shows_records_and_opt_outs_with_source_and_time(campaign_db: En
 
 
 def test_the_headline_says_when_the_window_is_still_open(capsys: pytest.CaptureFixture[str]) -> None:
-    from winback.cli import print_overall
+    from winback.app.cli import print_overall
 
     row = {
         "n_treated": 900, "n_holdout": 100, "rate_treated": 0.12, "rate_holdout": 0.08, "abs_lift": 0.04,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.db import make_engine
-from warehouse.migrate import upgrade
-from winback.cli import main
+from winback.app.cli import main
+from winback.warehouse.db import make_engine
+from winback.warehouse.migrate import upgrade
 
 
 def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -69,8 +69,8 @@ def test_a_track_window_below_one_day_is_refused(
 ) -> None:
     from sqlalchemy import Connection
 
-    from warehouse.returns import track_run
-    from warehouse.source import SourceMapping, SourceTables
+    from winback.warehouse.returns import track_run
+    from winback.warehouse.source import SourceMapping, SourceTables
 
     with pytest.raises(ValueError, match="attribution window of 0 days: must be at least 1"):
         track_run(Connection.__new__(Connection), SourceTables(SourceMapping()), 1, 0)
@@ -88,7 +88,7 @@ def test_a_policy_file_is_read_beside_the_campaign_file_and_checked_at_once(tmp_
 
     folder = tmp_path / "campaigns"
     folder.mkdir()
-    policy = Path("offers/default_policy.yaml").read_text()
+    policy = Path("src/winback/offers/default_policy.yaml").read_text()
     (folder / "policy.yaml").write_text(policy)
     (folder / "weekly.yaml").write_text("campaign_id: weekly\npolicy_file: policy.yaml\n")
     assert CampaignConfig.from_yaml(folder / "weekly.yaml").policy_file == str(folder / "policy.yaml")
@@ -98,7 +98,7 @@ def test_a_policy_file_is_read_beside_the_campaign_file_and_checked_at_once(tmp_
 
 
 def test_a_redemptions_file_saved_by_excel_with_a_bom_is_read(tmp_path: Path) -> None:
-    from offers.exchange import read_redemptions_csv
+    from winback.offers.exchange import read_redemptions_csv
 
     path = tmp_path / "redemptions.csv"
     path.write_bytes("\ufeffcode,order_id,redeemed_at\nWB-AAAA-BBBB-CCCC,O-1,2026-11-03T10:00:00+00:00\n".encode())

@@ -36,7 +36,7 @@ def test_a_bad_campaign_file_names_the_file_and_the_key(tmp_path: Path, text: st
 
 
 def test_the_example_files_load() -> None:
-    from warehouse.source import SourceMapping
+    from winback.warehouse.source import SourceMapping
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     config = CampaignConfig.from_yaml(examples / "weekly-winback.yaml")
@@ -47,6 +47,6 @@ def test_the_example_files_load() -> None:
 
 def test_the_warehouse_assumes_the_configs_default_attribution_window() -> None:
     """warehouse.runs cannot import the config (it sits below it): its fallback must stay the same number."""
-    from warehouse.runs import DEFAULT_WINDOW_DAYS
+    from winback.warehouse.runs import DEFAULT_WINDOW_DAYS
 
     assert CampaignConfig.model_fields["attribution_days"].default == DEFAULT_WINDOW_DAYS

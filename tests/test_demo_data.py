@@ -20,8 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
-from warehouse.db import make_engine
-from warehouse.demo_data import (
+from winback.app.demo_data import (
     DemoDataExistsError,
     DemoSummary,
     demo_truth,
@@ -29,7 +28,8 @@ from warehouse.demo_data import (
     simulate_campaign_response,
     table_counts,
 )
-from warehouse.models import Base, Campaign, CampaignRun, Decision, DemoOrder, DemoServiceFailure, Offer
+from winback.warehouse.db import make_engine
+from winback.warehouse.models import Base, Campaign, CampaignRun, Decision, DemoOrder, DemoServiceFailure, Offer
 
 AS_OF = dt.datetime(2025, 6, 30, tzinfo=dt.UTC)
 HISTORY_START = AS_OF - dt.timedelta(days=730)

@@ -48,13 +48,13 @@ from standins import sendgrid_api, twilio_api
 from standins.sendgrid_api import SendGridStandin
 from standins.twilio_api import TwilioStandin
 
-from messages.channels.sendgrid import SendGridChannel
-from messages.channels.sink import SinkChannel
-from messages.channels.twilio import TwilioChannel
-from messages.dispatch import SendLimits, reconcile, send_due
-from warehouse import outbox
-from warehouse.models import OutboxMessage
-from winback import campaign as stages
+from winback.channels.sendgrid import SendGridChannel
+from winback.channels.sink import SinkChannel
+from winback.channels.twilio import TwilioChannel
+from winback.delivery.dispatch import SendLimits, reconcile, send_due
+from winback.stages import campaign as stages
+from winback.warehouse import outbox
+from winback.warehouse.models import OutboxMessage
 
 sendgrid_standin = sendgrid_api.sendgrid_standin
 twilio_standin = twilio_api.twilio_standin
@@ -442,7 +442,7 @@ def test_reconcile_leaves_a_live_senders_claim_alone(engine: Engine, tmp_path: P
 
 def test_journal_keeps_the_record_written_after_a_torn_line(tmp_path: Path) -> None:
     """(Was a bug: the sink appended right after a torn last line, gluing the next record to it.)"""
-    from messages.outcomes import OutgoingMessage
+    from winback.channels.outcomes import OutgoingMessage
 
     journal = tmp_path / "sink.jsonl"
     journal.write_text(json.dumps({"message_id": "a", "channel": "email"}) + '\n{"message_id": "b", "chan')
@@ -485,7 +485,7 @@ class BrokenForOne:
         self.sent: list[str] = []
 
     def send(self, message):  # type: ignore[no-untyped-def]
-        from messages.outcomes import Sent
+        from winback.channels.outcomes import Sent
 
         if message.to == "c2@example.com":
             raise RuntimeError("adapter bug")
@@ -494,7 +494,7 @@ class BrokenForOne:
 
 
 def test_an_adapter_raising_for_one_message_keeps_the_others_outcomes(engine: Engine) -> None:
-    from messages.dispatch import SendCrashed, SendLimits
+    from winback.delivery.dispatch import SendCrashed, SendLimits
 
     run = queue_messages(engine, [(f"C{i}", "email", f"c{i}@example.com") for i in range(5)], AS_OF)
     channel = BrokenForOne()
@@ -517,7 +517,7 @@ def test_an_adapter_raising_for_one_message_keeps_the_others_outcomes(engine: En
 )
 def test_sending_settings_name_the_bad_variable(monkeypatch: pytest.MonkeyPatch, name: str, raw: str,
                                                 problem: str) -> None:  # fmt: skip
-    from messages.dispatch import SendLimits
+    from winback.delivery.dispatch import SendLimits
 
     monkeypatch.setenv(name, raw)
     with pytest.raises(ValueError, match=f"{name}='{raw}': {problem}"):

@@ -24,13 +24,13 @@ from standins import sendgrid_api, twilio_api
 from standins.sendgrid_api import SendGridStandin
 from standins.twilio_api import TwilioStandin
 
-from messages import dispatch
-from messages.channels.sendgrid import SendGridChannel
-from messages.channels.twilio import TwilioChannel
-from messages.dispatch import RateLimiter, RetryPolicy, SendLimits, send_due
-from warehouse.models import OutboxMessage, Suppression
-from warehouse.suppressions import suppress
-from warehouse.timeutil import utc, utcnow
+from winback.channels.sendgrid import SendGridChannel
+from winback.channels.twilio import TwilioChannel
+from winback.delivery import dispatch
+from winback.delivery.dispatch import RateLimiter, RetryPolicy, SendLimits, send_due
+from winback.warehouse.models import OutboxMessage, Suppression
+from winback.warehouse.suppressions import suppress
+from winback.warehouse.timeutil import utc, utcnow
 
 sendgrid_standin = sendgrid_api.sendgrid_standin
 twilio_standin = twilio_api.twilio_standin

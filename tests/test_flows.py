@@ -13,9 +13,9 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine, func, select
 
-from warehouse.demo_data import simulate_campaign_response
-from warehouse.models import CampaignRun, OutboxMessage
+from winback.app.demo_data import simulate_campaign_response
 from winback.config import CampaignConfig
+from winback.warehouse.models import CampaignRun, OutboxMessage
 
 
 @pytest.fixture
@@ -24,10 +24,10 @@ def url(demo_engine: Engine) -> str:
 
 
 def test_campaign_track_report_flows(url: str, demo_engine: Engine, tmp_path: Path) -> None:
-    from flows.campaign import winback_campaign
-    from flows.dispatch import dispatch_outbox
-    from flows.report import retention_report
-    from flows.track import track_returns
+    from winback.flows.campaign import winback_campaign
+    from winback.flows.dispatch import dispatch_outbox
+    from winback.flows.report import retention_report
+    from winback.flows.track import track_returns
 
     config = CampaignConfig(campaign_id="flow-test", budget=3000.0, holdout_share=0.2, batch_size=800)
     result = winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
@@ -61,7 +61,7 @@ def test_demo_command_runs_clean(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "winback.cli",
+            "winback.app.cli",
             "demo",
             "--customers",
             "4000",
@@ -88,7 +88,7 @@ def test_demo_command_runs_clean(tmp_path: Path) -> None:
 
 
 def test_rerun_of_a_decided_run_does_not_decide_again(url: str, demo_engine: Engine) -> None:
-    from flows.campaign import winback_campaign
+    from winback.flows.campaign import winback_campaign
 
     config = CampaignConfig(campaign_id="flow-rerun", budget=1000.0)
     first = winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
@@ -102,8 +102,8 @@ def test_rerun_of_a_decided_run_does_not_decide_again(url: str, demo_engine: Eng
 def test_campaign_stores_model_version_diagnostics_and_calibration(url: str, demo_engine: Engine) -> None:
     from typer.testing import CliRunner
 
-    from flows.campaign import winback_campaign
-    from winback.cli import app
+    from winback.app.cli import app
+    from winback.flows.campaign import winback_campaign
 
     result = winback_campaign(config=CampaignConfig(campaign_id="calib", budget=500.0), as_of=AS_OF, now=AS_OF,
                               database_url_override=url)  # fmt: skip
@@ -123,7 +123,7 @@ def test_campaign_stores_model_version_diagnostics_and_calibration(url: str, dem
 
 
 def _row_counts(engine: Engine) -> dict[str, int]:
-    from warehouse.models import Decision, Offer
+    from winback.warehouse.models import Decision, Offer
 
     with engine.connect() as conn:
         return {
@@ -133,7 +133,7 @@ def _row_counts(engine: Engine) -> dict[str, int]:
 
 
 def test_dry_run_writes_nothing_and_predicts_the_real_run(url: str, demo_engine: Engine) -> None:
-    from flows.campaign import winback_campaign
+    from winback.flows.campaign import winback_campaign
 
     config = CampaignConfig(campaign_id="dry", budget=3000.0, batch_size=800)
     before = _row_counts(demo_engine)
@@ -154,9 +154,9 @@ def test_a_retried_flow_run_resumes_its_campaign_run(
     url: str, demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No as-of given (as a scheduled deployment): the retry must not start a second campaign run."""
-    from flows.campaign import winback_campaign
-    from warehouse.models import Decision
-    from winback import campaign as stages
+    from winback.flows.campaign import winback_campaign
+    from winback.stages import campaign as stages
+    from winback.warehouse.models import Decision
 
     issue = stages.issue_run_offers
     calls: list[int] = []

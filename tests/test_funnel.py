@@ -8,9 +8,9 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine, insert
 
-from messages.render import TEMPLATES, render
-from warehouse.models import Campaign, CampaignRun, MessageEvent, OutboxMessage
-from winback.reporting import delivery_funnel
+from winback.messages.render import TEMPLATES, render
+from winback.reports.build import delivery_funnel
+from winback.warehouse.models import Campaign, CampaignRun, MessageEvent, OutboxMessage
 
 UNSUB = "https://example.test/unsubscribe/tok"
 

@@ -10,8 +10,8 @@ import pytest
 from scipy.optimize import check_grad
 from scipy.special import gamma as gamma_fn
 
-from segments.bgnbd import BgNbdFit, discounted_expected_purchases, expected_purchases, simulate_bgnbd
-from segments.gamma_gamma import (
+from winback.segments.bgnbd import BgNbdFit, discounted_expected_purchases, expected_purchases, simulate_bgnbd
+from winback.segments.gamma_gamma import (
     GammaGammaFit,
     expected_spend,
     fit_gamma_gamma,
@@ -20,7 +20,7 @@ from segments.gamma_gamma import (
     margin_clv,
     simulate_gamma_gamma,
 )
-from segments.rfm import rfm_summary
+from winback.segments.rfm import rfm_summary
 
 CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 # Fader, Hardie & Lee (2005), "RFM and CLV", and Fader & Hardie's Gamma-Gamma note: the 946

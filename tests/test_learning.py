@@ -9,12 +9,12 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine, select
 
-from segments.learning import updated_lifts
-from warehouse.demo_data import simulate_campaign_response
-from warehouse.models import CampaignRun
-from warehouse.returns import measured_lift_by_offer_kind, track_run
-from warehouse.source import SourceMapping, SourceTables
+from winback.app.demo_data import simulate_campaign_response
 from winback.config import CampaignConfig
+from winback.segments.learning import updated_lifts
+from winback.warehouse.models import CampaignRun
+from winback.warehouse.returns import measured_lift_by_offer_kind, track_run
+from winback.warehouse.source import SourceMapping, SourceTables
 
 PRIOR = {"none": 0.01, "percent_discount": 0.04}
 

@@ -14,17 +14,17 @@ import pandas as pd
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-import messages.contact_data as contact_data
-from messages.channel_choice import choose_channels
-from messages.contact_data import (
+import winback.messages.contact_data as contact_data
+from winback.messages.channel_choice import choose_channels
+from winback.messages.contact_data import (
     locale_region,
     normalise_email,
     normalise_phone,
     phone_time_zone,
     recipient_time_zone,
 )
-from messages.quiet_hours import next_allowed
-from messages.unsubscribe import DEV_SECRET, make_token, read_token, unsubscribe_url
+from winback.messages.quiet_hours import next_allowed
+from winback.messages.unsubscribe import DEV_SECRET, make_token, read_token, unsubscribe_url
 
 UTC = dt.UTC
 
@@ -581,7 +581,7 @@ def test_sms_without_a_profile_zone_waits_for_the_numbers_morning() -> None:
 
     import pandas as pd
 
-    from messages.compose import plan_rows
+    from winback.messages.compose import plan_rows
 
     frame = pd.DataFrame([
         {"customer_id": "C1", "segment": "lapsed", "channel": "sms", "email": None, "phone": "+12125550123",
@@ -597,7 +597,7 @@ def test_sms_without_a_profile_zone_waits_for_the_numbers_morning() -> None:
 
 def test_a_us_number_without_a_profile_zone_is_read_with_the_locales_region() -> None:
     """(Was: "(415) 555-0100" parsed without a region had no zone: the SMS went at 01:00 in Los Angeles.)"""
-    from messages.compose import plan_rows
+    from winback.messages.compose import plan_rows
 
     frame = pd.DataFrame([
         {"customer_id": "C1", "segment": "lapsed", "channel": "sms", "email": None, "phone": "(415) 555-0100",

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from jinja2.exceptions import SecurityError
 
-from messages.failure_words import WHAT_WENT_WRONG, what_went_wrong
-from messages.render import (
+from winback.messages.failure_words import WHAT_WENT_WRONG, what_went_wrong
+from winback.messages.render import (
     ENV,
     SMS_OPT_OUT,
     Brand,
@@ -342,8 +342,8 @@ def test_unknown_failure_category_has_no_wording() -> None:
 
 
 def test_sms_is_kept_within_two_segments_and_ends_with_the_opt_out() -> None:
-    from messages.render import SMS_OPT_OUT, Brand, build_context, render
-    from messages.sms_segments import count_segments
+    from winback.messages.render import SMS_OPT_OUT, Brand, build_context, render
+    from winback.messages.sms_segments import count_segments
 
     long_name = "Maximilian-Alexander " * 12  # pushes the text well past two segments
     row = {"first_name": long_name.strip(), "locale": "en_GB", "failure_category": "late_delivery",
@@ -376,13 +376,13 @@ def _queued(customer: str, **kw: Any) -> dict[str, Any]:
 
 
 def test_one_customers_bad_failure_row_does_not_stop_the_run() -> None:
-    from messages.compose import check_templates
+    from winback.messages.compose import check_templates
 
     check_templates([_queued("C1", failure_category="lost_parcel"), _queued("C2"), _queued("C3", order_id=None)])
 
 
 def test_a_pair_that_renders_for_nobody_stops_the_run_naming_who_was_tried() -> None:
-    from messages.compose import TEMPLATE_CHECK_ROWS, check_templates
+    from winback.messages.compose import TEMPLATE_CHECK_ROWS, check_templates
 
     bad = [_queued(f"C{i}", failure_category="lost_parcel") for i in range(TEMPLATE_CHECK_ROWS + 5)]
     with pytest.raises(RenderError) as caught:

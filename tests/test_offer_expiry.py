@@ -10,11 +10,19 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine, insert, select
 
-from messages.render import Brand, build_context
-from offers.exchange import RedemptionImportError, import_redemptions
-from offers.issue import day_end, expiry_day, expiry_for, extend_expiry, issue_offers, offer_amounts, offers_for_run
-from warehouse.models import Campaign, CampaignRun, Offer
-from warehouse.timeutil import utc
+from winback.messages.render import Brand, build_context
+from winback.offers.exchange import RedemptionImportError, import_redemptions
+from winback.offers.issue import (
+    day_end,
+    expiry_day,
+    expiry_for,
+    extend_expiry,
+    issue_offers,
+    offer_amounts,
+    offers_for_run,
+)
+from winback.warehouse.models import Campaign, CampaignRun, Offer
+from winback.warehouse.timeutil import utc
 
 EVENING_RUN = dt.datetime(2026, 11, 2, 20, 30, tzinfo=dt.UTC)
 END_OF_2_DEC = dt.datetime(2026, 12, 3, 11, 59, 59, 999999, tzinfo=dt.UTC)  # midnight in UTC-12

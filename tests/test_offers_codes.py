@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from offers import codes
-from offers.codes import ALPHABET, new_code, new_codes, normalise
+from winback.offers import codes
+from winback.offers.codes import ALPHABET, new_code, new_codes, normalise
 
 CODE = re.compile(r"^WB-[ACDEFGHJKMNPQRTUVWXY34679]{4}-[ACDEFGHJKMNPQRTUVWXY34679]{4}-[ACDEFGHJKMNPQRTUVWXY34679]{4}$")
 

@@ -11,8 +11,8 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine, insert, select
 
-from offers.exchange import RedemptionImportError, export_codes, import_redemptions, ledger
-from warehouse.models import Campaign, CampaignRun, Offer
+from winback.offers.exchange import RedemptionImportError, export_codes, import_redemptions, ledger
+from winback.warehouse.models import Campaign, CampaignRun, Offer
 
 CODES = ["WB-ACDE-FGHJ-KMNP", "WB-QRTU-VWXY-3467", "WB-9CDE-FGHJ-KMNP"]
 

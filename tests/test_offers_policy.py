@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from offers.policy import CompensationPolicy, Tiers, price_offers, value_tier
+from winback.offers.policy import CompensationPolicy, Tiers, price_offers, value_tier
 
 NAN = float("nan")
 REDEMPTION = 0.35

@@ -20,13 +20,13 @@ from conftest import AS_OF
 from crash_sender import queue_messages
 from sqlalchemy import Engine, func, select
 
-from messages import parallel_send
-from messages.channels.sink import SinkChannel
-from messages.dispatch import LOCAL_CLAIM_SIZE, SendLimits
-from messages.outcomes import OutgoingMessage, SendOutcome
-from warehouse.models import Decision, OutboxMessage
-from winback import campaign as stages
+from winback.channels.outcomes import OutgoingMessage, SendOutcome
+from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig
+from winback.delivery import parallel_send
+from winback.delivery.dispatch import LOCAL_CLAIM_SIZE, SendLimits
+from winback.stages import campaign as stages
+from winback.warehouse.models import Decision, OutboxMessage
 
 NOW = AS_OF + dt.timedelta(days=1)
 FAST = SendLimits(email_per_second=1e6, sms_per_second=1e6, concurrency=4, processes=3)
@@ -138,7 +138,7 @@ def test_sending_overlaps_queueing_and_still_sends_each_message_once(
 
     from test_campaign_path import SRC, run_campaign
 
-    from warehouse import outbox, queries
+    from winback.warehouse import outbox, queries
 
     sink_path = tmp_path / "sink.jsonl"
     monkeypatch.setenv("WINBACK_SINK_PATH", str(sink_path))

@@ -18,7 +18,7 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine, func, select
 
-from warehouse.models import CampaignRun, OutboxMessage
+from winback.warehouse.models import CampaignRun, OutboxMessage
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -16,9 +16,9 @@ from crash_sender import queue_messages
 from sqlalchemy import Engine
 from test_send_time_checks import Recorder, outbox_rows, queue_planned
 
-from messages.compose import plan_rows
-from messages.dispatch import send_due
-from messages.quiet_hours import is_allowed_hour, next_allowed, send_window, send_window_context
+from winback.delivery.dispatch import send_due
+from winback.messages.compose import plan_rows
+from winback.messages.quiet_hours import is_allowed_hour, next_allowed, send_window, send_window_context
 
 UTC = dt.UTC
 

@@ -12,15 +12,15 @@ from conftest import AS_OF
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from messages.channels.sink import SinkChannel
-from messages.dispatch import send_due
-from warehouse import journeys
-from warehouse.journeys import returned_customers
-from warehouse.models import CrmEvent, Decision, Offer, OutboxMessage
-from warehouse.source import SourceMapping, SourceTables
-from warehouse.suppressions import suppress
-from winback import recovery
-from winback.recovery import CAMPAIGN_ID, recover, recover_pending
+from winback.channels.sink import SinkChannel
+from winback.delivery.dispatch import send_due
+from winback.stages import recovery
+from winback.stages.recovery import CAMPAIGN_ID, recover, recover_pending
+from winback.warehouse import journeys
+from winback.warehouse.journeys import returned_customers
+from winback.warehouse.models import CrmEvent, Decision, Offer, OutboxMessage
+from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.suppressions import suppress
 
 SRC = SourceTables(SourceMapping())
 NOON = AS_OF.replace(hour=12)  # daytime in Europe: no quiet-hours deferral
@@ -273,7 +273,7 @@ def test_the_sweeper_reports_any_error_without_contact_data_and_carries_on(
         return real(engine, src, event_id, *args, **kwargs)
 
     monkeypatch.setattr(recovery, "recover", recover_or_fail)
-    with caplog.at_level(logging.ERROR, logger="winback.recovery"):
+    with caplog.at_level(logging.ERROR, logger="winback.stages.recovery"):
         swept = recover_pending(demo_engine, SRC, channels(), SWEEP)
     assert swept == {
         "E-bad": 'error: E-bad: IntegrityError: duplicate key value violates unique constraint "customers_pkey"',
@@ -288,7 +288,7 @@ def test_the_hourly_send_goes_out_when_the_crm_sweep_fails(
     demo_engine: Engine, customer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """(Was a bug: the sweep ran first and its failure stopped quiet-hours and retry sends for every campaign.)"""
-    import flows.dispatch as dispatch
+    import winback.flows.dispatch as dispatch
 
     receive(demo_engine, "E1", customer, "complaint.created", severity=3)
     recover(demo_engine, SRC, "E1", channels(), NOON)
@@ -306,7 +306,7 @@ def test_the_hourly_send_goes_out_when_the_crm_sweep_fails(
 
 
 def test_the_hourly_result_lists_the_events_not_recovered() -> None:
-    from winback.recovery import sweep_summary
+    from winback.stages.recovery import sweep_summary
 
     assert sweep_summary({}) == {}
     assert sweep_summary({"E1": "contact", "E2": "error: E2: boom", "E3": "ignored"}) == {
@@ -366,7 +366,7 @@ def test_a_held_out_customer_gets_the_apology_and_keeps_the_kind_they_would_have
 
 
 def test_journey_rows_carry_the_recipients_zone_for_the_send_time_check(demo_engine: Engine, customer: str) -> None:
-    from messages.quiet_hours import send_window
+    from winback.messages.quiet_hours import send_window
 
     receive(demo_engine, "E1", customer, "complaint.created", severity=3)
     recover(demo_engine, SRC, "E1", channels(), NOON)

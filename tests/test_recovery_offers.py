@@ -10,12 +10,12 @@ import test_recovery as recovery_tests
 from sqlalchemy import Engine, Row, select, text, update
 from test_recovery import reachable_london_customer
 
-from messages.channels.sink import SinkChannel
-from offers.policy import CompensationPolicy
-from warehouse.models import Decision, Offer, OutboxMessage
-from warehouse.source import SourceMapping, SourceTables
+from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig
-from winback.recovery import recover, recovery_config
+from winback.offers.policy import CompensationPolicy
+from winback.stages.recovery import recover, recovery_config
+from winback.warehouse.models import Decision, Offer, OutboxMessage
+from winback.warehouse.source import SourceMapping, SourceTables
 
 SRC = SourceTables(SourceMapping())
 COMPLAINED = dt.datetime(2026, 9, 28, 12, 0, tzinfo=dt.UTC)  # daytime in London: sent at once

@@ -34,9 +34,9 @@ import pandas as pd
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from reports.html import ReportData, write_report_bundle
-from reports.retention import retention_curve
-from reports.stats import lift_table
+from winback.reports.html import ReportData, write_report_bundle
+from winback.reports.retention import retention_curve
+from winback.reports.stats import lift_table
 
 WIDTH, HEIGHT = 1366, 900
 TEST_BUDGET_S = 22.0  # our own deadline for launch + CDP; the 30 s pytest-timeout is the backstop

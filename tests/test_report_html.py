@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.html import ReportData, render_html_report, write_report_bundle
-from reports.retention import retention_curve
-from reports.stats import LIFT_COLUMNS, lift_table
+from winback.reports.html import ReportData, render_html_report, write_report_bundle
+from winback.reports.retention import retention_curve
+from winback.reports.stats import LIFT_COLUMNS, lift_table
 
 EVIL = "<script>alert('x')</script> & co"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

@@ -17,13 +17,13 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Connection, Engine, insert
 
-from flows.report import assemble
-from reports.html import fmt_days, render_html_report
-from warehouse.models import Campaign, CampaignRun, Decision, Offer, Return, SourceBase
-from warehouse.returns import measured_customers
-from warehouse.source import SourceMapping, SourceTables
 from winback.config import CampaignConfig
-from winback.reporting import TrackedWindow, build_report, choose_report_run, headline_markdown
+from winback.flows.report import assemble
+from winback.reports.build import TrackedWindow, build_report, choose_report_run, headline_markdown
+from winback.reports.html import fmt_days, render_html_report
+from winback.warehouse.models import Campaign, CampaignRun, Decision, Offer, Return, SourceBase
+from winback.warehouse.returns import measured_customers
+from winback.warehouse.source import SourceMapping, SourceTables
 
 DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)

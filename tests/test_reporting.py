@@ -10,13 +10,13 @@ import pandas as pd
 from conftest import AS_OF
 from sqlalchemy import Engine, insert, select
 
-from reports.html import write_report_bundle
-from warehouse.demo_data import simulate_campaign_response
-from warehouse.models import MessageEvent, OutboxMessage
-from warehouse.returns import track_run
-from warehouse.source import SourceMapping, SourceTables
+from winback.app.demo_data import simulate_campaign_response
 from winback.config import CampaignConfig
-from winback.reporting import build_report, delivery_funnel
+from winback.reports.build import build_report, delivery_funnel
+from winback.reports.html import write_report_bundle
+from winback.warehouse.models import MessageEvent, OutboxMessage
+from winback.warehouse.returns import track_run
+from winback.warehouse.source import SourceMapping, SourceTables
 
 
 def test_delivery_funnel_counts_outcomes_and_distinct_event_messages(demo_engine: Engine, tmp_path: Path) -> None:
@@ -61,8 +61,8 @@ def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:
     import datetime as dt
     from decimal import Decimal
 
-    from warehouse.models import Campaign, CampaignRun, Decision, DemoOrder, Offer, Return, SourceBase
-    from warehouse.returns import measured_customers
+    from winback.warehouse.models import Campaign, CampaignRun, Decision, DemoOrder, Offer, Return, SourceBase
+    from winback.warehouse.returns import measured_customers
 
     kinds = {"C1": ("store_credit", "15.00"), "C2": ("percent_discount", "10.00"), "C3": ("free_shipping", "0.00")}
     SourceBase.metadata.create_all(engine)

@@ -9,10 +9,10 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from warehouse.models import Campaign, CampaignRun, Decision, DemoOrder, Offer, Return, SourceBase
-from warehouse.returns import measured_customers, measured_lift_by_offer_kind, redeem_offers, track_run
-from warehouse.source import SourceMapping, SourceTables
-from warehouse.timeutil import utc
+from winback.warehouse.models import Campaign, CampaignRun, Decision, DemoOrder, Offer, Return, SourceBase
+from winback.warehouse.returns import measured_customers, measured_lift_by_offer_kind, redeem_offers, track_run
+from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.timeutil import utc
 
 SRC = SourceTables(SourceMapping())
 DAY = dt.timedelta(days=1)
@@ -129,9 +129,9 @@ def test_tracking_counts_no_order_after_the_moment_it_tracks(demo_engine: Engine
     """A window still open is observed up to `now`: the report's 'N of M days observed' must be true."""
     from test_campaign_path import run_campaign
 
-    from warehouse.demo_data import simulate_campaign_response
-    from warehouse.models import Return
+    from winback.app.demo_data import simulate_campaign_response
     from winback.config import CampaignConfig
+    from winback.warehouse.models import Return
 
     run = run_campaign(demo_engine, CampaignConfig(campaign_id="partial", budget=2000.0, holdout_share=0.2))
     simulate_campaign_response(demo_engine, run.run_id, window_days=30, true_lift=0.05, seed=4)

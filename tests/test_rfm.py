@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segments.model_check import calibration_check, fit_transactions_file
-from segments.rfm import rfm_summary, unit_scale
+from winback.segments.model_check import calibration_check, fit_transactions_file
+from winback.segments.rfm import rfm_summary, unit_scale
 
 CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 

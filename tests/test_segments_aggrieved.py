@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from conftest import AS_OF
 
-from segments.aggrieved import FAILURE_COLUMNS, aggrieved_segment
-from segments.candidates import build_candidates
-from warehouse.timeutil import to_epoch_days
 from winback.config import AggrievedRule, CampaignConfig
+from winback.segments.aggrieved import FAILURE_COLUMNS, aggrieved_segment
+from winback.segments.candidates import build_candidates
+from winback.warehouse.timeutil import to_epoch_days
 
 OUT_COLUMNS = [
     "customer_id", "failure_id", "order_id", "failure_category", "severity", "occurred_at",

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from offers.policy import CompensationPolicy
-from segments.decision import DECISION_COLUMNS, decide
 from winback.config import CampaignConfig
+from winback.offers.policy import CompensationPolicy
+from winback.segments.decision import DECISION_COLUMNS, decide
 
 NAN = float("nan")
 POLICY = CompensationPolicy.default()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from segments.holdout import assign_holdout, hash_unit
+from winback.segments.holdout import assign_holdout, hash_unit
 
 
 def _customers(sizes: dict[str, int]) -> pd.DataFrame:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from segments.lapsed import lapsed_segment, own_mean_gap
 from winback.config import LapsedRule
+from winback.segments.lapsed import lapsed_segment, own_mean_gap
 
 
 def _rfm(rows: list[tuple[str, int, float, float, float]]) -> pd.DataFrame:

@@ -18,16 +18,16 @@ from conftest import AS_OF
 from crash_sender import queue_messages
 from sqlalchemy import Engine, delete, insert, select, text, update
 
-from messages.compose import plan_rows
-from messages.dispatch import SourceTablesMissing, send_due
-from messages.outcomes import OutgoingMessage, SendOutcome, Sent
-from warehouse import outbox
-from warehouse.models import DemoConsent, DemoCustomer, OutboxMessage, SourceBase
-from warehouse.queries import send_time_flags
-from warehouse.source import SourceMapping, SourceTables
-from warehouse.timeutil import utc
-from winback import campaign as stages
+from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
 from winback.config import CampaignConfig
+from winback.delivery.dispatch import SourceTablesMissing, send_due
+from winback.messages.compose import plan_rows
+from winback.stages import campaign as stages
+from winback.warehouse import outbox
+from winback.warehouse.models import DemoConsent, DemoCustomer, OutboxMessage, SourceBase
+from winback.warehouse.queries import send_time_flags
+from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.timeutil import utc
 
 SRC = SourceTables(SourceMapping())
 EXAMPLE_MAPPING = Path(__file__).resolve().parents[1] / "examples" / "source-mapping.yaml"
@@ -181,7 +181,7 @@ def test_a_follow_up_due_days_later_is_checked_against_the_record_then(shop: Eng
 
 
 def test_winbacks_own_opt_outs_still_apply_and_the_business_record_comes_first(shop: Engine) -> None:
-    from warehouse.suppressions import suppress
+    from winback.warehouse.suppressions import suppress
 
     add_customers(shop, [person("C1"), person("C2", do_not_contact=True)])
     run = queue_messages(shop, [("C1", "email", "c1@example.com"), ("C2", "email", "c2@example.com")], AS_OF)
@@ -236,7 +236,7 @@ def test_a_database_holding_only_an_outbox_checks_winbacks_opt_outs_alone(engine
 
 def test_consents_mapped_to_a_view_are_read(shop: Engine) -> None:
     """A business with a consent history maps a view of each customer's latest consent (see reachability)."""
-    from warehouse.source import ConsentsSource
+    from winback.warehouse.source import ConsentsSource
 
     add_customers(shop, [person("C1"), person("C2", consents={"email": False})])
     with shop.begin() as conn:

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
-from warehouse.crm import CrmEventIn
-from warehouse.models import CrmEvent
-from winback.recovery import load_event
-from winback.server import ServerSettings, create_app, emit_prefect_crm_event
+from winback.app.server import ServerSettings, create_app, emit_prefect_crm_event
+from winback.stages.recovery import load_event
+from winback.warehouse.crm import CrmEventIn
+from winback.warehouse.models import CrmEvent
 
 NOW = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
 SECRET = "crm-shared-secret"
@@ -213,7 +213,7 @@ def test_body_that_is_not_a_json_object_is_422(engine: Engine, raw: bytes) -> No
 def test_hook_failure_keeps_the_recorded_event(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     hook = Recorder(fail=True)
     client = make_client(engine, hook)
-    with caplog.at_level(logging.WARNING, logger="winback.server"):
+    with caplog.at_level(logging.WARNING, logger="winback.app.server"):
         response = post(client, EVENT)
     assert response.status_code == 202
     assert recorded(engine) == 1

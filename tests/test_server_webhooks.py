@@ -20,13 +20,13 @@ from sqlalchemy import Engine, func, insert, select
 from starlette.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
-from messages.unsubscribe import make_token
-from messages.webhooks import START_KEYWORDS, STOP_KEYWORDS, sms_keyword
-from warehouse.events import reconcile_unknown_from_events
-from warehouse.models import Campaign, CampaignRun, MessageEvent, OutboxMessage, Suppression
-from warehouse.suppressions import lift_suppression, suppress
-from warehouse.timeutil import utc
-from winback.server import ServerSettings, create_app
+from winback.app.server import ServerSettings, create_app
+from winback.channels.webhooks import START_KEYWORDS, STOP_KEYWORDS, sms_keyword
+from winback.delivery.events import reconcile_unknown_from_events
+from winback.messages.unsubscribe import make_token
+from winback.warehouse.models import Campaign, CampaignRun, MessageEvent, OutboxMessage, Suppression
+from winback.warehouse.suppressions import lift_suppression, suppress
+from winback.warehouse.timeutil import utc
 
 NOW = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
 PUBLIC = "https://hooks.example.com/winback"  # behind a proxy that strips /winback

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from messages.sms_segments import SmsSize, count_segments, encoding_of, fit_sms, measure
+from winback.messages.sms_segments import SmsSize, count_segments, encoding_of, fit_sms, measure
 
 EMOJI = "😀"  # outside the BMP: a surrogate pair, two UCS-2 units
 

@@ -6,11 +6,11 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine, text
 
-from segments.scoring import score_customers
-from warehouse import queries
-from warehouse.source import ConsentsSource, FailuresSource, SourceMapping, SourceTables
-from winback import campaign as stages
 from winback.config import CampaignConfig
+from winback.segments.scoring import score_customers
+from winback.stages import campaign as stages
+from winback.warehouse import queries
+from winback.warehouse.source import ConsentsSource, FailuresSource, SourceMapping, SourceTables
 
 SRC = SourceTables(SourceMapping())
 

@@ -12,9 +12,9 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine
 
-from warehouse.db import make_engine
-from warehouse.queries import contact_details, customer_summary, open_failures, reachability
-from warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.db import make_engine
+from winback.warehouse.queries import contact_details, customer_summary, open_failures, reachability
+from winback.warehouse.source import SourceMapping, SourceTables
 
 MAPPING_YAML = """
 customers:
@@ -226,7 +226,7 @@ def test_customer_summary(crm: Engine, src: SourceTables) -> None:
 
 def test_orders_on_one_day_are_one_purchase(crm: Engine, src: SourceTables) -> None:
     """A split order is not a repeat purchase: it must not shorten the customer's own rhythm."""
-    from warehouse.queries import summary_to_rfm
+    from winback.warehouse.queries import summary_to_rfm
 
     with crm.begin() as conn:  # K002's only order was 2026-10-01 00:00; K001's last 2026-09-01 08:30
         conn.exec_driver_sql("INSERT INTO sales VALUES ('S8', 'K002', '2026-10-01 23:59:00', 5.0, NULL)")

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from reports.retention import RETENTION_COLUMNS, retention_curve
-from reports.stats import (
+from winback.reports.retention import RETENTION_COLUMNS, retention_curve
+from winback.reports.stats import (
     LIFT_COLUMNS,
     katz_log_rr,
     lift_table,

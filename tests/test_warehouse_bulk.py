@@ -7,15 +7,15 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine, insert, select
 
-from warehouse.bulk import insert_columns, update_by_key
-from warehouse.models import CampaignRun, OutboxMessage
-from warehouse.outbox import enqueue
+from winback.warehouse.bulk import insert_columns, update_by_key
+from winback.warehouse.models import CampaignRun, OutboxMessage
+from winback.warehouse.outbox import enqueue
 
 AT = dt.datetime(2026, 11, 2, 10, 0, 0, 123456, tzinfo=dt.UTC)
 
 
 def _run(engine: Engine) -> int:
-    from warehouse.models import Campaign
+    from winback.warehouse.models import Campaign
 
     with engine.begin() as conn:
         conn.execute(insert(Campaign).values(id="bulk", kind="winback", config={}, created_at=AT))
@@ -106,7 +106,7 @@ def test_pandas_datetimes_for_sqlite_are_the_text_sqlalchemy_stores(zone: str | 
     from sqlalchemy import DateTime
     from sqlalchemy.dialects import sqlite
 
-    from warehouse.bulk import sqlite_datetimes
+    from winback.warehouse.bulk import sqlite_datetimes
 
     rng = np.random.default_rng(4)
     micros = rng.integers(0, 2_000_000_000_000_000, 2_000)  # 1970 to 2033, to the microsecond
@@ -126,9 +126,9 @@ def test_pandas_datetimes_for_sqlite_are_the_text_sqlalchemy_stores(zone: str | 
 def test_decisions_with_last_order_times_round_trip(engine: Engine) -> None:
     import pandas as pd
 
-    from warehouse.models import Decision
-    from warehouse.runs import DECISION_FIELDS, record_decisions
-    from warehouse.timeutil import utc
+    from winback.warehouse.models import Decision
+    from winback.warehouse.runs import DECISION_FIELDS, record_decisions
+    from winback.warehouse.timeutil import utc
 
     run_id = _run(engine)
     frame = pd.DataFrame({name: [None, None, None] for name in DECISION_FIELDS})

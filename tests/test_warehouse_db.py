@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from warehouse.db import make_engine
+from winback.warehouse.db import make_engine
 
 
 def test_database_errors_do_not_carry_bound_values(db_url: str) -> None:

@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, select
 
-from warehouse.db import make_engine
-from warehouse.migrate import current, upgrade
-from warehouse.models import Base, Campaign, CampaignRun, Decision
+from winback.warehouse.db import make_engine
+from winback.warehouse.migrate import current, upgrade
+from winback.warehouse.models import Base, Campaign, CampaignRun, Decision
 
 NOW = dt.datetime(2026, 11, 2, 10, tzinfo=dt.UTC)
 

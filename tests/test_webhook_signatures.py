@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from messages.webhook_signatures import (
+from winback.channels.webhook_signatures import (
     verify_hmac_sha256,
     verify_sendgrid_event_signature,
     verify_twilio_signature,

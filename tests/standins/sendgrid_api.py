@@ -46,7 +46,7 @@ from . import (
 from .server import Exchange, FaultPlan, Request, Response, StandinServer
 
 if TYPE_CHECKING:
-    from messages.channels.sendgrid import SendGridSettings
+    from winback.channels.sendgrid import SendGridSettings
 
 MAIL_SEND_PATH = "/v3/mail/send"
 DEFAULT_API_KEY = "SG.standin-key.not-a-secret"
@@ -126,7 +126,7 @@ class SendGridStandin:
 
     def settings(self, **overrides: Any) -> SendGridSettings:
         """Adapter settings aimed at this stand-in (sender and postal address have harmless defaults)."""
-        from messages.channels.sendgrid import SendGridSettings
+        from winback.channels.sendgrid import SendGridSettings
 
         values: dict[str, Any] = {
             "api_key": self.api_key,

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from messages.sms_segments import count_segments
+from winback.messages.sms_segments import count_segments
 
 from . import (
     TWILIO_SPEC,
@@ -48,7 +48,7 @@ from . import (
 from .server import Exchange, FaultPlan, Request, Response, StandinServer
 
 if TYPE_CHECKING:
-    from messages.channels.twilio import TwilioSettings
+    from winback.channels.twilio import TwilioSettings
 
 MESSAGES_TEMPLATE = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 _MESSAGES_RE = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages\.json$")
@@ -146,7 +146,7 @@ class TwilioStandin:
 
     def settings(self, **overrides: Any) -> TwilioSettings:
         """Adapter settings aimed at this stand-in, sending from Twilio's valid test number."""
-        from messages.channels.twilio import TwilioSettings
+        from winback.channels.twilio import TwilioSettings
 
         values: dict[str, Any] = {
             "account_sid": self.account_sid,

@@ -1,0 +1,32 @@
+"""recover_customer: triggered by a CRM event (via the intake's Prefect event), answers within minutes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from winback.channels.registry import configured_channels
+from winback.stages.recovery import recover
+from winback.warehouse.db import database_url, engine_for
+from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.timeutil import utc, utcnow
+
+EVENT_RESOURCE_PREFIX = "winback.crm-event."
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
+def recover_task(url: str, event_id: str, now: dt.datetime) -> dict[str, Any]:
+    src = SourceTables(SourceMapping.configured())
+    return recover(engine_for(url), src, event_id, configured_channels(), now)
+
+
+@flow(name="recover-customer")
+def recover_customer(
+    event_id: str, now: dt.datetime | None = None, database_url_override: str | None = None
+) -> dict[str, Any]:
+    """Apologise, compensate and plan the follow-up for one CRM event (its id, or its Prefect resource id)."""
+    event_id = event_id.removeprefix(EVENT_RESOURCE_PREFIX)
+    return recover_task(database_url_override or database_url(), event_id, utc(now or utcnow()))

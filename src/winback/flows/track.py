@@ -1,0 +1,46 @@
+"""track_returns: daily; who came back, for every run whose attribution window is open or just closed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import select
+
+from winback.warehouse.db import database_url, engine_for
+from winback.warehouse.models import CampaignRun
+from winback.warehouse.returns import track_run
+from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.timeutil import utc, utcnow
+
+
+@task(cache_policy=NO_CACHE)
+def runs_to_track(url: str, now: dt.datetime, window_days: int, run_id: int | None) -> list[int]:
+    if run_id is not None:
+        return [run_id]
+    since = now - dt.timedelta(days=window_days + 7)
+    with engine_for(url).connect() as conn:
+        return list(conn.execute(select(CampaignRun.id).where(CampaignRun.as_of >= since)).scalars())
+
+
+@task(cache_policy=NO_CACHE)
+def track(url: str, run_id: int, window_days: int, now: dt.datetime) -> int:
+    src = SourceTables(SourceMapping.configured())
+    with engine_for(url).begin() as conn:
+        return track_run(conn, src, run_id, window_days, now)
+
+
+@flow(name="track-returns")
+def track_returns(
+    run_id: int | None = None,
+    window_days: int = 30,
+    now: dt.datetime | None = None,
+    database_url_override: str | None = None,
+) -> dict[str, Any]:
+    """Rebuild the returns of one run, or of every run still inside (or a week past) its window."""
+    url = database_url_override or database_url()
+    now = utc(now or utcnow())
+    tracked = {rid: track(url, rid, window_days, now) for rid in runs_to_track(url, now, window_days, run_id)}
+    return {"tracked": tracked}

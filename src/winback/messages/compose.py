@@ -1,0 +1,191 @@
+"""Turn a run's contact decisions into outbox rows: merge fields captured, send time set by quiet hours.
+
+Rendering and address checks happen at send time (messages.dispatch); here one message per
+(template, channel) is rendered from real data, so a broken template fails the run before anything
+is queued, naming the template.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_datetime64_any_dtype, is_object_dtype
+
+from winback.messages.contact_data import recipient_time_zone
+from winback.messages.quiet_hours import next_allowed, send_window_context
+from winback.messages.render import Brand, RenderError, build_context, render
+from winback.messages.unsubscribe import unsubscribe_url
+from winback.warehouse.bulk import python_values
+from winback.warehouse.outbox import message_id
+
+REQUIRED = ("customer_id", "segment", "channel", "email", "phone", "locale", "time_zone", "first_name")
+CONTEXT_FIELDS = (
+    "first_name",
+    "locale",
+    "code",
+    "offer_kind",
+    "offer_value",
+    "offer_amount",
+    "currency",
+    "expires_at",
+    "last_order_at",
+    "failure_category",
+    "order_id",
+    "occurred_at",
+    "unresolved",
+    "description",
+)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: timestamps as ISO text, missing values as None, numpy scalars as Python ones."""
+    if value is None or (not isinstance(value, str | bytes) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.isoformat()
+    return value.item() if hasattr(value, "item") else value
+
+
+def _json_column(values: pd.Series) -> list[Any]:
+    """One merge field for every row, as `_plain` makes it, converted per column rather than per value."""
+    if _utc_to_the_microsecond(values):
+        return _iso_utc(values)
+    if is_object_dtype(values.dtype) or is_datetime64_any_dtype(values.dtype):
+        return [_plain(v) for v in values.tolist()]
+    return python_values(values)
+
+
+def _utc_to_the_microsecond(values: pd.Series) -> bool:
+    """Whether `_iso_utc` prints this column exactly as Timestamp.isoformat() would."""
+    dtype = values.dtype
+    return (
+        isinstance(dtype, pd.DatetimeTZDtype)
+        and dtype.tz.utcoffset(None) == dt.timedelta(0)
+        and bool((values.dt.nanosecond.fillna(0) == 0).all())
+    )
+
+
+def _iso_utc(values: pd.Series) -> list[str | None]:
+    """Timestamp.isoformat() for a UTC column, vectorised: a fraction only where the second has one.
+
+    Only present values are formatted: offer and failure times are missing for most customers.
+    """
+    wall = values.dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+    present = ~np.isnat(wall)
+    stamps = wall[present]
+    text = np.datetime_as_string(stamps, unit="us")
+    text = np.where(stamps == stamps.astype("datetime64[s]"), text.astype("U19"), text)
+    out = np.full(len(wall), None, dtype=object)
+    out[present] = np.char.add(text, "+00:00")
+    return out.tolist()
+
+
+def recipient_zones(frame: pd.DataFrame) -> list[str | None]:
+    """Each row's zone for quiet hours (`recipient_time_zone`), worked out once per distinct input.
+
+    A campaign repeats a handful of profile zones: those are checked once each. Only rows whose profile
+    zone is missing or invalid need their phone read, once per distinct (profile zone, phone, locale).
+    """
+    profiles = python_values(frame["time_zone"])
+    known = {zone: recipient_time_zone(zone, None, None) for zone in set(profiles)}
+    zones = [known[zone] for zone in profiles]
+    unknown = [i for i, zone in enumerate(zones) if zone is None]
+    if unknown:
+        phones, locales = python_values(frame["phone"]), python_values(frame["locale"])
+        from_phone: dict[tuple[str | None, str | None, str | None], str | None] = {}
+        for i in unknown:
+            key = (profiles[i], phones[i], locales[i])
+            if key not in from_phone:
+                from_phone[key] = recipient_time_zone(*key)
+            zones[i] = from_phone[key]
+    return zones
+
+
+def step_for(segment: str) -> str:
+    return "apology" if segment == "aggrieved" else "winback"
+
+
+def plan_rows(
+    frame: pd.DataFrame, run_id: int, now: dt.datetime, *, quiet_start_hour: int = 21, quiet_end_hour: int = 8
+) -> list[dict[str, Any]]:
+    """One outbox row per contacted customer, ready to insert.
+
+    Built column by column (a partition holds tens of thousands of customers); a missing address is "".
+    Each row's context carries its recipient's zone and these quiet hours: the sender keeps them too.
+    """
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise ValueError(f"plan_rows: required columns missing: {', '.join(missing)}")
+    fields = [c for c in CONTEXT_FIELDS if c in frame.columns]
+    zones = recipient_zones(frame)
+    send_at = {zone: next_allowed(now, zone, quiet_end_hour, quiet_start_hour) for zone in set(zones)}
+    customers = python_values(frame["customer_id"])
+    steps = [step_for(s) for s in python_values(frame["segment"])]
+    address = frame["email"].where(frame["channel"] == "email", frame["phone"])
+    # the zone and quiet hours go with the row: the sender checks them again when it claims the row
+    windows = {zone: send_window_context(zone, quiet_start_hour, quiet_end_hour) for zone in set(zones)}
+    merged = zip(*(_json_column(frame[f]) for f in fields), strict=True)
+    contexts = [
+        {**dict(zip(fields, values, strict=True)), **windows[zone]} for values, zone in zip(merged, zones, strict=True)
+    ]
+    return [
+        {
+            "id": message_id(run_id, customer, step),
+            "run_id": run_id,
+            "customer_id": customer,
+            "step": step,
+            "channel": channel,
+            "template": step,
+            "to_address": to_address,
+            "context": context,
+            "status": "queued",
+            "attempts": 0,
+            "not_before": send_at[zone],
+            "created_at": now,
+        }
+        for customer, step, channel, to_address, context, zone in zip(
+            customers,
+            steps,
+            python_values(frame["channel"]),
+            address.to_numpy(dtype=object, na_value="").tolist(),
+            contexts,
+            zones,
+            strict=True,
+        )
+    ]
+
+
+TEMPLATE_CHECK_ROWS = 20  # rows of one (template, channel) pair tried before the template is called broken
+
+
+def check_templates(rows: list[dict[str, Any]], brand: Brand = Brand()) -> None:  # noqa: B008
+    """Render every (template, channel) pair from real rows; raises RenderError when a pair renders for none.
+
+    A broken template fails every row, so it stops the run before anything is queued. One customer's bad
+    data (an unknown failure category, a missing order) fails only that row: it must not block everyone
+    else's messages, so the next rows are tried, and that message fails on its own at send time.
+    """
+    rendered: set[tuple[str, str]] = set()
+    failed: dict[tuple[str, str], list[tuple[str, Exception]]] = {}
+    for row in rows:
+        key = (row["template"], row["channel"])
+        if key in rendered or len(failed.get(key, ())) >= TEMPLATE_CHECK_ROWS:
+            continue
+        try:
+            ctx = build_context(row["context"], brand, unsubscribe_url(row["customer_id"], row["channel"]))
+            render(row["template"], row["channel"], ctx)
+        except ValueError as exc:  # RenderError is one
+            failed.setdefault(key, []).append((row["customer_id"], exc))
+        else:
+            rendered.add(key)
+    for (template, channel), tried in failed.items():
+        if (template, channel) not in rendered:
+            customers = ", ".join(customer for customer, _ in tried[:5]) + (", …" if len(tried) > 5 else "")
+            first = tried[0][1]
+            raise RenderError(
+                f"template {template!r} ({channel}) rendered for none of the {len(tried)} customers tried "
+                f"({customers}): {first}"
+            ) from first

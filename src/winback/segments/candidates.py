@@ -1,0 +1,72 @@
+"""Assemble the customers a campaign considers: its segments, their scores and what limits contact."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from winback.config import CampaignConfig
+from winback.segments.aggrieved import aggrieved_segment
+from winback.segments.lapsed import lapsed_segment
+
+EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def build_candidates(
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    history: pd.DataFrame,
+    config: CampaignConfig,
+    as_of_day: float,
+) -> pd.DataFrame:
+    """One row per customer in any requested segment, ready for `segments.decision.decide`.
+
+    A customer who is both lapsed and aggrieved is treated as aggrieved: the failure is what the
+    message must address. Customers with a failure but no order history get neutral scores.
+
+    Parameters
+    ----------
+    scored
+        Output of `segments.scoring.score_customers`, plus `last_day` (epoch days of the last order).
+    failures
+        Output of `warehouse.queries.open_failures`.
+    reach
+        Output of `messages.channel_choice.choose_channels`.
+    history
+        Output of `warehouse.runs.contact_history`.
+    as_of_day
+        The decision time in epoch days.
+    """
+    parts = []
+    if "aggrieved" in config.segments:
+        agg = aggrieved_segment(failures, config.aggrieved)
+        agg = agg.merge(scored, on="customer_id", how="left")
+        agg["segment"] = "aggrieved"
+        failure_day = (agg["occurred_at"] - EPOCH).dt.total_seconds() / 86_400.0  # unit-agnostic (pandas 3: µs)
+        agg["returned_since_failure"] = (~agg["unresolved"].astype(bool)) & (agg["last_day"] > failure_day + 1)
+        parts.append(agg)
+    if "lapsed" in config.segments:
+        lapsed = lapsed_segment(scored, config.lapsed)
+        if parts:
+            lapsed = lapsed.loc[~lapsed["customer_id"].isin(parts[0]["customer_id"])]
+        lapsed = lapsed.assign(segment="lapsed", returned_since_failure=False)
+        parts.append(lapsed)
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["customer_id"])
+    for col, default in (("p_active", 0.5), ("customer_value", 0.0), ("mean_spend", 0.0)):
+        frame[col] = frame[col].astype(float).fillna(default)
+    for col in ("failure_id", "failure_category", "order_id", "description"):
+        if col not in frame.columns:
+            frame[col] = None
+    for col in ("severity", "order_amount"):
+        if col not in frame.columns:
+            frame[col] = float("nan")
+    if "unresolved" not in frame.columns:
+        frame["unresolved"] = False
+    frame["unresolved"] = frame["unresolved"].fillna(False).astype(bool)
+    frame = frame.merge(reach, on="customer_id", how="left")
+    frame = frame.merge(history, on="customer_id", how="left")
+    frame["messages_30d"] = frame["messages_30d"].fillna(0).astype("int64")
+    for col in ("do_not_contact", "fraud_flag"):
+        frame[col] = frame[col].fillna(False).astype(bool)
+    frame["returned_since_failure"] = frame["returned_since_failure"].fillna(False).astype(bool)
+    return frame

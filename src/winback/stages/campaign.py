@@ -1,0 +1,308 @@
+"""The campaign's stages as plain functions: what the Prefect flow orchestrates, testable without it.
+
+Each stage reads what it needs from the warehouse and writes its result back, so a run can stop after
+any stage and resume: decisions are made once per (campaign, as-of), offers and outbox rows are only
+added where missing, and sending picks up whatever is still queued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
+
+from winback.channels.registry import configured_channels
+from winback.config import CampaignConfig
+from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile, send_due
+from winback.delivery.parallel_send import HelperSenders, send_in_processes, senders_for
+from winback.messages.channel_choice import choose_channels
+from winback.messages.compose import check_templates, plan_rows
+from winback.offers.issue import issue_offers, offer_amounts
+from winback.offers.policy import CompensationPolicy
+from winback.segments.calibration import holdout_check
+from winback.segments.candidates import build_candidates
+from winback.segments.decision import decide
+from winback.segments.learning import updated_lifts
+from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
+from winback.warehouse import outbox, queries, runs
+from winback.warehouse.db import make_engine
+from winback.warehouse.frames import frame_from_rows, raw_rows
+from winback.warehouse.models import Decision
+from winback.warehouse.returns import measured_lift_by_offer_kind
+from winback.warehouse.source import SourceTables
+from winback.warehouse.timeutil import to_epoch_days, utc
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    run_id: int
+    status: str
+    as_of: dt.datetime
+
+
+def start_run(engine: Engine, config: CampaignConfig, as_of: dt.datetime) -> RunHandle:
+    with _tx(engine) as (session, _conn):
+        runs.ensure_campaign(session, config.campaign_id, "winback", config.model_dump(mode="json"))
+        run = runs.get_or_start_run(session, config.campaign_id, as_of)
+        session.flush()
+        return RunHandle(run.id, run.status, utc(run.as_of))
+
+
+@contextmanager
+def _tx(engine: Engine) -> Iterator[tuple[Session, Connection]]:
+    """One transaction for ORM and Core work alike: commits on success, rolls back on error."""
+    with Session(engine) as session, session.begin():
+        yield session, session.connection()
+
+
+def plan_batches(engine: Engine, src: SourceTables, batch_size: int) -> list[queries.IdRange]:
+    with engine.connect() as conn:
+        return queries.id_partitions(conn, src, batch_size)
+
+
+def summarise_batch(engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange) -> pd.DataFrame:
+    """Recency/frequency/tenure/spend for one id range, aggregated in SQL."""
+    with engine.connect() as conn:
+        summary = queries.customer_summary(conn, src, as_of, id_range)
+    rfm = queries.summary_to_rfm(summary, as_of)
+    rfm["last_day"] = summary["last_day"]
+    return rfm
+
+
+def summarise_batches(url: str, src: SourceTables, as_of: dt.datetime, batches: list[queries.IdRange]) -> pd.DataFrame:
+    """Every batch's summary, one after the other, in one frame: what a child process computes (by URL)."""
+    engine = make_engine(url)
+    try:
+        return pd.concat([summarise_batch(engine, src, as_of, b) for b in batches], ignore_index=True)
+    finally:
+        engine.dispose()
+
+
+def calibrate(
+    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange, holdout_days: int = 91
+) -> dict[str, object]:
+    """The activity model's calibration check on one batch: fit to `as_of - holdout_days`, compare after."""
+    cut = as_of - dt.timedelta(days=holdout_days)
+    with engine.connect() as conn:
+        summary = queries.customer_summary(conn, src, cut, id_range)
+        actual = queries.orders_after(conn, src, cut, as_of, id_range)
+    rfm = queries.summary_to_rfm(summary, cut)
+    if (rfm["frequency"] > 0).sum() < MIN_CUSTOMERS_TO_FIT:
+        return {"skipped": f"fewer than {MIN_CUSTOMERS_TO_FIT} repeat buyers before {cut:%Y-%m-%d}"}
+    return holdout_check(rfm, actual, holdout_days)
+
+
+def context_batch(
+    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange, lookback_days: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Open failures and reachability (flags, consent per channel) for one id range."""
+    with engine.connect() as conn:
+        failures = queries.open_failures(conn, src, as_of, lookback_days, id_range)
+        reach = queries.reachability(conn, src, id_range)
+    return failures, reach
+
+
+def decide_run(
+    engine: Engine,
+    run: RunHandle,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+    model: dict[str, Any],
+) -> dict[str, int]:
+    """Decide every candidate and store the decisions with their reasons, in one transaction."""
+    decisions, lifts = _decisions(engine, run.as_of, run.run_id, scored, failures, reach, config, policy)
+    counts = decisions["action"].value_counts().to_dict()
+    with _tx(engine) as (session, conn):
+        if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
+            runs.record_decisions(conn, run.run_id, decisions)
+        runs.advance(
+            session,
+            run.run_id,
+            "decided",
+            decisions={k: int(v) for k, v in counts.items()},
+            model=model,
+            lift_used={k: round(v, 4) for k, v in lifts.items()},
+        )
+        session.flush()
+    return {k: int(v) for k, v in counts.items()}
+
+
+def preview_run(
+    engine: Engine,
+    as_of: dt.datetime,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+) -> dict[str, Any]:
+    """What a run for `as_of` would decide and spend, written nowhere: a dry run.
+
+    Nothing may be left behind: a stored run would be resumed by the real run for the same date (deciding
+    nothing anew), and queued messages would be sent by the hourly dispatch and count against cooldowns.
+    """
+    decisions, lifts = _decisions(engine, as_of, None, scored, failures, reach, config, policy)
+    contacted = decisions.loc[decisions["action"] == "contact"]
+    offers = contacted.loc[contacted["offer_kind"] != "none"]
+    return {
+        "decisions": {k: int(v) for k, v in decisions["action"].value_counts().items()},
+        "contacts_by_segment_and_channel": _counts(contacted, ["segment", "channel"]),
+        "offers": {str(kind): int(n) for kind, n in offers["offer_kind"].value_counts().items()},
+        "offer_cost": round(float(offers["offer_cost"].sum()), 2),
+        "budget": config.budget,
+        "lift_used": {k: round(v, 4) for k, v in lifts.items()},
+        "sample_reasons": contacted["reason"].head(5).tolist(),
+    }
+
+
+def _counts(frame: pd.DataFrame, columns: list[str]) -> dict[str, int]:
+    return {"/".join(map(str, key)): int(n) for key, n in frame.groupby(columns).size().items()}
+
+
+def _decisions(
+    engine: Engine,
+    as_of: dt.datetime,
+    run_id: int | None,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Every candidate's decision, with the lifts measured so far in place of the priors where known."""
+    with engine.connect() as conn:
+        history = runs.contact_history(conn, as_of, exclude_run_id=run_id)
+        suppressed = runs.suppressions(conn)
+        measured = measured_lift_by_offer_kind(conn, config.campaign_id, as_of)
+    lifts = updated_lifts(config.economics.lift_prior, measured)
+    if lifts != config.economics.lift_prior:
+        economics = config.economics.model_copy(update={"lift_prior": lifts})
+        config = config.model_copy(update={"economics": economics})
+    reach = choose_channels(reach, suppressed)
+    candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(as_of))
+    return decide(candidates, config, policy), lifts
+
+
+def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
+    with _tx(engine) as (session, conn):
+        contacts = frame_from_rows(
+            raw_rows(
+                conn,
+                select(Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost).where(
+                    Decision.run_id == run.run_id, Decision.action == "contact"
+                ),
+            ),
+            ["customer_id", "offer_kind", "offer_value", "offer_cost"],
+            {"offer_value": "float64", "offer_cost": "float64"},
+        )
+        issued = issue_offers(conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days)
+        runs.advance(session, run.run_id, "offered", offers_issued=issued)
+        session.flush()
+    return issued
+
+
+def queue_run_messages(
+    engine: Engine, src: SourceTables, run: RunHandle, config: CampaignConfig, now: dt.datetime
+) -> int:
+    """Enqueue a message for each contacted customer that has none yet (rendered when it is sent).
+
+    Works in partitions of customers, each committed on its own, so memory stays flat at any size and a
+    crash keeps what was queued.
+    """
+    added = 0
+    checked = False
+    with engine.connect() as reader:
+        for frame in queries.contacts_to_queue(reader, src, run.run_id):
+            frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
+            frame["offer_amount"] = offer_amounts(frame["offer_kind"], frame["offer_value"], frame["decided_cost"])
+            rows = plan_rows(
+                frame,
+                run.run_id,
+                now,
+                quiet_start_hour=config.contact.quiet_start_hour,
+                quiet_end_hour=config.contact.quiet_end_hour,
+            )
+            if not checked:
+                check_templates(rows)  # a broken template stops the run before anything is queued
+                checked = True
+            with engine.begin() as conn:
+                added += outbox.enqueue(conn, rows)
+    with _tx(engine) as (session, _conn):
+        runs.advance(session, run.run_id, "queued", messages_queued=added)
+        session.flush()
+    return added
+
+
+def send_run(
+    engine: Engine,
+    run: RunHandle,
+    channels: dict[str, Channel] | None,
+    campaign_id: str,
+    now: dt.datetime,
+    limits: SendLimits | None = None,
+) -> dict[str, int]:
+    """Settle anything a crash left mid-send, then send every due message of the run.
+
+    `channels=None` means the ones the environment configures; only then may a large send spread over
+    several processes (each helper builds its channels from that same environment).
+    """
+    limits = limits or SendLimits.from_env()
+    senders = 1
+    if channels is None:
+        channels = configured_channels()
+        with engine.connect() as conn:
+            senders = senders_for(outbox.due_count(conn, now, run.run_id), limits)
+    settled = reconcile(engine, channels, run.run_id)
+    report = send_in_processes(
+        engine, channels, senders, run_id=run.run_id, campaign_id=campaign_id, now=now, limits=limits
+    )
+    return _sent(engine, run, report, settled)
+
+
+def queue_and_send_run(
+    engine: Engine,
+    src: SourceTables,
+    run: RunHandle,
+    config: CampaignConfig,
+    now: dt.datetime,
+    limits: SendLimits | None = None,
+) -> tuple[int, dict[str, int]]:
+    """`queue_run_messages` then `send_run`, the sending overlapping the queueing on the other cores.
+
+    Queueing renders nothing and runs on one core; for a large run, helper sender processes start first
+    and send each partition as soon as it is committed, then this process joins them on what is left.
+    Every row is still committed before it is claimed, so the guarantees are send_run's. Channels come
+    from the environment, as helpers build theirs from it.
+    """
+    limits = limits or SendLimits.from_env()
+    with engine.connect() as conn:
+        senders = senders_for(runs.contacts_decided(conn, run.run_id), limits)
+    if senders <= 1:
+        queued = queue_run_messages(engine, src, run, config, now)
+        return queued, send_run(engine, run, None, config.campaign_id, now, limits)
+    channels = configured_channels()
+    settled = reconcile(engine, channels, run.run_id)
+    share = limits.shared_by(senders)
+    job = {"run_id": run.run_id, "campaign_id": config.campaign_id, "now": now, "limits": share}
+    with HelperSenders(engine, senders - 1, **job, follow_run=True) as helpers:
+        queued = queue_run_messages(engine, src, run, config, now)
+        report = helpers.join(send_due(engine, channels, **job))
+    return queued, _sent(engine, run, report, settled)
+
+
+def _sent(engine: Engine, run: RunHandle, report: DispatchReport, settled: dict[str, int]) -> dict[str, int]:
+    """Record the send's outcome on the run; the report as the flow returns it."""
+    with _tx(engine) as (session, conn):
+        counts = outbox.status_counts(conn, run.run_id)
+        runs.advance(session, run.run_id, "sent", outbox=counts, reconciled=settled)
+        session.flush()
+    return {**report.as_dict(), **{f"reconciled_{k}": v for k, v in settled.items()}}

@@ -1,0 +1,198 @@
+"""The outbox: every message is a row committed before the provider is called.
+
+    queued ──claim──▶ sending ──▶ sent | failed | skipped | queued (retryable, later not_before)
+                         │    └──release──▶ queued (quiet hours at the recipient now: not an attempt)
+                  crash ─┘ ──reconcile──▶ sent (provider or sink has it) | queued (it never left)
+                                          | unknown (cannot tell: never resent automatically)
+
+`claim` flips queued → sending in its own committed transaction, so two senders never take the same
+row and a crash leaves evidence. See README "Delivery guarantees" for the policy on `unknown`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from winback.warehouse.bulk import insert_columns, update_by_key
+from winback.warehouse.models import OutboxMessage
+from winback.warehouse.timeutil import utc, utcnow
+
+ACTIVE = ("queued", "sending")
+
+
+def message_id(run_id: int, customer_id: str, step: str) -> str:
+    """Deterministic: the same run, customer and step always name the same outbox row."""
+    return hashlib.sha256(f"{run_id}:{customer_id}:{step}".encode()).hexdigest()[:32]
+
+
+def enqueue(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert rows whose id is not there yet; returns how many were new. Existing rows are never touched.
+
+    Every row carries the same keys, the columns it sets. One executemany of tuples (warehouse.bulk) that
+    skips ids already present, rather than a lookup of the ids first.
+    """
+    if not rows:
+        return 0
+    rows = sorted(rows, key=lambda r: r["id"])  # ids are hashes: in order, the inserts touch neighbouring pages
+    columns = {name: [r[name] for r in rows] for name in rows[0]}
+    return insert_columns(conn, OutboxMessage.__table__, columns, skip_existing="id")
+
+
+def due(conn: Connection, now: dt.datetime, limit: int, run_id: int | None = None) -> list[str]:
+    stmt = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == "queued", OutboxMessage.not_before <= now)
+        .order_by(OutboxMessage.not_before, OutboxMessage.id)
+        .limit(limit)
+    )
+    if run_id is not None:
+        stmt = stmt.where(OutboxMessage.run_id == run_id)
+    return list(conn.execute(stmt).scalars())
+
+
+def due_count(conn: Connection, now: dt.datetime, run_id: int | None = None) -> int:
+    stmt = select(func.count()).where(OutboxMessage.status == "queued", OutboxMessage.not_before <= now)
+    if run_id is not None:
+        stmt = stmt.where(OutboxMessage.run_id == run_id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+# what a sender needs of a claimed row: not what it will write (subject, text, times), which SQLite would
+# parse back from text for every row
+CLAIMED_COLUMNS = (
+    "id", "run_id", "customer_id", "step", "channel", "template", "to_address", "context", "status",
+    "provider", "provider_message_id", "attempts", "not_before", "claimed_by",
+)  # fmt: skip
+
+
+def claim(conn: Connection, ids: Iterable[str], token: str) -> list[dict[str, Any]]:
+    """queued → sending for these ids, stamped with this sender's token; returns the rows it won (CLAIMED_COLUMNS).
+
+    One UPDATE … RETURNING for the batch: rows another sender took meanwhile are simply not returned.
+    """
+    ids = list(ids)
+    if not ids:
+        return []
+    # coalesce() keeps the planner on the primary key: without statistics SQLite would otherwise walk the
+    # (status, not_before) index over every queued row, 200x slower for a 200-row claim
+    table = OutboxMessage.__table__
+    status = func.coalesce(table.c.status, "")
+    won = conn.execute(
+        update(table)
+        .where(table.c.id.in_(ids), status == "queued")
+        .values(status="sending", claimed_by=token, claimed_at=utcnow(), attempts=table.c.attempts + 1)
+        .returning(*(table.c[name] for name in CLAIMED_COLUMNS))
+    )
+    names = list(won.keys())
+    return [dict(zip(names, row, strict=True)) for row in won]  # a Row's mapping view costs ~10x more
+
+
+def release(conn: Connection, not_before: dict[str, dt.datetime], token: str) -> None:
+    """sending → queued for rows this sender claimed but may not send now, each due again at its own time.
+
+    Waiting is not an attempt (quiet hours at the recipient, a check that could not run): the claim's
+    increment of `attempts` is undone. Only rows still `sending` under `token` move.
+    """
+    if not not_before:
+        return
+    table = OutboxMessage.__table__
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), func.coalesce(table.c.status, "") == "sending")
+        .where(table.c.claimed_by == token)
+        .values(status="queued", not_before=bindparam("b_not_before"), attempts=table.c.attempts - 1)
+    )
+    conn.execute(stmt, [{"b_id": mid, "b_not_before": at} for mid, at in not_before.items()])
+
+
+def load(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
+    """The rows for these ids, as plain dicts (column name → value)."""
+    if not ids:
+        return []
+    table = OutboxMessage.__table__
+    return [dict(r) for r in conn.execute(select(table).where(table.c.id.in_(ids))).mappings()]
+
+
+def mark(conn: Connection, mid: str, status: str, **values: Any) -> None:
+    if status == "sent":
+        values.setdefault("sent_at", utcnow())
+    conn.execute(update(OutboxMessage).where(OutboxMessage.id == mid).values(status=status, **values))
+
+
+CHANGE_COLUMNS = (
+    "status",
+    "provider",
+    "provider_message_id",
+    "last_error",
+    "not_before",
+    "sent_at",
+    "subject",
+    "body_text",
+)
+
+
+def apply_changes(conn: Connection, changes: list[dict[str, Any]]) -> None:
+    """Write a batch of outcomes with one executemany; each change carries `_id` and CHANGE_COLUMNS."""
+    if not changes:
+        return
+    columns = {c: [ch[c] for ch in changes] for c in CHANGE_COLUMNS}
+    update_by_key(conn, OutboxMessage.__table__, "id", {**columns, "id": [ch["_id"] for ch in changes]})
+
+
+ACTIVE_TOKENS: set[str] = set()  # claims held by senders running in this process right now
+
+
+def sender_token() -> str:
+    """host:pid:random: lets `stale_sending` tell a crashed sender on this host from a live one."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+
+
+def _claim_is_dead(claimed_by: str | None, claimed_at: dt.datetime | None, lease: dt.timedelta) -> bool:
+    """Whether a `sending` row's sender is gone.
+
+    Past its lease, any claim is dead (a live sender holds a claim for seconds; this also covers a pid
+    reused after a restart). Within it: in this process, dead unless a running sender holds the token
+    (a task retry after a failed send reclaims its own rows); on this host, dead when its pid is;
+    elsewhere, alive.
+    """
+    if claimed_at is None or utc(claimed_at) < utcnow() - lease:
+        return True
+    host, _, rest = (claimed_by or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:40] or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return claimed_by not in ACTIVE_TOKENS
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def stale_sending(conn: Connection, run_id: int | None = None, lease_seconds: float = 900.0) -> list[str]:
+    """Rows left in `sending` by a sender that is gone: dead on this host, or past its lease elsewhere."""
+    stmt = select(OutboxMessage.id, OutboxMessage.claimed_by, OutboxMessage.claimed_at).where(
+        OutboxMessage.status == "sending"
+    )
+    if run_id is not None:
+        stmt = stmt.where(OutboxMessage.run_id == run_id)
+    lease = dt.timedelta(seconds=lease_seconds)
+    return [mid for mid, by, at in conn.execute(stmt).all() if _claim_is_dead(by, at, lease)]
+
+
+def status_counts(conn: Connection, run_id: int | None = None) -> dict[str, int]:
+    stmt = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    if run_id is not None:
+        stmt = stmt.where(OutboxMessage.run_id == run_id)
+    return {status: int(n) for status, n in conn.execute(stmt).all()}

@@ -1,0 +1,433 @@
+"""Reads of the business's data, aggregated inside the warehouse: pandas receives one row per customer.
+
+Every function takes an open `Connection` (the caller owns the transaction) and an optional customer-id
+range `[lo, hi)`, the unit a campaign batches on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Float, and_, case, cast, distinct, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from winback.warehouse.frames import frame_from_rows, raw_rows
+from winback.warehouse.source import SourceTables
+from winback.warehouse.timeutil import epoch_day_number, epoch_days, to_epoch_days
+
+IdRange = tuple[str | None, str | None]
+
+
+def _in_range(col: ColumnElement, id_range: IdRange | None) -> ColumnElement[bool]:
+    """`[lo, hi)`, open where None; `(x, x)` means exactly customer x (the one-customer case)."""
+    lo, hi = id_range or (None, None)
+    if lo is not None and lo == hi:
+        return col == lo
+    conditions = []
+    if lo is not None:
+        conditions.append(col >= lo)
+    if hi is not None:
+        conditions.append(col < hi)
+    return and_(True, *conditions)
+
+
+def customer_summary(
+    conn: Connection, src: SourceTables, as_of: dt.datetime, id_range: IdRange | None = None
+) -> pd.DataFrame:
+    """One row per customer with an order up to `as_of`.
+
+    Columns: customer_id, n_orders, n_days (distinct UTC days with an order), first_day, last_day (epoch
+    days, float), total_spend. One GROUP BY over the covering index (customer_id, ordered_at, amount).
+    Counting purchase days takes each order's day (1M customers, 10.3M orders: 4.2 s → 6.8 s on SQLite),
+    but a split order is not a purchase: 7.6 % of the demo's orders share a day with another, and
+    counting them shortens a customer's own rhythm (and breaks BG/NBD's one purchase per period).
+    """
+    o = src.orders
+    cid, at, amount = src.col(o, "customer_id"), src.col(o, "ordered_at"), src.col(o, "amount")
+    stmt = (
+        select(
+            cid.label("customer_id"),
+            func.count().label("n_orders"),
+            func.count(distinct(epoch_day_number(at))).label("n_days"),
+            epoch_days(func.min(at)).label("first_day"),
+            epoch_days(func.max(at)).label("last_day"),
+            # a float in SQL: a NUMERIC sum would come back as one Decimal per customer, slower than the scan
+            cast(func.sum(amount), Float).label("total_spend"),
+        )
+        .where(at <= as_of, _in_range(cid, id_range))
+        .group_by(cid)
+        .order_by(cid)
+    )
+    columns = ["customer_id", "n_orders", "n_days", "first_day", "last_day", "total_spend"]
+    dtypes = {
+        "n_orders": "int64",
+        "n_days": "int64",
+        "first_day": "float64",
+        "last_day": "float64",
+        "total_spend": "float64",
+    }
+    return frame_from_rows(raw_rows(conn, stmt), columns, dtypes)
+
+
+def summary_to_rfm(summary: pd.DataFrame, as_of: dt.datetime) -> pd.DataFrame:
+    """Frequency / recency / T in whole days and mean order value, the customer-base models' inputs.
+
+    frequency counts repeat purchase days: orders placed on one day count as one purchase (recency 0
+    means no repeat, as the models require). Days are whole numbers, as in the literature's
+    day-counted data, which also lets the CLV step share work between customers with equal (x, T).
+    mean_spend averages all orders (the first included), which keeps the aggregation to one pass; see
+    README "Models" for the effect on Gamma-Gamma.
+    """
+    now_day = to_epoch_days(as_of)
+    first = np.floor(summary["first_day"])
+    last = np.floor(summary["last_day"])
+    out = pd.DataFrame({"customer_id": summary["customer_id"]})
+    out["recency"] = (last - first).clip(lower=0.0)
+    repeat = (summary["n_days"] > 1) & (out["recency"] > 0)
+    out["frequency"] = np.where(repeat, summary["n_days"] - 1, 0).astype("int64")
+    out["T"] = (np.floor(now_day) - first).clip(lower=0.0)
+    out["recency"] = out["recency"].where(repeat, 0.0)
+    out["days_since_last"] = (now_day - summary["last_day"]).clip(lower=0.0)
+    out["mean_spend"] = summary["total_spend"] / summary["n_orders"].clip(lower=1)
+    out["total_spend"] = summary["total_spend"]
+    return out[["customer_id", "frequency", "recency", "T", "days_since_last", "mean_spend", "total_spend"]]
+
+
+def open_failures(
+    conn: Connection,
+    src: SourceTables,
+    as_of: dt.datetime,
+    lookback_days: int,
+    id_range: IdRange | None = None,
+) -> pd.DataFrame:
+    """Service failures that still weigh on a customer: recent ones, and unresolved ones of any age.
+
+    Columns: failure_id, customer_id, order_id, category, severity, occurred_at, resolved_at, description,
+    order_amount (of the failed order, NaN when the failure has none).
+    """
+    f, o = src.failures, src.orders
+    c = {name: src.col(f, name) for name in f.winback_names}  # type: ignore[attr-defined]
+    since = as_of - dt.timedelta(days=lookback_days)
+    stmt = (
+        select(*(col.label(name) for name, col in c.items()), src.col(o, "amount").label("order_amount"))
+        .select_from(f.outerjoin(o, src.col(o, "order_id") == c["order_id"]))
+        .where(
+            c["occurred_at"] <= as_of,
+            or_(c["occurred_at"] >= since, c["resolved_at"].is_(None), c["resolved_at"] > as_of),
+            _in_range(c["customer_id"], id_range),
+        )
+    )
+    frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=[*c, "order_amount"])
+    frame["order_amount"] = frame["order_amount"].astype("float64")
+    for col in ("occurred_at", "resolved_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    _refuse_missing(frame, "severity", src.failures.name, "failure_id")
+    frame["severity"] = frame["severity"].astype("int64")
+    # a resolution recorded after as_of did not exist yet at decision time
+    frame.loc[frame["resolved_at"] > pd.Timestamp(as_of), "resolved_at"] = pd.NaT
+    return frame
+
+
+def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None = None) -> pd.DataFrame:
+    """Per customer: flags and whether each channel has an address and a granted consent.
+
+    Columns: customer_id, do_not_contact, fraud_flag, preferred_channel, locale, time_zone,
+    has_email, has_phone, email_consent, sms_consent. Addresses themselves are read later, only for
+    the customers actually messaged.
+    """
+    cu, co = src.customers, src.consents
+    cc = {name: src.col(cu, name) for name in cu.winback_names}  # type: ignore[attr-defined]
+    # one primary-key lookup per customer and channel: cheaper than aggregating the consents table
+    email, sms = co.alias("email_consent"), co.alias("sms_consent")
+
+    def consent_of(alias, channel: str):  # type: ignore[no-untyped-def]
+        return and_(
+            alias.c[src.col(co, "customer_id").name] == cc["customer_id"],
+            alias.c[src.col(co, "channel").name] == channel,
+        )
+
+    granted = src.col(co, "granted").name
+    stmt = (
+        select(
+            cc["customer_id"].label("customer_id"),
+            cc["do_not_contact"],
+            cc["fraud_flag"],
+            cc["preferred_channel"],
+            cc["locale"],
+            cc["time_zone"],
+            (cc["email"].is_not(None) & (cc["email"] != "")).label("has_email"),
+            (cc["phone"].is_not(None) & (cc["phone"] != "")).label("has_phone"),
+            func.coalesce(email.c[granted], False).label("email_consent"),
+            func.coalesce(sms.c[granted], False).label("sms_consent"),
+        )
+        .select_from(cu.outerjoin(email, consent_of(email, "email")).outerjoin(sms, consent_of(sms, "sms")))
+        .where(_in_range(cc["customer_id"], id_range))
+    )
+    columns = [
+        "customer_id",
+        "do_not_contact",
+        "fraud_flag",
+        "preferred_channel",
+        "locale",
+        "time_zone",
+        "has_email",
+        "has_phone",
+        "email_consent",
+        "sms_consent",
+    ]
+    frame = frame_from_rows(raw_rows(conn, stmt), columns)
+    repeated = frame["customer_id"].duplicated(keep=False)
+    if repeated.any():  # the join met several consent rows for one customer and channel: a history table
+        raise ValueError(
+            f"{co.name}: more than one row per customer and channel, for {_some(frame.loc[repeated, 'customer_id'])}; "
+            "winback reads one consent per customer and channel: map a view holding each one's latest"
+        )
+    for col in ("do_not_contact", "fraud_flag", "has_email", "has_phone", "email_consent", "sms_consent"):
+        frame[col] = frame[col].fillna(False).astype(bool)
+    return frame
+
+
+def _refuse_missing(frame: pd.DataFrame, column: str, table: str, key: str) -> None:
+    missing = frame[column].isna()
+    if missing.any():
+        raise ValueError(f"{table}: {column} missing for {key} {_some(frame.loc[missing, key])}")
+
+
+def _some(keys: pd.Series, shown: int = 5) -> str:
+    """A few of the offending records' keys, for an error that names them."""
+    distinct = list(dict.fromkeys(keys.astype(str)))
+    more = f" and {len(distinct) - shown} more" if len(distinct) > shown else ""
+    return ", ".join(distinct[:shown]) + more
+
+
+def contact_details(conn: Connection, src: SourceTables, customer_ids: list[str]) -> pd.DataFrame:
+    """Names and addresses for the customers about to be messaged, fetched in chunks of ids."""
+    cu = src.customers
+    cols = ["customer_id", "first_name", "email", "phone", "locale", "time_zone", "preferred_channel"]
+    frames = []
+    for start in range(0, len(customer_ids), 5000):
+        chunk = customer_ids[start : start + 5000]
+        stmt = select(*(src.col(cu, n).label(n) for n in cols)).where(src.col(cu, "customer_id").in_(chunk))
+        frames.append(pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols))
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)
+
+
+def id_partitions(conn: Connection, src: SourceTables, batch_size: int) -> list[IdRange]:
+    """Split the customer-id space into ranges of about `batch_size` customers (ordered by id).
+
+    The boundaries come from the customers table's primary-key order, so each range is an index range
+    scan and batches can run on separate workers later.
+    """
+    cid = src.col(src.customers, "customer_id")
+    total = conn.execute(select(func.count()).select_from(src.customers)).scalar_one()
+    bounds: list[str | None] = [None]
+    for offset in range(batch_size, int(total), batch_size):
+        bounds.append(conn.execute(select(cid).order_by(cid).offset(offset).limit(1)).scalar_one())
+    bounds.append(None)
+    return list(itertools.pairwise(bounds))
+
+
+def _chunked_in(conn: Connection, stmt_for, ids: list[str], columns: list[str], size: int = 5000) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame.from_records(conn.execute(stmt_for(ids[i : i + size])).fetchall(), columns=columns)
+        for i in range(0, len(ids), size)
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def last_orders(conn: Connection, src: SourceTables, customer_ids: list[str], as_of: dt.datetime) -> pd.DataFrame:
+    """Each customer's last order time up to `as_of` (for "since your last order on …")."""
+    o = src.orders
+    cid, at = src.col(o, "customer_id"), src.col(o, "ordered_at")
+    frame = _chunked_in(
+        conn,
+        lambda chunk: (
+            select(cid.label("customer_id"), func.max(at).label("last_order_at"))
+            .where(cid.in_(chunk), at <= as_of)
+            .group_by(cid)
+        ),
+        customer_ids,
+        ["customer_id", "last_order_at"],
+    )
+    frame["last_order_at"] = pd.to_datetime(frame["last_order_at"], utc=True)
+    return frame
+
+
+def failure_profile(conn: Connection, src: SourceTables, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
+    """Per failure category in [since, until): failures, customers affected, customers failed more than once
+    (in any category), and the share resolved. Columns: failure_category, volume, customers,
+    repeat_customers, resolved_share."""
+    f = src.failures
+    cid, cat, at = src.col(f, "customer_id"), src.col(f, "category"), src.col(f, "occurred_at")
+    window = and_(at >= since, at < until)
+    per_customer = select(cid.label("customer_id"), func.count().label("n")).where(window).group_by(cid).subquery()
+    stmt = (
+        select(
+            cat.label("failure_category"),
+            func.count().label("volume"),
+            func.count(func.distinct(cid)).label("customers"),
+            func.count(func.distinct(case((per_customer.c.n > 1, cid)))).label("repeat_customers"),
+            func.avg(case((src.col(f, "resolved_at").is_not(None), 1.0), else_=0.0)).label("resolved_share"),
+        )
+        .select_from(f.join(per_customer, per_customer.c.customer_id == cid))
+        .where(window)
+        .group_by(cat)
+    )
+    cols = ["failure_category", "volume", "customers", "repeat_customers", "resolved_share"]
+    return pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)
+
+
+CONTACT_COLUMNS = [
+    "customer_id",
+    "segment",
+    "channel",
+    "failure_id",
+    "failure_category",
+    "decided_cost",
+    "first_name",
+    "email",
+    "phone",
+    "locale",
+    "time_zone",
+    "code",
+    "offer_kind",
+    "offer_value",
+    "currency",
+    "expires_at",
+    "order_id",
+    "occurred_at",
+    "resolved_at",
+    "description",
+    "last_order_at",
+]
+
+
+def contacts_to_queue(
+    conn: Connection, src: SourceTables, run_id: int, partition: int = 25_000
+) -> Iterator[pd.DataFrame]:
+    """Everything a run's messages need, for contacted customers without an outbox row yet, in partitions.
+
+    One query joins the decisions (which keep each customer's last order before the run's as-of) with the
+    customers, offers and failures inside the warehouse: winback's tables live beside the source tables.
+    """
+    from winback.warehouse.models import Decision, Offer, OutboxMessage
+
+    cu, f = src.customers, src.failures
+    queued = select(OutboxMessage.id).where(
+        OutboxMessage.run_id == Decision.run_id, OutboxMessage.customer_id == Decision.customer_id
+    )
+    stmt = (
+        select(
+            Decision.customer_id,
+            Decision.segment,
+            Decision.channel,
+            Decision.failure_id,
+            Decision.failure_category,
+            Decision.offer_cost,
+            *(src.col(cu, n) for n in ("first_name", "email", "phone", "locale", "time_zone")),
+            Offer.code,
+            Offer.kind,
+            Offer.value,
+            Offer.currency,
+            Offer.expires_at,
+            *(src.col(f, n) for n in ("order_id", "occurred_at", "resolved_at", "description")),
+            Decision.last_order_at,
+        )
+        .join(cu, src.col(cu, "customer_id") == Decision.customer_id)
+        .outerjoin(Offer, and_(Offer.run_id == Decision.run_id, Offer.customer_id == Decision.customer_id))
+        .outerjoin(f, src.col(f, "failure_id") == Decision.failure_id)
+        .where(Decision.run_id == run_id, Decision.action == "contact", ~queued.exists())
+        .order_by(Decision.customer_id)
+    )
+    after = ""  # keyset pages on the customer id: flat memory on every database, no server-side cursor
+    while rows := raw_rows(conn, stmt.where(Decision.customer_id > after).limit(partition)):
+        after = rows[-1][0]
+        frame = frame_from_rows(rows, CONTACT_COLUMNS, {"decided_cost": "float64", "offer_value": "float64"})
+        for col in ("expires_at", "occurred_at", "resolved_at", "last_order_at"):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        yield frame
+
+
+def consent_records(conn: Connection, src: SourceTables, customer_id: str) -> pd.DataFrame:
+    """What a customer agreed to and revoked, with source and time: the business's consent records and
+    winback's own opt-outs (webhooks, replies, provider answers). Columns: channel, state, source, at, origin."""
+    from winback.warehouse.models import Suppression
+
+    co = src.consents
+    given = conn.execute(
+        select(src.col(co, "channel"), src.col(co, "granted"), src.col(co, "source"), src.col(co, "recorded_at")).where(
+            src.col(co, "customer_id") == customer_id
+        )
+    ).all()
+    revoked = conn.execute(
+        select(Suppression.channel, Suppression.reason, Suppression.source, Suppression.created_at).where(
+            Suppression.customer_id == customer_id
+        )
+    ).all()
+    rows = [(ch, "granted" if ok else "not granted", source, at, "customer record") for ch, ok, source, at in given]
+    rows += [(ch, f"opted out ({reason})", source, at, "winback") for ch, reason, source, at in revoked]
+    frame = pd.DataFrame.from_records(rows, columns=["channel", "state", "source", "at", "origin"])
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame.sort_values(["channel", "at"], ignore_index=True)
+
+
+def orders_after(
+    conn: Connection, src: SourceTables, start: dt.datetime, end: dt.datetime, id_range: IdRange | None = None
+) -> pd.Series:
+    """Orders per customer in (start, end], indexed by customer_id: the holdout period's actuals."""
+    o = src.orders
+    cid, at = src.col(o, "customer_id"), src.col(o, "ordered_at")
+    rows = conn.execute(
+        select(cid, func.count()).where(at > start, at <= end, _in_range(cid, id_range)).group_by(cid)
+    ).all()
+    return pd.Series({c: int(n) for c, n in rows}, dtype="int64")
+
+
+class SendTimeFlags(NamedTuple):
+    """A claim's customers as their records stand when their messages are about to go, as sets of ids.
+
+    Sets rather than an object per customer: the sender asks four membership questions per message.
+    """
+
+    found: set[str]  # still in the customers table (the others were erased)
+    do_not_contact: set[str]
+    fraud_flag: set[str]
+    granted: set[tuple[str, str]]  # (customer, channel) whose consent is granted now
+
+
+def send_time_flags(conn: Connection, src: SourceTables, customer_ids: list[str]) -> SendTimeFlags:
+    """Current flags and granted consents of these customers, for a sender's claim (a few hundred ids).
+
+    One query per 5,000 ids: customers left-joined to all their consent rows, the ids in key order (index
+    pages in order) and the rows as the driver gives them (text and booleans need no processing): this runs
+    for every claim of the send loop. A channel counts as granted only when every consent row for it
+    grants it: a history table mapped by mistake must not turn a withdrawal back into consent.
+    """
+    cu, co = src.customers, src.consents
+    cid = src.col(cu, "customer_id")
+    joined = cu.outerjoin(co, src.col(co, "customer_id") == cid)
+    columns = (cid, src.col(cu, "do_not_contact"), src.col(cu, "fraud_flag"), src.col(co, "channel"),
+               src.col(co, "granted"))  # fmt: skip
+    ids = sorted(customer_ids)
+    flags = SendTimeFlags(set(), set(), set(), set())
+    refused: set[tuple[str, str]] = set()
+    for start in range(0, len(ids), 5000):
+        stmt = select(*columns).select_from(joined).where(cid.in_(ids[start : start + 5000]))
+        for found, dnc, fraud, channel, granted in raw_rows(conn, stmt):
+            customer = str(found)  # as the outbox holds it, should the source key be a number
+            flags.found.add(customer)
+            if dnc:
+                flags.do_not_contact.add(customer)
+            if fraud:
+                flags.fraud_flag.add(customer)
+            if channel is not None:
+                (flags.granted if granted else refused).add((customer, channel))
+    flags.granted.difference_update(refused)
+    return flags
