@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +21,15 @@ from jinja2 import PackageLoader, StrictUndefined, Template, TemplateError, sele
 from jinja2.sandbox import SandboxedEnvironment
 
 from winback.messages.failure_words import what_went_wrong
-from winback.messages.sms_segments import fit_sms
+from winback.messages.safe_text import (
+    DESCRIPTION_MAX_CHARS,
+    NAME_MAX_CHARS,
+    ORDER_REF_MAX_CHARS,
+    header_value,
+    shorten,
+    subject_line,
+)
+from winback.messages.sms_segments import fit_sms, gsm_friendly
 from winback.offers.issue import expiry_day
 
 ENV = SandboxedEnvironment(
@@ -34,6 +43,8 @@ ENV = SandboxedEnvironment(
 TEMPLATES = ("apology", "winback", "resolved", "follow_up")
 NAMES_THE_FAILURE = ("apology", "resolved", "follow_up")
 SMS_OPT_OUT = "Reply STOP to opt out"
+SMS_NAME_MAX_CHARS = 24  # the greeting's name in an SMS: a long one would crowd out the order and the code
+NO_NAME = "there"  # "Hi there," when the warehouse has no usable first name
 
 
 class RenderError(ValueError):
@@ -68,13 +79,19 @@ def safe_locale(locale: str | None) -> str:
 
 @lru_cache(maxsize=4096)
 def offer_words(kind: str, value: float, amount: float, currency: str, locale: str) -> str:
-    """The offer as a customer reads it: '15 % off your next order', '€15.00 store credit', ...
+    """The offer as a complete phrase: '15 % off your next order', '€15.00 store credit', ...
 
+    This phrase is the one owner of the offer's wording, "your next order" included: templates use it as a
+    noun phrase ("Here is {{ offer.words }}: use code ...") and add nothing about what it applies to, or a
+    customer reads "10 % off your next order for your next order".
+
+    A percentage keeps its fraction (12.5 % is not rounded to 12 %), written as the locale writes numbers.
     Cached: a campaign repeats a handful of (kind, value, locale) offers across many customers, and
     babel's formatting costs more than the rest of a message's context.
     """
     if kind == "percent_discount":
-        return f"{format_percent(value / 100, locale=locale)} off your next order"
+        share = Decimal(str(value)) / 100  # via str: 33.3 / 100 in floats is 0.33299999999999996
+        return f"{format_percent(share, locale=locale, decimal_quantization=False)} off your next order"
     if kind == "store_credit":
         return f"{format_currency(value, currency, locale=locale)} store credit"
     if kind == "refund_share":
@@ -87,10 +104,14 @@ def offer_words(kind: str, value: float, amount: float, currency: str, locale: s
 
 
 def build_context(row: dict[str, Any], brand: Brand, unsubscribe_url: str) -> dict[str, Any]:
-    """The template variables for one customer; `row` comes from the campaign's decision + offer join."""
+    """The template variables for one customer; `row` comes from the campaign's decision + offer join.
+
+    Values from the warehouse that copy quotes (name, order id, description) arrive as one line of visible
+    text, capped at a word boundary (`messages.safe_text`): a CR-LF in a name must not reach a subject.
+    """
     locale = safe_locale(row.get("locale"))
     ctx: dict[str, Any] = {
-        "customer": {"first_name": row.get("first_name") or "there", "language": locale.split("_")[0]},
+        "customer": {"first_name": customer_name(row.get("first_name")), "language": locale.split("_")[0]},
         "brand": {"name": brand.name, "postal_address": brand.postal_address},
         "unsubscribe_url": unsubscribe_url,
         "offer": None,
@@ -112,12 +133,19 @@ def build_context(row: dict[str, Any], brand: Brand, unsubscribe_url: str) -> di
     if row.get("failure_category"):
         ctx["failure"] = {
             "what": what_went_wrong(row["failure_category"]),
-            "order_ref": row.get("order_id") or "",
+            "order_ref": header_value(row.get("order_id") or "", ORDER_REF_MAX_CHARS),
             "occurred_on": _date(row.get("occurred_at"), locale),
             "resolved": not bool(row.get("unresolved")),
-            "description": row.get("description") or "",
+            "description": header_value(row.get("description") or "", DESCRIPTION_MAX_CHARS),
         }
     return ctx
+
+
+def customer_name(value: Any) -> str:
+    """A first name as copy quotes it: one line, at most NAME_MAX_CHARS characters, "there" when empty."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return NO_NAME
+    return header_value(value, NAME_MAX_CHARS) or NO_NAME
 
 
 def _date(value: Any, locale: str) -> str:
@@ -152,8 +180,11 @@ def _medium_date(day: dt.date, locale: str) -> str:
 def render(template: str, channel: str, context: dict[str, Any], sms_max_segments: int = 2) -> Rendered:
     """Render `template` for `channel` (email: subject + text + HTML; sms: text with opt-out wording).
 
-    An SMS is kept within `sms_max_segments` (GSM-7 or UCS-2 counted): the body is shortened at a word
-    boundary if it must be, the opt-out wording always ends it.
+    A subject is one line of at most SUBJECT_MAX_CHARS characters, shortened at a word boundary. An SMS
+    greets by a name of at most SMS_NAME_MAX_CHARS, is written in GSM-7 where a plain equivalent exists
+    (babel's no-break spaces would otherwise switch it to UCS-2 and halve its room), and is kept within
+    `sms_max_segments`: the body is shortened at a word boundary if it must be, the opt-out wording always
+    ends it. A template about a failure must name it (its words) in every part a customer reads as the message.
     """
     if template not in TEMPLATES:
         raise RenderError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
@@ -161,16 +192,32 @@ def render(template: str, channel: str, context: dict[str, Any], sms_max_segment
         _require_specific_failure(context)
     try:
         if channel == "sms":
-            body = _render_file(f"{template}/sms.txt.j2", context).strip()
+            body = gsm_friendly(_render_file(f"{template}/sms.txt.j2", _for_sms(context)).strip())
+            _require_failure_named(template, context, body, "sms")
             return Rendered(None, fit_sms(body, SMS_OPT_OUT, sms_max_segments, separator=" "), None)
-        subject = _render_file(f"{template}/subject.txt.j2", context).strip()
+        subject = subject_line(_render_file(f"{template}/subject.txt.j2", context))
         text = _render_file(f"{template}/body.txt.j2", context).strip() + "\n"
         html = _render_file(f"{template}/body.html.j2", context)
     except TemplateError as exc:
         raise RenderError(f"template {template!r} ({channel}): {exc}") from exc
-    if template in NAMES_THE_FAILURE and context["failure"]["what"] not in text:
-        raise GenericApologyError(f"template {template!r} rendered an apology that does not name the failure")
+    _require_failure_named(template, context, text, "email")
     return Rendered(subject, text, html)
+
+
+def _for_sms(context: dict[str, Any]) -> dict[str, Any]:
+    """The context with the greeting's name shortened for an SMS (the same context when it is short)."""
+    customer = context.get("customer")
+    name = customer.get("first_name") if isinstance(customer, dict) else None
+    if not isinstance(name, str) or len(name) <= SMS_NAME_MAX_CHARS:
+        return context
+    return {**context, "customer": {**customer, "first_name": shorten(name, SMS_NAME_MAX_CHARS, "...")}}
+
+
+def _require_failure_named(template: str, context: dict[str, Any], text: str, channel: str) -> None:
+    if template in NAMES_THE_FAILURE and context["failure"]["what"] not in text:
+        raise GenericApologyError(
+            f"template {template!r} ({channel}) rendered an apology that does not name the failure"
+        )
 
 
 @lru_cache(maxsize=64)

@@ -35,6 +35,36 @@ class SmsSize:
     segments: int
 
 
+# Characters with a plain GSM-7 equivalent that reads the same (what Twilio's "Smart Encoding" replaces): babel
+# writes "10 %" and "15,00 €" with no-break spaces, and one of them would switch a whole SMS to UCS-2.
+_GSM_EQUIVALENTS = str.maketrans(
+    {
+        "\u00a0": " ",  # no-break space
+        "\u202f": " ",  # narrow no-break space (fr_FR amounts)
+        "\u2007": " ",  # figure space
+        "\u2009": " ",  # thin space
+        "\u200a": " ",  # hair space
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2026": "...",
+    }
+)
+
+
+def gsm_friendly(text: str) -> str:
+    """`text` with spaces, quotes, dashes and the ellipsis replaced by their plain GSM-7 look-alikes.
+
+    Letters are left alone: a name written with a letter GSM-7 lacks keeps it, and its SMS is sent as UCS-2.
+    """
+    return text.translate(_GSM_EQUIVALENTS)
+
+
 def encoding_of(text: str) -> Encoding:
     return "GSM-7" if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text) else "UCS-2"
 
