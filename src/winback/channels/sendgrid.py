@@ -27,12 +27,20 @@ from sendgrid import SendGridAPIClient
 from winback.channels.errors import WinbackProviderError, map_provider_errors
 from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
 from winback.messages.redact import mask_email
+from winback.messages.safe_text import (
+    CUSTOM_ARG_MAX_CHARS,
+    SENDER_NAME_MAX_CHARS,
+    header_value,
+    one_line,
+    subject_line,
+)
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "sendgrid"
 DEFAULT_API_HOST = "https://api.sendgrid.com"
 MAX_CATEGORIES = 10
+MAX_CATEGORY_CHARS = 255  # the API's limit for one category
 
 
 @dataclass(frozen=True)
@@ -123,10 +131,15 @@ def build_mail_body(message: OutgoingMessage, settings: SendGridSettings) -> dic
     Built as a plain dict rather than with `sendgrid.helpers.mail.Mail`: the helper reverses the order of
     categories and headers and raises KeyError on an address it cannot parse, while a bad address should
     come back from the API as a refusal (Failed), not crash the send loop.
+
+    Every value SendGrid turns into a header (subject, sender name, custom args, categories, the
+    List-Unsubscribe targets) is one line without control characters (`messages.safe_text`), whoever built
+    the message: a CR-LF in a customer's name must not become a "Bcc:" header.
     """
-    sender: dict[str, str] = {"email": settings.from_email}
-    if settings.from_name:
-        sender["name"] = settings.from_name
+    sender: dict[str, str] = {"email": one_line(settings.from_email)}
+    from_name = header_value(settings.from_name, SENDER_NAME_MAX_CHARS)
+    if from_name:
+        sender["name"] = from_name
     personalization: dict[str, Any] = {"to": [{"email": message.to}]}
     custom_args = tracking_args(message)
     if custom_args:
@@ -135,8 +148,9 @@ def build_mail_body(message: OutgoingMessage, settings: SendGridSettings) -> dic
     if message.html:
         content.append({"type": "text/html", "value": with_postal_address_html(message.html, settings.postal_address)})
     body: dict[str, Any] = {"personalizations": [personalization], "from": sender}
-    if message.subject:
-        body["subject"] = message.subject
+    subject = subject_line(message.subject)
+    if subject:
+        body["subject"] = subject
     body["content"] = content
     categories = limited_categories(message.categories)
     if categories:
@@ -147,17 +161,19 @@ def build_mail_body(message: OutgoingMessage, settings: SendGridSettings) -> dic
 
 
 def tracking_args(message: OutgoingMessage) -> dict[str, str]:
-    """Custom args SendGrid echoes in webhook events; strings only, empty ids left out."""
+    """Custom args SendGrid echoes in webhook events; strings only, one line, empty ids left out."""
     args = {
         "winback_message_id": message.message_id,
         "campaign_id": message.campaign_id,
         "customer_id": message.customer_id,
     }
-    return {k: str(v) for k, v in args.items() if v}
+    safe = {k: header_value(v, CUSTOM_ARG_MAX_CHARS) for k, v in args.items() if v}
+    return {k: v for k, v in safe.items() if v}
 
 
 def list_unsubscribe_headers(unsubscribe_url: str, mailto: str | None = None) -> dict[str, str]:
     """RFC 2369 List-Unsubscribe, plus RFC 8058 one-click (which requires an https URL)."""
+    unsubscribe_url, mailto = one_line(unsubscribe_url), one_line(mailto) or None
     targets = [f"<{unsubscribe_url}>"]
     if mailto:
         targets.append(f"<{mailto if mailto.startswith('mailto:') else 'mailto:' + mailto}>")
@@ -169,7 +185,7 @@ def list_unsubscribe_headers(unsubscribe_url: str, mailto: str | None = None) ->
 
 def limited_categories(categories: tuple[str, ...]) -> list[str]:
     """Distinct, non-empty, first 10: the API rejects the whole send beyond that."""
-    distinct = list(dict.fromkeys(c for c in categories if c))
+    distinct = list(dict.fromkeys(c for c in (header_value(c, MAX_CATEGORY_CHARS) for c in categories) if c))
     if len(distinct) > MAX_CATEGORIES:
         log.warning("dropping %d categories beyond SendGrid's limit of 10", len(distinct) - MAX_CATEGORIES)
     return distinct[:MAX_CATEGORIES]

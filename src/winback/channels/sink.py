@@ -16,6 +16,7 @@ from pathlib import Path
 
 from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
 from winback.messages.redact import mask_email, mask_phone
+from winback.messages.safe_text import CUSTOM_ARG_MAX_CHARS, header_value, sms_body, subject_line
 
 DEFAULT_PATH = "outbox_sink.jsonl"
 
@@ -36,9 +37,9 @@ class SinkChannel:
             "message_id": message.message_id,
             "channel": message.channel,
             "to": mask_email(message.to) if message.channel == "email" else mask_phone(message.to),
-            "subject": message.subject,
-            "text": message.text,
-            "campaign_id": message.campaign_id,
+            "subject": subject_line(message.subject) if message.subject is not None else None,
+            "text": sms_body(message.text) if message.channel == "sms" else message.text,
+            "campaign_id": header_value(message.campaign_id, CUSTOM_ARG_MAX_CHARS),
         }
         line = json.dumps(record) + "\n"
         with self._lock:

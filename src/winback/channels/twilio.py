@@ -6,7 +6,8 @@ Two things the SDK does not do for us, both in `RedirectingTwilioHttpClient`:
 - keep each thread's last response headers, because `TwilioRestException` drops them and a 429/503's
   Retry-After is the only hint of when to try again.
 
-The body is sent as rendered: segment budgeting and the opt-out wording belong to the renderer
+The body is sent as rendered, less control characters (`messages.safe_text.sms_body`): segment budgeting,
+the length within Twilio's 1600 characters and the opt-out wording belong to the renderer
 (`messages.sms_segments.fit_sms`). Error 21610 (the recipient replied STOP) comes back as
 `Failed(reason="recipient opted out")` so the caller can suppress the number.
 
@@ -32,6 +33,7 @@ from winback.channels.errors import WinbackProviderError, map_provider_errors
 from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
 from winback.channels.webhooks import CALLBACK_ID_PARAM
 from winback.messages.redact import mask_phone
+from winback.messages.safe_text import one_line, sms_body
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ class TwilioChannel:
     def send(self, message: OutgoingMessage) -> SendOutcome:
         if message.channel != "sms":
             raise ValueError(f"TwilioChannel cannot send a {message.channel!r} message")
-        params: dict[str, str] = {"to": message.to, "body": message.text}
+        params: dict[str, str] = {"to": one_line(message.to), "body": sms_body(message.text)}
         if self._settings.messaging_service_sid:
             params["messaging_service_sid"] = self._settings.messaging_service_sid
         elif self._settings.from_number:

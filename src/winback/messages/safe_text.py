@@ -95,3 +95,13 @@ def header_value(value: object, max_chars: int) -> str:
 def subject_line(value: object) -> str:
     """An email subject: one line of at most SUBJECT_MAX_CHARS characters."""
     return header_value(value, SUBJECT_MAX_CHARS)
+
+
+def sms_body(text: str) -> str:
+    """An SMS body as a provider gets it: line breaks kept, every other control character removed.
+
+    Not shortened here: the renderer keeps an SMS within its segment budget (far under SMS_MAX_CHARS) with
+    the opt-out wording last; cutting a longer body built elsewhere would cut that wording off, so Twilio's
+    refusal (21617, a Failed send that names the limit) is the better outcome.
+    """
+    return without_controls(text).strip()
