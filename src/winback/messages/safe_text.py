@@ -40,6 +40,8 @@ def one_line(value: object) -> str:
     Runs of spaces left behind collapse to one; no-break spaces (as babel writes amounts) are kept.
     """
     text = "" if value is None else str(value)
+    if text.isprintable() and "  " not in text:  # the usual name or id: nothing to remove (a fast path)
+        return text.strip()
     text = _INVISIBLE_RE.sub("", text)
     text = _UNSAFE_ONE_LINE.sub(" ", text)
     return _SPACES.sub(" ", text).strip()
