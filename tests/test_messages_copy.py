@@ -165,3 +165,27 @@ def test_every_failure_is_named_in_every_channel(category: str, template: str, c
         if part != "subject":
             assert WHAT_WENT_WRONG[category] in html.unescape(text), f"{part}: {text!r}"
         assert repeated_phrases(text) == [], f"{part} repeats itself: {text!r}"
+
+
+# the default policy's pairs of failure and offer (offers/default_policy.yaml)
+POLICY_PAIRS = [
+    ("late_delivery", "free_shipping"),
+    ("damaged_item", "store_credit"),
+    ("billing_error", "refund_share"),
+    ("outage", "free_service"),
+    ("rude_staff", "percent_discount"),
+]
+
+
+@pytest.mark.parametrize("name", ["Raphaël", "Anaïs", "李小龍"])  # letters GSM-7 lacks: the SMS is UCS-2
+@pytest.mark.parametrize(("category", "kind"), POLICY_PAIRS, ids=[f"{c}-{k}" for c, k in POLICY_PAIRS])
+@pytest.mark.parametrize("template", ["apology", "resolved", "winback"])
+def test_a_ucs2_sms_keeps_the_offer_and_its_code(name: str, category: str, kind: str, template: str) -> None:
+    """(Was a bug: two UCS-2 parts hold 134 characters, and "Please take free…" reached the customer, no code.)"""
+    row = _row(kind, "fr_FR", template) | {"first_name": name}
+    if template in NAMES_THE_FAILURE:
+        row["failure_category"] = category
+    sms = render(template, "sms", build_context(row, Brand(), "https://w.example/u/t")).text
+    assert CODE in sms and _spaced(format_date(LAST_DAY, format="medium", locale="fr_FR")) in sms, sms
+    assert name in sms and sms.endswith(SMS_OPT_OUT)
+    assert count_segments(sms) <= 3

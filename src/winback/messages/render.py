@@ -29,7 +29,7 @@ from winback.messages.safe_text import (
     shorten,
     subject_line,
 )
-from winback.messages.sms_segments import fit_sms, gsm_friendly
+from winback.messages.sms_segments import encoding_of, fit_sms, gsm_friendly
 from winback.offers.issue import expiry_day
 
 ENV = SandboxedEnvironment(
@@ -44,6 +44,9 @@ TEMPLATES = ("apology", "winback", "resolved", "follow_up")
 NAMES_THE_FAILURE = ("apology", "resolved", "follow_up")
 SMS_OPT_OUT = "Reply STOP to opt out"
 SMS_NAME_MAX_CHARS = 24  # the greeting's name in an SMS: a long one would crowd out the order and the code
+# A UCS-2 SMS (a name with a letter GSM-7 lacks: Raphaël, Anaïs, 李) holds 67 characters a part, not 153: one
+# more part keeps an apology's offer and code, which two parts would cut ("Please take free…").
+UCS2_EXTRA_SEGMENTS = 1
 NO_NAME = "there"  # "Hi there," when the warehouse has no usable first name
 
 
@@ -183,8 +186,9 @@ def render(template: str, channel: str, context: dict[str, Any], sms_max_segment
     A subject is one line of at most SUBJECT_MAX_CHARS characters, shortened at a word boundary. An SMS
     greets by a name of at most SMS_NAME_MAX_CHARS, is written in GSM-7 where a plain equivalent exists
     (babel's no-break spaces would otherwise switch it to UCS-2 and halve its room), and is kept within
-    `sms_max_segments`: the body is shortened at a word boundary if it must be, the opt-out wording always
-    ends it. A template about a failure must name it (its words) in every part a customer reads as the message.
+    `sms_max_segments` (plus UCS2_EXTRA_SEGMENTS when it must be UCS-2): the body is shortened at a word
+    boundary if it must be, the opt-out wording always ends it. A template about a failure must name it
+    (its words) in the text a customer reads: the email's text part, the SMS.
     """
     if template not in TEMPLATES:
         raise RenderError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
@@ -194,7 +198,8 @@ def render(template: str, channel: str, context: dict[str, Any], sms_max_segment
         if channel == "sms":
             body = gsm_friendly(_render_file(f"{template}/sms.txt.j2", _for_sms(context)).strip())
             _require_failure_named(template, context, body, "sms")
-            return Rendered(None, fit_sms(body, SMS_OPT_OUT, sms_max_segments, separator=" "), None)
+            segments = sms_max_segments + (UCS2_EXTRA_SEGMENTS if encoding_of(body) == "UCS-2" else 0)
+            return Rendered(None, fit_sms(body, SMS_OPT_OUT, segments, separator=" "), None)
         subject = subject_line(_render_file(f"{template}/subject.txt.j2", context))
         text = _render_file(f"{template}/body.txt.j2", context).strip() + "\n"
         html = _render_file(f"{template}/body.html.j2", context)
