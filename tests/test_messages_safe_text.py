@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from winback.messages.render import SMS_NAME_MAX_CHARS, Brand, build_context, offer_words, render
@@ -161,3 +162,9 @@ def test_subject_is_capped_at_a_word_boundary_even_when_the_template_makes_it_lo
 def test_a_percentage_keeps_its_fraction(value: float, expected: str) -> None:
     """(Was a bug: 12.5 % was printed as 12 % and 0.5 % as 0 %.)"""
     assert offer_words("percent_discount", value, 0.0, "EUR", "en_GB") == expected
+
+
+@pytest.mark.parametrize("missing", [None, float("nan"), pd.NaT], ids=["none", "nan", "nat"])
+def test_a_missing_order_id_or_description_is_empty_not_nan(missing: Any) -> None:
+    failure = _ctx(order_id=missing, description=missing)["failure"]
+    assert failure["order_ref"] == "" and failure["description"] == ""

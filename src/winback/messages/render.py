@@ -136,19 +136,24 @@ def build_context(row: dict[str, Any], brand: Brand, unsubscribe_url: str) -> di
     if row.get("failure_category"):
         ctx["failure"] = {
             "what": what_went_wrong(row["failure_category"]),
-            "order_ref": header_value(row.get("order_id") or "", ORDER_REF_MAX_CHARS),
+            "order_ref": header_value(_present(row.get("order_id")), ORDER_REF_MAX_CHARS),
             "occurred_on": _date(row.get("occurred_at"), locale),
             "resolved": not bool(row.get("unresolved")),
-            "description": header_value(row.get("description") or "", DESCRIPTION_MAX_CHARS),
+            "description": header_value(_present(row.get("description")), DESCRIPTION_MAX_CHARS),
         }
     return ctx
 
 
 def customer_name(value: Any) -> str:
     """A first name as copy quotes it: one line, at most NAME_MAX_CHARS characters, "there" when empty."""
+    return header_value(_present(value), NAME_MAX_CHARS) or NO_NAME
+
+
+def _present(value: Any) -> Any:
+    """`value`, or "" when it is missing (None, NaN, NaT): a missing field must not print as "nan"."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return NO_NAME
-    return header_value(value, NAME_MAX_CHARS) or NO_NAME
+        return ""
+    return value
 
 
 def _date(value: Any, locale: str) -> str:
