@@ -97,6 +97,7 @@ def _row(kind: str, locale: str, template: str) -> dict[str, Any]:
             "order_id": ORDER,
             "occurred_at": dt.datetime(2026, 10, 20, 14, 30, tzinfo=dt.UTC),
             "unresolved": template == "apology",
+            "description": "Parcel arrived 2 days late",
         }
     return row
 
@@ -138,6 +139,8 @@ def test_copy_reads_right(kind: str, channel: str, locale: str, template: str) -
     for part, text in parts.items():
         assert repeated_phrases(text) == [], f"{part} repeats itself: {text!r}"
         readable = _spaced(html.unescape(text))
+        words_only = re.sub(r"<[^>]+>", " ", readable)
+        assert not re.search(r"[.!?)](?=[A-Z])", words_only), f"{part} runs two sentences together: {words_only!r}"
         if part == "subject":
             if template in NAMES_THE_FAILURE:
                 assert ORDER in readable, f"the subject does not name the order: {readable!r}"
