@@ -10,7 +10,7 @@ GROUP = 4
 
 
 def new_code(groups: int = 3, prefix: str = "WB") -> str:
-    """A code like WB-7KQX-M3TA-RVF9: 60 bits of entropy with the default three groups."""
+    """A code like WB-7KQX-M3TA-RVF9: about 56 bits of entropy with the default three groups (12 letters of 25)."""
     parts = ["".join(secrets.choice(ALPHABET) for _ in range(GROUP)) for _ in range(groups)]
     return "-".join([prefix, *parts])
 
