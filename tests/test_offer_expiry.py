@@ -13,8 +13,6 @@ from sqlalchemy import Engine, insert, select
 from winback.messages.render import Brand, build_context
 from winback.offers.exchange import RedemptionImportError, import_redemptions
 from winback.offers.issue import (
-    day_end,
-    expiry_day,
     expiry_for,
     extend_expiry,
     issue_offers,
@@ -22,7 +20,7 @@ from winback.offers.issue import (
     offers_for_run,
 )
 from winback.warehouse.models import Campaign, CampaignRun, Offer
-from winback.warehouse.timeutil import utc
+from winback.warehouse.timeutil import day_end, expiry_day, utc
 
 EVENING_RUN = dt.datetime(2026, 11, 2, 20, 30, tzinfo=dt.UTC)
 END_OF_2_DEC = dt.datetime(2026, 12, 3, 11, 59, 59, 999999, tzinfo=dt.UTC)  # midnight in UTC-12

@@ -21,7 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from winback.messages.failure_words import what_went_wrong
 from winback.messages.sms_segments import fit_sms
-from winback.offers.issue import expiry_day
+from winback.warehouse.timeutil import expiry_day
 
 ENV = SandboxedEnvironment(
     loader=PackageLoader("winback.messages", "templates"),

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from winback.config import CampaignConfig
-from winback.offers.policy import CompensationPolicy
+from winback.offers.policy import load_policy
 from winback.reports.html import ReportData, window_status
 from winback.reports.retention import retention_curve
 from winback.reports.stats import lift_table
@@ -262,7 +262,7 @@ def build_report(
     window = tracked_window(conn, run_id)
     campaign_id = conn.execute(select(CampaignRun.campaign_id).where(CampaignRun.id == run_id)).scalar_one()
     econ = config.economics
-    policy = CompensationPolicy.from_yaml(config.policy_file) if config.policy_file else CompensationPolicy.default()
+    policy = load_policy(config.policy_file)
     frame = measured_customers(conn, run_id, dict(econ.contact_cost), econ.margin, policy.shipping_cost, src=src)
     overall = lift_table(frame, None)
     breakdowns = {name: lift_table(frame, [name]) for name in BREAKDOWNS if frame[name].nunique() > 0}
