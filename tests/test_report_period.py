@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Engine, insert
 from winback.config import CampaignConfig
 from winback.flows.report import assemble
 from winback.reports.build import TrackedWindow, build_report, choose_report_run, headline_markdown
-from winback.reports.html import fmt_days, render_html_report
+from winback.reports.formatting import fmt_days
+from winback.reports.html import render_html_report
 from winback.warehouse.models import Campaign, CampaignRun, Decision, Offer, Return, SourceBase
 from winback.warehouse.returns import measured_customers
 from winback.warehouse.source import SourceMapping, SourceTables
