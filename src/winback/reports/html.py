@@ -46,6 +46,7 @@ import pandas as pd
 from winback.reports.charts import retention_chart, return_rate_chart
 from winback.reports.formatting import fmt_days, fmt_int, fmt_pct, fmt_pp, fmt_range, is_missing, money_formatter, slug
 from winback.reports.table_views import delivery_view, lift_table_view, root_cause_view
+from winback.warehouse.returns import window_closed
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -95,7 +96,9 @@ def window_status(report: ReportData) -> str | None:
     must see before any number.
     None once the window has been observed in full, or when the report does not say (hand-built data).
     """
-    if report.window_days is None or report.observed_days is None or report.observed_days >= report.window_days:
+    if report.window_days is None or report.observed_days is None:
+        return None
+    if window_closed(0.0, report.window_days, report.observed_days):  # observed_days counts from as_of
         return None
     return (
         f"Window open: {fmt_days(report.observed_days)} of {report.window_days} days observed. Return rates, "
