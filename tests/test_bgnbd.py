@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,9 +21,7 @@ from winback.segments.bgnbd import (
     p_alive,
     simulate_bgnbd,
 )
-from winback.segments.rfm import rfm_summary
 
-CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 # Fader, Hardie & Lee (2005), "Counting your customers the easy way", CDNOW sample, 39-week
 # calibration: r, alpha, a, b and the maximised log-likelihood.
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -37,19 +33,7 @@ def _fit(r: float, alpha: float, a: float, b: float) -> BgNbdFit:
     return BgNbdFit(r, alpha, a, b, log_likelihood=0.0, n_customers=0, converged=True, iterations=0)
 
 
-@pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    # Repeat purchases counted on distinct days, recency and T in weeks: the paper's data.
-    return rfm_summary(
-        pd.read_csv(CDNOW),
-        "customer_id",
-        "date",
-        observation_period_end="1997-09-30",
-        freq="D",
-        time_unit="W",
-    )
-
-
+# `cdnow` (conftest): repeat purchases counted on distinct days, recency and T in weeks: the paper's data.
 @pytest.fixture(scope="module")
 def cdnow_fit(cdnow: pd.DataFrame) -> BgNbdFit:
     return fit_bgnbd(cdnow["frequency"], cdnow["recency"], cdnow["T"])

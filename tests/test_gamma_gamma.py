@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,9 +18,7 @@ from winback.segments.gamma_gamma import (
     margin_clv,
     simulate_gamma_gamma,
 )
-from winback.segments.rfm import rfm_summary
 
-CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 # Fader, Hardie & Lee (2005), "RFM and CLV", and Fader & Hardie's Gamma-Gamma note: the 946
 # CDNOW-sample customers with repeat purchases in the 39-week calibration period.
 PUBLISHED = {"p": 6.25, "q": 3.74, "v": 15.44}
@@ -31,19 +27,6 @@ BGNBD = BgNbdFit(0.243, 4.414, 0.793, 2.426, log_likelihood=0.0, n_customers=0, 
 
 def _gg(p: float, q: float, v: float) -> GammaGammaFit:
     return GammaGammaFit(p, q, v, log_likelihood=0.0, n_customers=0, converged=True)
-
-
-@pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    return rfm_summary(
-        pd.read_csv(CDNOW),
-        "customer_id",
-        "date",
-        "amount",
-        observation_period_end="1997-09-30",
-        freq="D",
-        time_unit="W",
-    )
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from conftest import AS_OF
+from conftest import AS_OF, insert_run
 from sqlalchemy import Engine, insert
 
 from winback.warehouse.latest import latest_decision, latest_message
-from winback.warehouse.models import Campaign, CampaignRun, Decision, OutboxMessage
+from winback.warehouse.models import Decision, OutboxMessage
 
 DAY = dt.timedelta(days=1)
-
-
-def _run(conn, campaign: str, as_of: dt.datetime) -> int:  # type: ignore[no-untyped-def]
-    values = {"campaign_id": campaign, "as_of": as_of, "journey_key": "", "status": "decided", "started_at": as_of}
-    return conn.execute(insert(CampaignRun).values(**values).returning(CampaignRun.id)).scalar_one()
 
 
 def _decision(conn, run_id: int, customer: str, reason: str) -> None:  # type: ignore[no-untyped-def]
@@ -37,10 +32,8 @@ def _message(conn, run_id: int, oid: str, customer: str, step: str, created: dt.
 
 def test_the_latest_decision_is_from_the_run_with_the_latest_as_of(engine: Engine) -> None:
     with engine.begin() as conn:
-        for campaign in ("spring", "autumn"):
-            conn.execute(insert(Campaign).values(id=campaign, kind="winback", config={}, created_at=AS_OF))
-        later = _run(conn, "autumn", AS_OF)  # created first, decides later
-        earlier = _run(conn, "spring", AS_OF - 30 * DAY)
+        later = insert_run(conn, "autumn", AS_OF)  # created first, decides later
+        earlier = insert_run(conn, "spring", AS_OF - 30 * DAY)
         _decision(conn, later, "C1", "newest")
         _decision(conn, earlier, "C1", "older")
         _decision(conn, earlier, "C2", "someone else")
@@ -53,8 +46,7 @@ def test_the_latest_decision_is_from_the_run_with_the_latest_as_of(engine: Engin
 
 def test_the_latest_message_is_the_newest_created_and_ties_go_to_the_larger_id(engine: Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(insert(Campaign).values(id="spring", kind="winback", config={}, created_at=AS_OF))
-        run = _run(conn, "spring", AS_OF)
+        run = insert_run(conn, "spring", AS_OF)
         _message(conn, run, "m-b", "C1", "apology", AS_OF + DAY)
         _message(conn, run, "m-a", "C1", "resolved", AS_OF + 2 * DAY)
         _message(conn, run, "m-z", "C2", "apology", AS_OF + 3 * DAY)
