@@ -14,9 +14,9 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -168,6 +168,22 @@ def cdnow(cdnow_transactions: pd.DataFrame) -> pd.DataFrame:
         freq="D",
         time_unit="W",
     )
+
+
+def assert_gradient_matches(
+    log_likelihood: Callable[..., float], gradient: Callable[..., Any], params: tuple[float, ...], *data: Any
+) -> None:
+    """A model's analytic log-likelihood gradient agrees with finite differences at `params` on `data`.
+
+    Forward differences of a sum of ~1e5-sized terms carry ~1e-3 of rounding noise; a wrong or missing term
+    shows up as an error of the order of the terms (tens to thousands).
+    """
+    import numpy as np
+    from scipy.optimize import check_grad
+
+    theta = np.array(params)
+    error = check_grad(lambda t: log_likelihood(t, *data), lambda t: gradient(t, *data), theta)
+    assert error < 0.02 + 1e-6 * np.linalg.norm(gradient(theta, *data))
 
 
 @pytest.fixture(scope="session")

@@ -20,20 +20,10 @@ def _latest(
 
 
 def latest_decision(conn: Connection, customer_id: str) -> RowMapping | None:
-    """The newest decision about a customer, with its run's `campaign_id` and `as_of`.
+    """The newest decision about a customer: every wb_decisions column plus its run's `campaign_id` and `as_of`.
 
-    Parameters
-    ----------
-    conn
-        A connection to winback's database.
-    customer_id
-        The customer asked about.
-
-    Returns
-    -------
-    RowMapping or None
-        Every wb_decisions column plus `campaign_id` and `as_of`, from the run with the latest as-of (the
-        last decided within it on a tie); None when no run decided about the customer.
+    Newest is the run with the latest as-of (the last decided within it on a tie); None when no run
+    decided about the customer.
     """
     stmt = select(Decision.__table__, CampaignRun.campaign_id, CampaignRun.as_of).join(
         CampaignRun, CampaignRun.id == Decision.run_id
@@ -42,20 +32,7 @@ def latest_decision(conn: Connection, customer_id: str) -> RowMapping | None:
 
 
 def latest_message(conn: Connection, customer_id: str) -> RowMapping | None:
-    """The newest outbox row for a customer (any channel, any status).
-
-    Parameters
-    ----------
-    conn
-        A connection to winback's database.
-    customer_id
-        The customer asked about.
-
-    Returns
-    -------
-    RowMapping or None
-        Every wb_outbox column of the most recently created message; None when nothing was ever queued.
-    """
+    """The customer's most recently created outbox row (any channel, any status); None when none was queued."""
     stmt = select(OutboxMessage.__table__)
     newest = (OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
     return _latest(conn, stmt, OutboxMessage.customer_id, customer_id, *newest)
