@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/email_check.py [--addresses 200000] [--seed 7]
 
-Addresses are shaped like warehouse/demo_data.py `_emails`: first.last.<n>@example.com, ≈3 % missing and
+Addresses are shaped like app/demo_data/contacts.py `_emails`: first.last.<n>@example.com, ≈3 % missing and
 ≈1 % broken (no '@', a space, or no TLD). Both paths must give identical answers. Last line:
 old_us=… new_us=… per address
 """

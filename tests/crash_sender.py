@@ -28,9 +28,9 @@ import sqlalchemy.dialects.sqlite.pysqlite
 import twilio.rest.api.v2010.account.message  # noqa: F401
 from sqlalchemy import Engine
 
-from winback.channels.registry import configured_channels
 from winback.channels.sink import SinkChannel
 from winback.delivery.dispatch import Channel, SendLimits, send_due
+from winback.delivery.registry import configured_channels
 from winback.warehouse import outbox
 from winback.warehouse.db import make_engine
 

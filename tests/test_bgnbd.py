@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import check_grad
+from conftest import assert_gradient_matches
 from scipy.special import beta as beta_fn
 from scipy.special import gamma as gamma_fn
 from scipy.special import hyp2f1
@@ -23,9 +21,7 @@ from winback.segments.bgnbd import (
     p_alive,
     simulate_bgnbd,
 )
-from winback.segments.rfm import rfm_summary
 
-CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 # Fader, Hardie & Lee (2005), "Counting your customers the easy way", CDNOW sample, 39-week
 # calibration: r, alpha, a, b and the maximised log-likelihood.
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -37,19 +33,7 @@ def _fit(r: float, alpha: float, a: float, b: float) -> BgNbdFit:
     return BgNbdFit(r, alpha, a, b, log_likelihood=0.0, n_customers=0, converged=True, iterations=0)
 
 
-@pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    # Repeat purchases counted on distinct days, recency and T in weeks: the paper's data.
-    return rfm_summary(
-        pd.read_csv(CDNOW),
-        "customer_id",
-        "date",
-        observation_period_end="1997-09-30",
-        freq="D",
-        time_unit="W",
-    )
-
-
+# `cdnow` (conftest): repeat purchases counted on distinct days, recency and T in weeks: the paper's data.
 @pytest.fixture(scope="module")
 def cdnow_fit(cdnow: pd.DataFrame) -> BgNbdFit:
     return fit_bgnbd(cdnow["frequency"], cdnow["recency"], cdnow["T"])
@@ -119,12 +103,7 @@ def test_log_likelihood_equals_the_paper_formula_term_by_term() -> None:
 )
 def test_gradient_matches_finite_differences(cdnow: pd.DataFrame, params: tuple[float, ...]) -> None:
     args = (cdnow["frequency"].to_numpy(), cdnow["recency"].to_numpy(), cdnow["T"].to_numpy())
-    theta = np.array(params)
-    gradient = log_likelihood_gradient(theta, *args)
-    error = check_grad(lambda p: log_likelihood(p, *args), lambda p: log_likelihood_gradient(p, *args), theta)
-    # Forward differences of a sum of ~1e5-sized terms carry ~1e-3 of rounding noise; a wrong or
-    # missing term shows up as an error of the order of the terms (tens to thousands).
-    assert error < 0.02 + 1e-6 * np.linalg.norm(gradient)
+    assert_gradient_matches(log_likelihood, log_likelihood_gradient, params, *args)
 
 
 # --------------------------------------------------------------------------- recovery

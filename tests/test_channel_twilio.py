@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import insert_run
 from sqlalchemy import Engine, insert, select
 from standins import TWILIO_SPEC, compiled_validator, pointer, require_specs, twilio_api
 from standins.server import unused_local_url
@@ -36,7 +37,7 @@ from winback.channels.twilio import (
     status_callback_url,
 )
 from winback.messages.redact import mask_phone
-from winback.warehouse.models import Campaign, CampaignRun, OutboxMessage
+from winback.warehouse.models import OutboxMessage
 
 twilio_standin = twilio_api.twilio_standin
 
@@ -154,12 +155,7 @@ def test_a_callback_settles_an_unknown_row_through_the_id_in_its_url(
 
 def add_unknown_sms_row(conn: Any, message_id: str, at: dt.datetime) -> None:
     """An SMS outbox row whose send crashed before the response was recorded: status unknown, no provider id."""
-    conn.execute(insert(Campaign).values(id="camp-42", kind="winback", config={}, created_at=at))
-    run_id = conn.execute(
-        insert(CampaignRun)
-        .values(campaign_id="camp-42", as_of=at, journey_key="", status="sent", started_at=at, stats={})
-        .returning(CampaignRun.id)
-    ).scalar_one()
+    run_id = insert_run(conn, "camp-42", at)
     conn.execute(
         insert(OutboxMessage).values(
             id=message_id, run_id=run_id, customer_id="c-1", step="winback", channel="sms", template="winback",

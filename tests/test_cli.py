@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, CDNOW
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from winback.app.cli import app
 
-CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 runner = CliRunner()
 
 

@@ -84,6 +84,7 @@ def test_postgres_urls_as_hosting_providers_give_them_are_accepted() -> None:
 
 
 def test_a_policy_file_is_read_beside_the_campaign_file_and_checked_at_once(tmp_path: Path) -> None:
+    from winback.app.campaign_file import load_campaign
     from winback.config import CampaignConfig
 
     folder = tmp_path / "campaigns"
@@ -92,9 +93,10 @@ def test_a_policy_file_is_read_beside_the_campaign_file_and_checked_at_once(tmp_
     (folder / "policy.yaml").write_text(policy)
     (folder / "weekly.yaml").write_text("campaign_id: weekly\npolicy_file: policy.yaml\n")
     assert CampaignConfig.from_yaml(folder / "weekly.yaml").policy_file == str(folder / "policy.yaml")
+    assert load_campaign(folder / "weekly.yaml").policy_file == str(folder / "policy.yaml")
     (folder / "policy.yaml").write_text("rules: 3\n")
     with pytest.raises(ValueError, match=r"weekly.yaml: policy_file: .*policy.yaml"):
-        CampaignConfig.from_yaml(folder / "weekly.yaml")
+        load_campaign(folder / "weekly.yaml")
 
 
 def test_a_redemptions_file_saved_by_excel_with_a_bom_is_read(tmp_path: Path) -> None:

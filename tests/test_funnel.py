@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, insert_run
 from sqlalchemy import Engine, insert
 
 from winback.messages.render import TEMPLATES, render
 from winback.reports.build import delivery_funnel
-from winback.warehouse.models import Campaign, CampaignRun, MessageEvent, OutboxMessage
+from winback.warehouse.models import MessageEvent, OutboxMessage
 
 UNSUB = "https://example.test/unsubscribe/tok"
 
@@ -18,12 +18,7 @@ UNSUB = "https://example.test/unsubscribe/tok"
 def _funnel(engine: Engine, channel: str, events: dict[str, list[tuple[str, dict[str, Any]]]]) -> dict[str, int]:
     """One run whose messages (all `sent`) got `events` (outbox id -> [(event type, payload)]); its funnel row."""
     with engine.begin() as conn:
-        conn.execute(insert(Campaign).values(id="c", kind="winback", config={}, created_at=AS_OF))
-        run = conn.execute(
-            insert(CampaignRun)
-            .values(campaign_id="c", as_of=AS_OF, journey_key="", status="sent", started_at=AS_OF, stats={})
-            .returning(CampaignRun.id)
-        ).scalar_one()
+        run = insert_run(conn)
         for mid in events:
             conn.execute(insert(OutboxMessage).values(
                 id=mid, run_id=run, customer_id=f"C-{mid}", step="winback", channel=channel, template="winback",

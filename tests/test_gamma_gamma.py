@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import check_grad
+from conftest import assert_gradient_matches
 from scipy.special import gamma as gamma_fn
 
 from winback.segments.bgnbd import BgNbdFit, discounted_expected_purchases, expected_purchases, simulate_bgnbd
@@ -20,9 +18,7 @@ from winback.segments.gamma_gamma import (
     margin_clv,
     simulate_gamma_gamma,
 )
-from winback.segments.rfm import rfm_summary
 
-CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 # Fader, Hardie & Lee (2005), "RFM and CLV", and Fader & Hardie's Gamma-Gamma note: the 946
 # CDNOW-sample customers with repeat purchases in the 39-week calibration period.
 PUBLISHED = {"p": 6.25, "q": 3.74, "v": 15.44}
@@ -31,19 +27,6 @@ BGNBD = BgNbdFit(0.243, 4.414, 0.793, 2.426, log_likelihood=0.0, n_customers=0, 
 
 def _gg(p: float, q: float, v: float) -> GammaGammaFit:
     return GammaGammaFit(p, q, v, log_likelihood=0.0, n_customers=0, converged=True)
-
-
-@pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    return rfm_summary(
-        pd.read_csv(CDNOW),
-        "customer_id",
-        "date",
-        "amount",
-        observation_period_end="1997-09-30",
-        freq="D",
-        time_unit="W",
-    )
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +65,7 @@ def test_log_likelihood_equals_the_density_written_out() -> None:
 )
 def test_gradient_matches_finite_differences(cdnow: pd.DataFrame, params: tuple[float, ...]) -> None:
     args = (cdnow["frequency"].to_numpy(), cdnow["monetary_value"].to_numpy())
-    theta = np.array(params)
-    gradient = log_likelihood_gradient(theta, *args)
-    error = check_grad(lambda t: log_likelihood(t, *args), lambda t: log_likelihood_gradient(t, *args), theta)
-    # Forward-difference rounding noise is ~1e-3 here; a wrong term would be off by far more.
-    assert error < 0.02 + 1e-6 * np.linalg.norm(gradient)
+    assert_gradient_matches(log_likelihood, log_likelihood_gradient, params, *args)
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ _BOUNDARY_DOMAINS = [
 ]
 
 EMAIL_CORPUS: list[str | bytes | None] = [
-    # demo-data shapes (warehouse/demo_data.py `_emails`) and their broken forms
+    # demo-data shapes (app/demo_data/contacts.py `_emails`) and their broken forms
     "ada.lovelace.1@example.com", "juergen.mueller.123456@example.com", "ada.lovelace.1example.com",
     "ada lovelace.1@example.com", "ada.lovelace.1@example", ".lovelace.1@example.com", "ada..1@example.com",
     # missing, blank, surrounding whitespace

@@ -7,22 +7,20 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-from conftest import AS_OF
-from sqlalchemy import Engine, insert, select
+from conftest import AS_OF, insert_run
+from sqlalchemy import Engine, select
 
 from winback.messages.render import Brand, build_context
 from winback.offers.exchange import RedemptionImportError, import_redemptions
 from winback.offers.issue import (
-    day_end,
-    expiry_day,
     expiry_for,
     extend_expiry,
     issue_offers,
     offer_amounts,
     offers_for_run,
 )
-from winback.warehouse.models import Campaign, CampaignRun, Offer
-from winback.warehouse.timeutil import utc
+from winback.warehouse.models import Offer
+from winback.warehouse.timeutil import day_end, expiry_day, utc
 
 EVENING_RUN = dt.datetime(2026, 11, 2, 20, 30, tzinfo=dt.UTC)
 END_OF_2_DEC = dt.datetime(2026, 12, 3, 11, 59, 59, 999999, tzinfo=dt.UTC)  # midnight in UTC-12
@@ -52,11 +50,7 @@ def test_naive_times_are_utc_as_sqlite_returns_them() -> None:
 @pytest.fixture
 def run_id(engine: Engine) -> int:
     with engine.begin() as conn:
-        conn.execute(insert(Campaign).values(id="c", kind="winback", config={}, created_at=AS_OF))
-        new_run = insert(CampaignRun).values(
-            campaign_id="c", as_of=EVENING_RUN, journey_key="", status="sent", started_at=EVENING_RUN, stats={}
-        )
-        return conn.execute(new_run.returning(CampaignRun.id)).scalar_one()
+        return insert_run(conn, "c", EVENING_RUN)
 
 
 def issue_one(engine: Engine, run_id: int) -> str:

@@ -8,11 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, insert_run
 from sqlalchemy import Engine, insert, select
 
 from winback.offers.exchange import RedemptionImportError, export_codes, import_redemptions, ledger
-from winback.warehouse.models import Campaign, CampaignRun, Offer
+from winback.warehouse.models import Offer
 
 CODES = ["WB-ACDE-FGHJ-KMNP", "WB-QRTU-VWXY-3467", "WB-9CDE-FGHJ-KMNP"]
 
@@ -20,11 +20,7 @@ CODES = ["WB-ACDE-FGHJ-KMNP", "WB-QRTU-VWXY-3467", "WB-9CDE-FGHJ-KMNP"]
 @pytest.fixture
 def run_id(engine: Engine) -> int:
     with engine.begin() as conn:
-        conn.execute(insert(Campaign).values(id="c", kind="winback", config={}, created_at=AS_OF))
-        new_run = insert(CampaignRun).values(
-            campaign_id="c", as_of=AS_OF, journey_key="", status="sent", started_at=AS_OF, stats={}
-        )
-        rid = conn.execute(new_run.returning(CampaignRun.id)).scalar_one()
+        rid = insert_run(conn)
         conn.execute(insert(Offer), [
             {"code": code, "run_id": rid, "customer_id": f"C{i}", "kind": "store_credit", "value": Decimal("10.00"),
              "currency": "EUR", "expected_cost": Decimal("3.50"), "issued_at": AS_OF,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from winback.offers.policy import CompensationPolicy, Tiers, price_offers, value_tier
+from winback.offers.policy import CompensationPolicy, Tiers, load_policy, price_offers, value_tier
 
 NAN = float("nan")
 REDEMPTION = 0.35
@@ -337,6 +337,15 @@ def test_from_yaml_round_trip(tmp_path: Path) -> None:
     assert policy.shipping_cost == 3.5
     row = _one(policy, failure_category="late_delivery")
     assert row["offer_amount"] == pytest.approx(3.5)
+
+
+def test_a_campaign_without_a_policy_file_gets_the_default_and_one_with_it_gets_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(HEADER.replace("60", "61") + GOOD_RULE)
+    assert load_policy(None) == CompensationPolicy.default()
+    assert load_policy(str(path)).tiers.medium == 61 != CompensationPolicy.default().tiers.medium
+    with pytest.raises(OSError):
+        load_policy(str(tmp_path / "missing.yaml"))
 
 
 def test_percentage_of_exactly_100_is_allowed() -> None:

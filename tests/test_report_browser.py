@@ -470,7 +470,7 @@ def test_page_fits_a_laptop_screen(rendered: Rendered) -> None:
 
 def test_headline_numbers_match_the_overall_frame(rendered: Rendered) -> None:
     row, headline = rendered.report.overall.iloc[0], rendered.layout["headline"]
-    # Formats as documented in reports/html.py: lifts "+4.1 pp", rates "15.2%", counts "1,234".
+    # Formats as documented in reports/formatting.py: lifts "+4.1 pp", rates "15.2%", counts "1,234".
     assert headline["headline-abs-lift"] == f"{row['abs_lift'] * 100:+.1f} pp"
     assert headline["headline-abs-lift-ci"] == (
         f"{row['abs_lift_low'] * 100:+.1f} pp to {row['abs_lift_high'] * 100:+.1f} pp"

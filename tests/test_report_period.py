@@ -14,14 +14,15 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, insert_run
 from sqlalchemy import Connection, Engine, insert
 
 from winback.config import CampaignConfig
 from winback.flows.report import assemble
 from winback.reports.build import TrackedWindow, build_report, choose_report_run, headline_markdown
-from winback.reports.html import fmt_days, render_html_report
-from winback.warehouse.models import Campaign, CampaignRun, Decision, Offer, Return, SourceBase
+from winback.reports.formatting import fmt_days
+from winback.reports.html import render_html_report
+from winback.warehouse.models import Campaign, Decision, Offer, Return, SourceBase
 from winback.warehouse.returns import measured_customers
 from winback.warehouse.source import SourceMapping, SourceTables
 
@@ -72,11 +73,7 @@ def add_run(
     customers: list[Customer] = WEEK_ONE,
 ) -> int:
     """A decided run of `weekly`; with `tracked_at`, its wb_returns rows as `winback track` writes them."""
-    run_id = conn.execute(
-        insert(CampaignRun)
-        .values(campaign_id="weekly", as_of=as_of, journey_key="", status="sent", started_at=as_of, stats={})
-        .returning(CampaignRun.id)
-    ).scalar_one()
+    run_id = insert_run(conn, "weekly", as_of)
     for c in customers:
         _add_customer(conn, run_id, as_of, c, window_days, tracked_at)
     return run_id

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from conftest import AS_OF
+from conftest import AS_OF, insert_run
 from sqlalchemy import Engine, insert, select
 
 from winback.app.demo_data import simulate_campaign_response
@@ -61,7 +61,7 @@ def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:
     import datetime as dt
     from decimal import Decimal
 
-    from winback.warehouse.models import Campaign, CampaignRun, Decision, DemoOrder, Offer, Return, SourceBase
+    from winback.warehouse.models import Decision, DemoOrder, Offer, Return, SourceBase
     from winback.warehouse.returns import measured_customers
 
     kinds = {"C1": ("store_credit", "15.00"), "C2": ("percent_discount", "10.00"), "C3": ("free_shipping", "0.00")}
@@ -71,12 +71,7 @@ def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:
             order_id="O-C2", customer_id="C2", ordered_at=AS_OF + dt.timedelta(days=2), amount=Decimal("60.00"),
             coupon_code="WB-C2",
         ))  # fmt: skip
-        conn.execute(insert(Campaign).values(id="c", kind="winback", config={}, created_at=AS_OF))
-        run = conn.execute(
-            insert(CampaignRun)
-            .values(campaign_id="c", as_of=AS_OF, journey_key="", status="sent", started_at=AS_OF, stats={})
-            .returning(CampaignRun.id)
-        ).scalar_one()
+        run = insert_run(conn)
         for cid, (kind, value) in kinds.items():
             conn.execute(insert(Decision).values(
                 run_id=run, customer_id=cid, segment="lapsed", action="contact", arm="treatment", offer_kind=kind,

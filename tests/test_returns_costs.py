@@ -6,10 +6,10 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, insert_run
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from winback.warehouse.models import Campaign, CampaignRun, Decision, DemoOrder, Offer, Return, SourceBase
+from winback.warehouse.models import Campaign, Decision, DemoOrder, Offer, Return, SourceBase
 from winback.warehouse.returns import measured_customers, measured_lift_by_offer_kind, redeem_offers, track_run
 from winback.warehouse.source import SourceMapping, SourceTables
 from winback.warehouse.timeutil import utc
@@ -25,11 +25,6 @@ def warehouse(engine: Engine) -> Engine:
     with engine.begin() as conn:
         conn.execute(insert(Campaign).values(id="c", kind="winback", config={}, created_at=AS_OF))
     return engine
-
-
-def new_run(conn: Connection, as_of: dt.datetime) -> int:
-    values = {"campaign_id": "c", "as_of": as_of, "journey_key": "", "status": "sent", "started_at": as_of}
-    return conn.execute(insert(CampaignRun).values(**values, stats={}).returning(CampaignRun.id)).scalar_one()
 
 
 def decide(conn: Connection, run_id: int, customer_id: str, arm: str, offer_kind: str) -> None:
@@ -58,7 +53,7 @@ def order(conn: Connection, order_id: str, customer_id: str, day: float, amount:
 def test_the_earliest_order_redeems_the_code_with_its_own_id(warehouse: Engine) -> None:
     """Z-9 (Nov 4) came first; A-1 (Nov 20) has the smaller id but must not be paired with Z-9's time."""
     with warehouse.begin() as conn:
-        run = new_run(conn, AS_OF)
+        run = insert_run(conn)
         code = offer(conn, run, "C1", "percent_discount", "10.00", "1.00")
         order(conn, "A-1", "C1", 18, "90.00", code)
         order(conn, "Z-9", "C1", 2, "20.00", code)
@@ -69,7 +64,7 @@ def test_the_earliest_order_redeems_the_code_with_its_own_id(warehouse: Engine) 
 
 def test_offer_costs_follow_the_order_that_used_the_code_and_refunds_are_paid_outright(warehouse: Engine) -> None:
     with warehouse.begin() as conn:
-        run = new_run(conn, AS_OF)
+        run = insert_run(conn)
         for cid, kind, value, expected in [
             ("PCT", "percent_discount", "10.00", "1.50"),  # code on a €20 order, then €500 without it
             ("LATE", "percent_discount", "10.00", "1.50"),  # €500 in the window, the code on day 10: after it
@@ -97,7 +92,7 @@ def test_offer_costs_follow_the_order_that_used_the_code_and_refunds_are_paid_ou
 
 def returns_of_run(conn: Connection, as_of: dt.datetime, kind: str, window_days: int, tracked_at: dt.datetime) -> None:
     """A run of 10 treated customers who all returned and 10 held out who did not, tracked at `tracked_at`."""
-    run = new_run(conn, as_of)
+    run = insert_run(conn, "c", as_of)
     for i in range(20):
         arm, returned = ("treatment", True) if i < 10 else ("holdout", False)
         decide(conn, run, f"C{i}", arm, kind)

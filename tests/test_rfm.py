@@ -9,29 +9,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CDNOW
 
 from winback.segments.model_check import calibration_check, fit_transactions_file
 from winback.segments.rfm import rfm_summary, unit_scale
-
-CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 
 
 def _tx(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["cust", "when", "amount"])
 
 
-@pytest.fixture(scope="module")
-def cdnow_tx() -> pd.DataFrame:
-    return pd.read_csv(CDNOW)
-
-
 # --------------------------------------------------------------------------- summary
 
 
-def test_cdnow_customer_one_by_hand(cdnow_tx: pd.DataFrame) -> None:
+def test_cdnow_customer_one_by_hand(cdnow_transactions: pd.DataFrame) -> None:
     """Customer 1 bought on 1997-01-01 ($29.33), 01-18 ($29.73), 08-02 ($14.96), 12-12 ($26.48)."""
     s = rfm_summary(
-        cdnow_tx,
+        cdnow_transactions,
         "customer_id",
         "date",
         "amount",
@@ -50,16 +44,9 @@ def test_cdnow_customer_one_by_hand(cdnow_tx: pd.DataFrame) -> None:
     assert one["duration_holdout"] == pytest.approx(39.0)
 
 
-def test_cdnow_calibration_counts(cdnow_tx: pd.DataFrame) -> None:
-    s = rfm_summary(
-        cdnow_tx,
-        "customer_id",
-        "date",
-        "amount",
-        observation_period_end="1997-09-30",
-        freq="D",
-        time_unit="W",
-    )
+def test_cdnow_calibration_counts(cdnow: pd.DataFrame) -> None:
+    """`cdnow` (conftest) is rfm_summary of the sample over the 39-week calibration period, in weeks."""
+    s = cdnow
     assert len(s) == 2357
     assert (s["frequency"] > 0).sum() == 946
     # Everyone was acquired in the first 12 weeks of 1997 and the window is 39 weeks long.

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from winback.segments.holdout import assign_holdout, hash_unit
+from winback.segments.holdout import assign_holdout, hash_unit, held_out
 
 
 def _customers(sizes: dict[str, int]) -> pd.DataFrame:
@@ -132,3 +132,12 @@ def test_every_customer_is_held_out_about_share_of_the_time_across_campaigns() -
     # 5 of 20 per campaign: each customer expected 100 times out of 400 (binomial sd ~ 8.7)
     assert held.sum() == 5 * n_campaigns
     assert held.between(60, 140).all(), held.sort_values().to_dict()
+
+
+def test_one_customer_decided_alone_is_held_out_when_their_hash_is_below_the_share() -> None:
+    ids = [f"C{i:05d}" for i in range(4_000)]
+    u = hash_unit("crm-recovery", pd.Series(ids))
+    held = [held_out("crm-recovery", cid, 0.1) for cid in ids]
+    assert held == (u < 0.1).tolist()  # the same draw a campaign's split ranks by
+    assert 0.08 < np.mean(held) < 0.12
+    assert not any(held_out("crm-recovery", cid, 0.0) for cid in ids[:200])

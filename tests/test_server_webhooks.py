@@ -6,7 +6,6 @@ Requests are signed the way the providers sign them: SendGrid with a real ECDSA 
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from conftest import insert_run, public_b64, sendgrid_signature
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, func, insert, select
 from starlette.testclient import TestClient
@@ -24,7 +23,7 @@ from winback.app.server import ServerSettings, create_app
 from winback.channels.webhooks import START_KEYWORDS, STOP_KEYWORDS, sms_keyword
 from winback.delivery.events import reconcile_unknown_from_events
 from winback.messages.unsubscribe import make_token
-from winback.warehouse.models import Campaign, CampaignRun, MessageEvent, OutboxMessage, Suppression
+from winback.warehouse.models import CampaignRun, MessageEvent, OutboxMessage, Suppression
 from winback.warehouse.suppressions import lift_suppression, suppress
 from winback.warehouse.timeutil import utc
 
@@ -38,23 +37,11 @@ SID = "SM" + "a" * 32
 # ---------------------------------------------------------------- keys, signing, data
 
 
-@pytest.fixture(scope="module")
-def key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def public_b64(private: ec.EllipticCurvePrivateKey) -> str:
-    """As SendGrid shows it under Mail Settings: base64 DER SubjectPublicKeyInfo."""
-    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(der).decode()
-
-
 def sendgrid_headers(private: ec.EllipticCurvePrivateKey, body: bytes, at: dt.datetime = NOW) -> dict[str, str]:
-    """Signed exactly as sendgrid.helpers.eventwebhook verifies: ECDSA/SHA-256 over (timestamp + payload)."""
+    """The Event Webhook's signature headers, as SendGrid sends them."""
     ts = str(int(at.timestamp()))
-    signature = private.sign(ts.encode() + body, ec.ECDSA(hashes.SHA256()))
     return {
-        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Signature": sendgrid_signature(private, ts, body),
         "X-Twilio-Email-Event-Webhook-Timestamp": ts,
         "Content-Type": "application/json",
     }
@@ -118,12 +105,7 @@ ROWS: dict[str, tuple[str, str, str, str, str | None, str | None, str]] = {
 def db(engine: Engine) -> Engine:
     """A campaign, a run and the outbox rows above."""
     with engine.begin() as conn:
-        conn.execute(insert(Campaign).values(id="weekly", kind="winback", config={}, created_at=NOW))
-        run_id = conn.execute(
-            insert(CampaignRun)
-            .values(campaign_id="weekly", as_of=NOW, journey_key="", status="sent", started_at=NOW, stats={})
-            .returning(CampaignRun.id)
-        ).scalar_one()
+        run_id = insert_run(conn, "weekly", NOW)
         for n, (oid, (cid, channel, to, status, provider, pmid, locale)) in enumerate(ROWS.items()):
             add_outbox(
                 conn,

@@ -5,23 +5,19 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from conftest import insert_run
 from sqlalchemy import Engine, insert, select
 
 from winback.warehouse.bulk import insert_columns, update_by_key
-from winback.warehouse.models import CampaignRun, OutboxMessage
+from winback.warehouse.models import OutboxMessage
 from winback.warehouse.outbox import enqueue
 
 AT = dt.datetime(2026, 11, 2, 10, 0, 0, 123456, tzinfo=dt.UTC)
 
 
 def _run(engine: Engine) -> int:
-    from winback.warehouse.models import Campaign
-
     with engine.begin() as conn:
-        conn.execute(insert(Campaign).values(id="bulk", kind="winback", config={}, created_at=AT))
-        return conn.execute(
-            insert(CampaignRun).values(campaign_id="bulk", as_of=AT, status="queued", started_at=AT, stats={})
-        ).inserted_primary_key[0]
+        return insert_run(conn, "bulk", AT, status="queued")
 
 
 def _row(run_id: int, i: int) -> dict:

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from conftest import public_b64, sendgrid_signature
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from winback.channels.webhook_signatures import (
@@ -24,52 +24,39 @@ EVENTS = json.dumps(
 ).encode()
 
 
-@pytest.fixture(scope="module")
-def key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def public_b64(private: ec.EllipticCurvePrivateKey) -> str:
-    """As SendGrid shows it under Mail Settings: base64 DER SubjectPublicKeyInfo, no PEM armour."""
-    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(der).decode()
-
-
-def sign(private: ec.EllipticCurvePrivateKey, timestamp: str, payload: bytes) -> str:
-    return base64.b64encode(private.sign(timestamp.encode() + payload, ec.ECDSA(hashes.SHA256()))).decode()
-
-
 def test_sendgrid_genuine_event_is_accepted(key: ec.EllipticCurvePrivateKey) -> None:
     ts = str(NOW - 10)
-    assert verify_sendgrid_event_signature(public_b64(key), EVENTS, sign(key, ts, EVENTS), ts, now=NOW)
+    assert verify_sendgrid_event_signature(public_b64(key), EVENTS, sendgrid_signature(key, ts, EVENTS), ts, now=NOW)
     assert verify_sendgrid_event_signature(
-        public_b64(key), EVENTS, sign(key, ts, EVENTS), ts, now=datetime.fromtimestamp(NOW, UTC)
+        public_b64(key), EVENTS, sendgrid_signature(key, ts, EVENTS), ts, now=datetime.fromtimestamp(NOW, UTC)
     )
 
 
 def test_sendgrid_tampered_body_is_rejected(key: ec.EllipticCurvePrivateKey) -> None:
     ts = str(NOW)
-    signature = sign(key, ts, EVENTS)
+    signature = sendgrid_signature(key, ts, EVENTS)
     assert not verify_sendgrid_event_signature(
         public_b64(key), EVENTS.replace(b"delivered", b"unsubscribe"), signature, ts, now=NOW
     )
 
 
 def test_sendgrid_signature_is_bound_to_its_timestamp(key: ec.EllipticCurvePrivateKey) -> None:
-    signature = sign(key, str(NOW), EVENTS)
+    signature = sendgrid_signature(key, str(NOW), EVENTS)
     assert not verify_sendgrid_event_signature(public_b64(key), EVENTS, signature, str(NOW - 1), now=NOW)
 
 
 def test_sendgrid_signature_from_another_key_is_rejected(key: ec.EllipticCurvePrivateKey) -> None:
     forger = ec.generate_private_key(ec.SECP256R1())
     ts = str(NOW)
-    assert not verify_sendgrid_event_signature(public_b64(key), EVENTS, sign(forger, ts, EVENTS), ts, now=NOW)
+    assert not verify_sendgrid_event_signature(
+        public_b64(key), EVENTS, sendgrid_signature(forger, ts, EVENTS), ts, now=NOW
+    )
 
 
 @pytest.mark.parametrize(("age", "ok"), [(0, True), (300, True), (301, False), (86_400, False), (-301, False)])
 def test_sendgrid_replay_window(key: ec.EllipticCurvePrivateKey, age: int, ok: bool) -> None:
     ts = str(NOW - age)
-    result = verify_sendgrid_event_signature(public_b64(key), EVENTS, sign(key, ts, EVENTS), ts, now=NOW)
+    result = verify_sendgrid_event_signature(public_b64(key), EVENTS, sendgrid_signature(key, ts, EVENTS), ts, now=NOW)
     assert result is ok
 
 

@@ -91,16 +91,9 @@ class CampaignConfig(_Strict):
         """Load a campaign file; errors name the file and each offending key.
 
         A relative `policy_file` is read beside the campaign file (where its author put it, whatever the
-        working directory), and is loaded here, so a missing or bad policy fails before any work is done.
+        working directory). The policy itself is checked by `winback.app.campaign_file.load_campaign`.
         """
         config = load_yaml_model(cls, path, "campaign config")
         if config.policy_file and not Path(config.policy_file).is_absolute():
             config = config.model_copy(update={"policy_file": str(Path(path).parent / config.policy_file)})
-        if config.policy_file:
-            from winback.offers.policy import CompensationPolicy
-
-            try:
-                CompensationPolicy.from_yaml(Path(config.policy_file))
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"campaign config {path}: policy_file: {exc}") from exc
         return config

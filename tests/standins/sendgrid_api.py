@@ -27,7 +27,7 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -43,7 +43,7 @@ from . import (
     require_specs,
     schema_violations,
 )
-from .server import Exchange, FaultPlan, Request, Response, StandinServer
+from .server import ProviderStandin, Request, Response, running
 
 if TYPE_CHECKING:
     from winback.channels.sendgrid import SendGridSettings
@@ -80,8 +80,11 @@ _FRIENDLY = {
 }
 
 
-class SendGridStandin:
+class SendGridStandin(ProviderStandin):
     """The stand-in's state and knobs; `handle` is the whole API as a function (usable without HTTP)."""
+
+    name = "SendGrid"
+    accepted_status = 202
 
     def __init__(
         self,
@@ -90,39 +93,15 @@ class SendGridStandin:
         validator: ValidatorName = "jsonschema",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.validator = validator
         self.clock = clock
-        self.faults = FaultPlan()
-        self._server: StandinServer | None = None
 
     # -- what tests use -------------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the SendGrid stand-in is not running")
-        return self._server.url
-
-    @property
-    def received(self) -> list[Exchange]:
-        """Every request in arrival order, with the answer it got."""
-        return self._server.received if self._server else []
-
-    @property
-    def accepted(self) -> list[Exchange]:
-        return [e for e in self.received if e.status == 202]
-
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         """The next `times` requests get `status` (with Retry-After when given) instead of being processed."""
         self.faults.fail_next(status, times, retry_after)
-
-    def disconnect_next(self, times: int = 1) -> None:
-        """The next `times` requests get no answer: the connection is closed."""
-        self.faults.disconnect_next(times)
-
-    def reset(self) -> None:
-        self.faults.clear()
-        self.received.clear()
 
     def settings(self, **overrides: Any) -> SendGridSettings:
         """Adapter settings aimed at this stand-in (sender and postal address have harmless defaults)."""
@@ -177,34 +156,15 @@ class SendGridStandin:
         fragment = request_body_fragment(SENDGRID_SPEC, MAIL_SEND_PATH, "post", "application/json")
         return schema_violations(compiled_validator(SENDGRID_SPEC, fragment).iter_errors(payload))
 
-    # -- lifecycle ------------------------------------------------------------------------------------------
-    def start(self) -> SendGridStandin:
-        self._server = StandinServer(self.handle).start()
-        return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-
-    def raise_for_errors(self) -> None:
-        """Fail if the stand-in itself crashed on a request (it answered 500, which looks retryable)."""
-        if self._server is not None:
-            self._server.raise_for_errors()
-
-
-@contextmanager
 def running_sendgrid_standin(
     *,
     api_key: str = DEFAULT_API_KEY,
     validator: ValidatorName = "jsonschema",
     clock: Callable[[], float] = time.time,
-) -> Iterator[SendGridStandin]:
-    standin = SendGridStandin(api_key=api_key, validator=validator, clock=clock).start()
-    try:
-        yield standin
-    finally:
-        standin.stop()
-    standin.raise_for_errors()
+) -> AbstractContextManager[SendGridStandin]:
+    """A SendGrid stand-in running for a `with` block; fails after it if the stand-in crashed on a request."""
+    return running(SendGridStandin(api_key=api_key, validator=validator, clock=clock))
 
 
 @pytest.fixture

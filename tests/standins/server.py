@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self, TypeVar
 from urllib.parse import parse_qs
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -259,6 +259,76 @@ class StandinServer:
         self._server.close_open_connections()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class ProviderStandin:
+    """What every provider stand-in shares: its server's lifecycle, what it received, injected faults.
+
+    A subclass sets `name` and `accepted_status` and implements `handle` (the whole API as a function, usable
+    without HTTP), starting with `self.faults.take()` so injected faults come before anything else.
+    """
+
+    name = "provider"
+    accepted_status = 200
+
+    def __init__(self) -> None:
+        self.faults = FaultPlan()
+        self._server: StandinServer | None = None
+
+    def handle(self, request: Request) -> Response | None:
+        raise NotImplementedError
+
+    # -- what tests use -------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError(f"the {self.name} stand-in is not running")
+        return self._server.url
+
+    @property
+    def received(self) -> list[Exchange]:
+        """Every request in arrival order, with the answer it got."""
+        return self._server.received if self._server else []
+
+    @property
+    def accepted(self) -> list[Exchange]:
+        return [e for e in self.received if e.status == self.accepted_status]
+
+    def disconnect_next(self, times: int = 1) -> None:
+        """The next `times` requests get no answer: the connection is closed."""
+        self.faults.disconnect_next(times)
+
+    def reset(self) -> None:
+        self.faults.clear()
+        self.received.clear()
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def start(self) -> Self:
+        self._server = StandinServer(self.handle).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+    def raise_for_errors(self) -> None:
+        """Fail if the stand-in itself crashed on a request (it answered 500, which looks retryable)."""
+        if self._server is not None:
+            self._server.raise_for_errors()
+
+
+S = TypeVar("S", bound=ProviderStandin)
+
+
+@contextmanager
+def running(standin: S) -> Iterator[S]:
+    """`standin` started for the block, stopped after it; then fail if it crashed on any request."""
+    standin.start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+    standin.raise_for_errors()
 
 
 @contextmanager

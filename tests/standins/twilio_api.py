@@ -24,7 +24,7 @@ import re
 import secrets
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,7 @@ from . import (
     require_specs,
     schema_violations,
 )
-from .server import Exchange, FaultPlan, Request, Response, StandinServer
+from .server import ProviderStandin, Request, Response, running
 
 if TYPE_CHECKING:
     from winback.channels.twilio import TwilioSettings
@@ -93,8 +93,11 @@ class TwilioError(Exception):
         self.status, self.code = status, code
 
 
-class TwilioStandin:
+class TwilioStandin(ProviderStandin):
     """The stand-in's state and knobs; `handle` is the whole API as a function (usable without HTTP)."""
+
+    name = "Twilio"
+    accepted_status = 201
 
     def __init__(
         self,
@@ -103,46 +106,22 @@ class TwilioStandin:
         auth_token: str = DEFAULT_AUTH_TOKEN,
         validator: ValidatorName = "jsonschema",
     ) -> None:
+        super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.validator = validator
-        self.faults = FaultPlan()
         self.opted_out: set[str] = {OPTED_OUT_TEST_NUMBER}
         self._lock = threading.Lock()
-        self._server: StandinServer | None = None
 
     # -- what tests use -------------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the Twilio stand-in is not running")
-        return self._server.url
-
-    @property
-    def received(self) -> list[Exchange]:
-        """Every request in arrival order, with the answer it got."""
-        return self._server.received if self._server else []
-
-    @property
-    def accepted(self) -> list[Exchange]:
-        return [e for e in self.received if e.status == 201]
-
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None, code: int | None = None) -> None:
         """The next `times` requests get `status` (Twilio code: `code`, else 20429/20500/20503/20001)."""
         self.faults.fail_next(status, times, retry_after, code)
-
-    def disconnect_next(self, times: int = 1) -> None:
-        """The next `times` requests get no answer: the connection is closed."""
-        self.faults.disconnect_next(times)
 
     def opt_out(self, number: str) -> None:
         """`number` replied STOP: sends to it now fail with 21610."""
         with self._lock:
             self.opted_out.add(number)
-
-    def reset(self) -> None:
-        self.faults.clear()
-        self.received.clear()
 
     def settings(self, **overrides: Any) -> TwilioSettings:
         """Adapter settings aimed at this stand-in, sending from Twilio's valid test number."""
@@ -245,34 +224,15 @@ class TwilioStandin:
             "uri": uri,
         }
 
-    # -- lifecycle ------------------------------------------------------------------------------------------
-    def start(self) -> TwilioStandin:
-        self._server = StandinServer(self.handle).start()
-        return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-
-    def raise_for_errors(self) -> None:
-        """Fail if the stand-in itself crashed on a request (it answered 500, which looks retryable)."""
-        if self._server is not None:
-            self._server.raise_for_errors()
-
-
-@contextmanager
 def running_twilio_standin(
     *,
     account_sid: str = DEFAULT_ACCOUNT_SID,
     auth_token: str = DEFAULT_AUTH_TOKEN,
     validator: ValidatorName = "jsonschema",
-) -> Iterator[TwilioStandin]:
-    standin = TwilioStandin(account_sid=account_sid, auth_token=auth_token, validator=validator).start()
-    try:
-        yield standin
-    finally:
-        standin.stop()
-    standin.raise_for_errors()
+) -> AbstractContextManager[TwilioStandin]:
+    """A Twilio stand-in running for a `with` block; fails after it if the stand-in crashed on a request."""
+    return running(TwilioStandin(account_sid=account_sid, auth_token=auth_token, validator=validator))
 
 
 @pytest.fixture

@@ -29,10 +29,10 @@ AsOfOpt = Annotated[Optional[dt.datetime], typer.Option("--as-of", help="decisio
 
 
 def _config(path: Path | None):  # type: ignore[no-untyped-def]
-    from winback.config import CampaignConfig
+    from winback.app.campaign_file import load_campaign
 
     try:
-        return CampaignConfig.from_yaml(path) if path else CampaignConfig()
+        return load_campaign(path)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
 

@@ -21,11 +21,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from winback.channels.webhooks import TWILIO_OPTED_OUT_ERROR, WebhookEvent, twilio_error_code
 from winback.messages.contact_data import locale_region, normalise_phone
+from winback.warehouse.insert_once import insert_if_absent
 from winback.warehouse.models import MessageEvent, OutboxMessage
 from winback.warehouse.suppressions import lift_suppression, suppress, suppress_address
 
@@ -53,24 +53,6 @@ class RecordResult:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any], key: str) -> bool:
-    """Insert one row unless `key` (a unique column) already holds its value; True when inserted.
-
-    On PostgreSQL and SQLite this is a single INSERT ... ON CONFLICT DO NOTHING, safe under concurrency.
-    """
-    dialect = conn.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module = postgresql if dialect == "postgresql" else sqlite
-        stmt = (
-            module.insert(table).values(**values).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
-        )
-        return conn.execute(stmt).first() is not None  # (rowcount is not reliable here on psycopg)
-    if conn.execute(select(table.c[key]).where(table.c[key] == values[key])).first():
-        return False
-    conn.execute(insert(table).values(**values))
-    return True
 
 
 def _outbox_row(conn: Connection, event: WebhookEvent) -> Any:

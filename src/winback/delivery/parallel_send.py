@@ -132,7 +132,7 @@ FOLLOW_POLL_SECONDS = 0.2
 
 def _helper_main() -> None:
     """Read one job from stdin, send, print the report as JSON on stdout (errors go to stderr)."""
-    from winback.channels.registry import configured_channels
+    from winback.delivery.registry import configured_channels
 
     job = json.load(sys.stdin)
     engine = make_engine(job["url"])

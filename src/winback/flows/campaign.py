@@ -16,7 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from winback.child_process import run_in_child
 from winback.config import CampaignConfig
-from winback.offers.policy import CompensationPolicy
+from winback.offers.policy import load_policy
 from winback.segments.calibration import model_version
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
@@ -74,7 +74,7 @@ def decide(
     config: CampaignConfig,
     model: dict[str, Any],
 ) -> dict[str, int]:
-    policy = CompensationPolicy.from_yaml(config.policy_file) if config.policy_file else CompensationPolicy.default()
+    policy = load_policy(config.policy_file)
     return stages.decide_run(engine_for(url), run, scored, failures, reach, config, policy, model)
 
 
@@ -87,7 +87,7 @@ def preview(
     reach: pd.DataFrame,
     config: CampaignConfig,
 ) -> dict[str, Any]:
-    policy = CompensationPolicy.from_yaml(config.policy_file) if config.policy_file else CompensationPolicy.default()
+    policy = load_policy(config.policy_file)
     return stages.preview_run(engine_for(url), as_of, scored, failures, reach, config, policy)
 
 

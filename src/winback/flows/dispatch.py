@@ -8,8 +8,8 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from winback.channels.registry import configured_channels
 from winback.delivery.dispatch import reconcile, send_due
+from winback.delivery.registry import configured_channels
 from winback.stages.recovery import recover_pending, sweep_summary
 from winback.warehouse.db import database_url, engine_for
 from winback.warehouse.journeys import returned_customers

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from winback.channels.registry import configured_channels
+from winback.delivery.registry import configured_channels
 from winback.stages.recovery import recover
 from winback.warehouse.db import database_url, engine_for
 from winback.warehouse.source import SourceMapping, SourceTables

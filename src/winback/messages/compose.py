@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype, is_object_dtype
 
+from winback.listing import first_few
 from winback.messages.contact_data import recipient_time_zone
 from winback.messages.quiet_hours import next_allowed, send_window_context
 from winback.messages.render import Brand, RenderError, build_context, render
@@ -183,7 +184,7 @@ def check_templates(rows: list[dict[str, Any]], brand: Brand = Brand()) -> None:
             rendered.add(key)
     for (template, channel), tried in failed.items():
         if (template, channel) not in rendered:
-            customers = ", ".join(customer for customer, _ in tried[:5]) + (", …" if len(tried) > 5 else "")
+            customers = first_few(customer for customer, _ in tried)
             first = tried[0][1]
             raise RenderError(
                 f"template {template!r} ({channel}) rendered for none of the {len(tried)} customers tried "

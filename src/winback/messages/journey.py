@@ -4,8 +4,8 @@
     ticket closed           → "it's sorted" now, with the compensation if it was not given yet
                               (and the apology folded in when no complaint came before)
 
-Later steps stop when the customer comes back or opts out (checked when they are due, in
-messages.dispatch); a newer failure supersedes the steps still waiting from an older one.
+Later steps (`warehouse.journeys.LATER_STEPS`) stop when the customer comes back or opts out (checked
+when they are due, by the dispatcher); a newer failure supersedes the steps still waiting from an older one.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 RESOLVED_TYPES = ("ticket.closed", "complaint.resolved")
-LATER_STEPS = ("resolved", "follow_up")
 
 
 @dataclass(frozen=True)

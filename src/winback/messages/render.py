@@ -30,7 +30,7 @@ from winback.messages.safe_text import (
     subject_line,
 )
 from winback.messages.sms_segments import encoding_of, fit_sms, gsm_friendly
-from winback.offers.issue import expiry_day
+from winback.warehouse.timeutil import expiry_day
 
 ENV = SandboxedEnvironment(
     loader=PackageLoader("winback.messages", "templates"),

@@ -2,7 +2,7 @@
 
 A code is valid to the end of its last day wherever the customer is: `expires_at` is the end of that
 calendar day in the latest time zone on Earth (UTC-12), and messages print that calendar date
-(`expiry_day`), so the date a customer reads is honoured in every time zone and the code agrees with it.
+(`timeutil.expiry_day`), so the date a customer reads is honoured in every time zone and the code agrees with it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from sqlalchemy import Connection, insert, select, update
 
 from winback.offers.codes import new_codes
 from winback.warehouse.models import Offer
-from winback.warehouse.timeutil import utc
+from winback.warehouse.timeutil import day_end, utc
 
-EXPIRY_ZONE = dt.timezone(dt.timedelta(hours=-12), "UTC-12")  # = Etc/GMT+12: the last place a day ends
 PAID_OUTRIGHT = ("refund_share",)  # kinds whose money is their decided cost, not their stated value
 
 
@@ -30,22 +29,9 @@ def last_valid_day(given_at: dt.datetime, days: int) -> dt.date:
     return utc(given_at).date() + dt.timedelta(days=days)
 
 
-def day_end(day: dt.date) -> dt.datetime:
-    """The last instant of `day` in UTC-12, in UTC: by then `day` is over in every time zone."""
-    return dt.datetime.combine(day, dt.time.max, tzinfo=EXPIRY_ZONE).astimezone(dt.UTC)
-
-
 def expiry_for(given_at: dt.datetime, days: int) -> dt.datetime:
     """`expires_at` for a code given (or sent) at `given_at` and valid for `days` days."""
     return day_end(last_valid_day(given_at, days))
-
-
-def expiry_day(expires_at: dt.datetime) -> dt.date:
-    """The calendar date a message states for a code expiring at `expires_at` (naive: UTC).
-
-    Its date in UTC-12, the zone `day_end` counts in, so the printed date and the code agree.
-    """
-    return utc(expires_at).astimezone(EXPIRY_ZONE).date()
 
 
 def offer_amounts(kinds: pd.Series, values: pd.Series, costs: pd.Series) -> pd.Series:

@@ -103,6 +103,22 @@ class CompensationPolicy(_Strict):
         return cls.from_text(text, source="offers/default_policy.yaml")
 
 
+def load_policy(policy_file: Path | str | None) -> CompensationPolicy:
+    """The policy a campaign prices its offers with: its `policy_file`, else the built-in default.
+
+    Parameters
+    ----------
+    policy_file
+        A campaign config's `policy_file` (already resolved beside the campaign file), or None.
+
+    Returns
+    -------
+    CompensationPolicy
+        The validated policy; a missing or bad file raises OSError or ValueError naming it.
+    """
+    return CompensationPolicy.from_yaml(policy_file) if policy_file else CompensationPolicy.default()
+
+
 def _rule_lines(text: str) -> dict[int, int]:
     """Rule index → the 1-based line it starts on, so an error can point into the file."""
     try:

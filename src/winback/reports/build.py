@@ -18,18 +18,17 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from winback.config import CampaignConfig
-from winback.offers.policy import CompensationPolicy
+from winback.offers.policy import load_policy
 from winback.reports.html import ReportData, window_status
 from winback.reports.retention import retention_curve
 from winback.reports.stats import lift_table
 from winback.warehouse.models import CampaignRun, MessageEvent, OutboxMessage, Return
 from winback.warehouse.queries import failure_profile
-from winback.warehouse.returns import measured_customers
+from winback.warehouse.returns import measured_customers, window_closed
 from winback.warehouse.source import SourceTables
-from winback.warehouse.timeutil import epoch_days, utc, utcnow
+from winback.warehouse.timeutil import epoch_days, to_epoch_days, utc, utcnow
 
 BREAKDOWNS = ("segment", "channel", "offer_kind", "failure_category")
-_ONE_SECOND = 1 / 86_400  # in days: absorbs float rounding of epoch days, immaterial next to a window
 
 
 def latest_run_id(conn: Connection, campaign_id: str | None = None) -> int:
@@ -61,7 +60,7 @@ class TrackedWindow:
 
     @property
     def closed(self) -> bool:
-        return self.tracked_at >= self.end
+        return bool(window_closed(to_epoch_days(self.as_of), self.days, to_epoch_days(self.tracked_at)))
 
     @property
     def observed_until(self) -> dt.datetime:
@@ -109,8 +108,8 @@ def choose_report_run(conn: Connection, campaign_id: str | None = None) -> RunCh
     A window counts as closed only if a tracking ran after it closed: one last tracked on day 29 still
     misses a day of returns. Runs are compared in SQL, one aggregated row per run.
     """
-    observed_days = epoch_days(func.min(Return.tracked_at)) - epoch_days(CampaignRun.as_of)
-    closed = case((observed_days >= func.min(Return.window_days) - _ONE_SECOND, 1), else_=0)
+    tracked = epoch_days(func.min(Return.tracked_at))
+    closed = case((window_closed(epoch_days(CampaignRun.as_of), func.min(Return.window_days), tracked), 1), else_=0)
     stmt = (
         select(CampaignRun.id, CampaignRun.as_of, closed.label("closed"))
         .join(Return, Return.run_id == CampaignRun.id)
@@ -262,7 +261,7 @@ def build_report(
     window = tracked_window(conn, run_id)
     campaign_id = conn.execute(select(CampaignRun.campaign_id).where(CampaignRun.id == run_id)).scalar_one()
     econ = config.economics
-    policy = CompensationPolicy.from_yaml(config.policy_file) if config.policy_file else CompensationPolicy.default()
+    policy = load_policy(config.policy_file)
     frame = measured_customers(conn, run_id, dict(econ.contact_cost), econ.margin, policy.shipping_cost, src=src)
     overall = lift_table(frame, None)
     breakdowns = {name: lift_table(frame, [name]) for name in BREAKDOWNS if frame[name].nunique() > 0}

@@ -1,4 +1,8 @@
-"""The random holdout: deterministic, so a re-run makes the same split, and stratified by segment."""
+"""The random holdout: deterministic, so a re-run makes the same split, and stratified by segment.
+
+A campaign splits a whole run at once (`assign_holdout`); a service recovery decides one customer per event
+(`held_out`). Both draw the same per-(campaign, customer) number, `hash_unit`.
+"""
 
 from __future__ import annotations
 
@@ -33,3 +37,26 @@ def assign_holdout(campaign_id: str, customers: pd.DataFrame, share: float, stra
     rank = u.groupby(customers[strata]).rank(method="first")
     size = customers.groupby(strata)[strata].transform("size")
     return rank <= (size * share).round()
+
+
+def held_out(campaign_id: str, customer_id: str, share: float) -> bool:
+    """Whether one customer, decided alone, falls in the holdout: their hash is below `share`.
+
+    A recovery decides per CRM event, so there is no stratum to rank within: each customer is held out
+    with probability `share`, and the same customer always draws the same way for the same campaign.
+
+    Parameters
+    ----------
+    campaign_id
+        The campaign the split belongs to (a different campaign draws independently).
+    customer_id
+        The customer being decided.
+    share
+        The holdout share, in [0, 1).
+
+    Returns
+    -------
+    bool
+        True when the customer is held out.
+    """
+    return bool(hash_unit(campaign_id, pd.Series([customer_id]))[0] < share)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from winback.config import Economics
+from winback.listing import first_few
 from winback.segments.bgnbd import expected_purchases, fit_bgnbd, p_alive
 from winback.segments.gamma_gamma import expected_spend, fit_gamma_gamma, margin_clv
 from winback.segments.lapsed import own_mean_gap
@@ -39,8 +40,7 @@ def _refuse_bad_spend(rfm: pd.DataFrame) -> None:
     """Gamma-Gamma needs every repeat buyer's mean order value above zero: name the customers who break it."""
     bad = (rfm["frequency"] > 0) & ~(rfm["mean_spend"] > 0)
     if bad.any():
-        ids = rfm.loc[bad, "customer_id"].astype(str).tolist()
-        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        shown = first_few(rfm.loc[bad, "customer_id"])
         raise ValueError(
             f"orders: zero, negative or missing mean order value for repeat customer {shown}; "
             "the spend model needs positive amounts (map refunds and cancellations out of the orders)"

@@ -17,10 +17,10 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
-from winback.channels.registry import configured_channels
 from winback.config import CampaignConfig
 from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile, send_due
 from winback.delivery.parallel_send import HelperSenders, send_in_processes, senders_for
+from winback.delivery.registry import configured_channels
 from winback.messages.channel_choice import choose_channels
 from winback.messages.compose import check_templates, plan_rows
 from winback.offers.issue import issue_offers, offer_amounts

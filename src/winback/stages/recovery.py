@@ -31,7 +31,7 @@ from winback.messages.redact import redact_text
 from winback.offers.issue import expiry_for, extend_expiry, issue_offers, offers_for_run
 from winback.offers.policy import CompensationPolicy
 from winback.segments.decision import decide
-from winback.segments.holdout import hash_unit
+from winback.segments.holdout import held_out
 from winback.segments.scoring import score_with_rules
 from winback.warehouse import journeys, outbox, queries, runs
 from winback.warehouse.crm import CATEGORIES, starts_recovery
@@ -136,7 +136,7 @@ def _decide(
     )
     left = budget_left(engine, config, now)
     decided = decide(frame, config.model_copy(update={"holdout_share": 0.0, "budget": left}), policy)
-    held = bool(hash_unit(CAMPAIGN_ID, pd.Series([cid]))[0] < config.holdout_share)
+    held = held_out(CAMPAIGN_ID, cid, config.holdout_share)
     if held and decided.loc[0, "action"] == "contact" and decided.loc[0, "offer_kind"] != "none":
         # the kind it would have had stays on the decision, so the holdout is compared with those given it;
         # nothing is given, so nothing is spent (no code is issued for the holdout arm)

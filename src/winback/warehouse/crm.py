@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Connection
 
-from winback.delivery.events import insert_if_absent
+from winback.warehouse.insert_once import insert_if_absent
 from winback.warehouse.models import CrmEvent
 
 CATEGORIES = ("late_delivery", "damaged_item", "wrong_item", "billing_error", "rude_staff", "outage")

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from winback.messages.journey import LATER_STEPS
 from winback.warehouse.models import CampaignRun, OutboxMessage
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc, utcnow
+
+# a journey's steps after its first (messages.journey plans them): they stop once the customer orders again
+LATER_STEPS = ("resolved", "follow_up")
 
 
 def journey_run(session: Session, campaign_id: str, journey_key: str, started: dt.datetime) -> tuple[CampaignRun, bool]:

@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import Connection, Float, and_, case, cast, distinct, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from winback.listing import first_few
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import epoch_day_number, epoch_days, to_epoch_days
@@ -184,7 +185,8 @@ def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None =
     repeated = frame["customer_id"].duplicated(keep=False)
     if repeated.any():  # the join met several consent rows for one customer and channel: a history table
         raise ValueError(
-            f"{co.name}: more than one row per customer and channel, for {_some(frame.loc[repeated, 'customer_id'])}; "
+            f"{co.name}: more than one row per customer and channel, for "
+            f"{first_few(frame.loc[repeated, 'customer_id'])}; "
             "winback reads one consent per customer and channel: map a view holding each one's latest"
         )
     for col in ("do_not_contact", "fraud_flag", "has_email", "has_phone", "email_consent", "sms_consent"):
@@ -195,14 +197,7 @@ def reachability(conn: Connection, src: SourceTables, id_range: IdRange | None =
 def _refuse_missing(frame: pd.DataFrame, column: str, table: str, key: str) -> None:
     missing = frame[column].isna()
     if missing.any():
-        raise ValueError(f"{table}: {column} missing for {key} {_some(frame.loc[missing, key])}")
-
-
-def _some(keys: pd.Series, shown: int = 5) -> str:
-    """A few of the offending records' keys, for an error that names them."""
-    distinct = list(dict.fromkeys(keys.astype(str)))
-    more = f" and {len(distinct) - shown} more" if len(distinct) > shown else ""
-    return ", ".join(distinct[:shown]) + more
+        raise ValueError(f"{table}: {column} missing for {key} {first_few(frame.loc[missing, key])}")
 
 
 def contact_details(conn: Connection, src: SourceTables, customer_ids: list[str]) -> pd.DataFrame:

@@ -23,6 +23,24 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# Coupon expiry: a code is valid to the end of its last day wherever the customer is. Both sides of that
+# promise count in the same zone: the code's `expires_at` (offers) and the date a message prints (messages).
+EXPIRY_ZONE = dt.timezone(dt.timedelta(hours=-12), "UTC-12")  # = Etc/GMT+12: the last place a day ends
+
+
+def day_end(day: dt.date) -> dt.datetime:
+    """The last instant of `day` in UTC-12, in UTC: by then `day` is over in every time zone."""
+    return dt.datetime.combine(day, dt.time.max, tzinfo=EXPIRY_ZONE).astimezone(dt.UTC)
+
+
+def expiry_day(expires_at: dt.datetime) -> dt.date:
+    """The calendar date a message states for a code expiring at `expires_at` (naive: UTC).
+
+    Its date in UTC-12, the zone `day_end` counts in, so the printed date and the code agree.
+    """
+    return utc(expires_at).astimezone(EXPIRY_ZONE).date()
+
+
 class epoch_days(FunctionElement):
     """Days since 1970-01-01 as a float, portable: used on aggregated rows only, never per order."""
 

@@ -1,0 +1,32 @@
+"""The tables the demo fills: the business's source tables, plus `demo_truth`, the hidden state to check against."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, Engine, Float, MetaData, String, Table, func, select
+
+from winback.warehouse.models import NAMING_CONVENTION, DemoConsent, DemoCustomer, DemoOrder, DemoServiceFailure
+
+truth_metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+demo_truth = Table(
+    "demo_truth",
+    truth_metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("daily_rate", Float, nullable=False, comment="λ: expected orders per day while alive"),
+    Column("alive_at_as_of", Boolean, nullable=False, comment="has not dropped out by as_of"),
+    Column("spend_scale", Float, nullable=False, comment="expected order value, currency units"),
+)
+
+TABLES: dict[str, Table] = {
+    "customers": DemoCustomer.__table__,  # type: ignore[dict-item]
+    "orders": DemoOrder.__table__,  # type: ignore[dict-item]
+    "service_failures": DemoServiceFailure.__table__,  # type: ignore[dict-item]
+    "consents": DemoConsent.__table__,  # type: ignore[dict-item]
+    "demo_truth": demo_truth,
+}
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Row counts of the demo tables, for reports and tests."""
+    with engine.connect() as conn:
+        return {name: int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for name, t in TABLES.items()}
