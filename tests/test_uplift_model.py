@@ -182,3 +182,25 @@ def test_trees_and_linear_learners_all_fit_on_tiny_arms() -> None:
     for candidate in (Candidate("t", Trees()), Candidate("x", Trees()), Candidate("dr", Linear(1e-2))):
         model, _ = fit_uplift(frame, "treatment", "returned", exclude=("customer_id",), candidates=(candidate,))
         assert np.isfinite(model.predict(frame)).all()
+
+
+def test_without_held_out_rows_the_model_still_saves(tmp_path: Path) -> None:
+    frame = simulate_experiment(1_000, seed=8).drop(columns=TRUTH)
+    frame.loc[:20, "monetary"] = np.inf  # an infinity is a missing value, not a crash
+    model, report = fit_uplift(frame, "treatment", "returned", exclude=("customer_id",), validation_share=0.0,
+                               candidates=(Candidate("t", Linear(1e-2)),))  # fmt: skip
+    assert report.n_validation == 0 and np.isnan(report.validation_qini)
+    manifest = save_model(model, report, tmp_path / "m")
+    assert manifest["validation_qini"] is None and manifest["report"]["validation_deciles"] == []
+    assert np.isfinite(model.predict(frame)).all()
+
+
+def test_a_control_arm_with_a_single_returner_still_splits() -> None:
+    """Arm × outcome cells too small for the folds fall back to stratifying by arm alone."""
+    frame = simulate_experiment(2_000, seed=9).drop(columns=TRUTH)
+    control = frame.index[frame["treatment"] == 0]
+    frame.loc[control, "returned"] = 0
+    frame.loc[control[0], "returned"] = 1
+    _, report = fit_uplift(frame, "treatment", "returned", exclude=("customer_id",),
+                           candidates=(Candidate("t", Linear(1e-2)),))  # fmt: skip
+    assert report.n_validation == 500

@@ -70,7 +70,7 @@ class FeatureEncoder:
         categorical = tuple(c for c in features if c not in numeric)
         medians, means, scales, flagged = {}, {}, {}, []
         for col in numeric:
-            values = frame[col].astype(float)
+            values = pd.Series(cls._numbers(frame[col], col, row_number))
             median = float(values.median()) if values.notna().any() else 0.0
             filled = values.fillna(median)
             medians[col], means[col] = median, float(filled.mean())
@@ -101,14 +101,17 @@ class FeatureEncoder:
 
     @staticmethod
     def _numbers(column: pd.Series, name: str, row_label: RowLabel) -> np.ndarray:
+        """The column as floats, infinities as missing; text that is not a number is refused."""
         if is_numeric_column(column):
-            return column.to_numpy(dtype=float, na_value=np.nan)
-        parsed = pd.to_numeric(column, errors="coerce")
-        bad = parsed.isna().to_numpy() & column.notna().to_numpy()
-        if bad.any():
-            at = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{row_label(at)}: feature {name!r} is {str(column.iloc[at])[:40]!r}, not a number")
-        return parsed.to_numpy(dtype=float, na_value=np.nan)
+            values = column.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            parsed = pd.to_numeric(column, errors="coerce")
+            bad = parsed.isna().to_numpy() & column.notna().to_numpy()
+            if bad.any():
+                at = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{row_label(at)}: feature {name!r} is {str(column.iloc[at])[:40]!r}, not a number")
+            values = parsed.to_numpy(dtype=float, na_value=np.nan)
+        return np.where(np.isinf(values), np.nan, values)
 
     def _codes(self, frame: pd.DataFrame, col: str) -> np.ndarray:
         """Level index per row: 0..L-1 for known levels, L for any other value, -1 for missing."""

@@ -43,10 +43,16 @@ DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
 TARGETING_SHARES = (0.1, 0.2, 0.3, 0.5)
 
 
-def _strata(design: Design) -> np.ndarray:
-    """Arm × outcome (0/1 outcomes) or arm alone, so every fold sees both arms in proportion."""
-    t = design.treatment.astype(int)
-    return t * 2 + design.outcome.astype(int) if is_binary(design.outcome) else t
+def strata_of(treatment: np.ndarray, outcome: np.ndarray, folds: int) -> np.ndarray:
+    """Arm × outcome (0/1 outcomes) or arm alone, so every fold sees both arms (and returners) in proportion.
+
+    Arm alone when a cell is too small to be spread over the folds (few returners in the control arm).
+    """
+    t = treatment.astype(int)
+    if not is_binary(outcome):
+        return t
+    cells = t * 2 + outcome.astype(int)
+    return cells if np.bincount(cells, minlength=4)[np.unique(cells)].min() >= folds else t
 
 
 def _holdout_split(
@@ -77,7 +83,7 @@ def cross_validated_qini(
         splits = list(GroupKFold(n_splits=folds).split(placeholder, groups=groups))
     else:
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        splits = list(splitter.split(placeholder, _strata(design)))
+        splits = list(splitter.split(placeholder, strata_of(design.treatment, design.outcome, folds)))
     rows = []
     for i, candidate in enumerate(candidates):
         layout = candidate.base.layout
@@ -163,7 +169,7 @@ def fit_uplift(
         raise DataError("propensity (the chance of treatment) must lie strictly between 0 and 1")
     group_values = frame[groups].to_numpy() if groups else None
     binary = is_binary(y)
-    strata = t.astype(int) * 2 + y.astype(int) if binary else t.astype(int)
+    strata = strata_of(t, y, folds)
     if validation_share > 0:
         train_rows, valid_rows = _holdout_split(strata, group_values, validation_share, seed)
     else:

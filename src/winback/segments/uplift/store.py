@@ -31,6 +31,7 @@ FORMAT = 1
 def manifest_for(model: UpliftModel, report: FitReport, **context: Any) -> dict[str, Any]:
     """What the model is, what it needs and how well it ranked; ``context`` adds e.g. the source file."""
     base = model.candidate.base
+    summary = report.as_dict()
     return {
         "format": FORMAT,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -43,9 +44,9 @@ def manifest_for(model: UpliftModel, report: FitReport, **context: Any) -> dict[
             "meta": model.candidate.learner,
             "base": asdict(base),
         },
-        "cv_qini": report.cv_qini,
-        "validation_qini": report.validation_qini,
-        "report": report.as_dict(),
+        "cv_qini": summary["cv_qini"],
+        "validation_qini": summary["validation_qini"],  # None when no rows were held out
+        "report": summary,
     }
 
 
