@@ -22,6 +22,9 @@ offers_app = typer.Typer(help="Coupon codes: export, redemptions, ledger.", no_a
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(offers_app, name="offers")
+from winback.app.commands.uplift import uplift_app  # noqa: E402
+
+app.add_typer(uplift_app, name="uplift")
 console = Console()
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="campaign YAML (see examples/)")]  # noqa: UP045

@@ -1,0 +1,1 @@
+"""Groups of `winback` subcommands, each a typer app registered by app/cli.py."""
