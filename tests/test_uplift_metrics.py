@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from winback.reports.stats import mean_difference, newcombe_interval
-from winback.segments.uplift.metrics import (
+from winback.reports.uplift_metrics import (
     DECILE_COLUMNS,
     QINI_COLUMNS,
     policy_value,

@@ -1,6 +1,6 @@
 """Uplift: who responds to being contacted, learned from randomized holdouts (see selection.py for how)."""
 
-from winback.segments.uplift.metrics import (
+from winback.reports.uplift_metrics import (
     policy_value,
     qini_coefficient,
     qini_curve,

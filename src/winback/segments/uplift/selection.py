@@ -22,10 +22,10 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
 from winback.errors import DataError
+from winback.reports.uplift_metrics import policy_value, qini_coefficient, qini_interval, uplift_by_decile
 from winback.segments.uplift.experiment import Design, check_experiment, feature_columns, is_binary
 from winback.segments.uplift.features import FeatureEncoder, RowLabel, row_number
 from winback.segments.uplift.learners import Candidate, Linear, Trees
-from winback.segments.uplift.metrics import policy_value, qini_coefficient, qini_interval, uplift_by_decile
 from winback.segments.uplift.model import FitReport, UpliftModel
 
 # Simplest first: the one-standard-error rule keeps the earliest candidate within reach of the best.
