@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from winback.errors import ConfigError
 from winback.yaml_models import load_yaml_model
 
 
@@ -102,5 +103,5 @@ class CampaignConfig(_Strict):
             try:
                 CompensationPolicy.from_yaml(Path(config.policy_file))
             except (OSError, ValueError) as exc:
-                raise ValueError(f"campaign config {path}: policy_file: {exc}") from exc
+                raise ConfigError(f"campaign config {path}: policy_file: {exc}") from exc
         return config

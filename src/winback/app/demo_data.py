@@ -65,6 +65,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateIndex
 
+from winback.errors import StateError
 from winback.warehouse.models import (
     NAMING_CONVENTION,
     CampaignRun,
@@ -194,7 +195,7 @@ LAST_NAMES = {
 # ---------------------------------------------------------------- public results
 
 
-class DemoDataExistsError(RuntimeError):
+class DemoDataExistsError(StateError):
     """The demo's source tables already hold rows and `replace=True` was not given."""
 
 

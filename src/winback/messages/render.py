@@ -19,6 +19,7 @@ from babel.numbers import format_currency, format_percent
 from jinja2 import PackageLoader, StrictUndefined, Template, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from winback.errors import DataError
 from winback.messages.failure_words import what_went_wrong
 from winback.messages.sms_segments import fit_sms
 from winback.offers.issue import expiry_day
@@ -36,7 +37,7 @@ NAMES_THE_FAILURE = ("apology", "resolved", "follow_up")
 SMS_OPT_OUT = "Reply STOP to opt out"
 
 
-class RenderError(ValueError):
+class RenderError(DataError):
     """A template could not produce a message fit to send; the message names the template and field."""
 
 
