@@ -166,3 +166,24 @@ def test_a_redemptions_file_saved_by_excel_with_a_bom_is_read(tmp_path: Path) ->
     path = tmp_path / "redemptions.csv"
     path.write_bytes("\ufeffcode,order_id,redeemed_at\nWB-AAAA-BBBB-CCCC,O-1,2026-11-03T10:00:00+00:00\n".encode())
     assert read_redemptions_csv(path)[0]["code"] == "WB-AAAA-BBBB-CCCC"
+
+
+def test_the_demo_rebuilds_an_empty_or_demo_database_but_never_someones_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+    from contextlib import closing
+
+    from winback.app.demo import refuse_non_demo_database
+
+    upgraded = tmp_path / "winback.db"
+    upgrade(f"sqlite:///{upgraded}", engine=make_engine(f"sqlite:///{upgraded}"))
+    refuse_non_demo_database(upgraded)  # `winback db upgrade` then `make demo`: nothing to lose, rebuilt
+    precious = tmp_path / "shop.db"
+    with closing(sqlite3.connect(precious)) as conn, conn:
+        conn.execute("CREATE TABLE orders (order_id TEXT)")
+        conn.execute("INSERT INTO orders VALUES ('O-1')")
+    before = precious.read_bytes()
+    code, out = run(monkeypatch, capsys, "demo", "--database", str(precious))
+    assert code == 2 and out.startswith(f"error: {precious} holds data that is not an earlier demo's (orders)")
+    assert precious.read_bytes() == before

@@ -46,20 +46,28 @@ def demo_database(settings: Settings, database: Path | None) -> Path:
 
 
 def refuse_non_demo_database(database: Path) -> None:
-    """A file with tables but no demo table holds someone's work: the demo must not delete it."""
+    """A file holding rows that are not an earlier demo's is someone's work: the demo must not delete it.
+
+    An empty database (just `winback db upgrade`d, say) and an earlier demo's are rebuilt.
+    """
     import sqlite3
+    from contextlib import closing
 
     if not database.exists() or database.stat().st_size == 0:
         return
     try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+            tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if DEMO_TABLE in tables:
+                return
+            rows = {t: conn.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables}
+            holding = [t for t, row in rows.items() if row is not None and t != "alembic_version"]
     except sqlite3.DatabaseError as exc:
         raise StateError(f"{database} is not a SQLite database ({exc}): the demo will not replace it") from None
-    if tables and DEMO_TABLE not in tables:
+    if holding:
         raise StateError(
-            f"{database} holds tables that are not an earlier demo's: the demo rebuilds its database from "
-            "scratch, so pass --database demo.db (or move that file away)"
+            f"{database} holds data that is not an earlier demo's ({', '.join(holding[:3])}): the demo rebuilds "
+            "its database from scratch, so pass --database demo.db (or move that file away)"
         )
 
 
