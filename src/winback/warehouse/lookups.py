@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 
 from winback.warehouse.models import Campaign, CampaignRun, Decision, OutboxMessage, Return
 from winback.warehouse.source import SourceTables
@@ -116,7 +116,8 @@ def run_campaign_config(conn: Connection, run_id: int) -> tuple[str, dict[str, A
 
 
 def contacted_customer(conn: Connection, run_id: int) -> str | None:
-    """A customer the run contacted and messaged (the first by id): one to show with `explain`/`preview`."""
+    """A customer the run contacted and messaged, one to show with `explain`/`preview`: the first by id,
+    preferring one offered something by email (the fullest message)."""
     return conn.execute(
         select(Decision.customer_id)
         .join(
@@ -124,6 +125,10 @@ def contacted_customer(conn: Connection, run_id: int) -> str | None:
             (OutboxMessage.run_id == Decision.run_id) & (OutboxMessage.customer_id == Decision.customer_id),
         )
         .where(Decision.run_id == run_id, Decision.action == "contact", OutboxMessage.status == "sent")
-        .order_by(Decision.customer_id)
+        .order_by(
+            case((Decision.offer_kind == "none", 1), else_=0),
+            case((Decision.channel == "email", 0), else_=1),
+            Decision.customer_id,
+        )
         .limit(1)
     ).scalar_one_or_none()

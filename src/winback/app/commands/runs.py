@@ -68,9 +68,9 @@ def print_campaign(result: dict[str, Any]) -> None:
 def print_dry_run(result: dict[str, Any], currency: str) -> None:
     """What a run would do, as tables a marketer reads: who, by which channel, which offers, what cost."""
     preview = result["dry_run"]
-    title = f"Dry run: {result['campaign_id']} as of {result['as_of'][:10]} (nothing written or sent)"
+    say(f"Dry run: {result['campaign_id']} as of {result['as_of'][:10]} (nothing written or sent)")
     by_action = preview.get("by_segment_and_action") or {f"-/{k}": v for k, v in preview["decisions"].items()}
-    table = Table(title=title, title_justify="left")
+    table = Table(title="Decisions by segment and action", title_justify="left")
     for col, justify in (("segment", "left"), ("action", "left"), ("customers", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for key, n in sorted(by_action.items()):
