@@ -111,7 +111,8 @@ def dispatch(now: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(result)
         return
-    say(f"dispatch: {counts(result)}")
+    numbers = {k: v for k, v in result.items() if isinstance(v, int | float)}
+    say(f"dispatch: {counts(numbers)}" if numbers else "dispatch: nothing was due")
     for error in result.get("crm_event_errors") or ():
         say(f"  {error}")
 
