@@ -60,22 +60,38 @@ def test_explain_and_preview_show_the_latest_decision_and_message(campaign_db: E
     customer, reason = decision.iloc[0]
     shown = runner.invoke(app, ["explain", customer], terminal_width=400)
     assert shown.exit_code == 0
-    assert "contact" in shown.output
-    assert " ".join(reason.split(";")[0].split()) in " ".join(shown.output.split())
-    assert f"{AS_OF:%Y-%m-%d}" in shown.output
+    flat = " ".join(shown.output.split())
+    assert "contact" in flat
+    assert " ".join(reason.split(";")[0].split()) in flat
+    assert f"{AS_OF:%Y-%m-%d}" in flat
+    # the figures a marketer reads: money in the campaign's currency, the lift in percentage points
+    assert "expected gain €" in flat and "offer cost €" in flat and " pp" in flat
+    assert "pts" not in flat and "€-0.00" not in flat
 
     customer, subject, _step = sent.iloc[0]
-    previewed = runner.invoke(app, ["preview", "--customer", customer], terminal_width=400)
-    assert previewed.exit_code == 0, previewed.output
-    assert " ".join(subject.split()) in " ".join(previewed.output.split())  # exactly what was sent (rich wraps)
-    assert "what is sent" in previewed.output and "if sent by sms" in previewed.output  # every channel
-    assert "Reply STOP to opt out" in " ".join(previewed.output.split())
+    for args in (["preview", customer], ["preview", "--customer", customer]):  # --customer: the old spelling
+        previewed = runner.invoke(app, args, terminal_width=400)
+        assert previewed.exit_code == 0, previewed.output
+        assert " ".join(subject.split()) in " ".join(previewed.output.split())  # exactly what was sent (rich wraps)
+        assert "what is sent" in previewed.output and "if sent by sms" in previewed.output  # every channel
+        assert "Reply STOP to opt out" in " ".join(previewed.output.split())
 
 
-def test_explain_unknown_customer_exits_1(campaign_db: Engine) -> None:
-    result = runner.invoke(app, ["explain", "NOPE"])
-    assert result.exit_code == 1
-    assert "no decision" in result.output
+def test_explain_tells_a_made_up_id_from_a_customer_in_no_segment(campaign_db: Engine) -> None:
+    from sqlalchemy import text
+
+    made_up = runner.invoke(app, ["explain", "NOPE"])
+    assert made_up.exit_code == 1
+    assert "'NOPE' is not a customer" in made_up.output
+    with campaign_db.connect() as conn:
+        undecided = conn.execute(
+            text("SELECT customer_id FROM customers WHERE customer_id NOT IN (SELECT customer_id FROM wb_decisions)")
+        ).scalar()
+    assert undecided is not None
+    known = runner.invoke(app, ["explain", undecided], terminal_width=400)
+    assert known.exit_code == 1
+    assert f"customer {undecided}: no decision yet: in no segment" in " ".join(known.output.split())
+    assert runner.invoke(app, ["preview", "NOPE"]).output.startswith("'NOPE' is not a customer")
 
 
 def test_consent_shows_records_and_opt_outs_with_source_and_time(campaign_db: Engine) -> None:
@@ -99,16 +115,39 @@ def test_consent_shows_records_and_opt_outs_with_source_and_time(campaign_db: En
 
 
 def test_the_headline_says_when_the_window_is_still_open(capsys: pytest.CaptureFixture[str]) -> None:
-    from winback.app.cli import print_overall
+    from winback.app.commands.report import print_overall
 
     row = {
         "n_treated": 900, "n_holdout": 100, "rate_treated": 0.12, "rate_holdout": 0.08, "abs_lift": 0.04,
         "abs_lift_low": 0.01, "abs_lift_high": 0.07, "incremental_revenue": 1234.5, "offer_cost": 100.0,
-        "message_cost": 1.8, "warning": None,
+        "message_cost": -0.0001, "warning": None,
     }  # fmt: skip
-    print_overall(row, "Window open: 6.8 of 30 days observed.")
+    print_overall(row, "Window open: 6.8 of 30 days observed.", "EUR")
     shown = " ".join(capsys.readouterr().out.split())
     assert shown.startswith("Window open: 6.8 of 30 days observed.")
     assert "Return so far (window still open)" in shown and "+4.0 pp" in shown
-    print_overall(row)
-    assert "Return within the attribution window" in " ".join(capsys.readouterr().out.split())
+    assert "incremental revenue €1,234.50" in shown and "messaging €0.00" in shown  # with its currency, never -0
+    print_overall(row, currency="GBP")
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "Return within the attribution window" in shown and "offer cost £100.00" in shown
+
+
+def test_a_dry_run_reads_as_tables_with_money_in_its_currency(capsys: pytest.CaptureFixture[str]) -> None:
+    from winback.app.commands.runs import print_dry_run
+
+    preview = {
+        "decisions": {"contact": 700, "holdout": 78, "skip": 583},
+        "by_segment_and_action": {"lapsed/contact": 685, "aggrieved/contact": 15, "lapsed/holdout": 78,
+                                  "lapsed/skip": 583},
+        "contacts_by_segment_and_channel": {"lapsed/email": 614, "lapsed/sms": 71, "aggrieved/email": 15},
+        "offers": {"percent_discount": 159, "store_credit": 9}, "offer_cost": 319.584, "budget": 5000.0,
+        "lift_used": {"percent_discount": 0.04, "store_credit": 0.06}, "sample_reasons": ["contact: lapsed, ..."],
+    }  # fmt: skip
+    print_dry_run({"campaign_id": "spring", "as_of": "2026-12-01T10:00:00+00:00", "dry_run": preview}, "EUR")
+    shown = capsys.readouterr().out
+    flat = " ".join(shown.split())
+    assert "Dry run: spring as of 2026-12-01 (nothing written or sent)" in flat
+    assert "lapsed │ contact │ 685" in flat and "all │ all │ 1,361" in flat  # per segment and action, and the total
+    assert "lapsed │ sms │ 71" in flat and "percent_discount │ 159 │ +4.0 pp" in flat
+    assert "expected offer cost €319.58 of the €5,000.00 budget" in flat
+    assert "{" not in shown and "timings" not in shown  # not the raw JSON any more (that is --json)

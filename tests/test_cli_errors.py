@@ -37,6 +37,69 @@ def test_a_missing_sqlite_file_is_named_not_created(
     assert "Traceback" not in out and not path.exists()
 
 
+OPENING_A_DATABASE = [
+    ["campaign"], ["campaign", "--dry-run"], ["dispatch"], ["track"], ["report"], ["explain", "C1"], ["preview", "C1"],
+    ["consent", "C1"], ["offers", "export", "--run-id", "1", "--out", "codes.csv"], ["offers", "ledger"],
+    ["offers", "import-redemptions", "redemptions.csv"], ["models", "show"], ["serve"], ["demo-data"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", OPENING_A_DATABASE, ids=lambda args: " ".join(args[:2]))
+def test_no_command_creates_a_mistyped_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    """`winback db upgrade` (and `winback demo`) create a database; a typo anywhere else is named, not created."""
+    path = tmp_path / "winbak.db"
+    monkeypatch.setenv("WINBACK_DATABASE_URL", f"sqlite:///{path}")
+    monkeypatch.chdir(tmp_path)
+    code, out = run(monkeypatch, capsys, *args)
+    assert (code, out) == (2, f"error: no SQLite database at {path}: check WINBACK_DATABASE_URL, or create it with "
+                              "`winback db upgrade`")  # fmt: skip
+    assert not path.exists() and not (tmp_path / "codes.csv").exists()
+
+
+def test_db_upgrade_creates_the_database_only_in_a_folder_that_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere" / "winback.db"
+    monkeypatch.setenv("WINBACK_DATABASE_URL", f"sqlite:///{missing}")
+    code, out = run(monkeypatch, capsys, "db", "upgrade")
+    assert code == 2 and out.startswith(f"error: no folder {missing.parent} for the SQLite database winback.db")
+    assert not missing.parent.exists()
+    made = tmp_path / "winback.db"
+    monkeypatch.setenv("WINBACK_DATABASE_URL", f"sqlite:///{made}")
+    code, out = run(monkeypatch, capsys, "db", "upgrade")
+    assert (code, out) == (0, f"winback tables at revision 0002 in {made}") and made.exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "line"),
+    [
+        ({"WINBACK_DATABASE_URL": "mysql://shop:secret@db.example/shop"}, ["report"], "error: no database driver for "
+         "mysql:// URLs (MySQLdb): winback runs on SQLite (sqlite:///file.db) and PostgreSQL (postgresql://)"),
+        ({"WINBACK_DATABASE_URL": "winback.db"}, ["report"], "error: Could not parse SQLAlchemy URL from given URL "
+         "string: check WINBACK_DATABASE_URL"),
+        ({"WINBACK_SMS_RATE": "0"}, ["dispatch"], "error: WINBACK_SMS_RATE='0': must be above zero"),
+        ({"WINBACK_PUBLIC_URL": "hooks.example.com"}, ["report"], "error: WINBACK_PUBLIC_URL: must start with "
+         "http:// or https://"),
+        ({"SENDGRID_API_KEY": "SG.x", "WINBACK_EMAIL_FROM": "a@shop.example"}, ["demo"], "error: SENDGRID_API_KEY is "
+         "set but WINBACK_POSTAL_ADDRESS is not"),
+    ],
+    ids=["mysql", "not-a-url", "zero-rate", "url-without-scheme", "sendgrid-without-postal-address"],
+)  # fmt: skip
+def test_a_setting_that_cannot_be_used_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str],
+    args: list[str], line: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, out = run(monkeypatch, capsys, *args)
+    assert code == 2 and out.startswith(line)
+    assert "secret" not in out  # a URL's password is never repeated
+    assert list(tmp_path.iterdir()) == []  # refused before anything was created
+
+
 def test_an_unmigrated_database_asks_for_db_upgrade(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -105,3 +168,24 @@ def test_a_redemptions_file_saved_by_excel_with_a_bom_is_read(tmp_path: Path) ->
     path = tmp_path / "redemptions.csv"
     path.write_bytes("\ufeffcode,order_id,redeemed_at\nWB-AAAA-BBBB-CCCC,O-1,2026-11-03T10:00:00+00:00\n".encode())
     assert read_redemptions_csv(path)[0]["code"] == "WB-AAAA-BBBB-CCCC"
+
+
+def test_the_demo_rebuilds_an_empty_or_demo_database_but_never_someones_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+    from contextlib import closing
+
+    from winback.app.demo import refuse_non_demo_database
+
+    upgraded = tmp_path / "winback.db"
+    upgrade(f"sqlite:///{upgraded}", engine=make_engine(f"sqlite:///{upgraded}"))
+    refuse_non_demo_database(upgraded)  # `winback db upgrade` then `make demo`: nothing to lose, rebuilt
+    precious = tmp_path / "shop.db"
+    with closing(sqlite3.connect(precious)) as conn, conn:
+        conn.execute("CREATE TABLE orders (order_id TEXT)")
+        conn.execute("INSERT INTO orders VALUES ('O-1')")
+    before = precious.read_bytes()
+    code, out = run(monkeypatch, capsys, "demo", "--database", str(precious))
+    assert code == 2 and out.startswith(f"error: {precious} holds data that is not an earlier demo's (orders)")
+    assert precious.read_bytes() == before

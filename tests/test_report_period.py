@@ -229,11 +229,11 @@ def test_the_flow_reports_the_closed_run_by_default_and_a_named_run_as_asked(db:
     with db.begin() as conn:
         runs = weekly_runs(conn, report_at)
     url = db.url.render_as_string(hide_password=False)
-    default = assemble.fn(url, None, CONFIG, ["analyst's note"])
+    default = assemble.fn(url, SRC, None, CONFIG, ["analyst's note"])
     assert default.observed_days == default.window_days == 30
     assert default.period_start == (report_at - 35 * DAY).date()
     assert len(default.notes) == 2 and default.notes[1] == "analyst's note"
-    named = assemble.fn(url, runs[1], CONFIG, [])  # --run-id: that run, early numbers and all
+    named = assemble.fn(url, SRC, runs[1], CONFIG, [])  # --run-id: that run, early numbers and all
     assert named.notes == [] and named.observed_days == pytest.approx(6 + 21.5 / 24)
     assert named.period_start == (report_at - 7 * DAY).date()
     assert headline_markdown(named).count("Window open: 6.8 of 30 days observed") == 1

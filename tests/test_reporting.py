@@ -86,7 +86,9 @@ def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:
                 run_id=run, customer_id=cid, arm="treatment", returned=True, first_return_at=AS_OF, orders=1,
                 revenue=Decimal("80.00"), redeemed=True, window_days=30, tracked_at=AS_OF,
             ))  # fmt: skip
-        frame = measured_customers(conn, run, {"email": 0.002}, 0.3, shipping_cost=4.95).set_index("customer_id")
+        demo = SourceTables(SourceMapping())
+        frame = measured_customers(conn, run, {"email": 0.002}, 0.3, shipping_cost=4.95, src=demo)
+        frame = frame.set_index("customer_id")
     assert frame.loc["C1", "offer_cost"] == 15.0
     assert frame.loc["C2", "offer_cost"] == 6.0  # 10 % of the €60 order that used it, not of the €80 revenue
     assert frame.loc["C3", "offer_cost"] == 4.95

@@ -259,3 +259,19 @@ def test_default_hook_failure_does_not_fail_the_request(engine: Engine, monkeypa
     client = TestClient(create_app(engine, cfg, clock=lambda: NOW))
     assert post(client, EVENT).status_code == 202
     assert recorded(engine) == 1
+
+
+def test_a_database_that_refuses_is_one_log_line_and_a_503(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No winback tables (never `db upgrade`d): the CRM retries on 503; the log says why in one line."""
+    from winback.warehouse.db import make_engine
+
+    bare = make_engine(f"sqlite:///{tmp_path / 'bare.db'}")
+    client = TestClient(create_app(bare, ServerSettings(crm_secret=SECRET), on_crm_event=Recorder()))
+    with caplog.at_level(logging.ERROR, logger="winback.app.server"):
+        response = post(client, EVENT)
+    assert (response.status_code, response.json()) == (503, {"detail": "temporarily unavailable"})
+    [line] = [r for r in caplog.records if r.name == "winback.app.server" and r.levelno >= logging.ERROR]
+    assert line.getMessage().startswith("POST /crm/events failed: no such table: wb_crm_events")
+    assert line.exc_info is None and "Traceback" not in capsys.readouterr().err

@@ -684,10 +684,16 @@ def test_unsubscribe_form_post_suppresses_sms(db: Engine, key: ec.EllipticCurveP
 def test_unsubscribe_honours_the_configured_secret(
     db: Engine, key: ec.EllipticCurvePrivateKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from winback.settings import Settings
+
     token = make_token("c-1", "email")  # made with the dev secret
     monkeypatch.setenv("WINBACK_UNSUBSCRIBE_SECRET", "production-secret")
-    assert client_for(db, settings(key)).post(f"/unsubscribe/{token}").status_code == 400
+    read_at_start = ServerSettings.from_settings(Settings())  # what `winback serve` reads when it starts
+    assert read_at_start.unsubscribe.secret == "production-secret"
+    client = client_for(db, settings(key, unsubscribe=read_at_start.unsubscribe))
+    assert client.post(f"/unsubscribe/{token}").status_code == 400
     assert suppressions(db) == {}
+    assert client.post(f"/unsubscribe/{read_at_start.unsubscribe.token('c-1', 'email')}").status_code == 200
 
 
 @pytest.mark.parametrize("method", ["get", "head", "post"])

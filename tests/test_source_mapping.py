@@ -156,12 +156,16 @@ def test_empty_mapping_file_is_the_default(tmp_path: Path) -> None:
     assert SourceMapping.from_yaml(path) == SourceMapping()
 
 
-def test_configured_reads_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert SourceMapping.configured() == SourceMapping()
+def test_the_settings_name_the_mapping_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from winback.settings import Settings
+
+    demo = SourceTables.from_settings(Settings())
+    assert (demo.customers.name, demo.mapped) == ("customers", False)
     path = tmp_path / "mapping.yaml"
     path.write_text(MAPPING_YAML)
     monkeypatch.setenv("WINBACK_SOURCE_MAPPING", str(path))
-    assert SourceMapping.configured().customers.table == "crm_clients"
+    mapped = SourceTables.from_settings(Settings())
+    assert (mapped.customers.name, mapped.mapped) == ("crm_clients", True)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,10 @@
 
 The demo knows the truth it simulated (contact raises the 30-day return probability by `true_lift`),
 so the report's measured lift and its confidence interval can be checked against it.
+
+It builds the database the CLI uses by default (winback.db in the working directory, or the SQLite
+file WINBACK_DATABASE_URL names), so the commands it suggests at the end work as typed. A file that holds
+anything but an earlier demo is never replaced.
 """
 
 from __future__ import annotations
@@ -15,29 +19,89 @@ from typing import Any
 from rich.console import Console
 
 from winback.config import CampaignConfig
+from winback.errors import ConfigError, StateError
+from winback.settings import Settings
 
 DEFAULT_AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
+DEMO_TABLE = "demo_truth"  # only the demo generator makes it: a file holding it is an earlier demo's
 
 
 def demo_config() -> CampaignConfig:
     return CampaignConfig(campaign_id="demo-winback", budget=20_000.0, holdout_share=0.2)
 
 
+def demo_database(settings: Settings, database: Path | None) -> Path:
+    """The SQLite file the demo (re)builds: `database` if given, else the one the CLI uses by default."""
+    from winback.app.commands.common import sqlite_file
+
+    if database is not None:
+        return database
+    file = sqlite_file(settings.database_url)
+    if file is None:
+        raise ConfigError(
+            "winback demo builds a SQLite file and WINBACK_DATABASE_URL names another database: "
+            "pass --database demo.db (then set WINBACK_DATABASE_URL=sqlite:///demo.db to explore it)"
+        )
+    return file
+
+
+def refuse_non_demo_database(database: Path) -> None:
+    """A file holding rows that are not an earlier demo's is someone's work: the demo must not delete it.
+
+    An empty database (just `winback db upgrade`d, say) and an earlier demo's are rebuilt.
+    """
+    import sqlite3
+    from contextlib import closing
+
+    if not database.exists() or database.stat().st_size == 0:
+        return
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+            tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if DEMO_TABLE in tables:
+                return
+            rows = {t: conn.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables}
+            holding = [t for t, row in rows.items() if row is not None and t != "alembic_version"]
+    except sqlite3.DatabaseError as exc:
+        raise StateError(f"{database} is not a SQLite database ({exc}): the demo will not replace it") from None
+    if holding:
+        raise StateError(
+            f"{database} holds data that is not an earlier demo's ({', '.join(holding[:3])}): the demo rebuilds "
+            "its database from scratch, so pass --database demo.db (or move that file away)"
+        )
+
+
 def run_demo(
-    console: Console, *, customers: int, true_lift: float, out: Path, database: Path, seed: int = 7
+    console: Console,
+    *,
+    customers: int,
+    true_lift: float,
+    out: Path,
+    database: Path,
+    seed: int = 7,
+    default_database: bool = True,
 ) -> dict[str, Any]:
+    """Build the warehouse, run and resend the campaign, simulate 30 days, track, report, say what next.
+
+    `default_database`: `database` is the one the CLI opens by default (else the last lines say how to
+    point the CLI at it).
+    """
+    from winback.app.commands.common import run_flow
+    from winback.app.commands.report import print_overall
     from winback.app.demo_data import generate_demo_warehouse, simulate_campaign_response
     from winback.flows.campaign import winback_campaign
     from winback.flows.dispatch import dispatch_outbox
     from winback.flows.report import retention_report
     from winback.flows.track import track_returns
     from winback.warehouse.db import make_engine
+    from winback.warehouse.lookups import contacted_customer
     from winback.warehouse.migrate import upgrade
 
+    refuse_non_demo_database(database)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{database}"
-    os.environ["WINBACK_DATABASE_URL"] = url
+    # the flows read the sink's path from the environment when they start: the demo's journal is its own
     os.environ.setdefault("WINBACK_SINK_PATH", str(out / "outbox_sink.jsonl"))
     Path(os.environ["WINBACK_SINK_PATH"]).unlink(missing_ok=True)
     started = time.perf_counter()
@@ -53,15 +117,16 @@ def run_demo(
         f"{data.service_failures:,} service failures ({database})"
     )
     with console.status("running the campaign"):
-        result = winback_campaign(config=config, as_of=as_of, now=as_of)
+        result = run_flow(winback_campaign, config=config, as_of=as_of, now=as_of, database_url_override=url)
     console.print(
-        f"[bold]campaign[/bold] run {result['run_id']}: decisions {result.get('decisions')}, "
+        f"[bold]campaign[/bold] {config.campaign_id} run {result['run_id']}: decisions {result.get('decisions')}, "
         f"offers {result['offers_issued']}, messages queued {result['messages_queued']}"
     )
     console.print(f"[bold]sent[/bold] now: {result.get('sending')}")
-    later = dispatch_outbox(now=as_of + dt.timedelta(days=1, hours=8))  # the next day, daytime in every zone
+    # the next day, daytime in every zone
+    later = run_flow(dispatch_outbox, now=as_of + dt.timedelta(days=1, hours=8), database_url_override=url)
     console.print(f"[bold]sent[/bold] after quiet hours: {later}")
-    again = winback_campaign(config=config, as_of=as_of, now=as_of)
+    again = run_flow(winback_campaign, config=config, as_of=as_of, now=as_of, database_url_override=url)
     console.print(
         f"[bold]re-run[/bold] of the same date: messages queued {again['messages_queued']}, "
         f"sent {again.get('sending', {}).get('sent', 0)} (nothing twice)"
@@ -70,17 +135,25 @@ def run_demo(
     response = simulate_campaign_response(
         engine, result["run_id"], window_days=config.attribution_days, true_lift=true_lift, seed=seed + 4
     )
-    track_returns(
+    closed = as_of + dt.timedelta(days=config.attribution_days + 1)
+    run_flow(
+        track_returns,
         run_id=result["run_id"],
         window_days=config.attribution_days,
-        now=as_of + dt.timedelta(days=config.attribution_days + 1),
+        now=closed,
+        database_url_override=url,
     )
     note = f"Demo truth: contact raises the 30-day return probability by {true_lift * 100:+.1f} pp (simulated)."
-    report = retention_report(config=config, run_id=result["run_id"], out_dir=str(out), notes=[note])
+    report = run_flow(
+        retention_report,
+        config=config,
+        run_id=result["run_id"],
+        out_dir=str(out),
+        notes=[note],
+        database_url_override=url,
+    )
     overall = report["overall"][0]
-    from winback.app.cli import print_overall
-
-    print_overall(overall, report.get("window_open"))
+    print_overall(overall, report.get("window_open"), config.currency)
     inside = overall["abs_lift_low"] <= true_lift <= overall["abs_lift_high"]
     console.print(
         f"true simulated lift {true_lift * 100:+.1f} pp is "
@@ -88,10 +161,25 @@ def run_demo(
         + " the 95% interval"
     )
     console.print(f"report: [bold]{out / 'report.html'}[/bold] · {time.perf_counter() - started:.1f} s")
+    with engine.connect() as conn:
+        example = contacted_customer(conn, result["run_id"])
+    engine.dispose()
+    print_next_steps(console, database, example, default_database)
     return {
         "data": data,
         "campaign": result,
         "response": response,
         "overall": overall,
         "truth_inside": inside,
+        "example_customer": example,
     }
+
+
+def print_next_steps(console: Console, database: Path, customer: str | None, default_database: bool) -> None:
+    """The commands to type next, verbatim, on the demo's database."""
+    if not default_database:
+        console.print(f"next: export WINBACK_DATABASE_URL=sqlite:///{database.resolve()}", soft_wrap=True)
+    console.print("next: winback report", soft_wrap=True, markup=False)
+    if customer is not None:
+        console.print(f"next: winback explain {customer}", soft_wrap=True, markup=False)
+        console.print(f"next: winback preview {customer}", soft_wrap=True, markup=False)

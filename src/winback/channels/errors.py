@@ -33,6 +33,7 @@ import requests
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 
 from winback.channels.outcomes import Failed
+from winback.errors import DeliveryError
 from winback.messages.redact import mask_email, mask_phone, redact_text
 
 __all__ = [
@@ -56,7 +57,7 @@ TWILIO_OPTED_OUT_CODE = 21610
 HeadersSource = Callable[[], Mapping[str, str] | None]
 
 
-class WinbackProviderError(Exception):
+class WinbackProviderError(DeliveryError):
     """A provider call that did not succeed; carries everything the outbox needs to decide what next."""
 
     retryable: bool = False

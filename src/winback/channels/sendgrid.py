@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from sendgrid import SendGridAPIClient
 
 from winback.channels.errors import WinbackProviderError, map_provider_errors
 from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
+from winback.errors import ConfigError
 from winback.messages.redact import mask_email
 from winback.messages.safe_text import (
     CUSTOM_ARG_MAX_CHARS,
@@ -34,11 +34,12 @@ from winback.messages.safe_text import (
     one_line,
     subject_line,
 )
+from winback.settings import SENDGRID_API_HOST, Settings
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "sendgrid"
-DEFAULT_API_HOST = "https://api.sendgrid.com"
+DEFAULT_API_HOST = SENDGRID_API_HOST
 MAX_CATEGORIES = 10
 MAX_CATEGORY_CHARS = 255  # the API's limit for one category
 
@@ -57,35 +58,39 @@ class SendGridSettings:
 
     def __post_init__(self) -> None:
         if not self.api_key:
-            raise ValueError("SendGrid api_key is empty")
+            raise ConfigError("SendGrid api_key is empty")
         if "@" not in self.from_email:
-            raise ValueError("SendGrid from_email is not an email address")
+            raise ConfigError("SendGrid from_email is not an email address")
         if not self.postal_address.strip():
-            raise ValueError("a postal address is required in every marketing email (CAN-SPAM)")
+            raise ConfigError("a postal address is required in every marketing email (CAN-SPAM)")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SendGridSettings | None:
-        """Settings from SENDGRID_* / WINBACK_* variables; None without SENDGRID_API_KEY (use the local sink).
+    def from_settings(cls, settings: Settings) -> SendGridSettings | None:
+        """The adapter's settings; None without SENDGRID_API_KEY (use the local sink).
 
         With a key but no WINBACK_EMAIL_FROM or WINBACK_POSTAL_ADDRESS this raises: sending without them
         would be a misconfiguration, not a choice. WINBACK_EMAIL_FROM may be `Name <address>`.
         """
-        env = os.environ if env is None else env
-        api_key = env.get("SENDGRID_API_KEY", "").strip()
-        if not api_key:
+        if settings.sendgrid_api_key is None:
             return None
-        missing = [k for k in ("WINBACK_EMAIL_FROM", "WINBACK_POSTAL_ADDRESS") if not env.get(k, "").strip()]
-        if missing:
-            raise ValueError(f"SENDGRID_API_KEY is set but {', '.join(missing)} is not")
-        name, address = parseaddr(env["WINBACK_EMAIL_FROM"].strip())
+        if settings.email_from is None or settings.postal_address is None:
+            required = {"WINBACK_EMAIL_FROM": settings.email_from, "WINBACK_POSTAL_ADDRESS": settings.postal_address}
+            missing = ", ".join(name for name, value in required.items() if value is None)
+            raise ConfigError(f"SENDGRID_API_KEY is set but {missing} is not")
+        name, address = parseaddr(settings.email_from)
         return cls(
-            api_key=api_key,
+            api_key=settings.sendgrid_api_key.get_secret_value(),
             from_email=address,
             from_name=name or None,
-            postal_address=env["WINBACK_POSTAL_ADDRESS"].strip(),
-            api_host=env.get("SENDGRID_API_HOST", "").strip() or DEFAULT_API_HOST,
-            unsubscribe_mailto=env.get("WINBACK_UNSUBSCRIBE_MAILTO", "").strip() or None,
+            postal_address=settings.postal_address,
+            api_host=settings.sendgrid_api_host,
+            unsubscribe_mailto=settings.unsubscribe_mailto,
         )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SendGridSettings | None:
+        """`from_settings` for these variables only (not the process environment)."""
+        return cls.from_settings(Settings.from_mapping(env))
 
 
 class SendGridChannel:

@@ -17,8 +17,9 @@ from pathlib import Path
 from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
 from winback.messages.redact import mask_email, mask_phone
 from winback.messages.safe_text import CUSTOM_ARG_MAX_CHARS, header_value, sms_body, subject_line
+from winback.settings import DEFAULT_SINK_PATH, Settings
 
-DEFAULT_PATH = "outbox_sink.jsonl"
+DEFAULT_PATH = DEFAULT_SINK_PATH
 
 
 class SinkChannel:
@@ -28,7 +29,8 @@ class SinkChannel:
     rate_limited = False
 
     def __init__(self, path: Path | str | None = None) -> None:
-        self.path = Path(path or os.environ.get("WINBACK_SINK_PATH", DEFAULT_PATH))
+        """`path`: the journal; a caller that gives none gets WINBACK_SINK_PATH's, read now."""
+        self.path = Path(path or Settings().sink_path)
         self._fh = None
         self._lock = threading.Lock()
 

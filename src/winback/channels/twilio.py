@@ -19,7 +19,6 @@ settle it (see `messages.webhooks.parse_twilio_status`).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,13 +31,15 @@ from twilio.rest import Client
 from winback.channels.errors import WinbackProviderError, map_provider_errors
 from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
 from winback.channels.webhooks import CALLBACK_ID_PARAM
+from winback.errors import ConfigError
 from winback.messages.redact import mask_phone
 from winback.messages.safe_text import one_line, sms_body
+from winback.settings import TWILIO_API_BASE_URL, Settings
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "twilio"
-DEFAULT_API_BASE_URL = "https://api.twilio.com"
+DEFAULT_API_BASE_URL = TWILIO_API_BASE_URL
 
 
 @dataclass(frozen=True)
@@ -55,34 +56,34 @@ class TwilioSettings:
 
     def __post_init__(self) -> None:
         if not self.account_sid or not self.auth_token:
-            raise ValueError("Twilio account_sid and auth_token are both required")
+            raise ConfigError("Twilio account_sid and auth_token are both required")
         if not (self.from_number or self.messaging_service_sid):
-            raise ValueError("Twilio needs a from_number or a messaging_service_sid")
+            raise ConfigError("Twilio needs a from_number or a messaging_service_sid")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> TwilioSettings | None:
-        """Settings from TWILIO_* variables; None when neither account sid nor token is set (local sink).
+    def from_settings(cls, settings: Settings) -> TwilioSettings | None:
+        """The adapter's settings; None when neither account sid nor token is set (local sink).
 
         Half a configuration (sid without token, no sender) raises instead of silently not sending.
         """
-        env = os.environ if env is None else env
-
-        def var(name: str) -> str | None:
-            return env.get(name, "").strip() or None
-
-        sid, token = var("TWILIO_ACCOUNT_SID"), var("TWILIO_AUTH_TOKEN")
+        sid, token = settings.twilio_account_sid, settings.twilio_auth_token
         if not sid and not token:
             return None
         if not (sid and token):
-            raise ValueError("set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither")
+            raise ConfigError("set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither")
         return cls(
             account_sid=sid,
-            auth_token=token,
-            from_number=var("TWILIO_FROM_NUMBER"),
-            messaging_service_sid=var("TWILIO_MESSAGING_SERVICE_SID"),
-            api_base_url=var("TWILIO_API_BASE_URL") or DEFAULT_API_BASE_URL,
-            status_callback_url=var("TWILIO_STATUS_CALLBACK_URL"),
+            auth_token=token.get_secret_value(),
+            from_number=settings.twilio_from_number,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            api_base_url=settings.twilio_api_base_url,
+            status_callback_url=settings.twilio_status_callback_url,
         )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TwilioSettings | None:
+        """`from_settings` for these variables only (not the process environment)."""
+        return cls.from_settings(Settings.from_mapping(env))
 
 
 class RedirectingTwilioHttpClient(TwilioHttpClient):

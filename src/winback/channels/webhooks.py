@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from winback.errors import DataError
 from winback.messages.redact import mask_email, redact_text
 
 SENDGRID_TYPES = (
@@ -53,7 +54,7 @@ _DROPPED_TWILIO_FIELDS = frozenset({"To", "From", "Body"})
 _SENDGRID_ID_FIELDS = frozenset({"sg_event_id", "sg_message_id", "winback_message_id", "campaign_id", "customer_id"})
 
 
-class WebhookPayloadError(ValueError):
+class WebhookPayloadError(DataError):
     """The (authentic) payload is not shaped as the provider documents it."""
 
 

@@ -31,15 +31,17 @@ from sqlalchemy import Connection, Engine, select
 from winback.channels.errors import OPTED_OUT_REASON
 from winback.channels.outcomes import Failed, OutgoingMessage, SendOutcome, Sent, Skipped
 from winback.delivery.events import reconcile_unknown_from_events
+from winback.errors import ConfigError, DeliveryError
 from winback.messages.contact_data import locale_region, normalise_email, normalise_phone
 from winback.messages.quiet_hours import QuietHoursCheck, next_allowed, send_window
 from winback.messages.redact import redact_text
 from winback.messages.render import Brand, RenderError, build_context, render
-from winback.messages.unsubscribe import unsubscribe_url
+from winback.messages.unsubscribe import UnsubscribeLinks, configured_links
+from winback.settings import Settings
 from winback.warehouse import outbox
 from winback.warehouse.models import Suppression
 from winback.warehouse.queries import SendTimeFlags, send_time_flags
-from winback.warehouse.source import SourceMapping, SourceTables, missing_tables
+from winback.warehouse.source import SourceTables, missing_tables
 from winback.warehouse.suppressions import suppress
 from winback.warehouse.timeutil import utcnow
 
@@ -88,15 +90,15 @@ SUPPRESSED = "suppressed at send time"
 HELD = "held_quiet_hours"  # report key: rows put back until the recipient's morning
 
 
-class SourceTablesMissing(RuntimeError):
+class SourceTablesMissing(ConfigError):
     """The business's customers or consents table is not where the mapping says: consent cannot be re-checked."""
 
 
 _warned_no_source = False
 
 
-def send_time_source(engine: Engine) -> SourceTables | None:
-    """The tables consent is re-checked in at send time: those WINBACK_SOURCE_MAPPING names.
+def send_time_source(engine: Engine, tables: SourceTables | None = None) -> SourceTables | None:
+    """The tables consent is re-checked in at send time: `tables`, by default those WINBACK_SOURCE_MAPPING names.
 
     A database with neither a customers nor a consents table and no mapping configured holds an outbox and
     nothing else (the tests' senders, a bare outbox): there is no record to check, which is logged once,
@@ -104,8 +106,8 @@ def send_time_source(engine: Engine) -> SourceTables | None:
     row is claimed: sending on without the check would ignore every withdrawal.
     """
     global _warned_no_source
-    configured = bool(os.environ.get("WINBACK_SOURCE_MAPPING", "").strip())
-    tables = SourceTables(SourceMapping.configured())
+    tables = tables or SourceTables.from_settings(Settings())
+    configured = tables.mapped
     wanted = (tables.customers, tables.consents)
     missing = missing_tables(engine, wanted)
     if not missing:
@@ -173,7 +175,12 @@ class Prepared:
     outcome: SendOutcome | None = None
 
 
-def prepare(row: dict, campaign_id: str = "", brand: Brand = Brand()) -> Prepared:  # noqa: B008
+def prepare(
+    row: dict,
+    campaign_id: str = "",
+    brand: Brand = Brand(),  # noqa: B008
+    links: UnsubscribeLinks | None = None,
+) -> Prepared:
     """Check the address and render the message; bad data becomes an outcome, never an exception."""
     channel = row["channel"]
     if channel == "email":
@@ -182,7 +189,7 @@ def prepare(row: dict, campaign_id: str = "", brand: Brand = Brand()) -> Prepare
         address, problem = normalise_phone(row["to_address"], locale_region(row["context"].get("locale")))
     if problem:
         return Prepared(row, outcome=Skipped(problem))
-    link = unsubscribe_url(row["customer_id"], channel)
+    link = (links or configured_links()).url(row["customer_id"], channel)
     try:
         rendered = render(row["template"], channel, build_context(row["context"], brand, link))
     except (RenderError, ValueError) as exc:
@@ -229,7 +236,7 @@ class SendLimits:
     """Per-channel messages per second, in-flight concurrency and sender processes.
 
     From WINBACK_EMAIL_RATE, WINBACK_SMS_RATE, WINBACK_SEND_CONCURRENCY and WINBACK_SEND_PROCESSES
-    (default: one per CPU; used only for large sends, see messages.parallel_send).
+    (default: one per CPU; used only for large sends, see delivery.parallel_send).
     """
 
     email_per_second: float = 100.0
@@ -238,13 +245,18 @@ class SendLimits:
     processes: int = 1
 
     @classmethod
-    def from_env(cls) -> SendLimits:
+    def from_settings(cls, settings: Settings) -> SendLimits:
         return cls(
-            email_per_second=_positive_setting("WINBACK_EMAIL_RATE", cls.email_per_second, float),
-            sms_per_second=_positive_setting("WINBACK_SMS_RATE", cls.sms_per_second, float),
-            concurrency=int(_positive_setting("WINBACK_SEND_CONCURRENCY", cls.concurrency, int)),
-            processes=int(_positive_setting("WINBACK_SEND_PROCESSES", os.cpu_count() or 1, int)),
+            email_per_second=settings.email_rate,
+            sms_per_second=settings.sms_rate,
+            concurrency=settings.send_concurrency,
+            processes=settings.send_processes or os.cpu_count() or 1,
         )
+
+    @classmethod
+    def from_env(cls) -> SendLimits:
+        """The environment's limits: for a caller that was handed none."""
+        return cls.from_settings(Settings())
 
     def shared_by(self, senders: int) -> SendLimits:
         """Each of `senders` parallel senders' part: together they keep the per-channel rates."""
@@ -254,20 +266,6 @@ class SendLimits:
             sms_per_second=self.sms_per_second / senders,
             processes=1,
         )
-
-
-def _positive_setting(name: str, default: float, kind: type[int] | type[float]) -> float:
-    """A sending setting from the environment, refused unless it is a number above zero."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r}: not {'a whole number' if kind is int else 'a number'}") from None
-    if not value > 0:
-        raise ValueError(f"{name}={raw!r}: must be above zero")
-    return value
 
 
 def send_due(
@@ -283,6 +281,7 @@ def send_due(
     claim_size: int = 200,
     stop_check: Callable[[list[dict]], dict[str, str]] | None = None,
     source: SourceTables | None = None,
+    links: UnsubscribeLinks | None = None,
 ) -> DispatchReport:
     """Send every due message (of one run, or all) until none is left.
 
@@ -291,11 +290,12 @@ def send_due(
     mapping's tables), sent concurrently within the per-channel rate, and their outcomes committed
     together; a crash therefore leaves at most one claim's rows in `sending`, which `reconcile` settles.
     When every channel is a local journal (reconciled exactly, never `unknown`), claims are larger: fewer
-    commits, same guarantee.
+    commits, same guarantee. `limits` and `links` (unsubscribe links) default to the configured ones.
     """
     if not any(getattr(channel, "rate_limited", True) for channel in channels.values()):
         claim_size = max(claim_size, LOCAL_CLAIM_SIZE)
     limits = limits or SendLimits.from_env()
+    links = links or configured_links()
     source = source if source is not None else send_time_source(engine)  # a caller's own tables are trusted
     report = DispatchReport()
     now = now or utcnow()
@@ -304,7 +304,7 @@ def send_due(
     outbox.ACTIVE_TOKENS.add(token)
     try:
         return _send_loop(engine, channels, run_id, campaign_id, now, limits, retry, max_messages, claim_size,
-                          stop_check, source, token, started, report)  # fmt: skip
+                          stop_check, source, token, started, report, links)  # fmt: skip
     finally:
         outbox.ACTIVE_TOKENS.discard(token)
 
@@ -324,6 +324,7 @@ def _send_loop(
     token: str,
     started: float,
     report: DispatchReport,
+    links: UnsubscribeLinks,
 ) -> DispatchReport:
     buckets = {"email": RateLimiter(limits.email_per_second), "sms": RateLimiter(limits.sms_per_second)}
     handled = 0
@@ -358,7 +359,7 @@ def _send_loop(
                 if until is not None:  # night where the recipient is: back to the queue until their morning
                     held[row["id"]] = until
                     continue
-                prepared = prepare(row, campaign_id)
+                prepared = prepare(row, campaign_id, links=links)
                 if prepared.outcome is not None:
                     done.append((prepared, prepared.outcome))
                 else:
@@ -398,7 +399,7 @@ def _send_loop(
     return report
 
 
-class SendCrashed(RuntimeError):
+class SendCrashed(DeliveryError):
     """A channel adapter raised instead of answering: the sender stops, its other outcomes kept.
 
     Whether those messages reached the provider is unknown, so their rows stay `sending`; `reconcile`

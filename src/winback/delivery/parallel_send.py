@@ -28,6 +28,7 @@ from sqlalchemy import Engine, select
 
 from winback.child_process import child_env
 from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, send_due, send_time_source
+from winback.errors import DeliveryError
 from winback.warehouse.db import make_engine
 from winback.warehouse.models import CampaignRun
 from winback.warehouse.runs import RUN_STAGES
@@ -36,7 +37,7 @@ MIN_MESSAGES_PER_PROCESS = 10_000  # below this a helper's start-up (~1 s of imp
 HELPER_COMMAND = [sys.executable, "-m", "winback.delivery.parallel_send"]
 
 
-class HelperSenderError(RuntimeError):
+class HelperSenderError(DeliveryError):
     """A helper sender exited with an error; its claimed rows are left for `reconcile`."""
 
 

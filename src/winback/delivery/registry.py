@@ -8,16 +8,19 @@ from winback.channels.sendgrid import SendGridChannel, SendGridSettings
 from winback.channels.sink import SinkChannel
 from winback.channels.twilio import TwilioChannel, TwilioSettings
 from winback.delivery.dispatch import Channel
+from winback.settings import Settings
 
 
-def configured_channels() -> dict[str, Channel]:
-    """{"email": ..., "sms": ...} from the environment; both fall back to one shared sink."""
+def configured_channels(settings: Settings | None = None) -> dict[str, Channel]:
+    """{"email": ..., "sms": ...} as the settings configure them (by default the environment's); both fall
+    back to one shared sink. A half-configured provider raises ConfigError before anything is sent."""
     # the SDKs log request bodies (addresses, numbers) at DEBUG/INFO: keep them out of winback's logs
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     logging.getLogger("python_http_client").setLevel(logging.INFO)
-    sink = SinkChannel()
-    sendgrid = SendGridSettings.from_env()
-    twilio = TwilioSettings.from_env()
+    settings = settings or Settings()
+    sendgrid = SendGridSettings.from_settings(settings)
+    twilio = TwilioSettings.from_settings(settings)
+    sink = SinkChannel(settings.sink_path)
     return {
         "email": SendGridChannel(sendgrid) if sendgrid else sink,
         "sms": TwilioChannel(twilio) if twilio else sink,

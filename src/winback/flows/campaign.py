@@ -16,12 +16,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from winback.child_process import run_in_child
 from winback.config import CampaignConfig
+from winback.flows.retries import unless_bad_input
 from winback.offers.policy import load_policy
 from winback.segments.calibration import model_version
 from winback.segments.scoring import score_customers
+from winback.settings import Settings
 from winback.stages import campaign as stages
-from winback.warehouse.db import database_url, engine_for
-from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.db import engine_for
+from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc, utcnow
 
 task_opts: dict[str, Any] = {"cache_policy": NO_CACHE}
@@ -96,7 +98,7 @@ def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int
     return stages.issue_run_offers(engine_for(url), run, config)
 
 
-@task(**task_opts, retries=2, retry_delay_seconds=[5, 30])
+@task(**task_opts, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=unless_bad_input)
 def queue_and_send(
     url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime
 ) -> tuple[int, dict[str, int]]:
@@ -115,10 +117,11 @@ def winback_campaign(
 ) -> dict[str, Any]:
     """Run a campaign for `as_of` (default: now); re-running the same date resumes and sends nothing twice."""
     config = config or CampaignConfig()
-    url = database_url_override or database_url()
+    settings = Settings()  # read once, here: the tasks get its values
+    url = database_url_override or settings.database_url
     as_of = utc(as_of or scheduled_or_now())
     now = utc(now or utcnow())
-    src = SourceTables(SourceMapping.configured())
+    src = SourceTables.from_settings(settings)
     logger = get_run_logger()
     timings: dict[str, float] = {}
     peaks: dict[str, int] = {}

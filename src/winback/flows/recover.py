@@ -9,18 +9,22 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from winback.delivery.registry import configured_channels
-from winback.stages.recovery import recover
-from winback.warehouse.db import database_url, engine_for
-from winback.warehouse.source import SourceMapping, SourceTables
+from winback.flows.retries import unless_bad_input
+from winback.settings import Settings
+from winback.stages.recovery import recover, recovery_config
+from winback.warehouse.db import engine_for
+from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc, utcnow
 
 EVENT_RESOURCE_PREFIX = "winback.crm-event."
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=unless_bad_input)
 def recover_task(url: str, event_id: str, now: dt.datetime) -> dict[str, Any]:
-    src = SourceTables(SourceMapping.configured())
-    return recover(engine_for(url), src, event_id, configured_channels(), now)
+    settings = Settings()
+    src = SourceTables.from_settings(settings)
+    channels = configured_channels(settings)
+    return recover(engine_for(url), src, event_id, channels, now, config=recovery_config(settings))
 
 
 @flow(name="recover-customer")
@@ -29,4 +33,4 @@ def recover_customer(
 ) -> dict[str, Any]:
     """Apologise, compensate and plan the follow-up for one CRM event (its id, or its Prefect resource id)."""
     event_id = event_id.removeprefix(EVENT_RESOURCE_PREFIX)
-    return recover_task(database_url_override or database_url(), event_id, utc(now or utcnow()))
+    return recover_task(database_url_override or Settings().database_url, event_id, utc(now or utcnow()))

@@ -13,18 +13,18 @@ from prefect.cache_policies import NO_CACHE
 from winback.config import CampaignConfig
 from winback.reports.build import build_report, choose_report_run, headline_markdown
 from winback.reports.html import ReportData, window_status, write_report_bundle
-from winback.warehouse.db import database_url, engine_for
-from winback.warehouse.source import SourceMapping, SourceTables
+from winback.settings import Settings
+from winback.warehouse.db import engine_for
+from winback.warehouse.source import SourceTables
 
 
 @task(cache_policy=NO_CACHE)
-def assemble(url: str, run_id: int | None, config: CampaignConfig, notes: list[str]) -> ReportData:
+def assemble(url: str, src: SourceTables, run_id: int | None, config: CampaignConfig, notes: list[str]) -> ReportData:
     """The given run's report; without one, the latest run whose window has closed (see choose_report_run).
 
     Mondays at 07:00 the latest run is last Monday's, a week into its window: reporting it by default
     would present a week of returns as the campaign's result.
     """
-    src = SourceTables(SourceMapping.configured())
     with engine_for(url).connect() as conn:
         if run_id is None:
             choice = choose_report_run(conn, config.campaign_id)
@@ -77,8 +77,9 @@ def retention_report(
     None when the window was observed in full.
     """
     config = config or CampaignConfig()
-    url = database_url_override or database_url()
-    report = assemble(url, run_id, config, notes or [])
+    settings = Settings()
+    url = database_url_override or settings.database_url
+    report = assemble(url, SourceTables.from_settings(settings), run_id, config, notes or [])
     files = write_files(report, out_dir)
     keys = publish_artifacts(report)
     return {

@@ -9,10 +9,11 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import select
 
-from winback.warehouse.db import database_url, engine_for
+from winback.settings import Settings
+from winback.warehouse.db import engine_for
 from winback.warehouse.models import CampaignRun
 from winback.warehouse.returns import track_run
-from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc, utcnow
 
 
@@ -26,8 +27,7 @@ def runs_to_track(url: str, now: dt.datetime, window_days: int, run_id: int | No
 
 
 @task(cache_policy=NO_CACHE)
-def track(url: str, run_id: int, window_days: int, now: dt.datetime) -> int:
-    src = SourceTables(SourceMapping.configured())
+def track(url: str, src: SourceTables, run_id: int, window_days: int, now: dt.datetime) -> int:
     with engine_for(url).begin() as conn:
         return track_run(conn, src, run_id, window_days, now)
 
@@ -40,7 +40,9 @@ def track_returns(
     database_url_override: str | None = None,
 ) -> dict[str, Any]:
     """Rebuild the returns of one run, or of every run still inside (or a week past) its window."""
-    url = database_url_override or database_url()
+    settings = Settings()
+    url = database_url_override or settings.database_url
+    src = SourceTables.from_settings(settings)  # once for every run tracked
     now = utc(now or utcnow())
-    tracked = {rid: track(url, rid, window_days, now) for rid in runs_to_track(url, now, window_days, run_id)}
+    tracked = {rid: track(url, src, rid, window_days, now) for rid in runs_to_track(url, now, window_days, run_id)}
     return {"tracked": tracked}

@@ -20,6 +20,7 @@ from babel.numbers import format_currency, format_percent
 from jinja2 import PackageLoader, StrictUndefined, Template, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from winback.errors import DataError
 from winback.messages.failure_words import what_went_wrong
 from winback.messages.safe_text import (
     DESCRIPTION_MAX_CHARS,
@@ -50,7 +51,7 @@ UCS2_EXTRA_SEGMENTS = 1
 NO_NAME = "there"  # "Hi there," when the warehouse has no usable first name
 
 
-class RenderError(ValueError):
+class RenderError(DataError):
     """A template could not produce a message fit to send; the message names the template and field."""
 
 

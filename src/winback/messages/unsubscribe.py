@@ -1,17 +1,60 @@
-"""Signed unsubscribe links: the link itself proves which customer and channel, so no login is needed."""
+"""Signed unsubscribe links: the link itself proves which customer and channel, so no login is needed.
+
+`UnsubscribeLinks` holds the signing secret and the public base URL (WINBACK_UNSUBSCRIBE_SECRET and
+WINBACK_PUBLIC_URL, read by the caller's `Settings`). The module functions take one; a caller that passes
+none gets the configured settings, read then.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import os
+from dataclasses import dataclass, field
 
-DEV_SECRET = "winback-dev-unsubscribe-secret"
+from winback.settings import DEFAULT_PUBLIC_URL, DEV_UNSUBSCRIBE_SECRET, Settings
+
+DEV_SECRET = DEV_UNSUBSCRIBE_SECRET
 
 
-def _secret() -> bytes:
-    return os.environ.get("WINBACK_UNSUBSCRIBE_SECRET", DEV_SECRET).encode()
+@dataclass(frozen=True)
+class UnsubscribeLinks:
+    """Makes and reads the signed tokens of unsubscribe links, and the links themselves."""
+
+    secret: str = field(default=DEV_SECRET, repr=False)
+    base_url: str = DEFAULT_PUBLIC_URL
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UnsubscribeLinks:
+        return cls(settings.unsubscribe_secret.get_secret_value(), settings.public_url)
+
+    def token(self, customer_id: str, channel: str) -> str:
+        """`<payload>.<mac>`, each base64url (which never contains '.'), so the split is unambiguous."""
+        payload = f"{customer_id}:{channel}".encode()
+        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+
+    def read(self, token: str) -> tuple[str, str]:
+        """(customer_id, channel) from a token; ValueError when it was not signed with this secret."""
+        try:
+            payload_part, mac_part = token.split(".")
+            payload, mac = _unb64(payload_part), _unb64(mac_part)
+            customer_id, channel = payload.decode().rsplit(":", 1)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise ValueError("unsubscribe token is malformed") from exc
+        if not hmac.compare_digest(mac, self._mac(payload)):
+            raise ValueError("unsubscribe token signature does not match")
+        return customer_id, channel
+
+    def url(self, customer_id: str, channel: str) -> str:
+        return f"{self.base_url.rstrip('/')}/unsubscribe/{self.token(customer_id, channel)}"
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self.secret.encode(), payload, hashlib.sha256).digest()[:16]
+
+
+def configured_links() -> UnsubscribeLinks:
+    """The links the environment configures: for a caller that was handed none (one read per call)."""
+    return UnsubscribeLinks.from_settings(Settings())
 
 
 def _b64(raw: bytes) -> str:
@@ -22,27 +65,16 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def make_token(customer_id: str, channel: str) -> str:
-    """`<payload>.<mac>`, each base64url (which never contains '.'), so the split is unambiguous."""
-    payload = f"{customer_id}:{channel}".encode()
-    mac = hmac.new(_secret(), payload, hashlib.sha256).digest()[:16]
-    return f"{_b64(payload)}.{_b64(mac)}"
+def make_token(customer_id: str, channel: str, links: UnsubscribeLinks | None = None) -> str:
+    """See `UnsubscribeLinks.token`."""
+    return (links or configured_links()).token(customer_id, channel)
 
 
-def read_token(token: str) -> tuple[str, str]:
-    """(customer_id, channel) from a token; ValueError when it was not signed by us."""
-    try:
-        payload_part, mac_part = token.split(".")
-        payload, mac = _unb64(payload_part), _unb64(mac_part)
-        customer_id, channel = payload.decode().rsplit(":", 1)
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise ValueError("unsubscribe token is malformed") from exc
-    expected = hmac.new(_secret(), payload, hashlib.sha256).digest()[:16]
-    if not hmac.compare_digest(mac, expected):
-        raise ValueError("unsubscribe token signature does not match")
-    return customer_id, channel
+def read_token(token: str, links: UnsubscribeLinks | None = None) -> tuple[str, str]:
+    """See `UnsubscribeLinks.read`."""
+    return (links or configured_links()).read(token)
 
 
-def unsubscribe_url(customer_id: str, channel: str) -> str:
-    base = os.environ.get("WINBACK_PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/")
-    return f"{base}/unsubscribe/{make_token(customer_id, channel)}"
+def unsubscribe_url(customer_id: str, channel: str, links: UnsubscribeLinks | None = None) -> str:
+    """See `UnsubscribeLinks.url`."""
+    return (links or configured_links()).url(customer_id, channel)

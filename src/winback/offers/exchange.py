@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, and_, case, func, select, update
 
+from winback.errors import DataError
 from winback.offers.codes import normalise
 from winback.warehouse.models import CampaignRun, Decision, Offer
 from winback.warehouse.timeutil import utc
@@ -66,7 +67,7 @@ def _max_discount(kind: str, amount: float | None) -> str:
     return f"{amount:.2f}" if kind == "percent_discount" and amount is not None else ""
 
 
-class RedemptionImportError(ValueError):
+class RedemptionImportError(DataError):
     """A redemptions file with bad rows; nothing was imported. `.problems` lists (line, problem)."""
 
     def __init__(self, source: str, problems: list[tuple[int, str]]) -> None:

@@ -155,6 +155,7 @@ def preview_run(
     offers = contacted.loc[contacted["offer_kind"] != "none"]
     return {
         "decisions": {k: int(v) for k, v in decisions["action"].value_counts().items()},
+        "by_segment_and_action": _counts(decisions, ["segment", "action"]),
         "contacts_by_segment_and_channel": _counts(contacted, ["segment", "channel"]),
         "offers": {str(kind): int(n) for kind, n in offers["offer_kind"].value_counts().items()},
         "offer_cost": round(float(offers["offer_cost"].sum()), 2),

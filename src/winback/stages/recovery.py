@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import traceback
 from typing import Any
 
@@ -33,6 +32,7 @@ from winback.offers.policy import CompensationPolicy
 from winback.segments.decision import decide
 from winback.segments.holdout import held_out
 from winback.segments.scoring import score_with_rules
+from winback.settings import Settings
 from winback.warehouse import journeys, outbox, queries, runs
 from winback.warehouse.crm import CATEGORIES, starts_recovery
 from winback.warehouse.db import error_line
@@ -44,9 +44,9 @@ CAMPAIGN_ID = "crm-recovery"
 log = logging.getLogger(__name__)
 
 
-def recovery_config() -> CampaignConfig:
-    """Budget: compensation per calendar month (expected cost of the codes issued), from WINBACK_RECOVERY_BUDGET."""
-    budget = float(os.environ.get("WINBACK_RECOVERY_BUDGET", "2000"))
+def recovery_config(settings: Settings | None = None) -> CampaignConfig:
+    """Budget: compensation per calendar month (expected cost of the codes issued), WINBACK_RECOVERY_BUDGET."""
+    budget = (settings or Settings()).recovery_budget
     return CampaignConfig(campaign_id=CAMPAIGN_ID, segments=["aggrieved"], holdout_share=0.1, budget=budget)
 
 

@@ -1,8 +1,7 @@
-"""One engine factory and one sessionmaker, from WINBACK_DATABASE_URL (default: ./winback.db, SQLite)."""
+"""One engine factory and one sessionmaker for a database URL (the caller's `Settings.database_url`)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -10,27 +9,28 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-DEFAULT_DATABASE_URL = "sqlite:///winback.db"
+from winback.errors import ConfigError
 
 
-def database_url() -> str:
-    """The configured warehouse URL; SQLite in the working directory when nothing is set."""
-    return os.environ.get("WINBACK_DATABASE_URL", DEFAULT_DATABASE_URL)
-
-
-def make_engine(url: str | None = None) -> Engine:
+def make_engine(url: str) -> Engine:
     """Build an engine; SQLite gets WAL and a busy timeout so a reader never blocks the sender."""
-    url = url or database_url()
     for scheme in ("postgresql://", "postgres://"):  # postgres:// as Heroku, Render and Supabase give it
         if url.startswith(scheme):
             url = "postgresql+psycopg://" + url.removeprefix(scheme)
     # hide_parameters: a database error's text would otherwise carry the bound values (addresses, phone
     # numbers) into Prefect's logs
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    except ImportError as exc:  # a dialect whose driver is not installed (mysql://, mssql://, ...)
+        scheme = url.split(":", 1)[0]
+        raise ConfigError(
+            f"no database driver for {scheme}:// URLs ({exc.name or exc}): winback runs on SQLite "
+            "(sqlite:///file.db) and PostgreSQL (postgresql://); check WINBACK_DATABASE_URL"
+        ) from None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -51,14 +51,14 @@ def engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
-def session_factory(url: str | None = None) -> sessionmaker[Session]:
-    """The sessionmaker for a URL (the configured one by default)."""
-    return sessionmaker(engine_for(url or database_url()), expire_on_commit=False)
+def session_factory(url: str) -> sessionmaker[Session]:
+    """The sessionmaker for a URL."""
+    return sessionmaker(engine_for(url), expire_on_commit=False)
 
 
 @contextmanager
-def transaction(url: str | None = None) -> Iterator[Session]:
-    """`with transaction() as session:` commits on success, rolls back on error."""
+def transaction(url: str) -> Iterator[Session]:
+    """`with transaction(url) as session:` commits on success, rolls back on error."""
     with session_factory(url).begin() as session:
         yield session
 

@@ -6,30 +6,30 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-from winback.warehouse.db import database_url, make_engine
+from winback.warehouse.db import make_engine
 
 
-def alembic_config(url: str | None = None) -> Config:
+def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", "winback.warehouse:migrations")
-    cfg.set_main_option("sqlalchemy.url", (url or database_url()).replace("%", "%%"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
-def upgrade(url: str | None = None, revision: str = "head", engine: Engine | None = None) -> None:
+def upgrade(url: str, revision: str = "head", engine: Engine | None = None) -> None:
     """Bring winback's tables to `revision`; safe to run repeatedly."""
     cfg = alembic_config(url)
-    engine = engine or make_engine(url or database_url())
+    engine = engine or make_engine(url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
 
-def current(url: str | None = None, engine: Engine | None = None) -> str | None:
+def current(url: str, engine: Engine | None = None) -> str | None:
     """The revision the tables are at (None: winback's tables were never created there)."""
     from alembic.runtime.migration import MigrationContext
 
-    with (engine or make_engine(url or database_url())).connect() as conn:
+    with (engine or make_engine(url)).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

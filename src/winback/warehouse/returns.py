@@ -14,7 +14,7 @@ from sqlalchemy import Connection, and_, case, delete, func, select
 
 from winback.warehouse.bulk import insert_columns, update_by_key
 from winback.warehouse.models import CampaignRun, Decision, Offer, Return
-from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import epoch_days, to_epoch_days, utc, utcnow
 
 WINDOW_SLACK_DAYS = 1 / 86_400  # one second: absorbs float rounding of epoch days, immaterial next to a window
@@ -120,15 +120,14 @@ def measured_customers(
     margin: float,
     shipping_cost: float = 0.0,
     *,
-    src: SourceTables | None = None,
+    src: SourceTables,
 ) -> pd.DataFrame:
     """One row per measured customer of a run, the input of `reports.stats.lift_table`.
 
     Columns: customer_id, arm, returned, revenue, margin, offer_cost (cost actually incurred, see
     `_offer_cost`), message_cost, days_to_return, segment, channel, offer_kind, failure_category.
-    `src` locates the order that redeemed each code (default: the configured source mapping).
+    `src` locates the order that redeemed each code.
     """
-    src = src or SourceTables(SourceMapping.configured())
     o = src.orders
     # the redeemed order's amount; summed so a source with one row per order line still gives one value
     redeemed_amount = (

@@ -2,12 +2,12 @@
 
 A real warehouse rarely calls its tables `orders` and `customers`. Point winback at them with a YAML file
 (`WINBACK_SOURCE_MAPPING=path/to/mapping.yaml`) instead of changing code; every query in
-`warehouse.queries` reads the source through the lightweight tables built here.
+`warehouse.queries` reads the source through the lightweight tables built here, once per command
+(`SourceTables.from_settings`) and handed down.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Boolean, DateTime, Engine, Integer, Numeric, String, Text, column, inspect, table
 from sqlalchemy.sql.expression import TableClause
 
+from winback.settings import Settings
 from winback.yaml_models import load_yaml_model
 
 
@@ -80,9 +81,8 @@ class SourceMapping(_Strict):
         return load_yaml_model(cls, path, "source mapping")
 
     @classmethod
-    def configured(cls) -> SourceMapping:
-        """The mapping named by WINBACK_SOURCE_MAPPING, else the demo's names."""
-        path = os.environ.get("WINBACK_SOURCE_MAPPING")
+    def load(cls, path: str | Path | None) -> SourceMapping:
+        """The mapping in this file (WINBACK_SOURCE_MAPPING's), else the demo's names."""
         return cls.from_yaml(Path(path)) if path else cls()
 
 
@@ -95,9 +95,14 @@ def _table(name: str, schema: str | None, **columns: tuple[str, object]) -> Tabl
 
 
 class SourceTables:
-    """The four source tables as SQLAlchemy selectables, addressed by winback's column names."""
+    """The four source tables as SQLAlchemy selectables, addressed by winback's column names.
 
-    def __init__(self, mapping: SourceMapping) -> None:
+    `mapped`: the names come from a mapping file an operator wrote, so a table missing where it says is
+    a misconfiguration (see `delivery.dispatch.send_time_source`), not a database that has no such table.
+    """
+
+    def __init__(self, mapping: SourceMapping, *, mapped: bool = False) -> None:
+        self.mapped = mapped
         m, s = mapping, mapping.schema_name
         self.customers = _table(
             m.customers.table,
@@ -142,6 +147,11 @@ class SourceTables:
             source=(m.consents.source, String()),
             recorded_at=(m.consents.recorded_at, DateTime(timezone=True)),
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SourceTables:
+        """The tables WINBACK_SOURCE_MAPPING names (the file is read now), else the demo's."""
+        return cls(SourceMapping.load(settings.source_mapping), mapped=settings.source_mapping is not None)
 
     @staticmethod
     def col(t: TableClause, name: str):  # type: ignore[no-untyped-def]

@@ -21,10 +21,11 @@ from winback.app.demo_data.clock import Clock, build_clock
 from winback.app.demo_data.parameters import BLOCK, MAX_CUSTOMERS
 from winback.app.demo_data.tables import TABLES, truth_metadata
 from winback.app.demo_data.text import timestamp_strings
+from winback.errors import StateError
 from winback.warehouse.models import SourceBase
 
 
-class DemoDataExistsError(RuntimeError):
+class DemoDataExistsError(StateError):
     """The demo's source tables already hold rows and `replace=True` was not given."""
 
 

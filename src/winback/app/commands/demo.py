@@ -1,0 +1,60 @@
+"""`winback demo` (everything, on a demo database) and `winback demo-data` (the demo's source tables only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from winback.app.commands.common import (
+    AsOfOpt,
+    check_channels,
+    console,
+    load_settings,
+    open_database,
+    sqlite_file,
+    utc,
+)
+
+app = typer.Typer()
+
+
+@app.command("demo")
+def demo(
+    customers: Annotated[int, typer.Option(help="demo warehouse size")] = 20_000,
+    true_lift: Annotated[float, typer.Option(help="simulated true effect of contact on return probability")] = 0.05,
+    out: Annotated[Path, typer.Option(help="report folder")] = Path("demo_out"),
+    database: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="SQLite file, rebuilt each time; default: the CLI's own (winback.db, or WINBACK_DATABASE_URL's)"
+        ),
+    ] = None,
+) -> None:
+    """Build a demo warehouse, run a full campaign, simulate the next 30 days, track returns, report."""
+    from winback.app.demo import demo_database, run_demo
+
+    settings = load_settings()
+    check_channels(settings)
+    file = demo_database(settings, database)
+    default = sqlite_file(settings.database_url)
+    is_default = default is not None and default.resolve() == file.resolve()
+    run_demo(console, customers=customers, true_lift=true_lift, out=out, database=file, default_database=is_default)
+
+
+@app.command("demo-data")
+def demo_data(
+    customers: Annotated[int, typer.Option(help="how many customers")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    as_of: AsOfOpt = None,
+) -> None:
+    """Build a realistic demo warehouse (source tables) in WINBACK_DATABASE_URL, replacing any earlier one."""
+    from winback.app.demo import DEFAULT_AS_OF
+    from winback.app.demo_data import generate_demo_warehouse
+
+    with open_database(load_settings(), migrated=False) as (engine, _):
+        summary = generate_demo_warehouse(
+            engine, customers=customers, seed=seed, as_of=utc(as_of) or DEFAULT_AS_OF, replace=True
+        )
+    console.print(summary)
