@@ -76,8 +76,9 @@ def sender_processes() -> multiprocessing.context.ForkServerContext:
     return context
 
 
-def start_sender(engine: Engine, mode: str, tmp_path: Path, extra_env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    """`crash_sender.run_sender` in its own process, on this test's database and journal."""
+def start_sender(engine: Engine, mode: str, tmp_path: Path, extra_env: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
+                 name: str = "sender"):  # fmt: skip
+    """`crash_sender.run_sender` in its own process, on this test's database and journal (log: `<name>.log`)."""
     env = {
         "WINBACK_DATABASE_URL": engine.url.render_as_string(hide_password=False),
         "WINBACK_SINK_PATH": os.environ["WINBACK_SINK_PATH"],
@@ -85,7 +86,7 @@ def start_sender(engine: Engine, mode: str, tmp_path: Path, extra_env: dict[str,
         "CRASH_SENDER_RATE": str(RATE),
         **(extra_env or {}),
     }
-    log = tmp_path / "sender.log"
+    log = tmp_path / f"{name}.log"
     proc = sender_processes().Process(target=run_sender, args=(mode, env, str(log)), daemon=True)
     proc.start()
     proc.log_path = log  # type: ignore[attr-defined]
@@ -104,6 +105,16 @@ def wait_until(condition: Callable[[], bool], proc, what: str, timeout: float = 
             proc.join()
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.005)
+
+
+def finish(proc, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    """Wait for a sender to finish on its own; fail with its log if it does not, or fails."""
+    proc.join(timeout=timeout)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    output = proc.log_path.read_text()[-3000:] if proc.log_path.exists() else ""
+    assert proc.exitcode == 0, f"the sender ended with {proc.exitcode}:\n{output}"
 
 
 def kill9(proc) -> None:  # type: ignore[no-untyped-def]

@@ -17,12 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from winback.channels.outcomes import SendOutcome
 from winback.delivery.limits import RetryPolicy
@@ -31,6 +32,7 @@ from winback.warehouse import outbox
 from winback.warehouse.timeutil import utcnow
 
 MAX_GROUP = 256  # pieces of work in one transaction at most
+LINGER_SECONDS = 0.0005  # after the first piece of work: the threads woken by the last commit hand theirs in
 
 
 @dataclass
@@ -77,30 +79,40 @@ class ClaimRecorder:
             raise self.error
 
     def _run(self) -> None:
-        closing = False
-        while not closing:
-            group: list[_Work] = []
-            work = self._queue.get()
-            while work is not None:
-                group.append(work)
-                if len(group) >= MAX_GROUP:
-                    break
-                try:
-                    work = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            closing = work is None
-            if group:
-                self._commit(group)
+        conn: Connection | None = None
+        try:
+            conn = self._engine.connect()  # one connection for the claim: no checkout (and ping) per group
+        except BaseException as exc:
+            self.error = exc
+        try:
+            closing = False
+            while not closing:
+                group: list[_Work] = []
+                work = self._queue.get()
+                time.sleep(LINGER_SECONDS)  # the other threads' work, about to come, joins this group
+                while work is not None:
+                    group.append(work)
+                    if len(group) >= MAX_GROUP:
+                        break
+                    try:
+                        work = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                closing = work is None
+                if group:
+                    self._commit(conn, group)
+        finally:
+            if conn is not None:
+                conn.close()
 
-    def _commit(self, group: list[_Work]) -> None:
+    def _commit(self, conn: Connection | None, group: list[_Work]) -> None:
         starts = [w for w in group if w.outcome is None]
-        if self.error is not None:  # an earlier group failed: nothing more is written, no call may start
+        if self.error is not None or conn is None:  # an earlier group failed: nothing more is written or started
             for w in starts:
-                w.done.set_exception(self.error)  # type: ignore[union-attr]
+                w.done.set_exception(self.error or RuntimeError("no connection"))  # type: ignore[union-attr]
             return
         try:
-            with self._engine.begin() as conn:
+            with conn.begin():
                 answered = self._clock()
                 changes = [outcome_change(conn, w.item, w.outcome, self._retry, answered) for w in group if w.outcome]
                 outbox.apply_changes(conn, changes)

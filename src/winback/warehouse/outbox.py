@@ -16,6 +16,7 @@ Moves outside a plain send (a crash settled, a lookup's finding, an operator's r
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import socket
@@ -123,23 +124,32 @@ def start(conn: Connection, token: str, at: dt.datetime, texts: dict[str, str | 
     The caller commits this just before the calls: a row whose stamp is committed may have reached the
     provider, any other row of the claim has not. A text given for a row is recorded as `body_text` (what
     a provider lookup matches after a crash). A row no longer `sending` under `token` (its claim was
-    reconciled away) is not returned, and must not be sent.
+    reconciled away) is not returned, and must not be sent. The statements are built once: this runs for
+    every message sent.
     """
     if not texts:
         return set()
-    table = OutboxMessage.__table__
-    won = conn.execute(
-        update(table)
-        .where(table.c.id.in_(list(texts)), func.coalesce(table.c.status, "") == "sending")
-        .where(table.c.claimed_by == token)
-        .values(started_at=at)
-        .returning(table.c.id)
-    )
+    stamp, record_text = _start_statements()
+    won = conn.execute(stamp, {"b_ids": list(texts), "b_token": token, "b_at": at})
     started = set(won.scalars())
     bodies = [{"b_id": mid, "b_body": text} for mid, text in texts.items() if text is not None and mid in started]
     if bodies:
-        conn.execute(update(table).where(table.c.id == bindparam("b_id")).values(body_text=bindparam("b_body")), bodies)
+        conn.execute(record_text, bodies)
     return started
+
+
+@functools.cache
+def _start_statements() -> tuple[Any, Any]:
+    table = OutboxMessage.__table__
+    stamp = (
+        update(table)
+        .where(table.c.id.in_(bindparam("b_ids", expanding=True)), func.coalesce(table.c.status, "") == "sending")
+        .where(table.c.claimed_by == bindparam("b_token"))
+        .values(started_at=bindparam("b_at"))
+        .returning(table.c.id)
+    )
+    record_text = update(table).where(table.c.id == bindparam("b_id")).values(body_text=bindparam("b_body"))
+    return stamp, record_text
 
 
 def load(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
@@ -182,12 +192,18 @@ def apply_changes(conn: Connection, changes: list[dict[str, Any]]) -> None:
         return
     table = OutboxMessage.__table__
     if len(changes) < FEW_CHANGES and conn.dialect.name == "postgresql":
-        values = {c: bindparam(f"b_{c}") for c in CHANGE_COLUMNS}
-        stmt = update(table).where(table.c.id == bindparam("b_id")).values(values)
-        conn.execute(stmt, [{"b_id": ch["_id"], **{f"b_{c}": ch[c] for c in CHANGE_COLUMNS}} for ch in changes])
+        rows = [{"b_id": ch["_id"], **{f"b_{c}": ch[c] for c in CHANGE_COLUMNS}} for ch in changes]
+        conn.execute(_few_changes(), rows)
         return
     columns = {c: [ch[c] for ch in changes] for c in CHANGE_COLUMNS}
     update_by_key(conn, table, "id", {**columns, "id": [ch["_id"] for ch in changes]})
+
+
+@functools.cache
+def _few_changes() -> Any:
+    table = OutboxMessage.__table__
+    values = {c: bindparam(f"b_{c}") for c in CHANGE_COLUMNS}
+    return update(table).where(table.c.id == bindparam("b_id")).values(values)
 
 
 ACTIVE_TOKENS: set[str] = set()  # claims held by senders running in this process right now
@@ -294,8 +310,11 @@ def settle_unknown_as_sent(
 
 
 def requeue_unknown(conn: Connection, ids: Iterable[str], at: dt.datetime, actor: str, reason: str) -> list[str]:
-    """unknown → queued, due at `at`: someone (a lookup that found nothing, an operator) decided it never left."""
-    values = {"status": "queued", "not_before": at, "last_error": reason}
+    """unknown → queued: someone (a lookup that found nothing, an operator) decided it never left.
+
+    Its `not_before` is kept: it was due when it was claimed, so it is due again at once.
+    """
+    values = {"status": "queued", "last_error": reason}
     moved = _moved(conn, ids, OutboxMessage.__table__.c.status == "unknown", values)
     add_history(conn, moved, at, ("unknown", "queued"), actor, reason)
     return moved
