@@ -7,7 +7,8 @@ Queues `-n` messages (one SMS in ten) in a fresh run, then one `send_due` sends 
 lifted, `--concurrency` calls in flight, through:
 - `standins`: the SendGrid and Twilio SDKs to the local stand-ins (in this process: the figure is a floor);
 - `null`: a provider-like channel (sent concurrently, rate limited, no journal) that answers at once, so
-  what is measured is the dispatcher and the state database alone: where a commit per row would show.
+  what is measured is the dispatcher and the state database alone: where a commit per row would show;
+- `sink`: the local sink's journal (sent inline, recorded with its claim: no commit per row).
 Default database: a temporary SQLite file. Each repeat queues a new run. Last line:
 `channel=… database=… messages=… seconds=… per_s=… us_per_message=…` (the best repeat).
 """
@@ -33,6 +34,7 @@ from standins.twilio_api import VALID_TEST_FROM, running_twilio_standin  # noqa:
 
 from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent  # noqa: E402
 from winback.channels.sendgrid import SendGridChannel  # noqa: E402
+from winback.channels.sink import SinkChannel  # noqa: E402
 from winback.channels.twilio import TwilioChannel  # noqa: E402
 from winback.delivery.dispatch import SendLimits, send_due  # noqa: E402
 from winback.warehouse.db import make_engine  # noqa: E402
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--messages", type=int, default=3000)
     parser.add_argument("--url", default=None, help="state database URL (default: a temporary SQLite file)")
-    parser.add_argument("--channel", choices=["standins", "null"], default="null")
+    parser.add_argument("--channel", choices=["standins", "null", "sink"], default="null")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
@@ -78,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.channel == "null":
             null = NullProvider()
             channels = {"email": null, "sms": null}
+        elif args.channel == "sink":
+            sink = SinkChannel(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "sink.jsonl")
+            channels = {"email": sink, "sms": sink}
         else:
             sg = stack.enter_context(running_sendgrid_standin())
             tw = stack.enter_context(running_twilio_standin())

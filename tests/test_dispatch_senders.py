@@ -109,7 +109,7 @@ def test_two_sender_processes_one_killed_still_send_each_message_exactly_once(en
                 proc.kill()
     assert JournalLines(journal)() > at_kill, "the survivor must have gone on sending"
     stranded = status_counts(engine, run.run_id).get("sending", 0)
-    assert 0 < stranded <= 40, "only the killed sender's claim is left"
+    assert stranded <= 40, "only the killed sender's claim is left (none if killed between claims)"
 
     sink = SinkChannel(journal)
     settled = reconcile(engine, sink, run.run_id)

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -204,21 +204,28 @@ class _Sender:
             else:
                 ready.append(prepared)
 
-        # journaled inline (the local sink): sent at once, recorded with the claim's other settled rows
-        inline = [p for p in ready if _recorded_with_claim(self._channel(p))]
-        done += [(p, self._channel(p).send(p.message)) for p in inline]  # type: ignore[arg-type]
-        with self.engine.begin() as conn:  # before any provider call: a crash mid-send must not leave them
-            outbox.release(conn, held, self.token)
-            changes = [outcome_change(conn, item, outcome, self.retry, self.clock()) for item, outcome in done]
-            outbox.apply_changes(conn, changes)
         if held:
             report.add(HELD, len(held))
-        for change in changes:
-            report.add(change["_kind"])
-
+        self._record(done, held, report)  # before any call: a crash mid-send must not leave them `sending`
+        # journaled inline (the local sink): sent at once, recorded together; its journal answers after a crash
+        inline = [p for p in ready if _recorded_with_claim(self._channel(p))]
+        self._record([(p, self._channel(p).send(p.message)) for p in inline], {}, report)  # type: ignore[arg-type]
         calls = [p for p in ready if not _recorded_with_claim(self._channel(p))]
         if calls:
             self._call(calls, report)
+
+    def _record(
+        self, done: list[tuple[Prepared, SendOutcome]], held: dict[str, dt.datetime], report: DispatchReport
+    ) -> None:
+        """Commit settled rows' outcomes and put held rows back, in one transaction (none when there is nothing)."""
+        if not done and not held:
+            return
+        with self.engine.begin() as conn:
+            outbox.release(conn, held, self.token)
+            changes = [outcome_change(conn, item, outcome, self.retry, self.clock()) for item, outcome in done]
+            outbox.apply_changes(conn, changes)
+        for change in changes:
+            report.add(change["_kind"])
 
     def _channel(self, item: Prepared) -> Channel:
         return self.channels[item.row["channel"]]
@@ -235,6 +242,7 @@ class _Sender:
             assert self.pool is not None
             threads = min(self.limits.concurrency, len(remote))
             futures = [self.pool.submit(self._call_each, remote, recorder, lock) for _ in range(threads)]
+            wait(futures)  # every thread done before the recorder stops: none may wait on it for ever
             for future in futures:
                 crashed += future.result()
         finally:
