@@ -4,8 +4,10 @@
     python tests/crash_sender.py providers   # channels from the environment (configured_channels)
 
 Environment: WINBACK_DATABASE_URL, WINBACK_SINK_PATH, CRASH_SENDER_NOW (ISO time passed to send_due as
-`now`), CRASH_SENDER_RATE (messages per second per channel); for `providers` also the SENDGRID_*, TWILIO_* and
-WINBACK_EMAIL_FROM / WINBACK_POSTAL_ADDRESS variables `configured_channels()` reads.
+`now`), CRASH_SENDER_RATE (messages per second per channel), CRASH_SENDER_CONCURRENCY (calls in flight,
+default 8 as WINBACK_SEND_CONCURRENCY), CRASH_SENDER_CLAIM (rows per claim, default 200); for `providers`
+also the SENDGRID_*, TWILIO_* and WINBACK_EMAIL_FROM / WINBACK_POSTAL_ADDRESS variables
+`configured_channels()` reads.
 
 It prints one JSON line with the dispatch report if it ever finishes (the tests kill it long before).
 
@@ -111,8 +113,10 @@ def main(argv: list[str]) -> int:
     engine = make_engine(os.environ["WINBACK_DATABASE_URL"])
     rate = float(os.environ.get("CRASH_SENDER_RATE", "100"))
     now = dt.datetime.fromisoformat(os.environ["CRASH_SENDER_NOW"])
-    limits = SendLimits(email_per_second=rate, sms_per_second=rate, concurrency=4)
-    report = send_due(engine, channels, now=now, limits=limits)
+    concurrency = int(os.environ.get("CRASH_SENDER_CONCURRENCY", "8"))
+    limits = SendLimits(email_per_second=rate, sms_per_second=rate, concurrency=concurrency)
+    claim = int(os.environ.get("CRASH_SENDER_CLAIM", "200"))
+    report = send_due(engine, channels, now=now, limits=limits, claim_size=claim)
     print(json.dumps(report.as_dict()), flush=True)
     return 0
 

@@ -1,6 +1,6 @@
 """Retries, refusals, opt-outs and pacing: `send_due` with the real adapters against the provider stand-ins.
 
-What a provider answer does to an outbox row (messages/dispatch.py `_outcome_change`):
+What a provider answer does to an outbox row (delivery/prepare.py `outcome_change`):
 - 429 / 5xx / dropped connection: retryable, back to `queued` with `not_before` = now + backoff (exponential,
   full jitter, never sooner than the provider's Retry-After), until `RetryPolicy.max_attempts`, then `failed`
 - any other 4xx: `failed` at once with the provider's reason, never retried
@@ -26,7 +26,7 @@ from standins.twilio_api import TwilioStandin
 
 from winback.channels.sendgrid import SendGridChannel
 from winback.channels.twilio import TwilioChannel
-from winback.delivery import dispatch
+from winback.delivery import limits as send_limits
 from winback.delivery.dispatch import RateLimiter, RetryPolicy, SendLimits, send_due
 from winback.warehouse.models import OutboxMessage, Suppression
 from winback.warehouse.suppressions import suppress
@@ -57,7 +57,7 @@ def sendgrid_ids(sg: SendGridStandin) -> list[str]:
 @pytest.fixture
 def seeded_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff jitter from a seeded generator, so delays are the same on every run."""
-    monkeypatch.setattr(dispatch, "random", random.Random(20261102))
+    monkeypatch.setattr(send_limits, "random", random.Random(20261102))
 
 
 # -- retryable answers -------------------------------------------------------------------------------------

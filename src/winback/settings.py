@@ -102,6 +102,19 @@ class Settings(BaseSettings):
         validation_alias="WINBACK_SEND_PROCESSES",
         description="Sender processes for a large send. Default: one per CPU.",
     )
+    twilio_visibility_delay: float = Field(
+        39_600.0,
+        ge=0,
+        validation_alias="WINBACK_TWILIO_VISIBILITY_DELAY",
+        description="Seconds after its call before an SMS missing from Twilio's Messages list counts as never "
+        "sent and is re-queued once (Twilio lists a message once it leaves its queue: up to its 10 h validity).",
+    )
+    unknown_operator_wait: float = Field(
+        86_400.0,
+        ge=0,
+        validation_alias="WINBACK_UNKNOWN_OPERATOR_WAIT",
+        description="Seconds an `unknown` message waits for a provider event before it is listed for an operator.",
+    )
     # -- SendGrid (email): unset SENDGRID_API_KEY means the local sink
     sendgrid_api_key: SecretStr | None = Field(
         None, validation_alias="SENDGRID_API_KEY", description="SendGrid API key; unset: emails go to the sink."

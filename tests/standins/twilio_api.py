@@ -1,4 +1,4 @@
-"""A local Twilio Messages API (`POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, 2010-04-01).
+"""A local Twilio Messages API (`POST` and `GET /2010-04-01/Accounts/{AccountSid}/Messages.json`, 2010-04-01).
 
 Order of checks, as the real API: injected fault, route, HTTP Basic auth with the account sid and auth token
 (401, code 20003), the published description (400), then the rules the description cannot state (400), then
@@ -13,6 +13,9 @@ Rules on top of the description (see shared/specs/README.md):
     21610  To replied STOP: +15005550004, plus any number passed to `opt_out()`
 Description violations map to the nearest Twilio code (21604 To missing, 21211 To, 21212 From, 21609
 StatusCallback, 21620 MediaUrl); the rest get 20001, the stand-in's catch-all.
+
+The Messages list (`GET`) shows every accepted message as sent at once (see `twilio_list`) after the same
+auth; `unlist(sid)` hides one (a provider that has not made it visible yet).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -44,8 +48,9 @@ from . import (
     request_body_fragment,
     require_specs,
     schema_violations,
+    twilio_list,
 )
-from .server import ProviderStandin, Request, Response, running
+from .server import Exchange, ProviderStandin, Request, Response, running
 
 if TYPE_CHECKING:
     from winback.channels.twilio import TwilioSettings
@@ -111,9 +116,26 @@ class TwilioStandin(ProviderStandin):
         self.auth_token = auth_token
         self.validator = validator
         self.opted_out: set[str] = {OPTED_OUT_TEST_NUMBER}
+        self.listed: list[dict[str, Any]] = []  # accepted messages as the list shows them, oldest first
+        self.unlisted: set[str] = set()
         self._lock = threading.Lock()
 
     # -- what tests use -------------------------------------------------------------------------------------
+    @property
+    def creates(self) -> list[Exchange]:
+        """The create requests (POST) only, whatever their answer: the sends that were attempted."""
+        return [e for e in self.received if e.request.method == "POST"]
+
+    @property
+    def lookups(self) -> list[Exchange]:
+        """The list requests (GET)."""
+        return [e for e in self.received if e.request.method == "GET"]
+
+    def unlist(self, sid: str) -> None:
+        """The Messages list stops showing this accepted message."""
+        with self._lock:
+            self.unlisted.add(sid)
+
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None, code: int | None = None) -> None:
         """The next `times` requests get `status` (Twilio code: `code`, else 20429/20500/20503/20001)."""
         self.faults.fail_next(status, times, retry_after, code)
@@ -145,6 +167,8 @@ class TwilioStandin(ProviderStandin):
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
             return _error(fault.status, fault.code or _default_code(fault.status), None, headers)
         try:
+            if request.method == "GET" and _MESSAGES_RE.match(request.path):
+                return self._list_messages(request)
             return self._create_message(request)
         except TwilioError as exc:
             return _error(exc.status, exc.code, str(exc))
@@ -165,7 +189,25 @@ class TwilioStandin(ProviderStandin):
             raise _violation_error(violations[0], fields)
         media = form.get("MediaUrl", [])
         _check_business_rules(fields, media, self._is_opted_out(fields["To"]))
-        return Response.json(201, self._message_resource(fields, len(media)))
+        resource = self._message_resource(fields, len(media))
+        with self._lock:
+            self.listed.append({**resource, "date_sent": resource["date_created"], "status": "sent"})
+        return Response.json(201, resource)
+
+    def _list_messages(self, request: Request) -> Response:
+        match = _MESSAGES_RE.match(request.path)
+        assert match is not None
+        credentials = request.basic_auth()
+        if credentials is None or not self._authentic(*credentials) or match.group(1) != self.account_sid:
+            raise TwilioError(401, 20003)
+        query = {k: v[-1] for k, v in parse_qs(request.query, keep_blank_values=True).items()}
+        violations = twilio_list.list_violations(self.validator, request, match.group(1), query)
+        if violations:
+            v = violations[0]
+            raise TwilioError(400, 20001, f"Invalid parameter ({'.'.join(map(str, v.path)) or 'query'}: {v.message})")
+        with self._lock:
+            shown = [m for m in self.listed if m["sid"] not in self.unlisted]
+        return Response.json(200, twilio_list.list_page(shown, request, query))
 
     def contract_violations(self, request: Request, account_sid: str) -> list[Violation]:
         """What the published description rejects, by the configured validator."""

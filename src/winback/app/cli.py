@@ -19,6 +19,7 @@ from typer.core import TyperGroup  # noqa: E402
 
 from winback.app.commands import customer, database, demo, models, offers, report, runs, serve  # noqa: E402
 from winback.app.commands.common import console  # noqa: E402
+from winback.app.commands.outbox import outbox_app  # noqa: E402
 from winback.app.commands.uplift import uplift_app  # noqa: E402
 
 
@@ -61,6 +62,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(database.app, name="db")
 app.add_typer(serve.app)  # serve
 app.add_typer(uplift_app, name="uplift")
+app.add_typer(outbox_app, name="outbox")
 
 
 def main() -> None:

@@ -14,10 +14,15 @@ the length within Twilio's 1600 characters and the opt-out wording belong to the
 Each message's StatusCallback is the configured URL plus `?winback_message_id=<outbox id>`: a send whose
 response was lost leaves its outbox row `unknown` with no MessageSid, and only that id lets the callback
 settle it (see `messages.webhooks.parse_twilio_status`).
+
+`find_sent` answers the other way round, for an `unknown` row no callback settled: the Messages list
+filtered by recipient, sender and send date, matched on the body (the Message resource does not echo the
+StatusCallback URL, so our id cannot be matched there). See `delivery.settle` for what is done with it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Mapping
@@ -40,6 +45,17 @@ log = logging.getLogger(__name__)
 
 PROVIDER = "twilio"
 DEFAULT_API_BASE_URL = TWILIO_API_BASE_URL
+LOOKUP_SKEW = dt.timedelta(minutes=10)  # our clock against Twilio's, when filtering by send date
+LOOKUP_LIMIT = 200  # messages to one number since the start: more than any campaign sends one person
+
+
+@dataclass(frozen=True)
+class SentLookup:
+    """What the Messages list says of one message: its SID when found; else how many other messages this
+    sender sent the number since (any: absence cannot be told from a body Twilio rewrote, so do not resend)."""
+
+    sid: str | None
+    others: int = 0
 
 
 @dataclass(frozen=True)
@@ -172,6 +188,32 @@ class TwilioChannel:
             created.sid,
         )
         return Sent(PROVIDER, created.sid)
+
+    def find_sent(self, to: str, body: str, since: dt.datetime) -> SentLookup:
+        """The message this sender sent `to` with exactly `body`, on or after `since` (less `LOOKUP_SKEW`).
+
+        One Messages list through the SDK, filtered by To, From (unless a Messaging Service sends, whose
+        numbers vary) and DateSent>; outbound messages only, of our Messaging Service when one is set.
+        Raises `WinbackProviderError` when Twilio cannot be asked. A message still in Twilio's queue has no
+        send date yet and is not listed: absence means something only after the validity period.
+        """
+        service = self._settings.messaging_service_sid
+        filters: dict[str, object] = {"to": to, "date_sent_after": since - LOOKUP_SKEW}
+        if not service and self._settings.from_number:
+            filters["from_"] = self._settings.from_number
+        with map_provider_errors(PROVIDER, response_headers=self._http.last_response_headers):
+            listed = self._client.messages.list(**filters, limit=LOOKUP_LIMIT, page_size=50)
+        others = 0
+        for message in listed:
+            if not str(message.direction or "").startswith("outbound"):
+                continue
+            if service and message.messaging_service_sid != service:
+                continue
+            if message.body == body:
+                log.info("twilio lookup found to=%s sid=%s", mask_phone(to), message.sid)
+                return SentLookup(message.sid)
+            others += 1
+        return SentLookup(None, others)
 
 
 def status_callback_url(base_url: str, message_id: str) -> str:

@@ -250,6 +250,15 @@ def delivery_funnel(conn: Connection, run_id: int) -> pd.DataFrame:
     return wide
 
 
+def unknown_notes(delivery: pd.DataFrame, run_id: int) -> list[str]:
+    """A note when the delivery table counts `unknown` messages (a crash mid-call): what they are, who decides."""
+    unknown = int(delivery["unknown"].sum()) if "unknown" in delivery else 0
+    if not unknown:
+        return []
+    return [f"{unknown:,} message(s) of this run are unknown (a crash during their provider call; the provider may "
+            f"have them): `winback outbox unknown --run-id {run_id}` lists them for a decision."]  # fmt: skip
+
+
 def build_report(
     conn: Connection, src: SourceTables, run_id: int, config: CampaignConfig, notes: list[str] | None = None
 ) -> ReportData:
@@ -266,6 +275,7 @@ def build_report(
     overall = lift_table(frame, None)
     breakdowns = {name: lift_table(frame, [name]) for name in BREAKDOWNS if frame[name].nunique() > 0}
     start = window.as_of
+    delivery = delivery_funnel(conn, run_id)
     return ReportData(
         title=f"Retention report: {campaign_id}",
         campaign_id=campaign_id,
@@ -273,9 +283,9 @@ def build_report(
         overall=overall,
         breakdowns=breakdowns,
         retention=retention_curve(frame, max_days=window.curve_days),
-        delivery=delivery_funnel(conn, run_id),
+        delivery=delivery,
         root_causes=root_causes(conn, src, frame, start - dt.timedelta(days=config.aggrieved.lookback_days), start),
-        notes=notes or [],
+        notes=[*(notes or []), *unknown_notes(delivery, run_id)],
         period_start=start.date(),
         period_end=window.observed_until.date(),
         currency=config.currency,

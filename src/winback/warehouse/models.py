@@ -154,8 +154,8 @@ class OutboxMessage(Base):
     It holds the merge fields, not the rendered message: rendering happens at send time (a few hundred
     thousand rendered HTML bodies would weigh gigabytes); what was sent is recorded as subject + text.
 
-    status: queued -> sending -> sent | failed | skipped; a row left in `sending` by a crash is `unknown`
-    until reconciled (see messages.outbox).
+    status: queued -> sending -> sent | failed | skipped; a row left in `sending` by a crash is reconciled
+    (see warehouse.outbox): back to `queued` when its call never started (`started_at` empty), else `unknown`.
     """
 
     __tablename__ = "wb_outbox"
@@ -182,6 +182,7 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(96))  # host:pid:token of the sender holding it
     claimed_at: Mapped[dt.datetime | None]
+    started_at: Mapped[dt.datetime | None]  # committed just before its provider call: only then can it be unknown
     last_error: Mapped[str | None] = mapped_column(Text)
     not_before: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime]
@@ -189,6 +190,20 @@ class OutboxMessage(Base):
 
     def __repr__(self) -> str:
         return f"OutboxMessage(id={self.id!r}, channel={self.channel!r}, status={self.status!r})"
+
+
+class OutboxHistory(Base):
+    """What moved an outbox row outside a plain send, and why: a crash settled, a provider lookup, an operator."""
+
+    __tablename__ = "wb_outbox_history"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    outbox_id: Mapped[str] = mapped_column(String(40), index=True)
+    at: Mapped[dt.datetime]
+    from_status: Mapped[str] = mapped_column(String(12))
+    to_status: Mapped[str] = mapped_column(String(12))
+    actor: Mapped[str] = mapped_column(String(32))  # reconcile | twilio lookup | operator
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class MessageEvent(Base):

@@ -1,17 +1,22 @@
 """The outbox: every message is a row committed before the provider is called.
 
-    queued ──claim──▶ sending ──▶ sent | failed | skipped | queued (retryable, later not_before)
+    queued ──claim──▶ sending ──start──▶ (call) ──▶ sent | failed | skipped | queued (retryable, later not_before)
                          │    └──release──▶ queued (quiet hours at the recipient now: not an attempt)
-                  crash ─┘ ──reconcile──▶ sent (provider or sink has it) | queued (it never left)
-                                          | unknown (cannot tell: never resent automatically)
+                  crash ─┘ ──reconcile──▶ sent (the sink's journal has it) | queued (it never left, or its
+                                          call never started) | unknown (started, answer lost: never resent
+                                          automatically; a provider lookup, an event or an operator settles it)
 
 `claim` flips queued → sending in its own committed transaction, so two senders never take the same
-row and a crash leaves evidence. See README "Delivery guarantees" for the policy on `unknown`.
+row and a crash leaves evidence. `start` stamps `started_at` on the rows whose provider call is next,
+committed just before those calls: after a crash only they can be `unknown`, at most the calls in flight.
+Moves outside a plain send (a crash settled, a lookup's finding, an operator's re-queue) are written to
+`wb_outbox_history`. See README "Delivery guarantees" for the policy on `unknown`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import socket
@@ -19,10 +24,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from winback.warehouse.bulk import insert_columns, update_by_key
-from winback.warehouse.models import OutboxMessage
+from winback.warehouse.models import CampaignRun, OutboxHistory, OutboxMessage
 from winback.warehouse.timeutil import utc, utcnow
 
 ACTIVE = ("queued", "sending")
@@ -113,6 +118,40 @@ def release(conn: Connection, not_before: dict[str, dt.datetime], token: str) ->
     conn.execute(stmt, [{"b_id": mid, "b_not_before": at} for mid, at in not_before.items()])
 
 
+def start(conn: Connection, token: str, at: dt.datetime, texts: dict[str, str | None]) -> set[str]:
+    """Stamp `started_at` on these rows of this sender's claim, their provider calls next; the ids it still held.
+
+    The caller commits this just before the calls: a row whose stamp is committed may have reached the
+    provider, any other row of the claim has not. A text given for a row is recorded as `body_text` (what
+    a provider lookup matches after a crash). A row no longer `sending` under `token` (its claim was
+    reconciled away) is not returned, and must not be sent. The statements are built once: this runs for
+    every message sent.
+    """
+    if not texts:
+        return set()
+    stamp, record_text = _start_statements()
+    won = conn.execute(stamp, {"b_ids": list(texts), "b_token": token, "b_at": at})
+    started = set(won.scalars())
+    bodies = [{"b_id": mid, "b_body": text} for mid, text in texts.items() if text is not None and mid in started]
+    if bodies:
+        conn.execute(record_text, bodies)
+    return started
+
+
+@functools.cache
+def _start_statements() -> tuple[Any, Any]:
+    table = OutboxMessage.__table__
+    stamp = (
+        update(table)
+        .where(table.c.id.in_(bindparam("b_ids", expanding=True)), func.coalesce(table.c.status, "") == "sending")
+        .where(table.c.claimed_by == bindparam("b_token"))
+        .values(started_at=bindparam("b_at"))
+        .returning(table.c.id)
+    )
+    record_text = update(table).where(table.c.id == bindparam("b_id")).values(body_text=bindparam("b_body"))
+    return stamp, record_text
+
+
 def load(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
     """The rows for these ids, as plain dicts (column name → value)."""
     if not ids:
@@ -139,12 +178,32 @@ CHANGE_COLUMNS = (
 )
 
 
+FEW_CHANGES = 64  # below this, PostgreSQL gets a plain executemany: COPY's temporary table costs more
+
+
 def apply_changes(conn: Connection, changes: list[dict[str, Any]]) -> None:
-    """Write a batch of outcomes with one executemany; each change carries `_id` and CHANGE_COLUMNS."""
+    """Write a batch of outcomes with one executemany; each change carries `_id` and CHANGE_COLUMNS.
+
+    A claim's worth goes through `update_by_key` (COPY into a temporary table on PostgreSQL); the few
+    outcomes a sender commits as they arrive go as one pipelined executemany, since creating and dropping
+    a temporary table on every small commit would cost more than the updates and churn the catalog.
+    """
     if not changes:
         return
+    table = OutboxMessage.__table__
+    if len(changes) < FEW_CHANGES and conn.dialect.name == "postgresql":
+        rows = [{"b_id": ch["_id"], **{f"b_{c}": ch[c] for c in CHANGE_COLUMNS}} for ch in changes]
+        conn.execute(_few_changes(), rows)
+        return
     columns = {c: [ch[c] for ch in changes] for c in CHANGE_COLUMNS}
-    update_by_key(conn, OutboxMessage.__table__, "id", {**columns, "id": [ch["_id"] for ch in changes]})
+    update_by_key(conn, table, "id", {**columns, "id": [ch["_id"] for ch in changes]})
+
+
+@functools.cache
+def _few_changes() -> Any:
+    table = OutboxMessage.__table__
+    values = {c: bindparam(f"b_{c}") for c in CHANGE_COLUMNS}
+    return update(table).where(table.c.id == bindparam("b_id")).values(values)
 
 
 ACTIVE_TOKENS: set[str] = set()  # claims held by senders running in this process right now
@@ -196,3 +255,113 @@ def status_counts(conn: Connection, run_id: int | None = None) -> dict[str, int]
     if run_id is not None:
         stmt = stmt.where(OutboxMessage.run_id == run_id)
     return {status: int(n) for status, n in conn.execute(stmt).all()}
+
+
+# ---------------------------------------------------------------- settled crashes, unknown rows, their history
+def _moved(conn: Connection, ids: Iterable[str], where: Any, values: dict[str, Any]) -> list[str]:
+    """One UPDATE … RETURNING over these ids (only those `where` still holds for): the ids it moved."""
+    ids = list(ids)
+    if not ids:
+        return []
+    table = OutboxMessage.__table__
+    result = conn.execute(update(table).where(table.c.id.in_(ids), where).values(**values).returning(table.c.id))
+    return list(result.scalars())
+
+
+def add_history(
+    conn: Connection, ids: Iterable[str], at: dt.datetime, moved: tuple[str, str], actor: str, reason: str
+) -> None:
+    """One `wb_outbox_history` entry per id: `moved` is (from status, to status)."""
+    entries = [
+        {"outbox_id": mid, "at": at, "from_status": moved[0], "to_status": moved[1], "actor": actor, "reason": reason}
+        for mid in ids
+    ]
+    if entries:
+        conn.execute(insert(OutboxHistory.__table__), entries)
+
+
+def requeue_unstarted(conn: Connection, ids: Iterable[str], at: dt.datetime, reason: str) -> list[str]:
+    """sending → queued for rows a gone sender claimed but never started: they never left, and were no attempt."""
+    table = OutboxMessage.__table__
+    where = (func.coalesce(table.c.status, "") == "sending") & table.c.started_at.is_(None)
+    moved = _moved(conn, ids, where, {"status": "queued", "attempts": table.c.attempts - 1})
+    add_history(conn, moved, at, ("sending", "queued"), "reconcile", reason)
+    return moved
+
+
+def mark_unknown(conn: Connection, ids: Iterable[str], at: dt.datetime, reason: str) -> list[str]:
+    """sending → unknown for rows a gone sender had started: the provider may or may not have them."""
+    table = OutboxMessage.__table__
+    sending = func.coalesce(table.c.status, "") == "sending"
+    moved = _moved(conn, ids, sending, {"status": "unknown", "last_error": reason})
+    add_history(conn, moved, at, ("sending", "unknown"), "reconcile", reason)
+    return moved
+
+
+def settle_unknown_as_sent(
+    conn: Connection, mid: str, provider: str, provider_message_id: str, at: dt.datetime, actor: str, reason: str
+) -> bool:
+    """unknown → sent: the provider has the message (found by a lookup); its id is recorded."""
+    values = {"status": "sent", "provider": provider, "provider_message_id": provider_message_id, "sent_at": at,
+              "last_error": None}  # fmt: skip
+    moved = _moved(conn, [mid], OutboxMessage.__table__.c.status == "unknown", values)
+    add_history(conn, moved, at, ("unknown", "sent"), actor, reason)
+    return bool(moved)
+
+
+def requeue_unknown(conn: Connection, ids: Iterable[str], at: dt.datetime, actor: str, reason: str) -> list[str]:
+    """unknown → queued: someone (a lookup that found nothing, an operator) decided it never left.
+
+    Its `not_before` is kept: it was due when it was claimed, so it is due again at once.
+    """
+    values = {"status": "queued", "last_error": reason}
+    moved = _moved(conn, ids, OutboxMessage.__table__.c.status == "unknown", values)
+    add_history(conn, moved, at, ("unknown", "queued"), actor, reason)
+    return moved
+
+
+def requeued_before(conn: Connection, ids: Iterable[str], actor: str) -> set[str]:
+    """Which of these rows `actor` has already moved from unknown back to the queue (the history says so)."""
+    ids = list(ids)
+    if not ids:
+        return set()
+    h = OutboxHistory
+    stmt = select(h.outbox_id).where(h.outbox_id.in_(ids), h.actor == actor, h.from_status == "unknown",
+                                     h.to_status == "queued")  # fmt: skip
+    return set(conn.execute(stmt).scalars())
+
+
+def history(conn: Connection, ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The history entries of these rows, oldest first."""
+    h = OutboxHistory.__table__
+    stmt = select(h).where(h.c.outbox_id.in_(list(ids))).order_by(h.c.at, h.c.id)
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+UNKNOWN_COLUMNS = ("id", "run_id", "customer_id", "channel", "to_address", "context", "body_text", "last_error")
+
+
+def unknown_rows(
+    conn: Connection,
+    run_id: int | None = None,
+    *,
+    since_before: dt.datetime | None = None,
+    channel: str | None = None,
+) -> list[dict[str, Any]]:
+    """`unknown` rows, oldest first, each with its campaign and `since` (its call's start, else its claim or
+    creation time); only those unknown since before `since_before` when given."""
+    table = OutboxMessage.__table__
+    since = func.coalesce(table.c.started_at, table.c.claimed_at, table.c.created_at)
+    stmt = (
+        select(*(table.c[name] for name in UNKNOWN_COLUMNS), CampaignRun.campaign_id, since.label("since"))
+        .join(CampaignRun, CampaignRun.id == table.c.run_id)
+        .where(table.c.status == "unknown")
+        .order_by(since, table.c.id)
+    )
+    if run_id is not None:
+        stmt = stmt.where(table.c.run_id == run_id)
+    if since_before is not None:
+        stmt = stmt.where(since <= since_before)
+    if channel is not None:
+        stmt = stmt.where(table.c.channel == channel)
+    return [{**row, "since": utc(row["since"])} for row in map(dict, conn.execute(stmt).mappings())]
