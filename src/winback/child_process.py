@@ -29,7 +29,7 @@ class ChildProcessError(RuntimeError):
 
 
 def child_env() -> dict[str, str]:
-    """This environment, with winback's own folder first on PYTHONPATH: a child imports this checkout."""
+    """The current environment, with winback's own folder first on PYTHONPATH: a child imports this checkout."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
 
 

@@ -27,6 +27,7 @@ class OneLineErrors(TyperGroup):
     """The root group: an expected failure in any command becomes `error: <one line>` and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; an expected failure (WinbackError and kin) ends as one line and exit code 2."""
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):

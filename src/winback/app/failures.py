@@ -50,8 +50,11 @@ def is_expected(exc: BaseException) -> bool:
 
 
 def one_line(exc: BaseException) -> str:
-    """What went wrong in one line: the driver's own words for a database error (never the statement or
-    its parameters), each offending field for a validation error, the message otherwise."""
+    """What went wrong, in one line safe to show an operator.
+
+    The driver's own words for a database error (never the statement or its parameters), each offending
+    field for a validation error, the message otherwise.
+    """
     from pydantic import ValidationError
 
     from winback.warehouse.db import error_line
@@ -67,8 +70,11 @@ def one_line(exc: BaseException) -> str:
 
 
 def validation_line(exc: Any) -> str:
-    """A pydantic ValidationError as `WINBACK_SMS_RATE: '0': must be above zero; ...` (the field's name
-    is its environment variable for Settings)."""
+    """A pydantic ValidationError in one line, naming each offending field and value.
+
+    Formatted as `WINBACK_SMS_RATE: '0': must be above zero; ...` (the field's name is its environment
+    variable for Settings).
+    """
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ())) or exc.title
@@ -99,8 +105,10 @@ _FILTER = _HideExpected()
 
 
 def hide_expected_tracebacks() -> None:
-    """Keep Prefect from logging tracebacks of expected failures; call after Prefect is imported (its
-    logging set-up replaces the loggers' filters)."""
+    """Keep Prefect from logging tracebacks of expected failures.
+
+    Call after Prefect is imported: its logging set-up replaces the loggers' filters.
+    """
     for name in PREFECT_RUN_LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

@@ -15,6 +15,10 @@ import os
 
 
 def configure_prefect_environment() -> None:
+    """Set the process environment Prefect reads at import; call before importing it.
+
+    No telemetry, one BLAS thread, and in ephemeral mode no task-run recorder (see the module docstring).
+    """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -79,6 +79,7 @@ class WinbackProviderError(DeliveryError):
         self.retry_after = retry_after
 
     def to_failed(self) -> Failed:
+        """The refusal as a `Failed` outcome, so adapters return values rather than raise."""
         return Failed(
             reason=self.reason,
             retryable=self.retryable,
@@ -88,27 +89,35 @@ class WinbackProviderError(DeliveryError):
 
 
 class ProviderUnavailable(WinbackProviderError):
+    """No usable answer (refused or reset connection, DNS, timeout): the call may work later."""
+
     retryable = True
 
 
 class ProviderRateLimited(WinbackProviderError):
+    """HTTP 429: retry after `retry_after` seconds when the provider said how long."""
+
     retryable = True
 
 
 class ProviderServerError(WinbackProviderError):
+    """HTTP 5xx: the provider's own failure, worth another try."""
+
     retryable = True
 
 
 class ProviderRejected(WinbackProviderError):
+    """Any other 4xx: the request itself is wrong, so retrying cannot help."""
+
     retryable = False
 
 
 class ProviderAuthError(ProviderRejected):
-    pass
+    """HTTP 401/403: credentials or permissions; an operator must act before anything can be sent."""
 
 
 class RecipientOptedOut(ProviderRejected):
-    pass
+    """Twilio 21610: the recipient replied STOP; suppress the number, never retry."""
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
@@ -260,5 +269,5 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def _as_mapping(headers: Any) -> Mapping[str, str] | None:
-    """urllib hands back an `HTTPMessage`; it is a case-insensitive mapping already."""
+    """`urllib` hands back an `HTTPMessage`; it is a case-insensitive mapping already."""
     return headers if headers is not None and hasattr(headers, "get") else None

@@ -32,17 +32,23 @@ class OutgoingMessage:
 
 @dataclass(frozen=True)
 class Sent:
+    """The provider accepted the message; its id (when it gave one) matches later webhook events."""
+
     provider: str
     provider_message_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Skipped:
+    """Deliberately not sent (consent, suppression, bad contact data); `reason` says which."""
+
     reason: str
 
 
 @dataclass(frozen=True)
 class Failed:
+    """The provider refused or could not be reached; `retryable` says whether another try may help."""
+
     reason: str
     retryable: bool
     retry_after: float | None = None

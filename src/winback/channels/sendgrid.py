@@ -104,6 +104,7 @@ class SendGridChannel:
         self._client.client.timeout = settings.timeout_seconds
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
+        """Post one email; a refusal or outage comes back as `Failed`, never as an exception."""
         if message.channel != "email":
             raise ValueError(f"SendGridChannel cannot send a {message.channel!r} message")
         body = build_mail_body(message, self._settings)
@@ -149,9 +150,9 @@ def build_mail_body(message: OutgoingMessage, settings: SendGridSettings) -> dic
     custom_args = tracking_args(message)
     if custom_args:
         personalization["custom_args"] = custom_args
-    content = [{"type": "text/plain", "value": with_postal_address_text(message.text, settings.postal_address)}]
+    content = [{"type": "text/plain", "value": _with_postal_address_text(message.text, settings.postal_address)}]
     if message.html:
-        content.append({"type": "text/html", "value": with_postal_address_html(message.html, settings.postal_address)})
+        content.append({"type": "text/html", "value": _with_postal_address_html(message.html, settings.postal_address)})
     body: dict[str, Any] = {"personalizations": [personalization], "from": sender}
     subject = subject_line(message.subject)
     if subject:
@@ -196,13 +197,15 @@ def limited_categories(categories: tuple[str, ...]) -> list[str]:
     return distinct[:MAX_CATEGORIES]
 
 
-def with_postal_address_text(text: str, postal_address: str) -> str:
+def _with_postal_address_text(text: str, postal_address: str) -> str:
+    """The text with the sender's postal address as a footer, unless it already shows it (anti-spam law)."""
     if _normalised(postal_address) in _normalised(text):
         return text
     return f"{text.rstrip()}\n\n--\n{postal_address.strip()}\n"
 
 
-def with_postal_address_html(body: str, postal_address: str) -> str:
+def _with_postal_address_html(body: str, postal_address: str) -> str:
+    """The HTML with the postal address as a footer before `</body>`, unless its visible text shows it."""
     visible_text = html.unescape(re.sub(r"<[^>]+>", " ", body))
     if _normalised(postal_address) in _normalised(visible_text):
         return body

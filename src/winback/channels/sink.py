@@ -35,6 +35,7 @@ class SinkChannel:
         self._lock = threading.Lock()
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
+        """Append the message to the journal (address masked) and call it sent; safe across threads and processes."""
         record = {
             "message_id": message.message_id,
             "channel": message.channel,
@@ -66,7 +67,7 @@ class SinkChannel:
         return self._fh
 
     def sync(self) -> None:
-        """fsync the journal: against power loss, not needed against a killed process."""
+        """Flush the journal to disk (`fsync`): against power loss, not needed against a killed process."""
         with self._lock:
             if self._fh is not None:
                 os.fsync(self._fh.fileno())
@@ -87,6 +88,7 @@ class SinkChannel:
         return found
 
     def records(self) -> list[dict[str, object]]:
+        """Every journal line that parses (a torn last line is skipped): what the sink "sent", for tests and demos."""
         if not self.path.exists():
             return []
         out = []

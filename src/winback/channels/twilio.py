@@ -51,8 +51,11 @@ LOOKUP_LIMIT = 200  # messages to one number since the start: more than any camp
 
 @dataclass(frozen=True)
 class SentLookup:
-    """What the Messages list says of one message: its SID when found; else how many other messages this
-    sender sent the number since (any: absence cannot be told from a body Twilio rewrote, so do not resend)."""
+    """What the Messages list says of one message, to settle whether it left.
+
+    Its SID when found; else how many other messages this sender sent the number since (any: absence
+    cannot be told from a body Twilio rewrote, so do not resend).
+    """
 
     sid: str | None
     others: int = 0
@@ -112,6 +115,7 @@ class RedirectingTwilioHttpClient(TwilioHttpClient):
         self._local = threading.local()
 
     def rewrite(self, url: str) -> str:
+        """`url` pointed at `base_url` when it is a Twilio host and a redirect is configured; else unchanged."""
         parts = urlsplit(url)
         if self._target is None or not _is_twilio_host(parts.hostname):
             return url
@@ -129,6 +133,7 @@ class RedirectingTwilioHttpClient(TwilioHttpClient):
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> Response:
+        """The SDK's request, redirected, keeping this thread's response headers for Retry-After."""
         self._local.headers = None
         response = super().request(
             method,
@@ -159,6 +164,7 @@ class TwilioChannel:
         self._client = Client(settings.account_sid, settings.auth_token, http_client=self._http)
 
     def send(self, message: OutgoingMessage) -> SendOutcome:
+        """Send one SMS; a refusal or outage comes back as `Failed`, never as an exception."""
         if message.channel != "sms":
             raise ValueError(f"TwilioChannel cannot send a {message.channel!r} message")
         params: dict[str, str] = {"to": one_line(message.to), "body": sms_body(message.text)}

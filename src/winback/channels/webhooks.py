@@ -203,6 +203,7 @@ def parse_twilio_status(form: Mapping[str, str], query: Mapping[str, str], *, re
 
 
 def twilio_error_code(event: WebhookEvent) -> str | None:
+    """Twilio's `ErrorCode` on a status event (21610 means the recipient opted out), or None."""
     code = str(event.payload.get("ErrorCode") or "").strip()
     return code or None
 

@@ -1,0 +1,1 @@
+"""Getting the outbox's messages out: claiming, sending, settling uncertain sends, recording provider events."""

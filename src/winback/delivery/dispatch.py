@@ -65,16 +65,22 @@ LOCAL_CLAIM_SIZE = 2000
 
 
 class Channel(Protocol):
+    """What `send_due` needs of a channel adapter: a name and `send`."""
+
     name: str
 
-    def send(self, message: OutgoingMessage) -> SendOutcome: ...
+    def send(self, message: OutgoingMessage) -> SendOutcome:
+        """Send one message; provider refusals come back as outcomes, not exceptions."""
 
 
 @dataclass
 class DispatchReport:
+    """Messages per outbox status after a dispatch pass, summed over every sender."""
+
     counts: Counter[str] = field(default_factory=Counter)
 
     def add(self, status: str, n: int = 1) -> None:
+        """Count `n` more messages that ended in `status`."""
         self.counts[status] += n
 
     def merge(self, counts: dict[str, int]) -> None:
@@ -83,6 +89,7 @@ class DispatchReport:
             self.add(status, int(n))
 
     def as_dict(self) -> dict[str, int]:
+        """The counts as a plain dict (for logs, Prefect results and the CLI)."""
         return dict(self.counts)
 
 

@@ -52,6 +52,7 @@ class RecordResult:
     suppressed: int = 0  # new suppressions
 
     def as_dict(self) -> dict[str, int]:
+        """The counts as a plain dict: the webhook's JSON answer."""
         return asdict(self)
 
 
@@ -87,9 +88,11 @@ LEFT_STATUSES = ("unknown", "queued", "failed")
 
 
 def _left_but_not_marked() -> Any:
-    """Rows a provider event proves were sent though the outbox does not say so: `unknown` after a crash,
-    or `queued`/`failed` after an attempt whose answer was lost (a timeout): resending those would send
-    the same message twice."""
+    """Rows a provider event proves were sent though the outbox does not say so.
+
+    `unknown` after a crash, or `queued`/`failed` after an attempt whose answer was lost (a timeout):
+    resending those would send the same message twice.
+    """
     return or_(
         OutboxMessage.status == "unknown",
         and_(OutboxMessage.status.in_(LEFT_STATUSES[1:]), OutboxMessage.attempts > 0),
@@ -199,6 +202,8 @@ def sms_rows_for_phone(conn: Connection, number: str, *, limit: int = PHONE_SCAN
 
 @dataclass
 class SmsReplyResult:
+    """What an inbound STOP or START did, for the TwiML answer and the log."""
+
     known: bool  # the number matched at least one SMS we sent
     new: bool  # first time this reply (MessageSid) was seen
     customers: list[str] = field(default_factory=list)  # whose SMS suppression changed (or would have)

@@ -13,6 +13,8 @@ from winback.settings import Settings
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """When a retryable failure may be tried again, and after how many attempts it is given up."""
+
     max_attempts: int = 5
     base_seconds: float = 30.0
     cap_seconds: float = 3600.0
@@ -33,6 +35,7 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
+        """Wait until a send is allowed by the rate (blocking, thread-safe)."""
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -61,6 +64,7 @@ class SendLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SendLimits:
+        """The limits the settings configure; WINBACK_SEND_PROCESSES unset means one per CPU."""
         return cls(
             email_per_second=settings.email_rate,
             sms_per_second=settings.sms_rate,

@@ -12,8 +12,11 @@ from winback.settings import Settings
 
 
 def configured_channels(settings: Settings | None = None) -> dict[str, Channel]:
-    """{"email": ..., "sms": ...} as the settings configure them (by default the environment's); both fall
-    back to one shared sink. A half-configured provider raises ConfigError before anything is sent."""
+    """The sender for each channel (`{"email": ..., "sms": ...}`) as the settings configure them.
+
+    The settings default to the environment's; both channels fall back to one shared sink. A
+    half-configured provider raises ConfigError before anything is sent.
+    """
     # the SDKs log request bodies (addresses, numbers) at DEBUG/INFO: keep them out of winback's logs
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     logging.getLogger("python_http_client").setLevel(logging.INFO)

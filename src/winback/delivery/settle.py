@@ -53,6 +53,7 @@ class UnknownPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UnknownPolicy:
+        """The waits the settings configure."""
         return cls(
             lookup_visibility_seconds=settings.twilio_visibility_delay,
             operator_wait_seconds=settings.unknown_operator_wait,

@@ -23,6 +23,10 @@ from winback.warehouse.timeutil import utc, utcnow
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=unless_bad_input)
 def send_everything_due(url: str, src: SourceTables, now: dt.datetime) -> dict[str, int]:
+    """Reconcile what a crash left, then send every due message; retried on transient failures.
+
+    Returns the dispatch counts, with the reconciled ones as `reconciled_<status>`.
+    """
     engine = engine_for(url)
     settings = Settings()  # secrets are read here, not passed as task parameters (Prefect records those)
     channels = configured_channels(settings)

@@ -21,6 +21,7 @@ EVENT_RESOURCE_PREFIX = "winback.crm-event."
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=unless_bad_input)
 def recover_task(url: str, event_id: str, now: dt.datetime) -> dict[str, Any]:
+    """Run the recovery journey for one CRM event; secrets are read here, not passed as parameters."""
     settings = Settings()
     src = SourceTables.from_settings(settings)
     channels = configured_channels(settings)

@@ -34,6 +34,7 @@ def assemble(url: str, src: SourceTables, run_id: int | None, config: CampaignCo
 
 @task(cache_policy=NO_CACHE)
 def write_files(report: ReportData, out_dir: str) -> list[str]:
+    """Write the report's files (HTML, CSV, JSON) under `out_dir`; returns their paths."""
     return [str(p) for p in write_report_bundle(report, Path(out_dir))]
 
 

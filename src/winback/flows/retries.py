@@ -8,6 +8,9 @@ from winback.errors import ConfigError, DataError
 
 
 def unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
-    """A task's `retry_condition_fn`: retry anything but a ConfigError or DataError (a bad mapping, setting,
-    template or row fails the same way every time; retrying only delays the one line that says so)."""
+    """A task's `retry_condition_fn`: retry anything but a ConfigError or DataError.
+
+    A bad mapping, setting, template or row fails the same way every time; retrying only delays the one
+    line that says so.
+    """
     return not isinstance(getattr(state, "data", None), ConfigError | DataError)

@@ -19,6 +19,7 @@ from winback.warehouse.timeutil import utc, utcnow
 
 @task(cache_policy=NO_CACHE)
 def runs_to_track(url: str, now: dt.datetime, window_days: int, run_id: int | None) -> list[int]:
+    """`run_id` alone when given; else every run recent enough that its window may still be open."""
     if run_id is not None:
         return [run_id]
     since = now - dt.timedelta(days=window_days + 7)
@@ -28,6 +29,7 @@ def runs_to_track(url: str, now: dt.datetime, window_days: int, run_id: int | No
 
 @task(cache_policy=NO_CACHE)
 def track(url: str, src: SourceTables, run_id: int, window_days: int, now: dt.datetime) -> int:
+    """Rebuild one run's returns (who came back within its window); returns how many customers were measured."""
     with engine_for(url).begin() as conn:
         return track_run(conn, src, run_id, window_days, now)
 

@@ -1,0 +1,1 @@
+"""Rendering messages: templates, composition, journeys, quiet hours and contact data; no sending."""

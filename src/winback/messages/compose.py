@@ -105,7 +105,7 @@ def recipient_zones(frame: pd.DataFrame) -> list[str | None]:
     return zones
 
 
-def step_for(segment: str) -> str:
+def _step_for(segment: str) -> str:
     return "apology" if segment == "aggrieved" else "winback"
 
 
@@ -124,7 +124,7 @@ def plan_rows(
     zones = recipient_zones(frame)
     send_at = {zone: next_allowed(now, zone, quiet_end_hour, quiet_start_hour) for zone in set(zones)}
     customers = python_values(frame["customer_id"])
-    steps = [step_for(s) for s in python_values(frame["segment"])]
+    steps = [_step_for(s) for s in python_values(frame["segment"])]
     address = frame["email"].where(frame["channel"] == "email", frame["phone"])
     # the zone and quiet hours go with the row: the sender checks them again when it claims the row
     windows = {zone: send_window_context(zone, quiet_start_hour, quiet_end_hour) for zone in set(zones)}

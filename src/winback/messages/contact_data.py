@@ -120,8 +120,10 @@ def phone_time_zone(number: str | None, region: str | None = None) -> str | None
 
 
 def recipient_time_zone(profile_zone: str | None, phone: str | None, locale: str | None) -> str | None:
-    """The zone quiet hours are kept in: a valid profile zone, else the phone's (read in the locale's
-    country), else None (treated as UTC downstream).
+    """The zone quiet hours are kept in.
+
+    A valid profile zone, else the phone's (read in the locale's country), else None (treated as UTC
+    downstream).
 
     An invalid profile zone ("Pacific Time", "America") is no better than none: the phone may still tell.
     """

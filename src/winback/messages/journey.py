@@ -18,12 +18,21 @@ RESOLVED_TYPES = ("ticket.closed", "complaint.resolved")
 
 @dataclass(frozen=True)
 class JourneyRules:
+    """How a service-recovery journey is paced.
+
+    The follow-up comes `follow_up_days` after the event that opens the journey; from severity
+    `offer_at_once_min_severity` on, the apology carries the compensation at once instead of waiting for the
+    ticket to close.
+    """
+
     follow_up_days: int = 7
     offer_at_once_min_severity: int = 4
 
 
 @dataclass(frozen=True)
 class JourneyStep:
+    """One message of a journey: its step (and template), when it is due, and whether it carries the offer."""
+
     step: str  # apology | resolved | follow_up; also the template's name
     at: dt.datetime
     with_offer: bool

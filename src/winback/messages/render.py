@@ -61,12 +61,16 @@ class GenericApologyError(RenderError):
 
 @dataclass(frozen=True)
 class Brand:
+    """Who the messages come from: the name they sign with and the postal address the law asks for."""
+
     name: str = "Northwind Goods"
     postal_address: str = "Northwind Goods Ltd, 1 Harbour Street, Bristol BS1 4ST, United Kingdom"
 
 
 @dataclass(frozen=True)
 class Rendered:
+    """One rendered message: subject (email only), plain text, and HTML (email only)."""
+
     subject: str | None
     text: str
     html: str | None

@@ -1,8 +1,8 @@
-"""How many SMS segments a text costs, and how to make a text fit a segment budget.
+r"""How many SMS segments a text costs, and how to make a text fit a segment budget.
 
 Carriers bill per segment. A text that uses only the GSM 03.38 alphabet travels as 7-bit septets: 160 in a
 single SMS, 153 per part once it is split (the concatenation header takes the rest); characters from the
-GSM extension table (`€ [ ] { } \\ ~ ^ |` and form feed) take two septets. One character outside GSM 03.38
+GSM extension table (`€ [ ] { } \ ~ ^ |` and form feed) take two septets. One character outside GSM 03.38
 (an emoji, a curly quote, `…`) switches the whole text to UCS-2: 70 UTF-16 units in a single SMS, 67 per
 part, and characters outside the Basic Multilingual Plane (most emoji) take two units. Encoders never split
 an escape sequence or a surrogate pair across parts, so a part can hold one unit less than its nominal size.
@@ -66,6 +66,7 @@ def gsm_friendly(text: str) -> str:
 
 
 def encoding_of(text: str) -> Encoding:
+    """`GSM-7` when every character is in the GSM alphabet (basic or extension), else `UCS-2`."""
     return "GSM-7" if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text) else "UCS-2"
 
 
@@ -86,6 +87,7 @@ def measure(text: str) -> SmsSize:
 
 
 def count_segments(text: str) -> int:
+    """How many SMS parts `text` is billed as."""
     return measure(text).segments
 
 

@@ -26,6 +26,7 @@ class UnsubscribeLinks:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UnsubscribeLinks:
+        """The links the settings configure (WINBACK_UNSUBSCRIBE_SECRET, WINBACK_PUBLIC_URL)."""
         return cls(settings.unsubscribe_secret.get_secret_value(), settings.public_url)
 
     def token(self, customer_id: str, channel: str) -> str:
@@ -46,6 +47,7 @@ class UnsubscribeLinks:
         return customer_id, channel
 
     def url(self, customer_id: str, channel: str) -> str:
+        """The public unsubscribe link for this customer and channel, signed so it needs no login."""
         return f"{self.base_url.rstrip('/')}/unsubscribe/{self.token(customer_id, channel)}"
 
     def _mac(self, payload: bytes) -> bytes:

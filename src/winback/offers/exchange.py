@@ -61,9 +61,12 @@ def export_codes(conn: Connection, run_id: int, path: Path) -> int:
 
 
 def _max_discount(kind: str, amount: float | None) -> str:
-    """The most a percent code may take off, in money: the policy capped the percentage against a typical
-    order, so a larger basket must not take more. Blank for the other kinds (their value is the amount)
-    and for codes decided before the amount was kept."""
+    """The most a percent code may take off, in money.
+
+    The policy capped the percentage against a typical order, so a larger basket must not take more.
+    Blank for the other kinds (their value is the amount) and for codes decided before the amount was
+    kept.
+    """
     return f"{amount:.2f}" if kind == "percent_discount" and amount is not None else ""
 
 
@@ -147,6 +150,10 @@ def _repeat_problem(code: str, order_id: str, when: dt.datetime, first: tuple[in
 
 
 def read_redemptions_csv(path: Path) -> list[dict[str, Any]]:
+    """The rows of a shop's redemptions export; ValueError naming the file and the missing columns.
+
+    Excel's "CSV UTF-8" byte-order mark is tolerated.
+    """
     with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel's "CSV UTF-8" starts with a BOM
         reader = csv.DictReader(fh)
         missing = [c for c in IMPORT_COLUMNS if c not in (reader.fieldnames or [])]

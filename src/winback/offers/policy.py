@@ -26,6 +26,8 @@ class _Strict(BaseModel):
 
 
 class OfferSpec(_Strict):
+    """What a rule grants: an offer kind and its value (a percentage, money, or unused: see default_policy.yaml)."""
+
     kind: OfferKind
     value: float = Field(ge=0)
 
@@ -37,6 +39,8 @@ class OfferSpec(_Strict):
 
 
 class Rule(_Strict):
+    """One line of the policy: the offer for a segment, narrowed by category, severity and tier when given."""
+
     segment: Literal["lapsed", "aggrieved"]
     category: list[str] | None = None
     severity: list[int] | None = None
@@ -51,11 +55,15 @@ class Rule(_Strict):
 
 
 class Caps(_Strict):
+    """The most an offer may be worth, as a share of the failed order and of the customer's value."""
+
     max_share_of_order: float = Field(0.5, gt=0, le=1)
     max_share_of_customer_value: float = Field(0.5, gt=0, le=1)
 
 
 class Tiers(_Strict):
+    """Customer value thresholds: `medium` and above is the medium tier, `high` and above the high tier."""
+
     medium: float = Field(gt=0)
     high: float = Field(gt=0)
 
@@ -67,6 +75,8 @@ class Tiers(_Strict):
 
 
 class CompensationPolicy(_Strict):
+    """The compensation policy: value tiers, caps, shipping cost and rules (the first matching rule wins)."""
+
     tiers: Tiers
     caps: Caps = Caps()
     shipping_cost: float = Field(4.95, ge=0)
@@ -74,11 +84,13 @@ class CompensationPolicy(_Strict):
 
     @classmethod
     def from_yaml(cls, path: Path | str) -> CompensationPolicy:
+        """The policy in a YAML file; ValueError naming the file, the rule's line and the problem."""
         text = Path(path).read_text()
         return cls.from_text(text, source=str(path))
 
     @classmethod
     def from_text(cls, text: str, source: str = "<policy>") -> CompensationPolicy:
+        """The policy in YAML `text`; ValueError naming `source`, the rule's line and the problem."""
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
@@ -99,6 +111,7 @@ class CompensationPolicy(_Strict):
 
     @classmethod
     def default(cls) -> CompensationPolicy:
+        """The policy winback ships with (offers/default_policy.yaml), for campaigns that set none."""
         text = resources.files("winback.offers").joinpath("default_policy.yaml").read_text()
         return cls.from_text(text, source="offers/default_policy.yaml")
 
@@ -134,7 +147,7 @@ def _rule_lines(text: str) -> dict[int, int]:
 
 
 def value_tier(customer_value: pd.Series, tiers: Tiers) -> pd.Series:
-    """low / medium / high by the customer's value."""
+    """Each customer's value tier (`low`, `medium` or `high`), for offers scaled to what they are worth."""
     return pd.Series(
         np.select([customer_value >= tiers.high, customer_value >= tiers.medium], ["high", "medium"], "low"),
         index=customer_value.index,

@@ -1,0 +1,1 @@
+"""Campaign reports: lift and its uncertainty, return curves, uplift metrics, charts and tables."""

@@ -27,6 +27,8 @@ def _nice_max(value: float) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Plot:
+    """A chart's size and margins (SVG units), and the plotting area they leave."""
+
     width: int
     height: int
     left: int
@@ -36,18 +38,22 @@ class Plot:
 
     @property
     def x0(self) -> float:
+        """Left edge of the plotting area."""
         return self.left
 
     @property
     def x1(self) -> float:
+        """Right edge of the plotting area."""
         return self.width - self.right
 
     @property
     def y0(self) -> float:
+        """Bottom of the plotting area (SVG's y grows downward)."""
         return self.height - self.bottom
 
     @property
     def y1(self) -> float:
+        """Top of the plotting area."""
         return self.top
 
 
@@ -60,6 +66,7 @@ def _y_ticks(plot: Plot, ymax: float, step: float) -> list[dict[str, Any]]:
 
 
 def return_rate_chart(overall: dict[str, Any], confidence: float) -> dict[str, Any]:
+    """The return-rate bar chart: each arm's rate with its Wilson interval, on a rounded axis."""
     plot = Plot(width=420, height=320, left=56, right=16, top=24, bottom=48)
     arms = []
     for arm, suffix in (("treatment", "treated"), ("holdout", "holdout")):

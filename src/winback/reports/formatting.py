@@ -24,6 +24,7 @@ def fmt_days(days: float) -> str:
 
 
 def is_missing(x: Any) -> bool:
+    """None, NaN, NA or NaT: shown as a dash. Values pandas cannot test (lists, objects) are not missing."""
     try:
         return x is None or bool(pd.isna(x))
     except (TypeError, ValueError):
@@ -31,6 +32,7 @@ def is_missing(x: Any) -> bool:
 
 
 def fmt_pct(x: Any, *, signed: bool = False) -> str:
+    """A rate as a percentage ("15.2%"), signed when `signed` (relative lift, ROI)."""
     if is_missing(x):
         return DASH
     if math.isinf(x):
@@ -39,6 +41,7 @@ def fmt_pct(x: Any, *, signed: bool = False) -> str:
 
 
 def fmt_pp(x: Any, *, signed: bool = True) -> str:
+    """A difference of rates in percentage points ("+4.1 pp"); infinite is "not detectable"."""
     if is_missing(x):
         return DASH
     if math.isinf(x):
@@ -47,16 +50,19 @@ def fmt_pp(x: Any, *, signed: bool = True) -> str:
 
 
 def fmt_int(x: Any) -> str:
+    """A count with thousands separators ("1,234")."""
     return DASH if is_missing(x) else f"{int(x):,}"
 
 
 def fmt_range(low: Any, high: Any, fmt: Formatter) -> str:
+    """An interval as "low to high", each end formatted by `fmt`; a dash when either end is missing."""
     if is_missing(low) or is_missing(high):
         return DASH
     return f"{fmt(low)} to {fmt(high)}"
 
 
 def slug(name: str, sep: str) -> str:
+    """A breakdown's name for file names and HTML ids: lower case, other characters as `sep`."""
     slug = re.sub(r"[^a-z0-9]+", sep, str(name).lower()).strip(sep)
     if not slug:
         raise ValueError(f"breakdown name {name!r} has no letters or digits")
@@ -64,6 +70,8 @@ def slug(name: str, sep: str) -> str:
 
 
 def money_formatter(currency: str, locale: str) -> Formatter:
+    """A formatter of money in `currency`, written the way `locale` writes it ("€1,234.50")."""
+
     def money(x: Any) -> str:
         if is_missing(x):
             return DASH

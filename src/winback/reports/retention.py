@@ -1,4 +1,4 @@
-"""Cumulative return curves per arm: when, after the contact, did customers come back?
+"""Cumulative return curves per arm: when, after the contact, customers came back.
 
 The headline lift compares return rates at the end of the measurement window; the curves show how
 the gap opened over time (an offer that only pulls forward purchases that would have happened anyway

@@ -27,6 +27,8 @@ ROOT_CAUSE_COLUMNS: list[str] = [
 
 @dataclass(frozen=True)
 class Cell:
+    """One formatted table cell; `col` and the raw `value` let a browser test check it against the frame."""
+
     text: str
     col: str
     value: str | None = None  # raw number for data-value
@@ -37,12 +39,16 @@ class Cell:
 
 @dataclass(frozen=True)
 class Header:
+    """A column header; `css` "num" right-aligns a numeric column."""
+
     text: str  # "\n" marks a line break: short lines keep the columns' natural widths narrow
     css: str = ""
 
 
 @dataclass(frozen=True)
 class TableView:
+    """One report table, formatted and ready for the template to lay out."""
+
     id: str
     caption: str
     headers: list[Header]
@@ -208,6 +214,7 @@ def _named_header(col: str) -> Header:
 
 
 def root_cause_view(frame: pd.DataFrame, money: Formatter) -> TableView:
+    """The root-cause table: per failure category its volume, recovery and repeat-failure rates, and any extras."""
     missing = [c for c in ROOT_CAUSE_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"root_causes: missing column(s) {', '.join(map(repr, missing))}")

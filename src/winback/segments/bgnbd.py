@@ -213,7 +213,7 @@ def log_likelihood_gradient(params: ArrayLike, frequency: ArrayLike, recency: Ar
 
 
 def _initial_guess(x: np.ndarray, age: np.ndarray) -> np.ndarray:
-    """r = 1 and alpha matching the observed purchase rate; a = b = 1 (a flat drop-out prior)."""
+    """Starting point: r = 1 and alpha matching the observed purchase rate; a = b = 1 (a flat drop-out prior)."""
     rate = (x.sum() + 1.0) / max(float(age.sum()), 1e-9)
     return np.array([1.0, 1.0 / rate, 1.0, 1.0])
 

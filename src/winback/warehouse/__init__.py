@@ -1,0 +1,1 @@
+"""The customer's source tables (read only) and winback's own state: models, migrations, queries, outbox."""

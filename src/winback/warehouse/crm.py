@@ -61,8 +61,11 @@ class CrmEventIn(BaseModel):
     @field_validator("category")
     @classmethod
     def _category_names_the_failure(cls, category: str | None, info: ValidationInfo) -> str | None:
-        """Refused here, not later: without a category recovery could only send a generic apology, which it
-        refuses, so an accepted event would be retried by the sweeper forever."""
+        """Refuse a recovery event without a category here, not later.
+
+        Without a category recovery could only send a generic apology, which it refuses, so an accepted
+        event would be retried by the sweeper forever.
+        """
         event_type = info.data.get("type")
         if category is None and event_type and starts_recovery(event_type):
             raise PydanticCustomError(

@@ -64,8 +64,11 @@ def transaction(url: str) -> Iterator[Session]:
 
 
 def error_line(exc: BaseException) -> str:
-    """The first line of what went wrong: for a database error the driver's own message, never the
-    statement or its parameters (addresses among them) nor PostgreSQL's DETAIL line quoting values."""
+    """The first line of what went wrong, safe to log.
+
+    For a database error the driver's own message, never the statement or its parameters (addresses
+    among them) nor PostgreSQL's DETAIL line quoting values.
+    """
     from sqlalchemy.exc import StatementError
 
     orig = exc.orig if isinstance(exc, StatementError) else None

@@ -37,12 +37,13 @@ def journey_run(session: Session, campaign_id: str, journey_key: str, started: d
 
 
 def steps_so_far(conn: Connection, run_id: int) -> dict[str, str]:
-    """step → status of the journey's messages."""
+    """`step` → `status` of the journey's messages."""
     rows = conn.execute(select(OutboxMessage.step, OutboxMessage.status).where(OutboxMessage.run_id == run_id))
     return dict(rows.all())
 
 
 def offer_already_sent_or_queued(conn: Connection, run_id: int) -> bool:
+    """Whether a message of this journey carrying a code has been sent or is on its way: no second offer."""
     rows = conn.execute(
         select(OutboxMessage.context).where(
             OutboxMessage.run_id == run_id, OutboxMessage.status.in_(("queued", "sending", "sent", "unknown"))

@@ -1,5 +1,8 @@
-"""The small reads behind the CLI's questions: one customer's latest decision and message, the campaigns
-and their runs, the model a run decided with. Each takes the caller's connection."""
+"""The small reads behind the CLI's questions.
+
+One customer's latest decision and message, the campaigns and their runs, the model a run decided with.
+Each takes the caller's connection.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,11 @@ DEFAULT_CURRENCY = "EUR"  # CampaignConfig's default, for a campaign stored with
 
 
 def latest_decision(conn: Connection, customer_id: str) -> dict[str, Any] | None:
-    """The newest decision about a customer in any campaign, with the run's campaign, as-of and currency,
-    and `lift`: the lift the run assumed for the decision's offer kind (None when it did not say)."""
+    """The newest decision about a customer in any campaign.
+
+    With the run's campaign, as-of and currency, and `lift`: the lift the run assumed for the decision's
+    offer kind (None when it did not say).
+    """
     row = (
         conn.execute(
             select(Decision.__table__, CampaignRun.campaign_id, CampaignRun.as_of, CampaignRun.stats, Campaign.config)
@@ -116,8 +122,10 @@ def run_campaign_config(conn: Connection, run_id: int) -> tuple[str, dict[str, A
 
 
 def contacted_customer(conn: Connection, run_id: int) -> str | None:
-    """A customer the run contacted and messaged, one to show with `explain`/`preview`: the first by id,
-    preferring one offered something by email (the fullest message)."""
+    """A customer the run contacted and messaged, to show with `explain`/`preview`.
+
+    The first by id, preferring one offered something by email (the fullest message).
+    """
     return conn.execute(
         select(Decision.customer_id)
         .join(

@@ -9,7 +9,8 @@ from sqlalchemy import Engine
 from winback.warehouse.db import make_engine
 
 
-def alembic_config(url: str) -> Config:
+def _alembic_config(url: str) -> Config:
+    """Alembic's configuration for winback's migrations against `url`, without an alembic.ini."""
     cfg = Config()
     cfg.set_main_option("script_location", "winback.warehouse:migrations")
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -18,7 +19,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head", engine: Engine | None = None) -> None:
     """Bring winback's tables to `revision`; safe to run repeatedly."""
-    cfg = alembic_config(url)
+    cfg = _alembic_config(url)
     engine = engine or make_engine(url)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -37,4 +38,4 @@ def head() -> str | None:
     """The newest revision this code knows: what `upgrade` brings the tables to."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    return ScriptDirectory.from_config(_alembic_config("sqlite://")).get_current_head()

@@ -52,6 +52,7 @@ def enqueue(conn: Connection, rows: list[dict[str, Any]]) -> int:
 
 
 def due(conn: Connection, now: dt.datetime, limit: int, run_id: int | None = None) -> list[str]:
+    """Ids of up to `limit` queued messages due by `now`, oldest due first (of one run when given)."""
     stmt = (
         select(OutboxMessage.id)
         .where(OutboxMessage.status == "queued", OutboxMessage.not_before <= now)
@@ -64,6 +65,7 @@ def due(conn: Connection, now: dt.datetime, limit: int, run_id: int | None = Non
 
 
 def due_count(conn: Connection, now: dt.datetime, run_id: int | None = None) -> int:
+    """How many queued messages are due by `now` (of one run when given): sizes the sender pool."""
     stmt = select(func.count()).where(OutboxMessage.status == "queued", OutboxMessage.not_before <= now)
     if run_id is not None:
         stmt = stmt.where(OutboxMessage.run_id == run_id)
@@ -79,7 +81,7 @@ CLAIMED_COLUMNS = (
 
 
 def claim(conn: Connection, ids: Iterable[str], token: str) -> list[dict[str, Any]]:
-    """queued → sending for these ids, stamped with this sender's token; returns the rows it won (CLAIMED_COLUMNS).
+    """`queued` → `sending` for these ids, stamped with this sender's token; returns the rows it won (CLAIMED_COLUMNS).
 
     One UPDATE … RETURNING for the batch: rows another sender took meanwhile are simply not returned.
     """
@@ -101,7 +103,7 @@ def claim(conn: Connection, ids: Iterable[str], token: str) -> list[dict[str, An
 
 
 def release(conn: Connection, not_before: dict[str, dt.datetime], token: str) -> None:
-    """sending → queued for rows this sender claimed but may not send now, each due again at its own time.
+    """`sending` → `queued` for rows this sender claimed but may not send now, each due again at its own time.
 
     Waiting is not an attempt (quiet hours at the recipient, a check that could not run): the claim's
     increment of `attempts` is undone. Only rows still `sending` under `token` move.
@@ -161,6 +163,7 @@ def load(conn: Connection, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def mark(conn: Connection, mid: str, status: str, **values: Any) -> None:
+    """Set one message's status (and any other columns); a `sent` one gets `sent_at` now unless given."""
     if status == "sent":
         values.setdefault("sent_at", utcnow())
     conn.execute(update(OutboxMessage).where(OutboxMessage.id == mid).values(status=status, **values))
@@ -251,6 +254,7 @@ def stale_sending(conn: Connection, run_id: int | None = None, lease_seconds: fl
 
 
 def status_counts(conn: Connection, run_id: int | None = None) -> dict[str, int]:
+    """Messages per status (of one run when given)."""
     stmt = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
     if run_id is not None:
         stmt = stmt.where(OutboxMessage.run_id == run_id)
@@ -281,7 +285,7 @@ def add_history(
 
 
 def requeue_unstarted(conn: Connection, ids: Iterable[str], at: dt.datetime, reason: str) -> list[str]:
-    """sending → queued for rows a gone sender claimed but never started: they never left, and were no attempt."""
+    """`sending` → `queued` for rows a gone sender claimed but never started: they never left, and were no attempt."""
     table = OutboxMessage.__table__
     where = (func.coalesce(table.c.status, "") == "sending") & table.c.started_at.is_(None)
     moved = _moved(conn, ids, where, {"status": "queued", "attempts": table.c.attempts - 1})
@@ -290,7 +294,7 @@ def requeue_unstarted(conn: Connection, ids: Iterable[str], at: dt.datetime, rea
 
 
 def mark_unknown(conn: Connection, ids: Iterable[str], at: dt.datetime, reason: str) -> list[str]:
-    """sending → unknown for rows a gone sender had started: the provider may or may not have them."""
+    """`sending` → `unknown` for rows a gone sender had started: the provider may or may not have them."""
     table = OutboxMessage.__table__
     sending = func.coalesce(table.c.status, "") == "sending"
     moved = _moved(conn, ids, sending, {"status": "unknown", "last_error": reason})
@@ -301,7 +305,7 @@ def mark_unknown(conn: Connection, ids: Iterable[str], at: dt.datetime, reason: 
 def settle_unknown_as_sent(
     conn: Connection, mid: str, provider: str, provider_message_id: str, at: dt.datetime, actor: str, reason: str
 ) -> bool:
-    """unknown → sent: the provider has the message (found by a lookup); its id is recorded."""
+    """`unknown` → `sent`: the provider has the message (found by a lookup); its id is recorded."""
     values = {"status": "sent", "provider": provider, "provider_message_id": provider_message_id, "sent_at": at,
               "last_error": None}  # fmt: skip
     moved = _moved(conn, [mid], OutboxMessage.__table__.c.status == "unknown", values)
@@ -310,7 +314,7 @@ def settle_unknown_as_sent(
 
 
 def requeue_unknown(conn: Connection, ids: Iterable[str], at: dt.datetime, actor: str, reason: str) -> list[str]:
-    """unknown → queued: someone (a lookup that found nothing, an operator) decided it never left.
+    """`unknown` → `queued`: someone (a lookup that found nothing, an operator) decided it never left.
 
     Its `not_before` is kept: it was due when it was claimed, so it is due again at once.
     """
@@ -348,8 +352,11 @@ def unknown_rows(
     since_before: dt.datetime | None = None,
     channel: str | None = None,
 ) -> list[dict[str, Any]]:
-    """`unknown` rows, oldest first, each with its campaign and `since` (its call's start, else its claim or
-    creation time); only those unknown since before `since_before` when given."""
+    """`unknown` rows, oldest first, for an operator or a lookup to settle.
+
+    Each with its campaign and `since` (its call's start, else its claim or creation time); only those
+    unknown since before `since_before` when given.
+    """
     table = OutboxMessage.__table__
     since = func.coalesce(table.c.started_at, table.c.claimed_at, table.c.created_at)
     stmt = (

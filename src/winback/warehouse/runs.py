@@ -17,6 +17,7 @@ RUN_STAGES = ("started", "decided", "offered", "queued", "sent", "completed")
 
 
 def ensure_campaign(session: Session, campaign_id: str, kind: str, config: dict[str, Any]) -> Campaign:
+    """The campaign row, created on first use; its stored config is replaced by this run's."""
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         campaign = Campaign(id=campaign_id, kind=kind, config=config, created_at=utcnow())
@@ -81,8 +82,10 @@ def record_decisions(conn: Connection, run_id: int, decisions: pd.DataFrame, chu
 
 
 def contact_history(conn: Connection, as_of: dt.datetime, exclude_run_id: int | None = None) -> pd.DataFrame:
-    """Per customer: days since winback last messaged them, messages in the 30 days before `as_of`, and
-    the end of any holdout window they are still in (`held_out_until`, with `held_out_by`).
+    """Per customer, what frequency caps and holdouts need to know of winback's past contact.
+
+    Days since winback last messaged them, messages in the 30 days before `as_of`, and the end of any
+    holdout window they are still in (`held_out_until`, with `held_out_by`).
 
     Counts every campaign (frequency caps are per customer, not per campaign) but not the current run,
     whose own queued rows must not exclude its own customers on a re-run. A message counts from when it
@@ -156,7 +159,7 @@ def open_holdouts(conn: Connection, as_of: dt.datetime, exclude_run_id: int | No
 
 
 def suppressions(conn: Connection, customer_ids: list[str] | None = None) -> pd.DataFrame:
-    """winback's opt-outs (customer_id, channel): all of them for a campaign, or just these customers'."""
+    """Winback's opt-outs (customer_id, channel): all of them for a campaign, or just these customers'."""
     stmt = select(Suppression.customer_id, Suppression.channel)
     if customer_ids is not None:
         stmt = stmt.where(Suppression.customer_id.in_(customer_ids))

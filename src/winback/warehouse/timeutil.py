@@ -20,6 +20,7 @@ def utc(value: dt.datetime) -> dt.datetime:
 
 
 def utcnow() -> dt.datetime:
+    """The current time, aware UTC."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -76,4 +77,5 @@ def _epoch_day_number_postgresql(element: epoch_day_number, compiler, **kw) -> s
 
 
 def to_epoch_days(value: dt.datetime) -> float:
+    """A datetime as days since the Unix epoch (fractional), the unit SQL's `epoch_days` uses."""
     return utc(value).timestamp() / 86400.0

@@ -48,6 +48,7 @@ def campaign_config(path: Path | None) -> CampaignConfig:
 
 
 def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """An option's datetime as aware UTC (a naive one is taken as UTC); None stays None."""
     from winback.warehouse.timeutil import utc as as_utc
 
     return as_utc(value) if value else None

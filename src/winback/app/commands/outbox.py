@@ -54,7 +54,7 @@ def human_age(age: dt.timedelta) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def masked(channel: str, address: str) -> str:
+def _masked(channel: str, address: str) -> str:
     from winback.messages.redact import mask_email, mask_phone
 
     return mask_email(address) if channel == "email" else mask_phone(address)
@@ -88,7 +88,7 @@ def unknown(run_id: RunIdOpt = None) -> None:
         age = now - row["since"]
         waiting = "an operator" if age >= wait else ("a lookup or event" if row["channel"] == "sms" else "an event")
         table.add_row(row["id"][:12], str(row["run_id"]), row["campaign_id"], row["channel"],
-                      masked(row["channel"], row["to_address"]), human_age(age), waiting)  # fmt: skip
+                      _masked(row["channel"], row["to_address"]), human_age(age), waiting)  # fmt: skip
     console.print(table)
     console.print(
         f"{len(rows)} unknown message(s): the provider may have them. Re-queue those you judge never left with "

@@ -62,6 +62,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def twiml(text: str | None = None) -> Response:
+    """A TwiML reply to an inbound text: `text` as the answer, or an empty reply that sends nothing."""
     reply = MessagingResponse()
     if text:
         reply.message(text)
@@ -69,6 +70,7 @@ def twiml(text: str | None = None) -> Response:
 
 
 def page(title: str, body_html: str, status_code: int = 200) -> HTMLResponse:
+    """A small self-contained HTML page (no scripts, not cached, not indexed) for the unsubscribe flow."""
     doc = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -55,6 +55,10 @@ class CrmIntake:
         self.on_crm_event = on_crm_event
 
     async def events(self, request: Request) -> Response:
+        """POST /crm/events: record a signed CRM event once, then hand it to the hook.
+
+        202 when new, 200 for a redelivery (nothing recorded twice), 401 unsigned, 422 invalid, 503 unconfigured.
+        """
         body = await read_body(request, self.ctx.settings.max_body_bytes)
         secret = self.ctx.settings.crm_secret
         if not secret:

@@ -56,6 +56,7 @@ class ProviderWebhooks:
         return form
 
     async def sendgrid_events(self, request: Request) -> Response:
+        """POST /webhooks/sendgrid/events: verify the signed batch (and its age), then record each event once."""
         settings = self.ctx.settings
         body = await read_body(request, settings.max_body_bytes)
         key = settings.sendgrid_webhook_public_key
@@ -87,6 +88,7 @@ class ProviderWebhooks:
         return JSONResponse(result)
 
     async def twilio_status(self, request: Request) -> Response:
+        """POST /webhooks/twilio/status: record a verified delivery status for the message it names."""
         form = await self.twilio_form(request, "status")
         now = self.ctx.clock()
         try:
@@ -103,6 +105,10 @@ class ProviderWebhooks:
         return JSONResponse(result)
 
     async def twilio_inbound(self, request: Request) -> Response:
+        """POST /webhooks/twilio/inbound: answer HELP, apply STOP/START, ignore any other text.
+
+        The answer never tells whether a number is one winback texted.
+        """
         form = await self.twilio_form(request, "inbound")
         keyword = sms_keyword(form.get("Body"))
         if keyword == "help":

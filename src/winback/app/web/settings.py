@@ -43,6 +43,8 @@ class ServerSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerSettings:
+        """The server's part of the one Settings, secrets unwrapped (they stay out of reprs and logs)."""
+
         def secret(value: object) -> str | None:
             return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
 

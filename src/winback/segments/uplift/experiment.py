@@ -104,6 +104,7 @@ class Design:
         propensity: np.ndarray,
         row_label: RowLabel = row_number,
     ) -> Design:
+        """The design of `frame`'s rows, with both feature layouts from `encoder`."""
         return cls(
             encoder.linear_matrix(frame, row_label),
             encoder.tree_matrix(frame, row_label),
@@ -114,6 +115,7 @@ class Design:
         )
 
     def x(self, layout: str) -> np.ndarray:
+        """The feature matrix of `layout` ("linear" or "trees")."""
         return self.linear if layout == "linear" else self.trees
 
     def mask(self, layout: str) -> np.ndarray:
@@ -121,6 +123,7 @@ class Design:
         return self.categorical if layout == "trees" else np.zeros(self.linear.shape[1], dtype=bool)
 
     def take(self, rows: np.ndarray) -> Design:
+        """The design restricted to `rows` (a fold or the held-out part)."""
         return Design(self.linear[rows], self.trees[rows], self.categorical, self.treatment[rows],
                       self.outcome[rows], self.propensity[rows])  # fmt: skip
 

@@ -33,6 +33,7 @@ RowLabel = Callable[[int], str]
 
 
 def row_number(position: int) -> str:
+    """The default way to name a row in an error: its 1-based position."""
     return f"row {position + 1}"
 
 
@@ -89,6 +90,7 @@ class FeatureEncoder:
 
     @property
     def features(self) -> tuple[str, ...]:
+        """Every feature the encoder uses, numeric first."""
         return (*self.numeric, *self.categorical)
 
     def check(self, frame: pd.DataFrame, row_label: RowLabel = row_number) -> None:

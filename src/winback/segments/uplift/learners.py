@@ -40,7 +40,10 @@ def threads_for(rows: int) -> AbstractContextManager[Any]:
 
 
 class Model(Protocol):
-    def fit(self, x: np.ndarray, y: np.ndarray) -> Any: ...
+    """Any scikit-learn style estimator that can be fitted."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """Fit the model to features `x` and target `y`."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Constant:
     value: float
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """The single outcome, for every row."""
         return np.full(len(x), self.value)
 
 
@@ -61,14 +65,17 @@ class Linear:
     layout: Literal["linear"] = "linear"
 
     def label(self) -> str:
+        """The base learner as shown in the selection table."""
         return f"linear (penalty {self.penalty:g})"
 
     def outcome_model(self, binary: bool, n: int, categorical: np.ndarray, seed: int) -> Model:
+        """An unfitted outcome model: logistic regression for a 0/1 outcome, ridge otherwise."""
         if binary:
             return LogisticRegression(C=1.0 / (self.penalty * max(n, 1)), max_iter=500)
         return Ridge(alpha=self.penalty * max(n, 1))
 
     def effect_model(self, n: int, categorical: np.ndarray, seed: int) -> Model:
+        """An unfitted ridge regression for the effect (or pseudo-outcome)."""
         return Ridge(alpha=self.penalty * max(n, 1))
 
 
@@ -84,6 +91,7 @@ class Trees:
     layout: Literal["trees"] = "trees"
 
     def label(self) -> str:
+        """The base learner as shown in the selection table."""
         return f"trees (depth {self.max_depth}, leaf {self.leaf_share:g}, {self.max_iter} rounds)"
 
     def _params(self, n: int, categorical: np.ndarray, seed: int) -> dict[str, Any]:
@@ -100,10 +108,12 @@ class Trees:
         }
 
     def outcome_model(self, binary: bool, n: int, categorical: np.ndarray, seed: int) -> Model:
+        """An unfitted boosted classifier (0/1 outcome) or regressor."""
         params = self._params(n, categorical, seed)
         return HistGradientBoostingClassifier(**params) if binary else HistGradientBoostingRegressor(**params)
 
     def effect_model(self, n: int, categorical: np.ndarray, seed: int) -> Model:
+        """An unfitted boosted regressor for the effect (or pseudo-outcome)."""
         return HistGradientBoostingRegressor(**self._params(n, categorical, seed))
 
 
@@ -148,29 +158,38 @@ class MetaLearner:
         self.seed = seed
 
     def fit(self, x: np.ndarray, treatment: np.ndarray, outcome: np.ndarray, propensity: np.ndarray) -> MetaLearner:
+        """Learn uplift from randomized rows: features, 0/1 treatment, outcome and treated probability."""
         raise NotImplementedError
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Estimated uplift per row of `x`."""
         raise NotImplementedError
 
 
 class TLearner(MetaLearner):
+    """One outcome model per arm; uplift is their difference."""
+
     name = "t-learner"
 
     def fit(self, x: np.ndarray, treatment: np.ndarray, outcome: np.ndarray, propensity: np.ndarray) -> TLearner:
+        """Fit the treated and the control outcome models."""
         t = treatment.astype(bool)
         self.mu1 = self.fitter.outcome(x[t], outcome[t])
         self.mu0 = self.fitter.outcome(x[~t], outcome[~t])
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """Treated minus control prediction."""
         return _predict(self.mu1, x) - _predict(self.mu0, x)
 
 
 class XLearner(MetaLearner):
+    """Imputed effects per arm, each modelled, then averaged by the treated share."""
+
     name = "x-learner"
 
     def fit(self, x: np.ndarray, treatment: np.ndarray, outcome: np.ndarray, propensity: np.ndarray) -> XLearner:
+        """Fit both arms' outcome models, then an effect model per arm on the imputed effects."""
         t = treatment.astype(bool)
         mu1 = self.fitter.outcome(x[t], outcome[t])
         mu0 = self.fitter.outcome(x[~t], outcome[~t])
@@ -180,14 +199,18 @@ class XLearner(MetaLearner):
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """The two effect models, each weighted by the other arm's share."""
         return self.weight * _predict(self.tau0, x) + (1.0 - self.weight) * _predict(self.tau1, x)
 
 
 class DRLearner(MetaLearner):
+    """A doubly robust pseudo-outcome from cross-fitted outcome models, with one effect model fitted to it."""
+
     name = "dr-learner"
     folds = 2
 
     def fit(self, x: np.ndarray, treatment: np.ndarray, outcome: np.ndarray, propensity: np.ndarray) -> DRLearner:
+        """Cross-fit the outcome models, then fit the effect model to the pseudo-outcome."""
         t = treatment.astype(bool)
         e = np.clip(propensity, 0.01, 0.99)
         mu0, mu1 = np.zeros(len(t)), np.zeros(len(t))
@@ -201,6 +224,7 @@ class DRLearner(MetaLearner):
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """The effect model's prediction."""
         return _predict(self.tau, x)
 
 
@@ -216,7 +240,9 @@ class Candidate:
 
     @property
     def name(self) -> str:
+        """The candidate as shown in the selection table: meta-learner and base learner."""
         return f"{LEARNERS[self.learner].name}, {self.base.label()}"
 
     def build(self, binary: bool, categorical: np.ndarray, seed: int = 0) -> MetaLearner:
+        """An unfitted meta-learner of this kind over this base learner."""
         return LEARNERS[self.learner](self.base, binary, categorical, seed)

@@ -78,6 +78,7 @@ class FitReport:
     targeting: pd.DataFrame  # share, policy (uplift | random), incremental per 1,000 targeted with CI
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready values: the scalars plus the selection, decile and targeting tables as records."""
         scalars = {
             k: _plain(getattr(self, k))
             for k in ("chosen", "outcome_kind", "n_training", "n_selection", "n_validation", "treated_share",
