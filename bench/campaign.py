@@ -40,8 +40,8 @@ def build_once(path: Path, customers: int) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     code = (
-        "import datetime as dt, time; from warehouse.db import make_engine;"
-        "from warehouse.demo_data import generate_demo_warehouse;"
+        "import datetime as dt, time; from winback.warehouse.db import make_engine;"
+        "from winback.app.demo_data import generate_demo_warehouse;"
         f"t=time.perf_counter(); s=generate_demo_warehouse(make_engine('sqlite:///{path}'), customers={customers},"
         " seed=7, as_of=dt.datetime(2026, 11, 2, 10, tzinfo=dt.UTC), replace=True);"
         "print(f'built {s.customers:,} customers, {s.orders:,} orders in {time.perf_counter()-t:.0f} s')"
