@@ -39,15 +39,34 @@ def chunks(ids: list, size: int = CHUNK):  # type: ignore[no-untyped-def]
         yield ids[start : start + size]
 
 
-def orders_of(conn: Connection, src: SourceTables, customer_ids: list) -> pd.DataFrame:
-    """Every order row of these customers, values as stored (order_id, customer_id, ordered_at, amount)."""
+def orders_of(conn: Connection, src: SourceTables, customer_ids: list, by: str = "customer_id") -> pd.DataFrame:
+    """Every order row of these customers (or, `by="order_id"`, with these order ids), values as stored.
+
+    Columns: order_id, customer_id, ordered_at, amount.
+    """
     o = src.orders
     names = ["order_id", "customer_id", "ordered_at", "amount"]
     cols = [_untyped(src.col(o, n)).label(n) for n in names]
     rows: list = []
     for chunk in chunks(customer_ids):
-        rows += raw_rows(conn, select(*cols).where(src.col(o, "customer_id").in_(chunk)))
+        rows += raw_rows(conn, select(*cols).where(src.col(o, by).in_(chunk)))
     return frame_from_rows(rows, names)
+
+
+def order_amount(
+    conn: Connection, src: SourceTables, order_id: str, rules: QualityRules, findings: Findings
+) -> float | None:
+    """One order's amount, judged as the summary judges it: None when the order is not there or not believed.
+
+    A bad row (or a second row with the same id) is quarantined in `findings`.
+    """
+    rows = orders_of(conn, src, [order_id], by="order_id")
+    if rows.empty:
+        return None
+    duplicates = {order_id: len(rows)} if len(rows) > 1 else {}
+    good, bad = judge_orders(rows, rules, duplicates=duplicates, known=None)
+    _record(findings, src.orders.name, bad, src.orders.winback_names)  # type: ignore[attr-defined]
+    return float(good["value"].iloc[0]) if len(good) == 1 and not len(bad) else None
 
 
 def _untyped(col):  # type: ignore[no-untyped-def]
