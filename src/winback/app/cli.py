@@ -15,6 +15,8 @@ import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from winback.app.commands.quality import quality as quality_command  # noqa: E402
+
 app = typer.Typer(help="winback: win back lapsed and aggrieved customers, and prove it worked.", no_args_is_help=True)
 db_app = typer.Typer(help="winback's own tables.", no_args_is_help=True)
 models_app = typer.Typer(help="Customer-base models.", no_args_is_help=True)
@@ -22,6 +24,7 @@ offers_app = typer.Typer(help="Coupon codes: export, redemptions, ledger.", no_a
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(offers_app, name="offers")
+app.command("quality")(quality_command)
 console = Console()
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="campaign YAML (see examples/)")]  # noqa: UP045
