@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,8 @@ from winback.warehouse.source import SourceTables, source_schema
 
 SKIP_SEGMENT = "quarantined"  # the segment of a customer skipped for their data: neither lapsed nor aggrieved
 _SMS_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+_TYPE_NAMES = {v: k.lower().replace("_", " ") for k, v in vars(phonenumbers.PhoneNumberType).items() if k.isupper()}
+_PLAIN_NUMBER = re.compile(r"^-?[0-9][0-9.eE+-]*$")  # an amount, not a phone number: left as it is
 
 
 def source_rules(
@@ -107,7 +110,7 @@ def gate_reads(
         settled = settle_suspects(conn, src, summary, rules, findings, known=known, read_total=read)
     check_share(findings, src.orders.name, rules.max_bad_share)
     settled = queries.typed_summary(settled)
-    skipped = _skipped(findings, reach, settled, failures)
+    skipped = _skipped(findings, reach, settled, failures, src.customers.name)
     out = skipped["customer_id"]
     return GatedReads(
         summary=settled.loc[~settled["customer_id"].isin(out)].reset_index(drop=True),
@@ -118,7 +121,9 @@ def gate_reads(
     )
 
 
-def _skipped(findings: Findings, reach: pd.DataFrame, summary: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
+def _skipped(
+    findings: Findings, reach: pd.DataFrame, summary: pd.DataFrame, failures: pd.DataFrame, customers_table: str
+) -> pd.DataFrame:
     """Customers skipped for their data: their own record quarantined, or every row of theirs read was.
 
     Only customers whose id can be stored as it is get a decision row; the others are named in the
@@ -126,7 +131,8 @@ def _skipped(findings: Findings, reach: pd.DataFrame, summary: pd.DataFrame, fai
     """
     frame = findings.frame()
     rows = frame.loc[(frame["scope"] == ROW) & frame["customer_id"].notna()]
-    held = rows.loc[rows["customer_id"].isin(findings.held_customers)].drop_duplicates("customer_id")
+    own = rows.loc[rows["source_table"] == customers_table]
+    held = own.loc[own["customer_id"].isin(findings.held_customers)].drop_duplicates("customer_id")
     reasons = {
         c: f"skipped: their customer record is quarantined ({p}): see `winback quality`"
         for c, p in zip(held["customer_id"], held["problem"], strict=True)
@@ -134,7 +140,7 @@ def _skipped(findings: Findings, reach: pd.DataFrame, summary: pd.DataFrame, fai
     usable = set(summary["customer_id"]) | set(failures["customer_id"])
     lost = rows.loc[rows["customer_id"].isin(reach["customer_id"]) & ~rows["customer_id"].isin(usable)]
     for customer, group in lost.groupby("customer_id", sort=True):
-        tables = ", ".join(f"{n} {t}" for t, n in group["source_table"].value_counts().sort_index().items())
+        tables = ", ".join(f"{t}: {n}" for t, n in group["source_table"].value_counts().sort_index().items())
         reasons.setdefault(
             customer, f"skipped: every row of theirs read was quarantined ({tables}): see `winback quality`"
         )
@@ -167,7 +173,7 @@ def sms_phone_problem(number: object, region: str | None) -> str | None:
         return problem
     kind = phonenumbers.number_type(phonenumbers.parse(e164))
     if kind not in _SMS_TYPES:
-        return f"not a mobile number ({str(kind).rsplit('.', 1)[-1].lower().replace('_', ' ')})"
+        return f"not a mobile number ({_TYPE_NAMES.get(kind, 'unknown type')})"
     return None
 
 
@@ -274,7 +280,9 @@ def masked_findings(findings: Findings) -> pd.DataFrame:
     name = field.str.contains("name") & value.notna()
     frame.loc[name, "value"] = value[name].map(lambda v: f"{str(v).strip(chr(39))[:1]}***")
     for col in ("value", "problem", "record_id"):
-        frame[col] = frame[col].map(lambda v: redact_text(v) if isinstance(v, str) else v)
+        frame[col] = frame[col].map(
+            lambda v: redact_text(v) if isinstance(v, str) and not _PLAIN_NUMBER.match(v) else v
+        )
     return frame
 
 

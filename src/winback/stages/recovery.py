@@ -122,7 +122,7 @@ def _decide(
         if event.get("order_id"):
             order_amount = order_amount_of(conn, src, event["order_id"], rules, findings)
     if reach.empty and cid in findings.held_customers:
-        problem = next(r[5] for r in findings.records if r[2] == cid and r[6] == "row")
+        problem = next(r[5] for r in findings.records if r[0] == src.customers.name and r[2] == cid)
         reason = f"skipped: their customer record is quarantined ({problem}): see `winback quality`"
         return quality.skip_decisions(pd.DataFrame({"customer_id": [cid], "reason": [reason]}), DECISION_COLUMNS)
     if reach.empty:

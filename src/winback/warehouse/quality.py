@@ -138,6 +138,14 @@ def shown(value: Any) -> str | None:
     return text if len(text) <= VALUE_SHOWN else f"{text[: VALUE_SHOWN - 1]}… ({len(text):,} characters)"
 
 
+def quoted(value: Any) -> str:
+    """A value as a problem names it: text in quotes (so "12,50" and " c012 " read as what was stored)."""
+    if isinstance(value, str):
+        cut = value if len(value) <= VALUE_SHOWN else value[:VALUE_SHOWN] + "…"
+        return repr(cut)
+    return str(shown(value))
+
+
 # ---------------------------------------------------------------- values, judged one column at a time
 # Each returns the parsed values and, per value, the problem (None when it is fine), as object arrays.
 
@@ -158,16 +166,16 @@ def _amount(v: Any, max_amount: float) -> tuple[float, str | None]:
     if isinstance(v, Decimal) and v.is_nan():
         return math.nan, "not a finite number"
     if isinstance(v, bool):
-        return math.nan, f"{v!r} is not an amount"
+        return math.nan, f"{quoted(v)} is not an amount"
     if isinstance(v, str):
         if not _NUMBER.match(v):
             hint = " (a decimal comma? write 12.50)" if re.fullmatch(r"[+-]?[0-9.]*,[0-9]+", v.strip()) else ""
-            return math.nan, f"{shown(v)} is not a number{hint}"
+            return math.nan, f"{quoted(v)} is not a number{hint}"
         v = float(v)
     try:
         number = float(v)
     except (TypeError, ValueError):
-        return math.nan, f"{shown(v)} is not a number"
+        return math.nan, f"{quoted(v)} is not a number"
     if not math.isfinite(number):
         return math.nan, "not a finite number"
     if number < 0:
@@ -193,13 +201,13 @@ def parse_times(values: pd.Series, now: dt.datetime, *, required: bool = True) -
             continue
         if isinstance(v, str):
             if not _TIMESTAMP.match(v):
-                problems[i] = f"{shown(v)} is not a date (expected YYYY-MM-DD or YYYY-MM-DD HH:MM:SS)"
+                problems[i] = f"{quoted(v)} is not a date (expected YYYY-MM-DD or YYYY-MM-DD HH:MM:SS)"
                 continue
             stamp = pd.Timestamp(v.replace("Z", "+00:00"))
         elif isinstance(v, dt.datetime | dt.date):
             stamp = pd.Timestamp(v)
         else:
-            problems[i] = f"{shown(v)} is not a date"
+            problems[i] = f"{quoted(v)} is not a date"
             continue
         stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
         if stamp < EARLIEST:
@@ -225,7 +233,7 @@ def parse_severities(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         if missing(v):
             problems[i] = "missing severity"
         elif number is None:
-            problems[i] = f"{shown(v)} is not a whole number on the {low}–{high} scale"
+            problems[i] = f"{quoted(v)} is not a whole number on the {low}–{high} scale"
         elif not low <= number <= high:
             problems[i] = f"severity {number:g} outside the compensation policy's {low}–{high} scale"
         else:
@@ -243,7 +251,7 @@ def parse_flags(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     for i, v in enumerate(values.tolist()):
         flag = as_flag(v)
         if flag is None:
-            problems[i] = f"{shown(v)} is not a yes/no value"
+            problems[i] = f"{quoted(v)} is not a yes/no value"
         else:
             out[i] = flag
     return out, problems
@@ -275,7 +283,7 @@ def id_problems(values: pd.Series, what: str) -> np.ndarray:
         elif not isinstance(v, str):
             continue  # a numeric key is read as its text
         elif v != v.strip():
-            problems[i] = f"{what} {shown(v)} has surrounding whitespace"
+            problems[i] = f"{what} {quoted(v)} has surrounding whitespace"
         elif _CONTROL.search(v):
             problems[i] = f"{what} contains control characters"
         elif len(v) > ID_MAX:

@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import Connection, func, select
 
 from winback.warehouse.frames import raw_rows
-from winback.warehouse.quality import FIELD, Findings, first_problem, id_problems, parse_flags, shown
+from winback.warehouse.quality import FIELD, Findings, first_problem, id_problems, parse_flags, quoted
 from winback.warehouse.quality_orders import _untyped, chunks
 from winback.warehouse.source import SourceTables
 
@@ -60,7 +60,7 @@ def judge_customers(conn: Connection, src: SourceTables, frame: pd.DataFrame, fi
     unknown = channel.notna() & ~channel.isin([*CHANNELS, ""])
     for i in np.flatnonzero(unknown.to_numpy() & ~bad):
         findings.add(customers, ids.iat[i], cnames["preferred_channel"], channel.iat[i],
-                     f"unknown channel {shown(channel.iat[i])}: no preference used", customer_id=ids.iat[i],
+                     f"unknown channel {quoted(channel.iat[i])}: no preference used", customer_id=ids.iat[i],
                      scope=FIELD)  # fmt: skip
     out["preferred_channel"] = channel.where(channel.isin(CHANNELS), None)
     for col in ("has_email", "has_phone"):
@@ -102,5 +102,6 @@ def _one_row_per_consent(
                      "counted as not given", customer_id=customer)  # fmt: skip
         findings.count_read(src.consents.name, n - 1)  # the join shows one per customer row; n were there
         not_given.setdefault(channel, set()).add(customer)
-    single = frame["customer_id"].map(lambda c: customer_rows.get(c, 1) <= 1)
-    return frame.loc[~(single & frame["customer_id"].duplicated())].reset_index(drop=True), not_given
+    # the join repeats a customer row once per extra consent row: keep as many rows as the customers table has
+    keep = frame.groupby("customer_id", sort=False).cumcount() < frame["customer_id"].map(customer_rows).fillna(1)
+    return frame.loc[keep.to_numpy()].reset_index(drop=True), not_given

@@ -25,7 +25,7 @@ from winback.warehouse.quality import (
     parse_amounts,
     parse_severities,
     parse_times,
-    shown,
+    quoted,
 )
 from winback.warehouse.quality_orders import _untyped, chunks, duplicate_ids
 from winback.warehouse.source import SourceTables, source_schema
@@ -91,7 +91,7 @@ def judge_failures(
     orders = orders_by_id(conn, src, frame["order_id"].tolist(), rules.max_amount)
     order_problems = _order_problems(frame, orders)
     category_problems = np.array(
-        [None if c in CATEGORIES else f"unknown category {shown(c)} (known: {', '.join(CATEGORIES)})"
+        [None if c in CATEGORIES else f"unknown category {quoted(c)} (known: {', '.join(CATEGORIES)})"
          for c in frame["category"].tolist()], dtype=object,
     )  # fmt: skip
     fields, problems = first_problem(

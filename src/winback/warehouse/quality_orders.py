@@ -107,7 +107,7 @@ def judge_orders(
     repeated = rows["order_id"].map(duplicates).to_numpy(dtype=object, na_value=None)
     order_problems = np.where(
         (order_problems == None) & (repeated != None),  # noqa: E711
-        [f"order id appears {n} times" if n else None for n in repeated],
+        [f"order id appears {int(n)} times" if n else None for n in repeated],
         order_problems,
     )
     customer_problems = id_problems(rows["customer_id"], "customer id")

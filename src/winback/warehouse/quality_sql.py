@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Connection, DateTime, Float, and_, case, cast, false, func, not_, or_
+from sqlalchemy import Connection, DateTime, Float, String, and_, case, cast, false, func, not_, or_, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import TableClause
 
@@ -42,7 +42,7 @@ class SourceSql:
         """The column as a number; NULL where text does not read as one (text columns outside SQLite)."""
         col = self.src.col(t, name)
         if self._text(t, name):
-            return cast(case((col.regexp_match(NUMBER_PATTERN), col)), Float)
+            return cast(case((_as_text(col).regexp_match(NUMBER_PATTERN), col)), Float)
         return col
 
     def time(self, t: TableClause, name: str) -> ColumnElement:
@@ -52,7 +52,7 @@ class SourceSql:
         """
         col = self.src.col(t, name)
         if self._text(t, name):
-            return cast(case((col.regexp_match(TIMESTAMP_PATTERN), col)), DateTime(timezone=True))
+            return cast(case((_as_text(col).regexp_match(TIMESTAMP_PATTERN), col)), DateTime(timezone=True))
         return col
 
     def time_unreadable(self, t: TableClause, name: str) -> ColumnElement[bool]:
@@ -61,7 +61,7 @@ class SourceSql:
         if self.sqlite:
             return and_(col.is_not(None), or_(func.typeof(col) != "text", func.julianday(col).is_(None)))
         if self._text(t, name):
-            return and_(col.is_not(None), not_(col.regexp_match(TIMESTAMP_PATTERN)))
+            return and_(col.is_not(None), not_(_as_text(col).regexp_match(TIMESTAMP_PATTERN)))
         return false()
 
     # ------------------------------------------------------------ aggregate checks, one value per group
@@ -83,6 +83,13 @@ class SourceSql:
             checks += [func.typeof(func.min(col)) != "text", func.max(func.julianday(col).is_(None)) == 1]
         return or_(*checks)
 
+    def padded_suspect(self, t: TableClause, name: str) -> ColumnElement[bool]:
+        """The group holds an id with spaces around it (the exact check, tabs included, runs on suspects)."""
+        col = self.src.col(t, name)
+        padded = col != func.trim(col)
+        # SQLite takes the comparison's 0/1 as it is; elsewhere a boolean has no max
+        return func.max(padded if self.sqlite else case((padded, 1), else_=0)) == 1
+
     def window(self, value: ColumnElement, as_of: dt.datetime) -> ColumnElement[bool]:
         """Rows a read up to `as_of` must see: up to the as-of, and those it must judge (future, unreadable)."""
         return or_(value <= as_of, value > self.rules.read_at, value.is_(None))
@@ -91,3 +98,8 @@ class SourceSql:
 def flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     """A condition as 1/0, portable across engines that do and do not return booleans from aggregates."""
     return case((condition, 1), else_=0)
+
+
+def _as_text(col: ColumnElement) -> ColumnElement:
+    """A column stored as text, addressed as text (its declared type is what winback reads it as)."""
+    return type_coerce(col, String())

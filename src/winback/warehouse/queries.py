@@ -78,7 +78,7 @@ def order_summary(
     at, amount = sql.time(o, "ordered_at"), sql.number(o, "amount")
     # a day number of a time outside any plausible range ('infinity' on PostgreSQL) would overflow the cast
     day_of = at if sql.sqlite else case((and_(at >= EARLIEST, at <= rules.read_at), at))
-    suspect = or_(sql.amount_suspect(amount), sql.time_suspect(o, "ordered_at", at))
+    suspect = or_(sql.amount_suspect(amount), sql.time_suspect(o, "ordered_at", at), sql.padded_suspect(o, "order_id"))
     stmt = (
         select(
             cid.label("customer_id"),
