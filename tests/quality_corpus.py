@@ -53,6 +53,7 @@ class Corpus:
     skipped: dict[str, str] = field(default_factory=dict)  # customer -> words their decision's reason holds
     messaged: set[str] = field(default_factory=set)  # customers who must still get a message
     reasons: dict[str, str] = field(default_factory=dict)  # messaged customer -> words their reason holds
+    undecided: set[str] = field(default_factory=set)  # never candidates: no decision at all, skipped or not
 
     @property
     def typed(self) -> bool:
@@ -133,8 +134,11 @@ def _orders(c: Corpus) -> None:
     c.messaged.add(cid)
     c.expect("order of nobody", "orders", c.order("BAD-U1", "NOBODY", AS_OF - 30 * DAY, 20.0), "customer_id")
     c.expect("padded customer id", "orders", c.order("BAD-U2", " G001 ", AS_OF - 30 * DAY, 20.0), "customer_id")
+    # a padded order id is found where it is used (the aggregation reads the covering index, not the ids): the
+    # failure naming the order by its clean id finds no such order
     cid = c.history(c.customer("VK02"))
-    c.expect("padded order id", "orders", c.order(" BAD-P1 ", cid, AS_OF - 90 * DAY, 20.0), "order_id")
+    c.order(" BAD-P1 ", cid, AS_OF - 90 * DAY, 20.0)
+    c.expect("padded order id, named", "service_failures", c.failure("BAD-P1F", cid, "BAD-P1"), "order_id")
     c.messaged.add(cid)
     # every row of theirs bad, no failure: skipped, saying so
     cid = c.customer("VX01")
@@ -193,6 +197,11 @@ def _customers(c: Corpus) -> None:
         c.messaged.add(cid)  # by SMS? no phone: excluded for want of a channel, with the reason
         c.messaged.discard(cid)
         c.skipped[cid] = "excluded"
+    if not c.typed:
+        cid = c.customer("VQ01")  # no orders, no failure: a bad consent alone makes no decision
+        c.consents[-1]["granted"] = "si"
+        c.expect("consent si", "consents", f"{cid}/sms", "granted")
+        c.undecided.add(cid)
     cid = c.history(c.customer("VC05"))
     c.consents.append(dict(c.consents[-2]))  # a second email consent row: a history table
     c.expect("consent twice", "consents", "VC05/email", "granted")

@@ -62,8 +62,8 @@ def test_every_bad_row_is_named_or_skipped_and_the_healthy_are_messaged(engine: 
     assert set(outbox.loc[outbox["customer_id"].isin(built.messaged), "status"]) <= {"sent", "queued"}
     for customer, words in built.reasons.items():
         assert words in by_customer.loc[customer, "reason"]
-    # nobody outside the customers table, nor a record with a padded id, gets a decision
-    assert not {"NOBODY", "GHOST", " VC02 ", " G001 "} & set(decisions["customer_id"])
+    # nobody outside the customers table, nor a record with a padded id, gets a decision; nor a non-candidate
+    assert not {"NOBODY", "GHOST", " VC02 ", " G001 ", *built.undecided} & set(decisions["customer_id"])
     # the bad rows never became a decision: no failure of theirs is anyone's reason
     assert not decisions["failure_id"].fillna("").str.startswith(("BAD-", " BAD")).any()
     assert decisions["customer_id"].is_unique
@@ -238,7 +238,7 @@ def test_the_flow_and_its_dry_run_say_the_same_and_the_cli_lists_it(
 
     code, out = cli(monkeypatch, capsys, "quality", "--run-id", str(real["run_id"]))
     assert code == 0 and f"{stored} source rows quarantined in run {real['run_id']}" in out
-    assert "consents: 4 rows not used" in out and "Quarantine of run" in out
+    assert "consents: 5 rows not used" in out and "Quarantine of run" in out
     csv = tmp_path / "q.csv"
     code, out = cli(monkeypatch, capsys, "quality", "--csv", str(csv))  # the latest run
     written = pd.read_csv(csv, keep_default_na=False)

@@ -110,7 +110,7 @@ def gate_reads(
         settled = settle_suspects(conn, src, summary, rules, findings, known=known, read_total=read)
     check_share(findings, src.orders.name, rules.max_bad_share)
     settled = queries.typed_summary(settled)
-    skipped = _skipped(findings, reach, settled, failures, src.customers.name)
+    skipped = _skipped(findings, reach, settled, failures, src.customers.name, (src.orders.name, src.failures.name))
     out = skipped["customer_id"]
     return GatedReads(
         summary=settled.loc[~settled["customer_id"].isin(out)].reset_index(drop=True),
@@ -122,7 +122,12 @@ def gate_reads(
 
 
 def _skipped(
-    findings: Findings, reach: pd.DataFrame, summary: pd.DataFrame, failures: pd.DataFrame, customers_table: str
+    findings: Findings,
+    reach: pd.DataFrame,
+    summary: pd.DataFrame,
+    failures: pd.DataFrame,
+    customers_table: str,
+    history_tables: tuple[str, str],
 ) -> pd.DataFrame:
     """Customers skipped for their data: their own record quarantined, or every row of theirs read was.
 
@@ -138,7 +143,8 @@ def _skipped(
         for c, p in zip(held["customer_id"], held["problem"], strict=True)
     }
     usable = set(summary["customer_id"]) | set(failures["customer_id"])
-    lost = rows.loc[rows["customer_id"].isin(reach["customer_id"]) & ~rows["customer_id"].isin(usable)]
+    theirs = rows.loc[rows["source_table"].isin(history_tables)]  # what would have made them a candidate
+    lost = theirs.loc[theirs["customer_id"].isin(reach["customer_id"]) & ~theirs["customer_id"].isin(usable)]
     for customer, group in lost.groupby("customer_id", sort=True):
         tables = ", ".join(f"{t}: {n}" for t, n in group["source_table"].value_counts().sort_index().items())
         reasons.setdefault(

@@ -31,13 +31,16 @@ def judge_customers(conn: Connection, src: SourceTables, frame: pd.DataFrame, fi
     findings.count_read(customers, len(frame))
     ids = frame["customer_id"]
     id_issue = id_problems(ids, "customer id")
-    counts = ids.map(ids.value_counts())
-    repeated = np.where(counts > 1, [f"customer id appears {n} times" for n in counts], None)
+    repeated = np.full(len(ids), None, dtype=object)
+    twice = ids.duplicated(keep=False).to_numpy()
+    if twice.any():
+        counts = ids[twice].value_counts()
+        repeated[twice] = [f"customer id appears {counts[c]} times" for c in ids[twice]]
     do_not_contact, dnc_issue = parse_flags(frame["do_not_contact"])
     fraud, fraud_issue = parse_flags(frame["fraud_flag"])
     fields, problems = first_problem(
         ("customer_id", id_issue),
-        ("customer_id", repeated.astype(object)),
+        ("customer_id", repeated),
         ("do_not_contact", dnc_issue),
         ("fraud_flag", fraud_issue),
     )

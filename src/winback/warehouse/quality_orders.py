@@ -166,9 +166,11 @@ def settle_suspects(
     table = src.orders.name
     names = src.orders.winback_names  # type: ignore[attr-defined]
     ids = summary["customer_id"]
-    odd = summary["suspect"].to_numpy(dtype=bool) | (id_problems(ids, "customer id") != None)  # noqa: E711
-    if known is not None:
+    odd = summary["suspect"].to_numpy(dtype=bool, copy=True)
+    if known is not None:  # an id with spaces around it is not a known one either
         odd |= ~ids.isin(known).to_numpy()
+    else:
+        odd |= id_problems(ids, "customer id") != None  # noqa: E711
     duplicates = rules.duplicate_orders
     if duplicates:
         odd |= ids.isin({c for owners in duplicates.values() for c in owners}).to_numpy()
@@ -187,17 +189,12 @@ def settle_suspects(
         settled.append(summarise_rows(good))
         _record(findings, table, bad, names)
         bad_so_far += len(bad)
-        if limit is not None and bad_so_far > limit:
-            check_share(_with_read(findings, table, read_total), table, rules.max_bad_share)
+        if limit is not None and bad_so_far > limit:  # the caller counted the run's rows read already
+            check_share(findings, table, rules.max_bad_share)
     clean = summary.loc[~odd, SUMMARY_COLUMNS]
+    if not suspects:
+        return clean.reset_index(drop=True)
     return pd.concat([clean, *settled], ignore_index=True).sort_values("customer_id", ignore_index=True)
-
-
-def _with_read(findings: Findings, table: str, read_total: int | None) -> Findings:
-    """`findings`, reading as if the whole run's rows of `table` had been counted (for an early stop)."""
-    if read_total is not None and findings.read[table] < read_total:
-        findings.read[table] = read_total
-    return findings
 
 
 def _record(findings: Findings, table: str, bad: pd.DataFrame, names: dict[str, str]) -> None:

@@ -66,29 +66,28 @@ class SourceSql:
 
     # ------------------------------------------------------------ aggregate checks, one value per group
 
-    def amount_suspect(self, value: ColumnElement) -> ColumnElement[bool]:
+    def _missing(self, t: TableClause, name: str, value: ColumnElement) -> list[ColumnElement[bool]]:
+        """A missing (or, for text, unreadable) value in the group; nothing to ask of a NOT NULL number or time."""
+        if (self._key(t), name) in self.schema.not_null and not self._text(t, name):
+            return []
+        return [func.count(value) < func.count()]
+
+    def amount_suspect(self, t: TableClause, name: str, value: ColumnElement) -> ColumnElement[bool]:
         """The group holds a missing, unreadable, non-positive, non-finite or implausible amount.
 
         NaN sorts above every number on PostgreSQL and DuckDB, and on SQLite any text above any number, so
         `max` catches them with the implausible ones.
         """
-        return or_(func.count(value) < func.count(), func.min(value) <= 0, func.max(value) > self.rules.max_amount)
+        return or_(*self._missing(t, name, value), func.min(value) <= 0, func.max(value) > self.rules.max_amount)
 
     def time_suspect(self, t: TableClause, name: str, value: ColumnElement) -> ColumnElement[bool]:
         """The group holds a missing, unreadable, placeholder (before 1970) or future time."""
-        checks = [func.count(value) < func.count(), func.min(value) < EARLIEST, func.max(value) > self.rules.read_at]
+        checks = [*self._missing(t, name, value), func.min(value) < EARLIEST, func.max(value) > self.rules.read_at]
         if self.sqlite:
             col = self.src.col(t, name)
             # numbers sort before text: a number stored as a date shows in min; julianday reads the rest
             checks += [func.typeof(func.min(col)) != "text", func.max(func.julianday(col).is_(None)) == 1]
         return or_(*checks)
-
-    def padded_suspect(self, t: TableClause, name: str) -> ColumnElement[bool]:
-        """The group holds an id with spaces around it (the exact check, tabs included, runs on suspects)."""
-        col = self.src.col(t, name)
-        padded = col != func.trim(col)
-        # SQLite takes the comparison's 0/1 as it is; elsewhere a boolean has no max
-        return func.max(padded if self.sqlite else case((padded, 1), else_=0)) == 1
 
     def window(self, value: ColumnElement, as_of: dt.datetime) -> ColumnElement[bool]:
         """Rows a read up to `as_of` must see: up to the as-of, and those it must judge (future, unreadable)."""

@@ -188,6 +188,7 @@ class SourceSchema:
     dialect: str
     kinds: dict[tuple[str, str], str]
     unique_keys: frozenset[str]
+    not_null: frozenset[tuple[str, str]] = frozenset()  # (table key, winback column) declared NOT NULL
 
     def kind(self, table_key: str, name: str) -> str:
         return self.kinds.get((table_key, name), "text")
@@ -223,15 +224,19 @@ def _inspect_source(conn: Connection | Engine, src: SourceTables) -> SourceSchem
     missing_columns: list[str] = []
     kinds: dict[tuple[str, str], str] = {}
     unique: set[str] = set()
+    not_null: set[tuple[str, str]] = set()
     for key in TABLE_KEYS:
         t: TableClause = getattr(src, key)
         if not inspector.has_table(t.name, schema=t.schema):
             missing_tables.append(t.fullname)
             continue
-        stored = {c["name"]: c["type"] for c in inspector.get_columns(t.name, schema=t.schema)}
-        folded = {name.lower(): type_ for name, type_ in stored.items()}
+        stored = {c["name"]: c for c in inspector.get_columns(t.name, schema=t.schema)}
+        folded = {name.lower(): c for name, c in stored.items()}
         for wb_name, source_name in t.winback_names.items():  # type: ignore[attr-defined]
-            type_ = stored.get(source_name, folded.get(source_name.lower()))
+            found = stored.get(source_name, folded.get(source_name.lower()))
+            type_ = None if found is None else found["type"]
+            if found is not None and found.get("nullable") is False:
+                not_null.add((key, wb_name))
             if type_ is None:
                 missing_columns.append(
                     f"{t.fullname}.{source_name}" + (f" ({wb_name})" if wb_name != source_name else "")
@@ -248,7 +253,7 @@ def _inspect_source(conn: Connection | Engine, src: SourceTables) -> SourceSchem
             "(see examples/)"
         )
     dialect = conn.dialect.name
-    return SourceSchema(dialect, kinds, frozenset(unique))
+    return SourceSchema(dialect, kinds, frozenset(unique), frozenset(not_null))
 
 
 def _declared_unique(inspector, t: TableClause, column_name: str) -> bool:  # type: ignore[no-untyped-def]
