@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from winback.config import CampaignConfig
 from winback.messages.channel_choice import choose_channels
-from winback.messages.contact_data import locale_region, normalise_phone, phone_time_zone
+from winback.messages.contact_data import locale_region, phone_time_zone
 from winback.messages.quiet_hours import valid_zone
 from winback.messages.redact import mask_email, mask_phone, redact_text
 from winback.warehouse import queries
@@ -169,15 +169,21 @@ def skip_decisions(skipped: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def sms_phone_problem(number: object, region: str | None) -> str | None:
-    """Why an SMS cannot go to `number`, or None: phonenumbers must read a mobile number, letters not allowed."""
-    if not isinstance(number, str):
+    """Why an SMS cannot go to `number`, or None: phonenumbers must read a mobile number, letters not allowed.
+
+    One parse per number (about 40 µs): the candidates whose channel is SMS are checked, not every customer.
+    """
+    if not isinstance(number, str) or not number.strip():
         return "no phone number"
     if any(ch.isalpha() for ch in number):
         return "phone number contains letters (a vanity number?)"
-    e164, problem = normalise_phone(number, region)
-    if problem:
-        return problem
-    kind = phonenumbers.number_type(phonenumbers.parse(e164))
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException as exc:
+        return f"invalid phone number: {exc}"
+    kind = phonenumbers.number_type(parsed)  # UNKNOWN for a number that is not valid
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        return "invalid phone number: not a valid number for its region"
     if kind not in _SMS_TYPES:
         return f"not a mobile number ({_TYPE_NAMES.get(kind, 'unknown type')})"
     return None
@@ -195,18 +201,18 @@ def screen_sms_phones(
     if not sms.any():
         return candidates
     ids = candidates.loc[sms, "customer_id"].tolist()
-    details = queries.contact_details(conn, src, ids).drop_duplicates("customer_id").set_index("customer_id")
+    details = queries.contact_details(conn, src, ids).drop_duplicates("customer_id")
+    phone = dict(zip(details["customer_id"], details["phone"], strict=True))
+    region = dict(zip(details["customer_id"], details["locale"].map(locale_region), strict=True))
+    column = src.customers.winback_names["phone"]  # type: ignore[attr-defined]
     bad: dict[str, str] = {}
     for customer in ids:
-        phone = details.at[customer, "phone"] if customer in details.index else None
-        problem = sms_phone_problem(
-            phone, locale_region(details.at[customer, "locale"]) if customer in details.index else None
-        )
+        number = phone.get(customer)
+        problem = sms_phone_problem(number, region.get(customer))
         if problem:
             bad[customer] = problem
-            findings.add(src.customers.name, customer, src.customers.winback_names["phone"],  # type: ignore[attr-defined]
-                         mask_phone(phone) if isinstance(phone, str) else None, f"{problem}: SMS not used",
-                         customer_id=customer, scope=FIELD)  # fmt: skip
+            findings.add(src.customers.name, customer, column, mask_phone(number) if isinstance(number, str) else None,
+                         f"{problem}: SMS not used", customer_id=customer, scope=FIELD)  # fmt: skip
     if not bad:
         return candidates
     out = candidates.copy()
@@ -234,8 +240,11 @@ def contact_fallbacks(
     profile = reach.set_index("customer_id").reindex(decisions.loc[contacted, "customer_id"])
     zones = profile["time_zone"]
     locales = profile["locale"]
-    bad_zone = zones.notna() & zones.map(lambda z: valid_zone(z) is None if isinstance(z, str) else True)
-    bad_locale = locales.notna() & ~locales.map(_known_locale)
+    # judged once per distinct value: a run messages many customers with a handful of zones and locales
+    bad_zone = zones.notna() & zones.map(
+        {z: not isinstance(z, str) or valid_zone(z) is None for z in zones.dropna().unique()}
+    )
+    bad_locale = locales.notna() & ~locales.map({v: _known_locale(v) for v in locales.dropna().unique()}).fillna(True)
     notes: dict[str, list[str]] = {}
     phones = {}
     if bad_zone.any():
