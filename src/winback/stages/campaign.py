@@ -172,7 +172,7 @@ def context_batch(
     findings = Findings()
     with engine.connect() as conn:
         reach = queries.reachability(conn, src, id_range, findings=findings)
-        known = set(reach["customer_id"]) | findings.held_customers
+        known = quality.known_customers(reach, findings)
         failures = queries.open_failures(
             conn, src, as_of, lookback_days, id_range, rules=rules, findings=findings, known=known
         )

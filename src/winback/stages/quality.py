@@ -103,7 +103,7 @@ def gate_reads(
     """
     for table in (src.customers.name, src.consents.name, src.failures.name):
         check_share(findings, table, rules.max_bad_share)
-    known = set(reach["customer_id"]) | findings.held_customers
+    known = known_customers(reach, findings)
     read = int(summary["n_orders"].sum())
     findings.count_read(src.orders.name, read)
     with engine.connect() as conn:
@@ -119,6 +119,11 @@ def gate_reads(
         findings=findings,
         skipped=skipped,
     )
+
+
+def known_customers(reach: pd.DataFrame, findings: Findings) -> pd.Series:
+    """Every customer id the customers table holds: those read, and those whose record was quarantined."""
+    return pd.concat([reach["customer_id"], pd.Series(sorted(findings.held_customers, key=str), dtype=object)])
 
 
 def _skipped(
@@ -142,9 +147,12 @@ def _skipped(
         c: f"skipped: their customer record is quarantined ({p}): see `winback quality`"
         for c, p in zip(held["customer_id"], held["problem"], strict=True)
     }
-    usable = set(summary["customer_id"]) | set(failures["customer_id"])
     theirs = rows.loc[rows["source_table"].isin(history_tables)]  # what would have made them a candidate
-    lost = theirs.loc[theirs["customer_id"].isin(reach["customer_id"]) & ~theirs["customer_id"].isin(usable)]
+    lost = theirs.loc[
+        theirs["customer_id"].isin(reach["customer_id"])
+        & ~theirs["customer_id"].isin(summary["customer_id"])
+        & ~theirs["customer_id"].isin(failures["customer_id"])
+    ]
     for customer, group in lost.groupby("customer_id", sort=True):
         tables = ", ".join(f"{t}: {n}" for t, n in group["source_table"].value_counts().sort_index().items())
         reasons.setdefault(

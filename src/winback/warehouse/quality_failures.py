@@ -86,8 +86,9 @@ def judge_failures(
                                         for f in frame["failure_id"].tolist()])  # fmt: skip
     customer_problems = id_problems(frame["customer_id"], "customer id")
     if known is not None:
-        _add_where_clear(customer_problems, [None if c in known else f"failure of unknown customer {c}"
-                                             for c in frame["customer_id"].tolist()])  # fmt: skip
+        unknown = ~frame["customer_id"].isin(known).to_numpy()
+        _add_where_clear(customer_problems, [f"failure of unknown customer {c}" if u else None
+                                             for c, u in zip(frame["customer_id"], unknown, strict=True)])  # fmt: skip
     orders = orders_by_id(conn, src, frame["order_id"].tolist(), rules.max_amount)
     order_problems = _order_problems(frame, orders)
     category_problems = np.array(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -159,7 +159,7 @@ def open_failures(
     *,
     rules: QualityRules | None = None,
     findings: Findings | None = None,
-    known: set | None = None,
+    known: Collection | None = None,
 ) -> pd.DataFrame:
     """Service failures that still weigh on a customer: recent ones, and unresolved ones of any age.
 
