@@ -340,7 +340,8 @@ def test_contact_details(crm: Engine, src: SourceTables) -> None:
 
 
 def test_default_mapping_does_not_fit_custom_tables(crm: Engine) -> None:
-    from sqlalchemy.exc import OperationalError
+    from winback.errors import ConfigError
 
-    with crm.connect() as conn, pytest.raises(OperationalError, match="no such table: orders"):
+    missing = "table(s) not found: customers, orders, service_failures, consents"
+    with crm.connect() as conn, pytest.raises(ConfigError, match=re.escape(missing)):
         customer_summary(conn, SourceTables(SourceMapping()), AS_OF)

@@ -61,6 +61,23 @@ class ContactRules(_Strict):
     quiet_end_hour: int = Field(8, ge=0, le=23)
 
 
+class DataQuality(_Strict):
+    """What the gate on the source tables accepts: a bad row is quarantined and never used; too many stop the run."""
+
+    max_bad_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="stop the run, deciding nothing, when more than this share of a source table's rows read is "
+        "bad: a broken feed, not a few bad rows",
+    )
+    max_plausible_amount: float = Field(
+        100_000.0,
+        gt=0,
+        description="an order amount above this (currency units) is quarantined as implausible, not summed",
+    )
+
+
 class CampaignConfig(_Strict):
     """Everything a run needs besides the data; a marketer edits this, not code."""
 
@@ -77,6 +94,7 @@ class CampaignConfig(_Strict):
     aggrieved: AggrievedRule = AggrievedRule()
     economics: Economics = Economics()
     contact: ContactRules = ContactRules()
+    data_quality: DataQuality = DataQuality()
     policy_file: str | None = Field(None, description="compensation policy YAML; default: built-in")
     dry_run: bool = Field(False, description="decide and count what a run would contact and spend; write nothing")
 

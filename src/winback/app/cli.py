@@ -20,6 +20,7 @@ from typer.core import TyperGroup  # noqa: E402
 from winback.app.commands import customer, database, demo, models, offers, report, runs, serve  # noqa: E402
 from winback.app.commands.common import console  # noqa: E402
 from winback.app.commands.outbox import outbox_app  # noqa: E402
+from winback.app.commands.quality import quality as quality_command  # noqa: E402
 from winback.app.commands.uplift import uplift_app  # noqa: E402
 
 
@@ -64,6 +65,7 @@ app.add_typer(database.app, name="db")
 app.add_typer(serve.app)  # serve
 app.add_typer(uplift_app, name="uplift")
 app.add_typer(outbox_app, name="outbox")
+app.command("quality")(quality_command)
 
 
 def main() -> None:

@@ -22,7 +22,9 @@ from winback.segments.calibration import model_version
 from winback.segments.scoring import score_customers
 from winback.settings import Settings
 from winback.stages import campaign as stages
+from winback.warehouse import quarantine
 from winback.warehouse.db import engine_for
+from winback.warehouse.quality import Findings
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc, utcnow
 
@@ -35,24 +37,54 @@ def start_run(url: str, config: CampaignConfig, as_of: dt.datetime) -> stages.Ru
 
 
 @task(**task_opts)
+def check_source(url: str, src: SourceTables, as_of: dt.datetime, now: dt.datetime, config: CampaignConfig) -> Any:
+    return stages.check_source(engine_for(url), src, as_of, now, config)
+
+
+@task(**task_opts)
+def find_run(url: str, config: CampaignConfig, as_of: dt.datetime) -> stages.RunHandle | None:
+    return stages.find_run(engine_for(url), config, as_of)
+
+
+@task(**task_opts)
 def plan_batches(url: str, src: SourceTables, batch_size: int) -> list[tuple[str | None, str | None]]:
     return stages.plan_batches(engine_for(url), src, batch_size)
 
 
 @task(**task_opts)
-def summarise_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple) -> pd.DataFrame:
-    return stages.summarise_batch(engine_for(url), src, as_of, id_range)
+def summarise_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple, rules: Any) -> pd.DataFrame:
+    return stages.order_batch(engine_for(url), src, as_of, id_range, rules)
 
 
 @task(**task_opts)
-def summarise_elsewhere(url: str, src: SourceTables, as_of: dt.datetime, batches: list[tuple]) -> pd.DataFrame:
+def summarise_elsewhere(
+    url: str, src: SourceTables, as_of: dt.datetime, batches: list[tuple], rules: Any
+) -> pd.DataFrame:
     """Every batch's summary, computed in a child process: the other core, while this one reads the rest."""
-    return run_in_child(stages.summarise_batches, url, src, as_of, batches)
+    return run_in_child(stages.order_batches, url, src, as_of, batches, rules)
 
 
 @task(**task_opts)
-def context_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple, lookback: int) -> tuple:
-    return stages.context_batch(engine_for(url), src, as_of, id_range, lookback)
+def context_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple, lookback: int, rules: Any) -> tuple:
+    return stages.context_batch(engine_for(url), src, as_of, id_range, lookback, rules)
+
+
+@task(**task_opts)
+def gate(url: str, src: SourceTables, rules: Any, summary: pd.DataFrame, contexts: list[tuple]) -> tuple:
+    """The data-quality gate over everything read: a broken feed stops the run here, before any decision."""
+    failures = pd.concat([c[0] for c in contexts], ignore_index=True)
+    reach = pd.concat([c[1] for c in contexts], ignore_index=True)
+    findings = Findings()
+    for c in contexts:
+        findings.extend(c[2])
+    rfm, gated = stages.gate(engine_for(url), src, rules, summary, failures, reach, findings)
+    return rfm, gated.failures, gated.reach, gated
+
+
+@task(**task_opts)
+def quarantine_line(url: str, run_id: int) -> str:
+    with engine_for(url).connect() as conn:
+        return quarantine.summary_line(int(quarantine.counts(conn, run_id)["n"].sum()), run_id)
 
 
 @task(**task_opts)
@@ -75,9 +107,11 @@ def decide(
     reach: pd.DataFrame,
     config: CampaignConfig,
     model: dict[str, Any],
+    gated: Any = None,
+    src: SourceTables | None = None,
 ) -> dict[str, int]:
     policy = load_policy(config.policy_file)
-    return stages.decide_run(engine_for(url), run, scored, failures, reach, config, policy, model)
+    return stages.decide_run(engine_for(url), run, scored, failures, reach, config, policy, model, gated, src)
 
 
 @task(**task_opts)
@@ -88,9 +122,11 @@ def preview(
     failures: pd.DataFrame,
     reach: pd.DataFrame,
     config: CampaignConfig,
+    gated: Any = None,
+    src: SourceTables | None = None,
 ) -> dict[str, Any]:
     policy = load_policy(config.policy_file)
-    return stages.preview_run(engine_for(url), as_of, scored, failures, reach, config, policy)
+    return stages.preview_run(engine_for(url), as_of, scored, failures, reach, config, policy, gated, src)
 
 
 @task(**task_opts)
@@ -134,45 +170,53 @@ def winback_campaign(
         clock = time.perf_counter()
 
     result: dict[str, Any] = {"campaign_id": config.campaign_id, "as_of": as_of.isoformat()}
+    rules = check_source(url, src, as_of, now, config)  # the mapping whole, before anything (dry run too)
     if config.dry_run:  # decided and counted, written nowhere: see stages.preview_run
-        scored, failures, reach, model, result["batches"] = _read_and_score(url, src, as_of, config, lap)
-        result["dry_run"] = preview(url, as_of, scored, failures, reach, config)
+        scored, failures, reach, model, result["batches"], gated = _read_and_score(url, src, as_of, config, lap, rules)
+        result["dry_run"] = preview(url, as_of, scored, failures, reach, config, gated, src)
+        result["quarantine"] = result["dry_run"]["quality"]["line"]
         lap("decide")
         logger.info("dry run: nothing written or sent")
         return {**result, "timings": timings, "peak_rss_mb": peaks}
-    run = start_run(url, config, as_of)
-    result["run_id"] = run.run_id
-    if run.status == "started":
-        scored, failures, reach, model, result["batches"] = _read_and_score(url, src, as_of, config, lap)
-        result["decisions"] = decide(url, run, scored, failures, reach, config, model)
+    known = find_run(url, config, as_of)
+    if known is None or known.status == "started":
+        # read and gated before the run is stored: a broken feed stops here with nothing written
+        scored, failures, reach, model, result["batches"], gated = _read_and_score(url, src, as_of, config, lap, rules)
+        run = start_run(url, config, as_of)
+        result["run_id"] = run.run_id
+        result["decisions"] = decide(url, run, scored, failures, reach, config, model, gated, src)
         lap("decide")
         result["model"] = model
     else:
+        run = known
+        result["run_id"] = run.run_id
         logger.info("run %s already decided (%s): resuming", run.run_id, run.status)
     result["offers_issued"] = issue_offers(url, run, config)
     lap("offers")
     result["messages_queued"], result["sending"] = queue_and_send(url, src, run, config, now)
     lap("queue_and_send")
+    result["quarantine"] = quarantine_line(url, run.run_id)
+    logger.info(result["quarantine"])
     result["timings"] = timings
     result["peak_rss_mb"] = peaks
     return result
 
 
 def _read_and_score(
-    url: str, src: SourceTables, as_of: dt.datetime, config: CampaignConfig, lap: Callable[[str], None]
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], int]:
-    """The warehouse read in batches (summaries, failures, reachability) and the customers scored."""
+    url: str, src: SourceTables, as_of: dt.datetime, config: CampaignConfig, lap: Callable[[str], None], rules: Any
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], int, Any]:
+    """The warehouse read in batches (summaries, failures, reachability), gated, and the customers scored."""
     batches = plan_batches(url, src, config.batch_size)
     if len(batches) > 1:  # a large warehouse: the orders' summaries in a child process, on the other core
-        summaries = [summarise_elsewhere.submit(url, src, as_of, batches)]
+        summaries = [summarise_elsewhere.submit(url, src, as_of, batches, rules)]
     else:
-        summaries = [summarise_batch.submit(url, src, as_of, b) for b in batches]
-    contexts = [context_batch.submit(url, src, as_of, b, config.aggrieved.lookback_days) for b in batches]
+        summaries = [summarise_batch.submit(url, src, as_of, b, rules) for b in batches]
+    lookback = config.aggrieved.lookback_days
+    contexts = [context_batch.submit(url, src, as_of, b, lookback, rules) for b in batches]
     # the calibration check reads its own slice of the warehouse: it runs while the rest is scored
     calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
-    rfm = pd.concat([s.result() for s in summaries], ignore_index=True)
-    failures = pd.concat([c.result()[0] for c in contexts], ignore_index=True)
-    reach = pd.concat([c.result()[1] for c in contexts], ignore_index=True)
+    summary = pd.concat([s.result() for s in summaries], ignore_index=True)
+    rfm, failures, reach, gated = gate(url, src, rules, summary, [c.result() for c in contexts])
     lap("summarise_failures_and_reach")
     scored, model = score(rfm, config)
     if calibration is not None:
@@ -181,7 +225,7 @@ def _read_and_score(
             model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
             model["calibration"] = checked
     lap("score")
-    return scored, failures, reach, model, len(batches)
+    return scored, failures, reach, model, len(batches), gated
 
 
 def scheduled_or_now() -> dt.datetime:

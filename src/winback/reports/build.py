@@ -22,6 +22,7 @@ from winback.offers.policy import load_policy
 from winback.reports.html import ReportData, window_status
 from winback.reports.retention import retention_curve
 from winback.reports.stats import lift_table
+from winback.warehouse import quarantine
 from winback.warehouse.models import CampaignRun, MessageEvent, OutboxMessage, Return
 from winback.warehouse.queries import failure_profile
 from winback.warehouse.returns import measured_customers, window_closed
@@ -285,13 +286,35 @@ def build_report(
         retention=retention_curve(frame, max_days=window.curve_days),
         delivery=delivery,
         root_causes=root_causes(conn, src, frame, start - dt.timedelta(days=config.aggrieved.lookback_days), start),
-        notes=[*(notes or []), *unknown_notes(delivery, run_id)],
+        notes=[*(notes or []), *unknown_notes(delivery, run_id), *data_quality_notes(conn, run_id)],
         period_start=start.date(),
         period_end=window.observed_until.date(),
         currency=config.currency,
         window_days=window.days,
         observed_days=window.observed_days,
     )
+
+
+DATA_QUALITY_NOTE = "Data quality: "  # the template shows these notes in a section of their own
+
+
+def data_quality_notes(conn: Connection, run_id: int) -> list[str]:
+    """The run's quarantine in words: how many source rows it left out (or values it set aside), per table.
+
+    None when it has none (a run from before the gate has none either, so "all passed" would not be known).
+    """
+    counts = quarantine.counts(conn, run_id)
+    if counts.empty:
+        return []
+    total = int(counts["n"].sum())
+    lines = [
+        f"{DATA_QUALITY_NOTE}{total:,} source row{'s' if total != 1 else ''} quarantined by the data-quality gate "
+        f"and not used as they were; list them with `winback quality --run-id {run_id}`."
+    ]
+    for row in counts.itertuples(index=False):
+        what = "rows not used" if row.scope == "row" else "values set aside"
+        lines.append(f"{DATA_QUALITY_NOTE}{row.source_table}: {int(row.n):,} {what}.")
+    return lines
 
 
 def headline_markdown(report: ReportData) -> str:

@@ -30,12 +30,14 @@ from winback.segments.candidates import build_candidates
 from winback.segments.decision import decide
 from winback.segments.learning import updated_lifts
 from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
-from winback.warehouse import outbox, queries, runs
+from winback.stages import quality
+from winback.warehouse import outbox, quarantine, queries, runs
 from winback.warehouse.db import make_engine
 from winback.warehouse.frames import frame_from_rows, raw_rows
-from winback.warehouse.models import Decision
+from winback.warehouse.models import CampaignRun, Decision
+from winback.warehouse.quality import Findings, QualityRules
 from winback.warehouse.returns import measured_lift_by_offer_kind
-from winback.warehouse.source import SourceTables
+from winback.warehouse.source import SourceMapping, SourceTables
 from winback.warehouse.timeutil import to_epoch_days, utc
 
 
@@ -52,6 +54,27 @@ def start_run(engine: Engine, config: CampaignConfig, as_of: dt.datetime) -> Run
         run = runs.get_or_start_run(session, config.campaign_id, as_of)
         session.flush()
         return RunHandle(run.id, run.status, utc(run.as_of))
+
+
+def find_run(engine: Engine, config: CampaignConfig, as_of: dt.datetime) -> RunHandle | None:
+    """The run for this campaign and date if one was started, without starting one (nothing is written)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(CampaignRun.id, CampaignRun.status, CampaignRun.as_of).where(
+                CampaignRun.campaign_id == config.campaign_id,
+                CampaignRun.as_of == utc(as_of),
+                CampaignRun.journey_key == "",
+            )
+        ).first()
+    return None if row is None else RunHandle(row.id, row.status, utc(row.as_of))
+
+
+def check_source(
+    engine: Engine, src: SourceTables, as_of: dt.datetime, now: dt.datetime, config: CampaignConfig
+) -> QualityRules:
+    """The mapping checked whole (a ConfigError names every missing table and column) and the run's
+    data-quality rules: what every read of the source goes by (see stages.quality)."""
+    return quality.source_rules(engine, src, as_of, now, config)
 
 
 @contextmanager
@@ -84,6 +107,42 @@ def summarise_batches(url: str, src: SourceTables, as_of: dt.datetime, batches: 
         engine.dispose()
 
 
+def order_batch(
+    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange, rules: QualityRules
+) -> pd.DataFrame:
+    """One id range's `queries.order_summary`: aggregated in SQL, customers with odd rows flagged (the gate
+    judges their rows once every batch is read, see stages.quality.gate_reads)."""
+    with engine.connect() as conn:
+        return queries.order_summary(conn, src, as_of, id_range, rules)
+
+
+def order_batches(
+    url: str, src: SourceTables, as_of: dt.datetime, batches: list[queries.IdRange], rules: QualityRules
+) -> pd.DataFrame:
+    """Every batch's `order_batch`, one after the other, in one frame: what a child process computes (by URL)."""
+    engine = make_engine(url)
+    try:
+        return pd.concat([order_batch(engine, src, as_of, b, rules) for b in batches], ignore_index=True)
+    finally:
+        engine.dispose()
+
+
+def gate(
+    engine: Engine,
+    src: SourceTables,
+    rules: QualityRules,
+    summary: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    findings: Findings,
+) -> tuple[pd.DataFrame, quality.GatedReads]:
+    """The reads judged as a whole (a broken feed stops here), then the summary as scoring takes it."""
+    gated = quality.gate_reads(engine, src, rules, summary, failures, reach, findings)
+    rfm = queries.summary_to_rfm(gated.summary, rules.as_of)
+    rfm["last_day"] = gated.summary["last_day"]
+    return rfm, gated
+
+
 def calibrate(
     engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange, holdout_days: int = 91
 ) -> dict[str, object]:
@@ -99,13 +158,25 @@ def calibrate(
 
 
 def context_batch(
-    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange, lookback_days: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Open failures and reachability (flags, consent per channel) for one id range."""
+    engine: Engine,
+    src: SourceTables,
+    as_of: dt.datetime,
+    id_range: queries.IdRange,
+    lookback_days: int,
+    rules: QualityRules | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, Findings]:
+    """Open failures and reachability (flags, consent per channel) for one id range, each row judged.
+
+    Returns both frames without their bad rows, and the findings (what was quarantined, how much was read).
+    """
+    findings = Findings()
     with engine.connect() as conn:
-        failures = queries.open_failures(conn, src, as_of, lookback_days, id_range)
-        reach = queries.reachability(conn, src, id_range)
-    return failures, reach
+        reach = queries.reachability(conn, src, id_range, findings=findings)
+        known = quality.known_customers(reach, findings)
+        failures = queries.open_failures(
+            conn, src, as_of, lookback_days, id_range, rules=rules, findings=findings, known=known
+        )
+    return failures, reach, findings
 
 
 def decide_run(
@@ -117,13 +188,27 @@ def decide_run(
     config: CampaignConfig,
     policy: CompensationPolicy,
     model: dict[str, Any],
+    gated: quality.GatedReads | None = None,
+    src: SourceTables | None = None,
 ) -> dict[str, int]:
-    """Decide every candidate and store the decisions with their reasons, in one transaction."""
-    decisions, lifts = _decisions(engine, run.as_of, run.run_id, scored, failures, reach, config, policy)
+    """Decide every candidate and store the decisions with their reasons, in one transaction.
+
+    With `gated` (the data-quality gate's verdict), the customers it skipped get their decision rows and the
+    run's quarantine is stored in the same transaction.
+    """
+    findings = gated.findings if gated is not None else Findings()
+    decisions, lifts = _decisions(
+        engine, run.as_of, run.run_id, scored, failures, reach, config, policy, findings, src=src
+    )
+    if gated is not None and len(gated.skipped):
+        decisions = pd.concat([decisions, quality.skip_decisions(gated.skipped, list(decisions.columns))],
+                              ignore_index=True)  # fmt: skip
     counts = decisions["action"].value_counts().to_dict()
+    set_aside = quality.masked_findings(findings)
     with _tx(engine) as (session, conn):
         if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
             runs.record_decisions(conn, run.run_id, decisions)
+            quarantine.store(conn, run.run_id, set_aside)
         runs.advance(
             session,
             run.run_id,
@@ -131,6 +216,7 @@ def decide_run(
             decisions={k: int(v) for k, v in counts.items()},
             model=model,
             lift_used={k: round(v, 4) for k, v in lifts.items()},
+            quarantined=len(set_aside),
         )
         session.flush()
     return {k: int(v) for k, v in counts.items()}
@@ -144,13 +230,20 @@ def preview_run(
     reach: pd.DataFrame,
     config: CampaignConfig,
     policy: CompensationPolicy,
+    gated: quality.GatedReads | None = None,
+    src: SourceTables | None = None,
 ) -> dict[str, Any]:
     """What a run for `as_of` would decide and spend, written nowhere: a dry run.
 
     Nothing may be left behind: a stored run would be resumed by the real run for the same date (deciding
     nothing anew), and queued messages would be sent by the hourly dispatch and count against cooldowns.
+    The data-quality gate runs as in a real run; its quarantine is summarised, not stored.
     """
-    decisions, lifts = _decisions(engine, as_of, None, scored, failures, reach, config, policy)
+    findings = gated.findings if gated is not None else Findings()
+    decisions, lifts = _decisions(engine, as_of, None, scored, failures, reach, config, policy, findings, src=src)
+    if gated is not None and len(gated.skipped):
+        decisions = pd.concat([decisions, quality.skip_decisions(gated.skipped, list(decisions.columns))],
+                              ignore_index=True)  # fmt: skip
     contacted = decisions.loc[decisions["action"] == "contact"]
     offers = contacted.loc[contacted["offer_kind"] != "none"]
     return {
@@ -162,6 +255,7 @@ def preview_run(
         "budget": config.budget,
         "lift_used": {k: round(v, 4) for k, v in lifts.items()},
         "sample_reasons": contacted["reason"].head(5).tolist(),
+        "quality": quality.quality_summary(quality.masked_findings(findings), None),
     }
 
 
@@ -178,8 +272,16 @@ def _decisions(
     reach: pd.DataFrame,
     config: CampaignConfig,
     policy: CompensationPolicy,
+    findings: Findings | None = None,
+    *,
+    src: SourceTables | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Every candidate's decision, with the lifts measured so far in place of the priors where known."""
+    """Every candidate's decision, with the lifts measured so far in place of the priors where known.
+
+    Contact data is checked for the candidates only (see stages.quality): phone numbers before SMS is
+    kept, time zones and locales of those to be messaged; what is set aside goes to `findings`.
+    """
+    findings = findings if findings is not None else Findings()
     with engine.connect() as conn:
         history = runs.contact_history(conn, as_of, exclude_run_id=run_id)
         suppressed = runs.suppressions(conn)
@@ -190,7 +292,11 @@ def _decisions(
         config = config.model_copy(update={"economics": economics})
     reach = choose_channels(reach, suppressed)
     candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(as_of))
-    return decide(candidates, config, policy), lifts
+    src = src or SourceTables(SourceMapping.configured())
+    with engine.connect() as conn:
+        candidates = quality.screen_sms_phones(conn, src, candidates, suppressed, findings)
+        decisions = quality.contact_fallbacks(conn, src, decide(candidates, config, policy), reach, findings)
+    return decisions, lifts
 
 
 def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
@@ -221,8 +327,11 @@ def queue_run_messages(
     """
     added = 0
     checked = False
+    findings = Findings()
     with engine.connect() as reader:
         for frame in queries.contacts_to_queue(reader, src, run.run_id):
+            # one message per customer even should the customers table have gained a copy since the decision
+            frame = quality.screen_names(frame.drop_duplicates("customer_id"), src, findings)
             frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
             frame["offer_amount"] = offer_amounts(frame["offer_kind"], frame["offer_value"], frame["decided_cost"])
             rows = plan_rows(
@@ -237,7 +346,8 @@ def queue_run_messages(
                 checked = True
             with engine.begin() as conn:
                 added += outbox.enqueue(conn, rows)
-    with _tx(engine) as (session, _conn):
+    with _tx(engine) as (session, conn):
+        quarantine.add(conn, run.run_id, quality.masked_findings(findings))
         runs.advance(session, run.run_id, "queued", messages_queued=added)
         session.flush()
     return added

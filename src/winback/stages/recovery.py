@@ -29,14 +29,17 @@ from winback.messages.quiet_hours import next_allowed, send_window_context
 from winback.messages.redact import redact_text
 from winback.offers.issue import expiry_for, extend_expiry, issue_offers, offers_for_run
 from winback.offers.policy import CompensationPolicy
-from winback.segments.decision import decide
+from winback.segments.decision import DECISION_COLUMNS, decide
 from winback.segments.holdout import held_out
 from winback.segments.scoring import score_with_rules
 from winback.settings import Settings
-from winback.warehouse import journeys, outbox, queries, runs
+from winback.stages import quality
+from winback.warehouse import journeys, outbox, quarantine, queries, runs
 from winback.warehouse.crm import CATEGORIES, starts_recovery
 from winback.warehouse.db import error_line
 from winback.warehouse.models import CampaignRun, CrmEvent, Decision, Offer
+from winback.warehouse.quality import Findings, QualityRules
+from winback.warehouse.quality_orders import order_amount as order_amount_of
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc
 
@@ -101,19 +104,27 @@ def _decide(
     now: dt.datetime,
     config: CampaignConfig,
     policy: CompensationPolicy,
+    findings: Findings,
 ) -> pd.DataFrame:
-    """The customer as of the failure (`as_of`), against the budget of the month the code is issued (`now`)."""
+    """The customer as of the failure (`as_of`), against the budget of the month the code is issued (`now`).
+
+    The customer's rows go through the data-quality gate as a campaign's do (bad ones left out, named in
+    `findings`); a customer whose own record is quarantined is skipped with that reason.
+    """
     cid = event["customer_id"]
+    limits = config.data_quality
+    rules = QualityRules(as_of, now, limits.max_plausible_amount, limits.max_bad_share)
     with engine.connect() as conn:
-        summary = queries.customer_summary(conn, src, as_of, _one(cid))
-        reach = queries.reachability(conn, src, _one(cid))
+        summary = queries.customer_summary(conn, src, as_of, _one(cid), rules=rules, findings=findings)
+        reach = queries.reachability(conn, src, _one(cid), findings=findings)
         suppressed = runs.suppressions(conn, [cid])
         order_amount = None
         if event.get("order_id"):
-            o = src.orders
-            order_amount = conn.execute(
-                select(src.col(o, "amount")).where(src.col(o, "order_id") == event["order_id"])
-            ).scalar_one_or_none()
+            order_amount = order_amount_of(conn, src, event["order_id"], rules, findings)
+    if reach.empty and cid in findings.held_customers:
+        problem = next(r[5] for r in findings.records if r[0] == src.customers.name and r[2] == cid)
+        reason = f"skipped: their customer record is quarantined ({problem}): see `winback quality`"
+        return quality.skip_decisions(pd.DataFrame({"customer_id": [cid], "reason": [reason]}), DECISION_COLUMNS)
     if reach.empty:
         raise ValueError(f"CRM event {event['event_id']!r}: customer {cid!r} is not in the customers table")
     rfm = queries.summary_to_rfm(summary, as_of)
@@ -134,8 +145,12 @@ def _decide(
         messages_30d=0,
         returned_since_failure=False,
     )
+    with engine.connect() as conn:  # the phone is read with phonenumbers before SMS is kept
+        frame = quality.screen_sms_phones(conn, src, frame, suppressed, findings)
     left = budget_left(engine, config, now)
     decided = decide(frame, config.model_copy(update={"holdout_share": 0.0, "budget": left}), policy)
+    with engine.connect() as conn:
+        decided = quality.contact_fallbacks(conn, src, decided, reach, findings)
     held = held_out(CAMPAIGN_ID, cid, config.holdout_share)
     if held and decided.loc[0, "action"] == "contact" and decided.loc[0, "offer_kind"] != "none":
         # the kind it would have had stays on the decision, so the holdout is compared with those given it;
@@ -201,9 +216,11 @@ def recover(
             select(Decision.action, Decision.arm, Decision.channel, Decision.reason).where(Decision.run_id == run_id)
         ).first()
     if decided is None:
-        frame = _decide(engine, src, event, as_of, now, config, policy)
+        findings = Findings()
+        frame = _decide(engine, src, event, as_of, now, config, policy, findings)
         with engine.begin() as conn:
             runs.record_decisions(conn, run_id, frame)
+            quarantine.store(conn, run_id, quality.masked_findings(findings))
             offer_due = frame.loc[0, "offer_kind"] != "none" and frame.loc[0, "arm"] == "treatment"
             if frame.loc[0, "action"] == "contact" and offer_due:
                 # issued when processed, not at the failure: a late event's code would be born expired

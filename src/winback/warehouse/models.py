@@ -265,6 +265,29 @@ class CrmEvent(Base):
     processed_at: Mapped[dt.datetime | None]  # set once its recovery has run; the sweeper retries the rest
 
 
+class QuarantinedRow(Base):
+    """A source row (or one value of it) the data-quality gate set aside in a run, and why: what people fix.
+
+    scope "row": the row was not used at all (a bad amount, an unknown customer); "field": only the value was
+    not (an invalid phone number, so no SMS), the row went on with the fallback the problem names. Values are
+    masked where they are personal data, and cut short.
+    """
+
+    __tablename__ = "wb_quarantine"
+    __table_args__ = (Index("ix_wb_quarantine_run_table", "run_id", "source_table"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("wb_campaign_runs.id"))
+    source_table: Mapped[str] = mapped_column(String(128))
+    record_id: Mapped[str | None] = mapped_column(String(128))
+    customer_id: Mapped[str | None] = mapped_column(String(128))
+    field: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(8))  # row | field
+    recorded_at: Mapped[dt.datetime]
+
+
 # ---------------------------------------------------------------- demo source tables
 # A real warehouse maps its own tables onto these shapes with warehouse.source.SourceMapping.
 

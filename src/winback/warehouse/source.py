@@ -9,12 +9,28 @@ A real warehouse rarely calls its tables `orders` and `customers`. Point winback
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Boolean, DateTime, Engine, Integer, Numeric, String, Text, column, inspect, table
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    column,
+    inspect,
+    table,
+)
 from sqlalchemy.sql.expression import TableClause
 
+from winback.errors import ConfigError
 from winback.settings import Settings
 from winback.yaml_models import load_yaml_model
 
@@ -163,3 +179,103 @@ def missing_tables(engine: Engine, tables: Iterable[TableClause]) -> list[str]:
     """The names of those of `tables` the database does not hold, in the order given."""
     inspector = inspect(engine)
     return [t.fullname for t in tables if not inspector.has_table(t.name, schema=t.schema)]
+
+
+# the key column of each table whose key must be unique (consents are keyed by customer and channel)
+KEYS = {"customers": "customer_id", "orders": "order_id", "failures": "failure_id"}
+TABLE_KEYS = ("customers", "orders", "failures", "consents")
+
+
+@dataclass(frozen=True)
+class SourceSchema:
+    """What the warehouse says about the mapped tables: how each column is stored, and which keys it enforces.
+
+    `kinds` maps (table key, winback column) to "number", "time", "boolean" or "text": a column stored as text
+    is parsed, and checked, before it is used as a number or a time. `unique_keys` names the tables whose key
+    column the database itself keeps unique (primary key or unique constraint), which need no duplicate check.
+    """
+
+    dialect: str
+    kinds: dict[tuple[str, str], str]
+    unique_keys: frozenset[str]
+    not_null: frozenset[tuple[str, str]] = frozenset()  # (table key, winback column) declared NOT NULL
+
+    def kind(self, table_key: str, name: str) -> str:
+        return self.kinds.get((table_key, name), "text")
+
+
+def _kind(type_: object) -> str:
+    if isinstance(type_, Boolean):
+        return "boolean"
+    if isinstance(type_, Integer | Numeric | Float):
+        return "number"
+    if isinstance(type_, DateTime | Date):
+        return "time"
+    return "text"
+
+
+def source_schema(conn: Connection | Engine, src: SourceTables) -> SourceSchema:
+    """Check the mapping whole against the warehouse and describe its columns (cached per database).
+
+    Every mapped table and column must exist: otherwise a ConfigError names all of them at once, before
+    anything is read, decided or stored.
+    """
+    engine = conn.engine if isinstance(conn, Connection) else conn
+    key = engine.url.render_as_string(hide_password=True)
+    cache: dict[str, SourceSchema] = src.__dict__.setdefault("_schemas", {})
+    if key not in cache:
+        cache[key] = _inspect_source(conn, src)
+    return cache[key]
+
+
+def _inspect_source(conn: Connection | Engine, src: SourceTables) -> SourceSchema:
+    inspector = inspect(conn)
+    missing_tables: list[str] = []
+    missing_columns: list[str] = []
+    kinds: dict[tuple[str, str], str] = {}
+    unique: set[str] = set()
+    not_null: set[tuple[str, str]] = set()
+    for key in TABLE_KEYS:
+        t: TableClause = getattr(src, key)
+        if not inspector.has_table(t.name, schema=t.schema):
+            missing_tables.append(t.fullname)
+            continue
+        stored = {c["name"]: c for c in inspector.get_columns(t.name, schema=t.schema)}
+        folded = {name.lower(): c for name, c in stored.items()}
+        for wb_name, source_name in t.winback_names.items():  # type: ignore[attr-defined]
+            found = stored.get(source_name, folded.get(source_name.lower()))
+            type_ = None if found is None else found["type"]
+            if found is not None and found.get("nullable") is False:
+                not_null.add((key, wb_name))
+            if type_ is None:
+                missing_columns.append(
+                    f"{t.fullname}.{source_name}" + (f" ({wb_name})" if wb_name != source_name else "")
+                )
+            else:
+                kinds[(key, wb_name)] = _kind(type_)
+        if key in KEYS and _declared_unique(inspector, t, t.winback_names[KEYS[key]]):  # type: ignore[attr-defined]
+            unique.add(key)
+    if missing_tables or missing_columns:
+        parts = [f"table(s) not found: {', '.join(missing_tables)}"] if missing_tables else []
+        parts += [f"column(s) not found: {', '.join(missing_columns)}"] if missing_columns else []
+        raise ConfigError(
+            f"source mapping: {'; '.join(parts)}: set WINBACK_SOURCE_MAPPING to name your tables and columns "
+            "(see examples/)"
+        )
+    dialect = conn.dialect.name
+    return SourceSchema(dialect, kinds, frozenset(unique), frozenset(not_null))
+
+
+def _declared_unique(inspector, t: TableClause, column_name: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the database enforces `column_name` alone as unique: a primary key, unique constraint or index."""
+    try:
+        if inspector.get_pk_constraint(t.name, schema=t.schema).get("constrained_columns") == [column_name]:
+            return True
+        if any(u["column_names"] == [column_name] for u in inspector.get_unique_constraints(t.name, schema=t.schema)):
+            return True
+        return any(
+            i.get("unique") and i["column_names"] == [column_name]
+            for i in inspector.get_indexes(t.name, schema=t.schema)
+        )
+    except NotImplementedError:  # a dialect that cannot tell: check the keys ourselves
+        return False
