@@ -30,6 +30,7 @@ from winback.segments.candidates import build_candidates
 from winback.segments.decision import decide
 from winback.segments.learning import updated_lifts
 from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
+from winback.settings import Settings
 from winback.stages import quality
 from winback.warehouse import outbox, quarantine, queries, runs
 from winback.warehouse.db import make_engine
@@ -37,7 +38,7 @@ from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.models import CampaignRun, Decision
 from winback.warehouse.quality import Findings, QualityRules
 from winback.warehouse.returns import measured_lift_by_offer_kind
-from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import to_epoch_days, utc
 
 
@@ -292,7 +293,7 @@ def _decisions(
         config = config.model_copy(update={"economics": economics})
     reach = choose_channels(reach, suppressed)
     candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(as_of))
-    src = src or SourceTables(SourceMapping.configured())
+    src = src or SourceTables.from_settings(Settings())
     with engine.connect() as conn:
         candidates = quality.screen_sms_phones(conn, src, candidates, suppressed, findings)
         decisions = quality.contact_fallbacks(conn, src, decide(candidates, config, policy), reach, findings)
