@@ -21,7 +21,7 @@ def test_migrated_schema_matches_the_models(db_url: str) -> None:
     with engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert differences == []
-    assert current(db_url) == "0002"
+    assert current(db_url) == "0005_decision_features"
 
 
 def test_decisions_recorded_before_0002_keep_their_rows_with_no_last_order(db_url: str) -> None:

@@ -23,6 +23,7 @@ from babel.numbers import get_currency_symbol
 
 from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy, price_offers
+from winback.segments.decision_features import STORED
 from winback.segments.holdout import assign_holdout
 from winback.segments.text import money, str_each, strings
 
@@ -311,21 +312,6 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     frame["last_order_at"] = last_order_times(frame.get("last_day"), len(frame))
     reasons = _reasons(frame, cost, lift, symbol, eligible, within, owed, unfunded, rank)
     frame["reason"] = pd.Series(reasons, index=frame.index, dtype=object)  # as text, not inferred as str dtype
-    return frame[
-        DECISION_COLUMNS
-        + [
-            c
-            for c in (
-                "expected_spend",
-                "mean_spend",
-                "order_id",
-                "description",
-                "occurred_at",
-                "resolved_at",
-                "unresolved",
-                "locale",
-                "time_zone",
-            )
-            if c in frame.columns
-        ]
-    ]
+    passthrough = ("expected_spend", "mean_spend", "order_id", "description", "occurred_at", "resolved_at",
+                   "unresolved", "locale", "time_zone", *STORED)  # fmt: skip
+    return frame[DECISION_COLUMNS + [c for c in dict.fromkeys(passthrough) if c in frame.columns]]

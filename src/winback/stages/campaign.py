@@ -28,12 +28,14 @@ from winback.offers.policy import CompensationPolicy
 from winback.segments.calibration import holdout_check
 from winback.segments.candidates import build_candidates
 from winback.segments.decision import decide
+from winback.segments.decision_features import stored_features
 from winback.segments.learning import updated_lifts
 from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
 from winback.warehouse import outbox, queries, runs
 from winback.warehouse.db import make_engine
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.models import Decision
+from winback.warehouse.past_outcomes import past_outcomes
 from winback.warehouse.returns import measured_lift_by_offer_kind
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import to_epoch_days, utc
@@ -123,7 +125,7 @@ def decide_run(
     counts = decisions["action"].value_counts().to_dict()
     with _tx(engine) as (session, conn):
         if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
-            runs.record_decisions(conn, run.run_id, decisions)
+            runs.record_decisions(conn, run.run_id, decisions, stored_features(decisions))
         runs.advance(
             session,
             run.run_id,
@@ -181,6 +183,7 @@ def _decisions(
     """Every candidate's decision, with the lifts measured so far in place of the priors where known."""
     with engine.connect() as conn:
         history = runs.contact_history(conn, as_of, exclude_run_id=run_id)
+        history = history.merge(past_outcomes(conn, as_of, run_id), on="customer_id", how="outer")
         suppressed = runs.suppressions(conn)
         measured = measured_lift_by_offer_kind(conn, config.campaign_id, as_of)
     lifts = updated_lifts(config.economics.lift_prior, measured)
