@@ -224,6 +224,11 @@ def explain(customer_id: str) -> None:
         f"[bold]{customer_id}[/bold] in campaign {d['campaign_id']} as of {d['as_of']:%Y-%m-%d}: "
         f"[bold]{d['action']}[/bold] ({d['segment']})\n{d['reason']}"
     )
+    from winback.segments.uplift.explain import uplift_lines
+
+    with make_engine().connect() as conn:
+        for line in uplift_lines(conn, d["run_id"], customer_id):
+            console.print(line, markup=False, highlight=False)
 
 
 @models_app.command("fit")

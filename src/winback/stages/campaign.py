@@ -31,6 +31,7 @@ from winback.segments.decision import decide
 from winback.segments.decision_features import stored_features
 from winback.segments.learning import updated_lifts
 from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
+from winback.segments.uplift.decision_model import train_decision_uplift
 from winback.warehouse import outbox, queries, runs
 from winback.warehouse.db import make_engine
 from winback.warehouse.frames import frame_from_rows, raw_rows
@@ -121,7 +122,7 @@ def decide_run(
     model: dict[str, Any],
 ) -> dict[str, int]:
     """Decide every candidate and store the decisions with their reasons, in one transaction."""
-    decisions, lifts = _decisions(engine, run.as_of, run.run_id, scored, failures, reach, config, policy)
+    decisions, lifts, uplift = _decisions(engine, run.as_of, run.run_id, scored, failures, reach, config, policy)
     counts = decisions["action"].value_counts().to_dict()
     with _tx(engine) as (session, conn):
         if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
@@ -133,6 +134,7 @@ def decide_run(
             decisions={k: int(v) for k, v in counts.items()},
             model=model,
             lift_used={k: round(v, 4) for k, v in lifts.items()},
+            uplift=uplift,
         )
         session.flush()
     return {k: int(v) for k, v in counts.items()}
@@ -152,7 +154,7 @@ def preview_run(
     Nothing may be left behind: a stored run would be resumed by the real run for the same date (deciding
     nothing anew), and queued messages would be sent by the hourly dispatch and count against cooldowns.
     """
-    decisions, lifts = _decisions(engine, as_of, None, scored, failures, reach, config, policy)
+    decisions, lifts, uplift = _decisions(engine, as_of, None, scored, failures, reach, config, policy)
     contacted = decisions.loc[decisions["action"] == "contact"]
     offers = contacted.loc[contacted["offer_kind"] != "none"]
     return {
@@ -162,6 +164,7 @@ def preview_run(
         "offer_cost": round(float(offers["offer_cost"].sum()), 2),
         "budget": config.budget,
         "lift_used": {k: round(v, 4) for k, v in lifts.items()},
+        "uplift": uplift,
         "sample_reasons": contacted["reason"].head(5).tolist(),
     }
 
@@ -179,20 +182,22 @@ def _decisions(
     reach: pd.DataFrame,
     config: CampaignConfig,
     policy: CompensationPolicy,
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Every candidate's decision, with the lifts measured so far in place of the priors where known."""
+) -> tuple[pd.DataFrame, dict[str, float], dict[str, Any]]:
+    """Every candidate's decision, with the lifts measured so far in place of the priors where known, and the
+    uplift model trained from the closed runs where it has the evidence (its summary is the third value)."""
     with engine.connect() as conn:
         history = runs.contact_history(conn, as_of, exclude_run_id=run_id)
         history = history.merge(past_outcomes(conn, as_of, run_id), on="customer_id", how="outer")
         suppressed = runs.suppressions(conn)
         measured = measured_lift_by_offer_kind(conn, config.campaign_id, as_of)
+        uplift = train_decision_uplift(conn, config.campaign_id, as_of)
     lifts = updated_lifts(config.economics.lift_prior, measured)
     if lifts != config.economics.lift_prior:
         economics = config.economics.model_copy(update={"lift_prior": lifts})
         config = config.model_copy(update={"economics": economics})
     reach = choose_channels(reach, suppressed)
     candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(as_of))
-    return decide(candidates, config, policy), lifts
+    return decide(candidates, config, policy, uplift), lifts, uplift.summary
 
 
 def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
