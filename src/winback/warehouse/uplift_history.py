@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import Connection, Text, and_, cast, select
+from sqlalchemy import Connection, Text, and_, cast, func, select
 
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.models import CampaignRun, Decision, Return
@@ -82,3 +82,60 @@ def closed_run_arms(conn: Connection, campaign_id: str, before: dt.datetime) -> 
     frame = frame_from_rows(raw_rows(conn, stmt), COLUMNS, dict.fromkeys(FLOATS, "float64"))
     frame["returned"] = frame["returned"].astype(bool)
     return frame
+
+
+SCORED_COLUMNS = ["run_id", "customer_id", "arm", "returned", "revenue", "predicted_uplift", "offer_kind",
+                  "customer_value", "offer_cost", "channel", "variant"]  # fmt: skip
+
+
+def scored_arms(conn: Connection, run_ids: list[int]) -> pd.DataFrame:
+    """The runs' treated and held-out customers with their tracked outcome and the uplift predicted for them.
+
+    Returns
+    -------
+    DataFrame
+        :data:`SCORED_COLUMNS`; ``predicted_uplift`` is NaN where the run decided without an uplift model.
+    """
+    stmt = (
+        select(
+            Return.run_id,
+            Return.customer_id,
+            Return.arm,
+            Return.returned,
+            Return.revenue,
+            Decision.predicted_uplift,
+            Decision.offer_kind,
+            Decision.customer_value,
+            Decision.offer_cost,
+            Decision.channel,
+            Decision.variant,
+        )
+        .join(Decision, and_(Decision.run_id == Return.run_id, Decision.customer_id == Return.customer_id))
+        .where(Return.run_id.in_(run_ids))
+        .order_by(Return.run_id, Return.customer_id)
+    )
+    floats = dict.fromkeys(("revenue", "predicted_uplift", "customer_value", "offer_cost"), "float64")
+    frame = frame_from_rows(raw_rows(conn, stmt), SCORED_COLUMNS, floats)
+    frame["returned"] = frame["returned"].astype(bool)
+    return frame
+
+
+def closed_runs(conn: Connection, campaign_id: str, until: dt.datetime) -> pd.DataFrame:
+    """The campaign's runs whose window has closed and been tracked since, by `until`: run_id, as_of, stats."""
+    tracked = (
+        select(Return.run_id, func.min(Return.window_days).label("days"), func.min(Return.tracked_at).label("at"))
+        .group_by(Return.run_id)
+        .subquery()
+    )
+    stmt = (
+        select(CampaignRun.id, CampaignRun.as_of, CampaignRun.stats)
+        .join(tracked, tracked.c.run_id == CampaignRun.id)
+        .where(
+            CampaignRun.campaign_id == campaign_id,
+            window_closed(epoch_days(CampaignRun.as_of), tracked.c.days, epoch_days(tracked.c.at),
+                          to_epoch_days(utc(until))),
+        )
+        .order_by(CampaignRun.as_of)
+    )  # fmt: skip
+    rows = conn.execute(stmt).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=["run_id", "as_of", "stats"])
