@@ -201,3 +201,20 @@ def test_explain_shows_the_predicted_uplift_and_its_main_drivers(engine: Engine)
     assert "past contacts" not in keen[1].split(";")[0] or "(+" in keen[1].split(";")[0]
     assert none == ["uplift: not predicted for this decision (the run decided without an uplift model); "
                     "it used the per-offer-kind lift"]  # fmt: skip
+
+
+def test_each_run_draws_its_own_holdout_and_a_rerun_the_same() -> None:
+    from winback.segments.holdout import run_key
+
+    rows = [_cand(f"c{i:04d}") for i in range(2000)]
+    config = _config(holdout_share=0.2)
+    frame = pd.DataFrame(rows)
+
+    def held(as_of: dt.datetime) -> set[str]:
+        out = decide(frame, config, POLICY, None, run_key(config.campaign_id, as_of))
+        return set(out.loc[out["action"] == "holdout", "customer_id"])
+
+    first, again, later = held(AS_OF), held(AS_OF), held(AS_OF + dt.timedelta(days=35))
+    assert first == again and len(first) == 400
+    # independent draws: about 0.2 × 400 = 80 in common, not the same 400 customers held out every month
+    assert 40 < len(first & later) < 130

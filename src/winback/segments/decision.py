@@ -272,6 +272,7 @@ def decide(
     config: CampaignConfig,
     policy: CompensationPolicy,
     uplift: DecisionUplift | None = None,
+    holdout_key: str | None = None,
 ) -> pd.DataFrame:
     """Decide every candidate; returns DECISION_COLUMNS, one row per candidate.
 
@@ -284,6 +285,8 @@ def decide(
     uplift
         The run's uplift model: its predicted uplift replaces the per-offer-kind lift for the offer kinds it
         decides for (`option_lifts`); None decides on the per-offer-kind lift alone.
+    holdout_key
+        What the holdout is drawn with (`holdout.run_key`: a fresh draw per run); default the campaign id.
     """
     econ = config.economics
     symbol = get_currency_symbol(config.currency, locale="en")
@@ -307,7 +310,7 @@ def decide(
     eligible = frame["exclusion"].isna() & ((frame["expected_gain"] > econ.min_expected_gain) | aggrieved)
     holdout = pd.Series(False, index=frame.index)
     holdout[eligible] = assign_holdout(
-        config.campaign_id, frame.loc[eligible, ["customer_id", "segment"]], config.holdout_share
+        holdout_key or config.campaign_id, frame.loc[eligible, ["customer_id", "segment"]], config.holdout_share
     )
 
     ratio = frame["expected_gain"] / cost.clip(lower=0.01)

@@ -29,6 +29,7 @@ from winback.segments.calibration import holdout_check
 from winback.segments.candidates import build_candidates
 from winback.segments.decision import decide
 from winback.segments.decision_features import stored_features
+from winback.segments.holdout import run_key
 from winback.segments.learning import updated_lifts
 from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
 from winback.segments.uplift.decision_model import train_decision_uplift
@@ -182,6 +183,7 @@ def _decisions(
     reach: pd.DataFrame,
     config: CampaignConfig,
     policy: CompensationPolicy,
+    with_uplift: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, float], dict[str, Any]]:
     """Every candidate's decision, with the lifts measured so far in place of the priors where known, and the
     uplift model trained from the closed runs where it has the evidence (its summary is the third value)."""
@@ -190,14 +192,31 @@ def _decisions(
         history = history.merge(past_outcomes(conn, as_of, run_id), on="customer_id", how="outer")
         suppressed = runs.suppressions(conn)
         measured = measured_lift_by_offer_kind(conn, config.campaign_id, as_of)
-        uplift = train_decision_uplift(conn, config.campaign_id, as_of)
+        uplift = train_decision_uplift(conn, config.campaign_id, as_of) if with_uplift else None
     lifts = updated_lifts(config.economics.lift_prior, measured)
     if lifts != config.economics.lift_prior:
         economics = config.economics.model_copy(update={"lift_prior": lifts})
         config = config.model_copy(update={"economics": economics})
     reach = choose_channels(reach, suppressed)
     candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(as_of))
-    return decide(candidates, config, policy, uplift), lifts, uplift.summary
+    decisions = decide(candidates, config, policy, uplift, run_key(config.campaign_id, as_of))
+    return decisions, lifts, uplift.summary if uplift else {}
+
+
+def decisions_for(
+    engine: Engine,
+    as_of: dt.datetime,
+    run_id: int | None,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+    *,
+    with_uplift: bool = True,
+) -> pd.DataFrame:
+    """What a run would decide, stored nowhere; ``with_uplift=False``: on the per-offer-kind lift alone."""
+    return _decisions(engine, as_of, run_id, scored, failures, reach, config, policy, with_uplift)[0]
 
 
 def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
