@@ -410,7 +410,7 @@ def serve(
 @app.command("demo")
 def demo(
     customers: Annotated[int, typer.Option(help="demo warehouse size")] = 20_000,
-    true_lift: Annotated[float, typer.Option(help="simulated true effect of contact on return probability")] = 0.05,
+    true_lift: Annotated[Optional[float], typer.Option(help="one true effect for all (default: varied)")] = None,  # noqa: UP045
     out: Annotated[Path, typer.Option(help="report folder")] = Path("demo_out"),
     database: Annotated[Path, typer.Option(help="SQLite file, rebuilt each time")] = Path("winback-demo.db"),
 ) -> None:

@@ -1,7 +1,11 @@
 """`winback demo`: the whole product on a realistic warehouse, in one command, on the embedded SQLite.
 
-The demo knows the truth it simulated (contact raises the 30-day return probability by `true_lift`),
-so the report's measured lift and its confidence interval can be checked against it.
+The demo knows the truth it simulated, so the report's measured lift and its confidence interval can be
+checked against it. By default the effect of contact differs by customer (`demo_data.effects`: persuadables,
+sure things, lost causes, sleeping dogs), earlier campaigns are replayed first so the uplift model has
+holdouts to learn from (`demo_history`), and the uplift policy is compared with the constant-lift policy
+on the simulation's truth. With `true_lift`, contact raises everyone's return probability by that much
+instead, and there is no history.
 """
 
 from __future__ import annotations
@@ -14,17 +18,19 @@ from typing import Any
 
 from rich.console import Console
 
-from winback.config import CampaignConfig
+from winback.config import CampaignConfig, Economics
 
 DEFAULT_AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
 
 
 def demo_config() -> CampaignConfig:
-    return CampaignConfig(campaign_id="demo-winback", budget=20_000.0, holdout_share=0.2)
+    # a contact must be expected to gain a quarter (of its margin) at least: what an email costs in list fatigue
+    economics = Economics(min_expected_gain=0.25)
+    return CampaignConfig(campaign_id="demo-winback", budget=20_000.0, holdout_share=0.2, economics=economics)
 
 
 def run_demo(
-    console: Console, *, customers: int, true_lift: float, out: Path, database: Path, seed: int = 7
+    console: Console, *, customers: int, true_lift: float | None, out: Path, database: Path, seed: int = 7
 ) -> dict[str, Any]:
     from winback.app.demo_data import generate_demo_warehouse, simulate_campaign_response
     from winback.flows.campaign import winback_campaign
@@ -52,6 +58,11 @@ def run_demo(
         f"[bold]warehouse[/bold] {data.customers:,} customers, {data.orders:,} orders, "
         f"{data.service_failures:,} service failures ({database})"
     )
+    if true_lift is None:  # earlier campaigns first: their holdouts are what the uplift model learns from
+        from winback.app.demo_history import run_past_campaigns
+
+        with console.status("replaying earlier campaigns"):
+            run_past_campaigns(console, engine, config, as_of, seed=seed)
     with console.status("running the campaign"):
         result = winback_campaign(config=config, as_of=as_of, now=as_of)
     console.print(
@@ -67,23 +78,33 @@ def run_demo(
         f"sent {again.get('sending', {}).get('sent', 0)} (nothing twice)"
     )
 
-    response = simulate_campaign_response(
-        engine, result["run_id"], window_days=config.attribution_days, true_lift=true_lift, seed=seed + 4
-    )
+    if true_lift is None:
+        from winback.app.demo_data import simulate_heterogeneous_response
+
+        response = simulate_heterogeneous_response(
+            engine, result["run_id"], window_days=config.attribution_days, seed=seed + 4
+        )
+    else:
+        response = simulate_campaign_response(
+            engine, result["run_id"], window_days=config.attribution_days, true_lift=true_lift, seed=seed + 4
+        )
     track_returns(
         run_id=result["run_id"],
         window_days=config.attribution_days,
         now=as_of + dt.timedelta(days=config.attribution_days + 1),
     )
-    note = f"Demo truth: contact raises the 30-day return probability by {true_lift * 100:+.1f} pp (simulated)."
+    effect = response.true_ate
+    note = f"Demo truth: contact raises the 30-day return probability by {effect * 100:+.1f} pp on average (simulated)."
+    if true_lift is None:
+        _print_policy_truth(console, engine, config, result["run_id"], as_of)
     report = retention_report(config=config, run_id=result["run_id"], out_dir=str(out), notes=[note])
     overall = report["overall"][0]
     from winback.app.cli import print_overall
 
     print_overall(overall, report.get("window_open"))
-    inside = overall["abs_lift_low"] <= true_lift <= overall["abs_lift_high"]
+    inside = overall["abs_lift_low"] <= effect <= overall["abs_lift_high"]
     console.print(
-        f"true simulated lift {true_lift * 100:+.1f} pp is "
+        f"true simulated lift {effect * 100:+.1f} pp is "
         + ("[green]inside[/green]" if inside else "[red]outside[/red]")
         + " the 95% interval"
     )
@@ -95,3 +116,15 @@ def run_demo(
         "overall": overall,
         "truth_inside": inside,
     }
+
+
+def _print_policy_truth(console: Console, engine: Any, config: CampaignConfig, run_id: int, as_of: dt.datetime) -> None:
+    """The simulation's truth: incremental returns per 1,000 contacts, uplift policy against constant lift."""
+    from winback.app.demo_history import policy_truth
+
+    truth = policy_truth(engine, config, run_id, as_of)
+    console.print(
+        f"[bold]truth[/bold] incremental returns per 1,000 contacts at the same budget: uplift policy "
+        f"{truth.uplift_per_1000:.1f} ({truth.uplift_contacts:,} contacts), constant-lift policy "
+        f"{truth.constant_per_1000:.1f} ({truth.constant_contacts:,} contacts): {truth.ratio:.2f}x"
+    )

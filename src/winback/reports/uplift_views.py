@@ -8,6 +8,7 @@ with ``<polyline class="curve" data-series="model">`` and ``data-series="random"
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -26,10 +27,13 @@ def qini_chart(curve: pd.DataFrame) -> dict[str, Any]:
     """Incremental returns against the share of the run's customers targeted: the model's ranking and random."""
     plot = Plot(width=640, height=320, left=64, right=110, top=24, bottom=48)
     values = pd.concat([curve["qini"], curve["random"]])
-    top, step = _nice_max(float(values.max()) if len(values) else 0.0)
-    bottom = min(0.0, float(values.min()) if len(values) else 0.0)
-    if bottom < 0:
-        bottom = -_nice_max(-bottom)[0]
+    low = float(values.min()) if len(values) else 0.0
+    if len(values) and low > -0.03 * float(values.max()):
+        low = 0.0  # a dip of a few customers below zero is drawn a few pixels under the axis, not given a tick
+    top, step = _nice_max(float(values.max()) - min(low, 0.0) if len(values) else 0.0)
+    bottom = -step * math.ceil(-low / step - 1e-9) if low < 0 else 0.0  # whole steps below zero, if any
+    top = bottom + step * math.ceil((float(values.max()) - bottom) / step - 1e-9) if len(values) else top
+    top = max(top, bottom + step)
     span_x, span_y = plot.x1 - plot.x0, plot.y0 - plot.y1
 
     def y(v: float) -> float:
@@ -40,10 +44,9 @@ def qini_chart(curve: pd.DataFrame) -> dict[str, Any]:
         return " ".join(f"{a:.2f},{y(float(b)):.2f}" for a, b in zip(xs, series.to_numpy(dtype=float), strict=True))
 
     ticks = []
-    value = bottom
-    while value <= top + 1e-9:
-        ticks.append({"y": y(value), "label": f"{value:,.0f}" if step >= 1 else f"{value:,.1f}"})
-        value += step
+    for i in range(round((top - bottom) / step) + 1):
+        value = bottom + i * step
+        ticks.append({"y": y(value), "label": f"{value:,.0f}" if step >= 1 else f"{value:,.2f}"})
     end = curve.iloc[-1] if len(curve) else None
     return {
         "plot": plot,
