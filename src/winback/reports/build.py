@@ -23,6 +23,7 @@ from winback.reports.html import ReportData, window_status
 from winback.reports.retention import retention_curve
 from winback.reports.stats import lift_table
 from winback.reports.uplift_evaluation import evaluate_uplift
+from winback.reports.variant_comparison import variant_comparison
 from winback.warehouse.models import CampaignRun, MessageEvent, OutboxMessage, Return
 from winback.warehouse.queries import failure_profile
 from winback.warehouse.returns import measured_customers, window_closed
@@ -285,6 +286,7 @@ def build_report(
         window_days=window.days,
         observed_days=window.observed_days,
         uplift=evaluate_uplift(conn, run_id, campaign_id, stats or {}, dict(econ.contact_cost), utcnow()),
+        variants=variant_comparison(conn, run_id),
     )
 
 

@@ -32,6 +32,7 @@ from winback.segments.holdout import assign_holdout
 from winback.segments.option_lifts import option_lifts
 from winback.segments.text import money, str_each, strings
 from winback.segments.uplift.decision_model import LIFT_SOURCE, MODEL_SOURCE, DecisionUplift
+from winback.segments.variants import draw_variants, variant_offers
 
 KIND_WORDS = {
     "percent_discount": "{v:g}% off",
@@ -60,6 +61,7 @@ DECISION_COLUMNS = [
     "reason",
     "last_order_at",
     "predicted_uplift",
+    "variant",
 ]
 
 
@@ -309,15 +311,27 @@ def decide(
     owed = aggrieved & (frame["expected_gain"] <= econ.min_expected_gain)
     eligible = frame["exclusion"].isna() & ((frame["expected_gain"] > econ.min_expected_gain) | aggrieved)
     holdout = pd.Series(False, index=frame.index)
-    holdout[eligible] = assign_holdout(
-        holdout_key or config.campaign_id, frame.loc[eligible, ["customer_id", "segment"]], config.holdout_share
-    )
-
+    key = holdout_key or config.campaign_id
+    holdout[eligible] = assign_holdout(key, frame.loc[eligible, ["customer_id", "segment"]], config.holdout_share)
     ratio = frame["expected_gain"] / cost.clip(lower=0.01)
+    # message/offer variants, drawn after the holdout among the rest; the budget is walked in the same order
+    # with each customer's dearest variant, so who is reached does not depend on the variant drawn
+    frame["variant"] = None
+    walk_cost = frame["offer_cost"]
+    if config.variants:
+        drawn = eligible & ~holdout
+        frame.loc[drawn, "variant"] = draw_variants(key, frame.loc[drawn, ["customer_id", "segment"]], config)
+        before = frame["offer_cost"]
+        frame, walk_cost = variant_offers(frame, frame["variant"], config, policy)
+        changed = frame["offer_cost"] != before
+        frame.loc[changed, "expected_gain"] = (
+            lifts.offer * frame["customer_value"] - frame["offer_cost"] - contact_cost
+        )[changed].round(2)
+
     order = ratio[eligible].sort_values(ascending=False, kind="stable").index
     within = pd.Series(False, index=frame.index)
     within[order] = spend_budget(
-        frame.loc[order, "offer_cost"].to_numpy(dtype=float),
+        walk_cost[order].to_numpy(dtype=float),
         holdout[order].to_numpy(dtype=bool),
         config.budget,
     )
@@ -337,6 +351,7 @@ def decide(
         [eligible & within & holdout, eligible & within], ["holdout", "contact"], default="skip"
     )
     frame["arm"] = frame["action"].map({"contact": "treatment", "holdout": "holdout"})
+    frame.loc[frame["action"] != "contact", "variant"] = None
 
     frame["last_order_at"] = last_order_times(frame.get("last_day"), len(frame))
     reasons = _reasons(frame, cost, lift, by_model, symbol, eligible, within, owed, unfunded, rank)

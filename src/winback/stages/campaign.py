@@ -257,6 +257,7 @@ def queue_run_messages(
                 now,
                 quiet_start_hour=config.contact.quiet_start_hour,
                 quiet_end_hour=config.contact.quiet_end_hour,
+                variants=config.variants,
             )
             if not checked:
                 check_templates(rows)  # a broken template stops the run before anything is queued

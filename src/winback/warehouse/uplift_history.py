@@ -85,7 +85,7 @@ def closed_run_arms(conn: Connection, campaign_id: str, before: dt.datetime) -> 
 
 
 SCORED_COLUMNS = ["run_id", "customer_id", "arm", "returned", "revenue", "predicted_uplift", "offer_kind",
-                  "customer_value", "offer_cost", "channel", "variant"]  # fmt: skip
+                  "customer_value", "offer_cost", "channel", "variant", "segment"]  # fmt: skip
 
 
 def scored_arms(conn: Connection, run_ids: list[int]) -> pd.DataFrame:
@@ -109,6 +109,7 @@ def scored_arms(conn: Connection, run_ids: list[int]) -> pd.DataFrame:
             Decision.offer_cost,
             Decision.channel,
             Decision.variant,
+            Decision.segment,
         )
         .join(Decision, and_(Decision.run_id == Return.run_id, Decision.customer_id == Return.customer_id))
         .where(Return.run_id.in_(run_ids))
