@@ -344,7 +344,7 @@ def models_show(campaign: Annotated[Optional[str], typer.Option(help="campaign i
         console.print("no model yet: run a campaign first")
         raise typer.Exit(1)
     shown = {"run_id": row.id, "campaign_id": row.campaign_id, "as_of": str(row.as_of)}
-    shown |= {"model": row.stats["model"], "lift_used": row.stats.get("lift_used")}
+    shown |= {"model": row.stats["model"], "lift_used": row.stats.get("lift_used"), "uplift": row.stats.get("uplift")}
     typer.echo(json.dumps(shown, indent=2))
 
 
