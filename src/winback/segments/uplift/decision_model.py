@@ -173,14 +173,17 @@ def train_decision_uplift(
 
 
 def _typical(frame: pd.DataFrame) -> dict[str, Any]:
-    """Each feature's median (numbers) or commonest value (text): the customer explanations compare against."""
+    """A typical customer, for the explanations to compare against: each feature's median or commonest value.
+
+    Missing counts as a value: where most customers have none (a lapsed customer's failure), typical is none.
+    """
     out: dict[str, Any] = {}
     for name in frame.columns:
         column = frame[name]
-        if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
-            numbers = pd.to_numeric(column, errors="coerce").astype(float)
-            out[name] = float(numbers.median()) if numbers.notna().any() else np.nan
+        if column.isna().mean() > 0.5:
+            out[name] = None
+        elif pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+            out[name] = float(pd.to_numeric(column, errors="coerce").astype(float).median())
         else:
-            counts = column.dropna().astype(str).value_counts()
-            out[name] = counts.index[0] if len(counts) else None
+            out[name] = column.dropna().astype(str).value_counts().index[0]
     return out

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Text, cast, select
 
-from winback.segments.decision_features import features_frame
+from winback.segments.decision_features import country_of, features_frame
 from winback.segments.uplift.decision_model import MODEL_SOURCE, DecisionUplift, train_decision_uplift
 from winback.segments.uplift.selection import DEFAULT_CANDIDATES
 from winback.warehouse.models import CampaignRun, Decision
@@ -24,6 +24,19 @@ from winback.warehouse.timeutil import utc
 
 DRIVERS = 3
 NEGLIGIBLE = 0.0005  # half a tenth of a point: below what the lines print
+# features named as a marketer would say them (others: the name with spaces)
+LABELS = {
+    "T": "days as a customer",
+    "recency": "days from first to last order",
+    "frequency": "repeat purchases",
+    "days_since_last": "days since the last order",
+    "mean_spend": "mean order",
+    "total_spend": "total spend",
+    "p_active": "P(active)",
+    "days_since_contact": "days since winback's last message",
+    "past_contacts": "past campaign contacts",
+    "past_returns": "past returns after a campaign",
+}
 
 
 def _decision(conn: Connection, run_id: int, customer_id: str) -> dict[str, Any] | None:
@@ -74,7 +87,7 @@ def drivers(uplift: DecisionUplift, customer: pd.DataFrame, count: int = DRIVERS
     out = []
     for name, delta in zip(names, moved.tolist(), strict=True):
         if abs(delta) >= NEGLIGIBLE:
-            own = customer["locale"].iloc[0] if name == "country" else customer[name].iloc[0]
+            own = country_of(customer["locale"]).iloc[0] if name == "country" else customer[name].iloc[0]
             out.append((name, own, uplift.reference[name], float(delta)))
     return sorted(out, key=lambda d: -abs(d[3]))[:count]
 
@@ -110,7 +123,9 @@ def uplift_lines(conn: Connection, run_id: int, customer_id: str) -> list[str]:
     if not parts:
         return [*lines, "main drivers: none stands out (close to a typical customer)"]
     words = [
-        f"{name.replace('_', ' ')} {_shown(value)} ({delta * 100:+.1f} pp against a typical {_shown(typical)})"
+        f"{LABELS.get(name, name.replace('_', ' '))} {_shown(value)} ({delta * 100:+.1f} pp against "
+        + ("none, as most customers" if _shown(typical) == "missing" else f"a typical {_shown(typical)}")
+        + ")"
         for name, value, typical, delta in parts
     ]
     return [*lines, "main drivers: " + "; ".join(words)]
