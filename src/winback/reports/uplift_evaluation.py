@@ -31,6 +31,7 @@ TARGET_SHARES = (0.2, 0.5)
 POLICIES = ("uplift model", "constant lift", "random")
 MIN_ARM = 30  # fewer treated or held-out customers than this: no evaluation, the noise would be all of it
 CURVE_POINTS = 200
+RECENT_RUNS = 12  # the table of closed runs: the latest ones (each is read whole and bootstrapped)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def _run_rows(arms: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         if treated.sum() < MIN_ARM or (~treated).sum() < MIN_ARM:
             continue
         score, returned = part["predicted_uplift"].to_numpy(), part["returned"].to_numpy(dtype=float)
-        low, high = qini_interval(score, treated, returned, replicates=200)
+        low, high = qini_interval(score, treated, returned, replicates=100)
         qini = qini_coefficient(score, treated, returned)
         rows.append({"run_id": int(run_id), "as_of": pd.Timestamp(as_of).date().isoformat(),
                      "n_treated": int(treated.sum()), "n_holdout": int((~treated).sum()),
@@ -116,7 +117,7 @@ def evaluate_uplift(
     until
         Now: which runs count as closed for the table of every closed run.
     """
-    closed = closed_runs(conn, campaign_id, until)
+    closed = closed_runs(conn, campaign_id, until).tail(RECENT_RUNS)
     ids = sorted({int(run_id), *closed["run_id"].astype(int)})
     arms = scored_arms(conn, ids)
     runs = _run_rows(arms, closed)

@@ -107,7 +107,7 @@ def _runs(frame: pd.DataFrame, conf: str) -> TableView:
         ]
         for r in frame.to_dict("records")
     ]  # fmt: skip
-    return TableView("table-uplift-runs", "Every closed run decided with the uplift model, on its own holdout",
+    return TableView("table-uplift-runs", "The latest closed runs decided with the uplift model (up to 12), each on its own holdout",
                      headers, rows)  # fmt: skip
 
 
