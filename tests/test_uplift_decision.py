@@ -197,7 +197,8 @@ def test_explain_shows_the_predicted_uplift_and_its_main_drivers(engine: Engine)
         keen, dog = uplift_lines(conn, run_id, "keen"), uplift_lines(conn, run_id, "dog")
         none = uplift_lines(conn, run_without, "x")
     assert keen[0].startswith(f"predicted uplift {predicted[0] * 100:+.1f} pp") and "decided with it" in keen[0]
-    assert dog[1].startswith("main drivers: past campaign contacts 6 (-"), dog[1]  # pushed away by being contacted often
+    # pushed away by being contacted often
+    assert dog[1].startswith("main drivers: past campaign contacts 6 (-"), dog[1]
     assert "past campaign contacts" not in keen[1].split(";")[0] or "(+" in keen[1].split(";")[0]
     assert none == ["uplift: not predicted for this decision (the run decided without an uplift model); "
                     "it used the per-offer-kind lift"]  # fmt: skip

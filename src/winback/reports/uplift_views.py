@@ -107,8 +107,8 @@ def _runs(frame: pd.DataFrame, conf: str) -> TableView:
         ]
         for r in frame.to_dict("records")
     ]  # fmt: skip
-    return TableView("table-uplift-runs", "The latest closed runs decided with the uplift model (up to 12), each on its own holdout",
-                     headers, rows)  # fmt: skip
+    caption = "The latest closed runs decided with the uplift model (up to 12), each on its own holdout"
+    return TableView("table-uplift-runs", caption, headers, rows)
 
 
 def uplift_view(evaluation: UpliftEvaluation, conf: str) -> dict[str, Any]:
