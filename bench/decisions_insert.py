@@ -4,7 +4,9 @@
 
 Decisions arrive in the order the segments produce them; `record_decisions` stores them in customer order
 so both (run, customer) indexes grow at their ends. `--shuffled-store` times the same insert without that
-sort (the rows in random customer order), to compare. Last line: rows=… seconds=… order=…
+sort (the rows in random customer order), to compare. `--features` stores each decision's features too (a
+lapsed customer's 15, as `segments.decision_features.STORED` gives them), serialised as JSON while inserting.
+Last line: rows=… seconds=… cpu_seconds=… order=… features=…
 """
 
 from __future__ import annotations
@@ -44,10 +46,27 @@ def decisions(rows: int) -> pd.DataFrame:
     return frame
 
 
+def features(rows: int) -> pd.DataFrame:
+    """A lapsed customer's stored features: order history, scores, locale, winback's own history."""
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(index=range(rows))
+    frame["frequency"] = rng.poisson(4.0, rows)
+    for col in ("recency", "T"):
+        frame[col] = rng.integers(0, 700, rows).astype(float)
+    for col in ("days_since_last", "mean_spend", "total_spend", "expected_orders", "expected_spend", "overdue_ratio"):
+        frame[col] = rng.gamma(2.0, 40.0, rows)
+    frame["locale"] = np.array(["en_GB", "de_DE", "fr_FR", "en_US", "nl_NL"], dtype=object)[rng.integers(0, 5, rows)]
+    frame["days_since_contact"] = np.where(rng.random(rows) < 0.7, np.nan, rng.gamma(2.0, 20.0, rows))
+    for col in ("messages_30d", "past_contacts", "past_returns"):
+        frame[col] = rng.poisson(0.5, rows)
+    return frame
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=562_000)
     parser.add_argument("--shuffled-store", action="store_true", help="insert in the given (random) order")
+    parser.add_argument("--features", action="store_true", help="store each decision's features (JSON) too")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'decisions.db'}"
@@ -58,17 +77,18 @@ def main() -> None:
             run = {"campaign_id": "c", "as_of": NOW, "status": "started", "started_at": NOW, "stats": {}}
             run_id = conn.execute(CampaignRun.__table__.insert().values(**run)).inserted_primary_key[0]
         frame = decisions(args.rows)
-        started = time.perf_counter()
+        known = features(args.rows) if args.features else None
+        started, cpu = time.perf_counter(), time.process_time()
         with engine.begin() as conn:
             if args.shuffled_store:
                 columns = {name: frame[name] for name in runs.DECISION_FIELDS}
                 insert_columns(conn, Decision.__table__, columns, {"run_id": run_id, "decided_at": NOW})
             else:
-                runs.record_decisions(conn, run_id, frame)
-        seconds = time.perf_counter() - started
+                runs.record_decisions(conn, run_id, frame, known)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         engine.dispose()
     order = "given (random)" if args.shuffled_store else "customer (record_decisions)"
-    print(f"rows={args.rows} seconds={seconds:.2f} order={order}")
+    print(f"rows={args.rows} seconds={seconds:.2f} cpu_seconds={cpu:.2f} order={order} features={args.features}")
 
 
 if __name__ == "__main__":

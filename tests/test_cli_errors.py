@@ -108,6 +108,8 @@ def test_an_unmigrated_database_asks_for_db_upgrade(
     monkeypatch.setenv("WINBACK_DATABASE_URL", f"sqlite:///{path}")
     code, out = run(monkeypatch, capsys, "dispatch")
     assert code == 2
+    from winback.warehouse.migrate import head
+
     assert out == f"error: winback's tables are at revision none, not {head()}: run `winback db upgrade`"
 
 

@@ -80,6 +80,7 @@ def test_demo_command_runs_clean(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "CancelledError" not in proc.stderr + proc.stdout
     assert "true simulated lift" in proc.stdout
+    assert "past run" in proc.stdout and "constant-lift policy" in proc.stdout  # learned from earlier holdouts
     assert "(nothing twice)" in proc.stdout
     overall = json.loads((tmp_path / "out" / "lift_overall.json").read_text())[0]
     assert overall["n_treated"] > 0 and overall["n_holdout"] > 0

@@ -98,7 +98,7 @@ def test_contact_with_an_offer_that_pays() -> None:
     assert row["expected_gain"] == pytest.approx(1.9)
     assert row["reason"] == (
         "contact: lapsed, overdue 2.0x own gap; p_active 0.42, value €100.00; "
-        "expected gain €1.90 vs cost €2.10 (lift 4.0 pts); 15% off by email"
+        "expected gain €1.90 vs cost €2.10 (lift 4.0 pts, per offer kind); 15% off by email"
     )
 
 
@@ -110,7 +110,7 @@ def test_aggrieved_contact_reason_names_the_failure() -> None:
     assert row["offer_cost"] == pytest.approx(8.75)
     assert row["expected_gain"] == pytest.approx(9.25)
     assert row["reason"].startswith("contact: severity-4 damaged item (unresolved); p_active 0.42")
-    assert "expected gain €9.25 vs cost €8.75 (lift 6.0 pts)" in row["reason"]
+    assert "expected gain €9.25 vs cost €8.75 (lift 6.0 pts, per offer kind)" in row["reason"]
     assert row["reason"].endswith("€25.00 store credit by email")
 
 
@@ -215,7 +215,7 @@ def test_not_worth_it_is_skipped_with_numbers() -> None:
     assert row["expected_gain"] == pytest.approx(-0.03)
     assert row["reason"] == (
         "skipped: not worth it; lapsed, overdue 2.0x own gap; p_active 0.07, value €2.00; "
-        "expected gain €-0.03 vs cost €0.05 (lift 1.0 pts)"
+        "expected gain €-0.03 vs cost €0.05 (lift 1.0 pts, per offer kind)"
     )
 
 
@@ -234,7 +234,7 @@ def test_plain_message_when_the_offer_does_not_pay() -> None:
     assert row["offer_kind"] == "none"
     assert (row["offer_value"], row["offer_amount"], row["offer_cost"]) == (0.0, 0.0, 0.0)
     assert row["expected_gain"] == pytest.approx(0.30)
-    assert "expected gain €0.30 vs cost €0.00 (lift 1.0 pts)" in row["reason"]
+    assert "expected gain €0.30 vs cost €0.00 (lift 1.0 pts, per offer kind)" in row["reason"]
     assert row["reason"].endswith("the message alone (no offer) by email")
 
 
@@ -449,5 +449,5 @@ def test_past_the_budget_an_aggrieved_customer_gets_the_apology_without_compensa
     assert aggrieved["offer_kind"] == "none" and aggrieved["offer_cost"] == 0.0
     assert aggrieved["reason"].startswith("contact: apology only: compensation over budget")
     # the numbers quoted are the message alone's (lift 1 pt of 300, email), not the dropped credit's
-    assert "expected gain €3.00 vs cost €0.00 (lift 1.0 pts)" in aggrieved["reason"]
+    assert "expected gain €3.00 vs cost €0.00 (lift 1.0 pts, per offer kind)" in aggrieved["reason"]
     assert lapsed["action"] == "skip" and lapsed["reason"].startswith("skipped: over budget")

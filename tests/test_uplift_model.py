@@ -204,3 +204,16 @@ def test_a_control_arm_with_a_single_returner_still_splits() -> None:
     _, report = fit_uplift(frame, "treatment", "returned", exclude=("customer_id",),
                            candidates=(Candidate("t", Linear(1e-2)),))  # fmt: skip
     assert report.n_validation == 500
+
+
+def test_trees_fit_when_a_column_has_no_value_in_one_arm() -> None:
+    """A feature present only among treated customers (an offer's amount, say) leaves the control arm's trees a
+    column of nothing but missing values: histogram gradient boosting used to fail on it."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    t = rng.random(n) < 0.5
+    x = np.column_stack([rng.normal(size=n), np.where(t, rng.normal(size=n), np.nan)])
+    y = (rng.random(n) < 0.2 + 0.1 * t).astype(float)
+    learner = Candidate("t", Trees()).build(True, np.zeros(2, dtype=bool))
+    learner.fit(x, t, y, np.full(n, 0.5))
+    assert np.isfinite(learner.predict(x)).all()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from winback.yaml_models import load_yaml_model
 
@@ -78,6 +79,30 @@ class DataQuality(_Strict):
     )
 
 
+class Variant(_Strict):
+    """One message or offer variant a campaign tests: a contacted customer of the segment gets one at random."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$", description="shown in the report")
+    subject: str | None = Field(None, min_length=1, description="email subject; the template's variables apply")
+    template: Literal["winback", "apology", "resolved", "follow_up"] | None = Field(
+        None, description="the message template (default: the segment's own)"
+    )
+    offer_value: float | None = Field(
+        None, gt=0, description="replaces the offer's value (percent, or money for store credit); caps still apply"
+    )
+
+    @field_validator("subject")
+    @classmethod
+    def _subject_parses(cls, subject: str | None) -> str | None:
+        """A subject is a template too: a syntax error is refused when the campaign file is read, not at send."""
+        if subject is not None:
+            try:
+                jinja2.Environment().parse(subject)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ValueError(f"the subject is not a valid template: {exc.message}") from exc
+        return subject
+
+
 class CampaignConfig(_Strict):
     """Everything a run needs besides the data; a marketer edits this, not code."""
 
@@ -97,11 +122,22 @@ class CampaignConfig(_Strict):
     data_quality: DataQuality = DataQuality()
     policy_file: str | None = Field(None, description="compensation policy YAML; default: built-in")
     dry_run: bool = Field(False, description="decide and count what a run would contact and spend; write nothing")
+    variants: dict[Literal["lapsed", "aggrieved"], list[Variant]] = Field(
+        default_factory=dict, description="message/offer variants to test, per segment (two or more each)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CampaignConfig:
         if self.lapsed.min_p_active >= self.lapsed.max_p_active:
             raise ValueError("lapsed.min_p_active must be below lapsed.max_p_active")
+        for segment, variants in self.variants.items():
+            names = [v.name for v in variants]
+            if len(names) < 2 or len(set(names)) < len(names):
+                raise ValueError(f"variants.{segment}: two or more variants, each with its own name")
+            if segment == "aggrieved" and any(v.template == "winback" for v in variants):
+                raise ValueError(
+                    "variants.aggrieved: an aggrieved customer is owed an apology, not the winback template"
+                )
         return self
 
     @classmethod

@@ -1,7 +1,11 @@
 """`winback demo`: the whole product on a realistic warehouse, in one command, on the embedded SQLite.
 
-The demo knows the truth it simulated (contact raises the 30-day return probability by `true_lift`),
-so the report's measured lift and its confidence interval can be checked against it.
+The demo knows the truth it simulated, so the report's measured lift and its confidence interval can be
+checked against it. By default the effect of contact differs by customer (`demo_data.effects`: persuadables,
+sure things, lost causes, sleeping dogs), earlier campaigns are replayed first so the uplift model has
+holdouts to learn from (`demo_history`), and the uplift policy is compared with the constant-lift policy
+on the simulation's truth. With `true_lift`, contact raises everyone's return probability by that much
+instead, and there is no history.
 
 It builds the database the CLI uses by default (winback.db in the working directory, or the SQLite
 file WINBACK_DATABASE_URL names), so the commands it suggests at the end work as typed. A file that holds
@@ -18,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from winback.config import CampaignConfig
+from winback.config import CampaignConfig, Economics
 from winback.errors import ConfigError, StateError
 from winback.settings import Settings
 
@@ -27,7 +31,9 @@ DEMO_TABLE = "demo_truth"  # only the demo generator makes it: a file holding it
 
 
 def demo_config() -> CampaignConfig:
-    return CampaignConfig(campaign_id="demo-winback", budget=20_000.0, holdout_share=0.2)
+    # a contact must be expected to gain a quarter (of its margin) at least: what an email costs in list fatigue
+    economics = Economics(min_expected_gain=0.25)
+    return CampaignConfig(campaign_id="demo-winback", budget=20_000.0, holdout_share=0.2, economics=economics)
 
 
 def demo_database(settings: Settings, database: Path | None) -> Path:
@@ -75,7 +81,7 @@ def run_demo(
     console: Console,
     *,
     customers: int,
-    true_lift: float,
+    true_lift: float | None,
     out: Path,
     database: Path,
     seed: int = 7,
@@ -116,6 +122,11 @@ def run_demo(
         f"[bold]warehouse[/bold] {data.customers:,} customers, {data.orders:,} orders, "
         f"{data.service_failures:,} service failures ({database})"
     )
+    if true_lift is None:  # earlier campaigns first: their holdouts are what the uplift model learns from
+        from winback.app.demo_history import run_past_campaigns
+
+        with console.status("replaying earlier campaigns"):
+            run_past_campaigns(console, engine, config, as_of, url=url, seed=seed)
     with console.status("running the campaign"):
         result = run_flow(winback_campaign, config=config, as_of=as_of, now=as_of, database_url_override=url)
     console.print(
@@ -132,9 +143,16 @@ def run_demo(
         f"sent {again.get('sending', {}).get('sent', 0)} (nothing twice)"
     )
 
-    response = simulate_campaign_response(
-        engine, result["run_id"], window_days=config.attribution_days, true_lift=true_lift, seed=seed + 4
-    )
+    if true_lift is None:
+        from winback.app.demo_data import simulate_heterogeneous_response
+
+        response = simulate_heterogeneous_response(
+            engine, result["run_id"], window_days=config.attribution_days, seed=seed + 4
+        )
+    else:
+        response = simulate_campaign_response(
+            engine, result["run_id"], window_days=config.attribution_days, true_lift=true_lift, seed=seed + 4
+        )
     closed = as_of + dt.timedelta(days=config.attribution_days + 1)
     run_flow(
         track_returns,
@@ -143,7 +161,10 @@ def run_demo(
         now=closed,
         database_url_override=url,
     )
-    note = f"Demo truth: contact raises the 30-day return probability by {true_lift * 100:+.1f} pp (simulated)."
+    effect = response.true_ate
+    note = f"Demo truth: contact raises the 30-day return probability by {effect * 100:+.1f} pp on average (simulated)."
+    if true_lift is None:
+        _print_policy_truth(console, engine, config, result["run_id"], as_of)
     report = run_flow(
         retention_report,
         config=config,
@@ -154,9 +175,9 @@ def run_demo(
     )
     overall = report["overall"][0]
     print_overall(overall, report.get("window_open"), config.currency)
-    inside = overall["abs_lift_low"] <= true_lift <= overall["abs_lift_high"]
+    inside = overall["abs_lift_low"] <= effect <= overall["abs_lift_high"]
     console.print(
-        f"true simulated lift {true_lift * 100:+.1f} pp is "
+        f"true simulated lift {effect * 100:+.1f} pp is "
         + ("[green]inside[/green]" if inside else "[red]outside[/red]")
         + " the 95% interval"
     )
@@ -183,3 +204,15 @@ def print_next_steps(console: Console, database: Path, customer: str | None, def
     if customer is not None:
         console.print(f"next: winback explain {customer}", soft_wrap=True, markup=False)
         console.print(f"next: winback preview {customer}", soft_wrap=True, markup=False)
+
+
+def _print_policy_truth(console: Console, engine: Any, config: CampaignConfig, run_id: int, as_of: dt.datetime) -> None:
+    """The simulation's truth: incremental returns per 1,000 contacts, uplift policy against constant lift."""
+    from winback.app.demo_history import policy_truth
+
+    truth = policy_truth(engine, config, run_id, as_of)
+    console.print(
+        f"[bold]truth[/bold] incremental returns per 1,000 contacts at the same budget: uplift policy "
+        f"{truth.uplift_per_1000:.1f} ({truth.uplift_contacts:,} contacts), constant-lift policy "
+        f"{truth.constant_per_1000:.1f} ({truth.constant_contacts:,} contacts): {truth.ratio:.2f}x"
+    )

@@ -150,8 +150,14 @@ def winback_campaign(
     as_of: dt.datetime | None = None,
     now: dt.datetime | None = None,
     database_url_override: str | None = None,
+    data_read_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Run a campaign for `as_of` (default: now); re-running the same date resumes and sends nothing twice."""
+    """Run a campaign for `as_of` (default: now); re-running the same date resumes and sends nothing twice.
+
+    `data_read_at` (default: `now`) is when the warehouse is read: rows dated after it are in the future
+    and quarantined, while rows between `as_of` and it are history the run does not see yet. Replaying an
+    earlier date on today's warehouse (the demo's past campaigns) sends at `now` = that date but reads today.
+    """
     config = config or CampaignConfig()
     settings = Settings()  # read once, here: the tasks get its values
     url = database_url_override or settings.database_url
@@ -170,7 +176,9 @@ def winback_campaign(
         clock = time.perf_counter()
 
     result: dict[str, Any] = {"campaign_id": config.campaign_id, "as_of": as_of.isoformat()}
-    rules = check_source(url, src, as_of, now, config)  # the mapping whole, before anything (dry run too)
+    rules = check_source(
+        url, src, as_of, utc(data_read_at) if data_read_at else now, config
+    )  # the mapping whole, before anything (dry run too)
     if config.dry_run:  # decided and counted, written nowhere: see stages.preview_run
         scored, failures, reach, model, result["batches"], gated = _read_and_score(url, src, as_of, config, lap, rules)
         result["dry_run"] = preview(url, as_of, scored, failures, reach, config, gated, src)

@@ -8,12 +8,14 @@ is queued, naming the template.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype, is_object_dtype
 
+from winback.config import Variant
 from winback.listing import first_few
 from winback.messages.contact_data import recipient_time_zone
 from winback.messages.quiet_hours import next_allowed, send_window_context
@@ -109,13 +111,30 @@ def _step_for(segment: str) -> str:
     return "apology" if segment == "aggrieved" else "winback"
 
 
+def _variant_specs(frame: pd.DataFrame, variants: Mapping[str, list[Variant]] | None) -> list[Variant | None]:
+    """Each row's variant as the campaign declares it (None: no variant drawn, or none declared)."""
+    if not variants or "variant" not in frame.columns:
+        return [None] * len(frame)
+    specs = {(segment, v.name): v for segment, declared in variants.items() for v in declared}
+    return [specs.get((s, v)) for s, v in zip(python_values(frame["segment"]), python_values(frame["variant"]),
+                                                strict=True)]  # fmt: skip
+
+
 def plan_rows(
-    frame: pd.DataFrame, run_id: int, now: dt.datetime, *, quiet_start_hour: int = 21, quiet_end_hour: int = 8
+    frame: pd.DataFrame,
+    run_id: int,
+    now: dt.datetime,
+    *,
+    quiet_start_hour: int = 21,
+    quiet_end_hour: int = 8,
+    variants: Mapping[str, list[Variant]] | None = None,
 ) -> list[dict[str, Any]]:
     """One outbox row per contacted customer, ready to insert.
 
     Built column by column (a partition holds tens of thousands of customers); a missing address is "".
-    Each row's context carries its recipient's zone and these quiet hours: the sender keeps them too.
+    Each row's context carries its recipient's zone and these quiet hours: the sender keeps them too. A
+    customer drawn to a variant (``variant`` column, specs in ``variants`` per segment) gets its template and
+    its subject (kept in the context as ``subject_template``, rendered at send time like the rest).
     """
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -129,9 +148,13 @@ def plan_rows(
     # the zone and quiet hours go with the row: the sender checks them again when it claims the row
     windows = {zone: send_window_context(zone, quiet_start_hour, quiet_end_hour) for zone in set(zones)}
     merged = zip(*(_json_column(frame[f]) for f in fields), strict=True)
+    specs = _variant_specs(frame, variants)
     contexts = [
-        {**dict(zip(fields, values, strict=True)), **windows[zone]} for values, zone in zip(merged, zones, strict=True)
+        {**dict(zip(fields, values, strict=True)), **windows[zone], **_variant_context(spec)}
+        for values, zone, spec in zip(merged, zones, specs, strict=True)
     ]
+    templates = [spec.template if spec is not None and spec.template else step for spec, step in zip(specs, steps,
+                 strict=True)]  # fmt: skip
     return [
         {
             "id": message_id(run_id, customer, step),
@@ -139,7 +162,7 @@ def plan_rows(
             "customer_id": customer,
             "step": step,
             "channel": channel,
-            "template": step,
+            "template": template,
             "to_address": to_address,
             "context": context,
             "status": "queued",
@@ -147,9 +170,10 @@ def plan_rows(
             "not_before": send_at[zone],
             "created_at": now,
         }
-        for customer, step, channel, to_address, context, zone in zip(
+        for customer, step, template, channel, to_address, context, zone in zip(
             customers,
             steps,
+            templates,
             python_values(frame["channel"]),
             address.to_numpy(dtype=object, na_value="").tolist(),
             contexts,
@@ -157,6 +181,12 @@ def plan_rows(
             strict=True,
         )
     ]
+
+
+def _variant_context(spec: Variant | None) -> dict[str, Any]:
+    if spec is None:
+        return {}
+    return {"variant": spec.name, **({"subject_template": spec.subject} if spec.subject else {})}
 
 
 TEMPLATE_CHECK_ROWS = 20  # rows of one (template, channel) pair tried before the template is called broken
@@ -172,7 +202,7 @@ def check_templates(rows: list[dict[str, Any]], brand: Brand = Brand()) -> None:
     rendered: set[tuple[str, str]] = set()
     failed: dict[tuple[str, str], list[tuple[str, Exception]]] = {}
     for row in rows:
-        key = (row["template"], row["channel"])
+        key = (row["template"], row["channel"], row["context"].get("subject_template"))
         if key in rendered or len(failed.get(key, ())) >= TEMPLATE_CHECK_ROWS:
             continue
         try:
@@ -182,8 +212,8 @@ def check_templates(rows: list[dict[str, Any]], brand: Brand = Brand()) -> None:
             failed.setdefault(key, []).append((row["customer_id"], exc))
         else:
             rendered.add(key)
-    for (template, channel), tried in failed.items():
-        if (template, channel) not in rendered:
+    for (template, channel, subject), tried in failed.items():
+        if (template, channel, subject) not in rendered:
             customers = first_few(customer for customer, _ in tried)
             first = tried[0][1]
             raise RenderError(

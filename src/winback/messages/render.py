@@ -138,6 +138,8 @@ def build_context(row: dict[str, Any], brand: Brand, unsubscribe_url: str) -> di
             ),
             "expires_on": _expiry_date(row["expires_at"], locale),
         }
+    if row.get("subject_template"):  # a variant's subject, in place of the template's subject file
+        ctx["subject_template"] = str(row["subject_template"])
     if row.get("failure_category"):
         ctx["failure"] = {
             "what": what_went_wrong(row["failure_category"]),
@@ -210,7 +212,11 @@ def render(template: str, channel: str, context: dict[str, Any], sms_max_segment
             _require_failure_named(template, context, body, "sms")
             segments = sms_max_segments + (UCS2_EXTRA_SEGMENTS if encoding_of(body) == "UCS-2" else 0)
             return Rendered(None, fit_sms(body, SMS_OPT_OUT, segments, separator=" "), None)
-        subject = subject_line(_render_file(f"{template}/subject.txt.j2", context))
+        own_subject = context.get("subject_template")
+        subject_text = (
+            _render_text(own_subject, context) if own_subject else _render_file(f"{template}/subject.txt.j2", context)
+        )
+        subject = subject_line(subject_text)
         text = _render_file(f"{template}/body.txt.j2", context).strip() + "\n"
         html = _render_file(f"{template}/body.html.j2", context)
     except TemplateError as exc:
@@ -256,6 +262,16 @@ def _render_file(name: str, variables: dict[str, Any]) -> str:
         return ENV.concat(template.root_render_func(context))  # type: ignore[attr-defined]
     except Exception:
         return ENV.handle_exception()
+
+
+@lru_cache(maxsize=64)
+def _compiled(text: str) -> Template:
+    """A campaign variant's subject, compiled once in the same sandbox as the template files."""
+    return ENV.from_string(text)
+
+
+def _render_text(text: str, variables: dict[str, Any]) -> str:
+    return _compiled(text).render(variables)
 
 
 def _require_specific_failure(context: dict[str, Any]) -> None:

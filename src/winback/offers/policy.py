@@ -213,12 +213,19 @@ def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemptio
     out["tier"] = value_tier(out["customer_value"], policy.tiers)
     first = _first_rule(policy.rules, out)
     kinds = np.array([*(r.offer.kind for r in policy.rules), "none"], dtype=object)
-
-    def of_kind(name: str) -> np.ndarray:
-        return (kinds == name)[first]
-
     kind = pd.Series(kinds[first], index=out.index, dtype=object)
     value = pd.Series(np.array([*(r.offer.value for r in policy.rules), 0.0], dtype=float)[first], index=out.index)
+    return _priced(out, kind, value, policy, redemption_rate)
+
+
+def _priced(
+    out: pd.DataFrame, kind: pd.Series, value: pd.Series, policy: CompensationPolicy, redemption_rate: float
+) -> pd.DataFrame:
+    """Offers of these kinds and stated values, capped and priced: offer_kind/value/amount/cost set on `out`."""
+
+    def of_kind(name: str) -> np.ndarray:
+        return (kind == name).to_numpy()
+
     basis = out["order_amount"].where(out["order_amount"].notna() & (out["order_amount"] > 0), out["mean_spend"])
     amount = np.select(
         [of_kind("percent_discount"), of_kind("refund_share"), of_kind("free_shipping")],
@@ -248,4 +255,28 @@ def price_offers(candidates: pd.DataFrame, policy: CompensationPolicy, redemptio
     out["offer_cost"] = np.round(capped_amount * use, 2)
     none = ~worth_it | of_kind("none")
     out.loc[none, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
+    return out
+
+
+# offer kinds whose value a campaign's variant may change: a percentage, or an amount of money
+VALUED_KINDS = ("percent_discount", "store_credit", "refund_share")
+
+
+def reprice_offers(
+    priced: pd.DataFrame, value: pd.Series, policy: CompensationPolicy, redemption_rate: float
+) -> pd.DataFrame:
+    """The priced offers with a new stated value where ``value`` has one (and the offer kind has a value).
+
+    The policy's caps apply as to any offer; other rows keep their offer unchanged.
+    """
+    out = priced.copy(deep=False)
+    rows = value.notna() & out["offer_kind"].isin(VALUED_KINDS)
+    if not rows.any():
+        return out
+    changed = _priced(
+        out.loc[rows].copy(), out.loc[rows, "offer_kind"], value[rows].astype(float), policy, redemption_rate
+    )
+    out.loc[rows, ["offer_kind", "offer_value", "offer_amount", "offer_cost"]] = changed[
+        ["offer_kind", "offer_value", "offer_amount", "offer_cost"]
+    ]
     return out

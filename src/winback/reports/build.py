@@ -22,6 +22,8 @@ from winback.offers.policy import load_policy
 from winback.reports.html import ReportData, window_status
 from winback.reports.retention import retention_curve
 from winback.reports.stats import lift_table
+from winback.reports.uplift_evaluation import evaluate_uplift
+from winback.reports.variant_comparison import variant_comparison
 from winback.warehouse import quarantine
 from winback.warehouse.models import CampaignRun, MessageEvent, OutboxMessage, Return
 from winback.warehouse.queries import failure_profile
@@ -269,7 +271,9 @@ def build_report(
     `config.attribution_days`: the rates are over the window `winback track` measured, so far.
     """
     window = tracked_window(conn, run_id)
-    campaign_id = conn.execute(select(CampaignRun.campaign_id).where(CampaignRun.id == run_id)).scalar_one()
+    campaign_id, stats = conn.execute(
+        select(CampaignRun.campaign_id, CampaignRun.stats).where(CampaignRun.id == run_id)
+    ).one()
     econ = config.economics
     policy = load_policy(config.policy_file)
     frame = measured_customers(conn, run_id, dict(econ.contact_cost), econ.margin, policy.shipping_cost, src=src)
@@ -292,6 +296,8 @@ def build_report(
         currency=config.currency,
         window_days=window.days,
         observed_days=window.observed_days,
+        uplift=evaluate_uplift(conn, run_id, campaign_id, stats or {}, dict(econ.contact_cost), utcnow()),
+        variants=variant_comparison(conn, run_id),
     )
 
 

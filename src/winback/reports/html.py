@@ -46,6 +46,10 @@ import pandas as pd
 from winback.reports.charts import retention_chart, return_rate_chart
 from winback.reports.formatting import fmt_days, fmt_int, fmt_pct, fmt_pp, fmt_range, is_missing, money_formatter, slug
 from winback.reports.table_views import delivery_view, lift_table_view, root_cause_view
+from winback.reports.uplift_evaluation import UpliftEvaluation
+from winback.reports.uplift_views import uplift_tables, uplift_view
+from winback.reports.variant_comparison import VariantComparison
+from winback.reports.variant_views import variants_view
 from winback.warehouse.returns import window_closed
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -86,6 +90,8 @@ class ReportData:
     confidence: float = 0.95
     window_days: int | None = None
     observed_days: float | None = None
+    uplift: UpliftEvaluation | None = None  # the uplift model checked on the run's holdout (reports.uplift_views)
+    variants: VariantComparison | None = None  # message/offer variants compared (reports.variant_views)
 
 
 def window_status(report: ReportData) -> str | None:
@@ -184,6 +190,8 @@ def render_html_report(report: ReportData) -> str:
         "root_causes": None if report.root_causes is None else root_cause_view(report.root_causes, money),
         "delivery": None if report.delivery is None else delivery_view(report.delivery),
         "notes": list(report.notes),
+        "uplift": None if report.uplift is None else uplift_view(report.uplift, conf),
+        "variants": None if report.variants is None else variants_view(report.variants, money, conf),
     }
     return _environment().get_template("report.html.j2").render(**context)
 
@@ -200,6 +208,10 @@ def _table_files(report: ReportData) -> dict[str, pd.DataFrame]:
         tables["root_causes"] = report.root_causes
     if report.delivery is not None:
         tables["delivery"] = report.delivery
+    if report.uplift is not None:
+        tables.update(uplift_tables(report.uplift))
+    if report.variants is not None:
+        tables.update({"variants": report.variants.variants, "variant_pairs": report.variants.pairs})
     return tables
 
 

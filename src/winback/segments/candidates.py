@@ -69,4 +69,21 @@ def build_candidates(
     for col in ("do_not_contact", "fraud_flag"):
         frame[col] = frame[col].fillna(False).astype(bool)
     frame["returned_since_failure"] = frame["returned_since_failure"].fillna(False).astype(bool)
+    for col in ("past_contacts", "past_returns"):
+        frame[col] = frame[col].fillna(0).astype("int64") if col in frame.columns else 0
+    return _failure_days(frame, as_of_day)
+
+
+def _failure_days(frame: pd.DataFrame, as_of_day: float) -> pd.DataFrame:
+    """Days since the failure, and days it took to resolve (missing while unresolved at decision time)."""
+    if "occurred_at" not in frame.columns:
+        frame["days_since_failure"] = frame["days_to_resolve"] = float("nan")
+        return frame
+    occurred = pd.to_datetime(frame["occurred_at"], utc=True)
+    frame["days_since_failure"] = as_of_day - (occurred - EPOCH).dt.total_seconds() / 86_400.0
+    if "resolved_at" in frame.columns:
+        resolved = pd.to_datetime(frame["resolved_at"], utc=True).where(~frame["unresolved"])
+        frame["days_to_resolve"] = (resolved - occurred).dt.total_seconds() / 86_400.0
+    else:
+        frame["days_to_resolve"] = float("nan")
     return frame

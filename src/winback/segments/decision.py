@@ -1,6 +1,10 @@
 """Who gets contacted, who is held out, who is skipped, and why, in words and numbers.
 
-expected gain = lift(offer kind) × customer value − expected offer cost − contact cost
+expected gain = lift × customer value − expected offer cost − contact cost, for the offer and for the message alone
+
+The lift is the uplift model's prediction for this customer and option, where the run's model decides for
+that offer kind, else the per-offer-kind lift (see `segments.option_lifts`); a customer the model expects a
+message to push away is skipped, and says so.
 
 The policy's offer competes with the plain message (no compensation): whichever has the higher
 expected gain is chosen, so an offer is only made where it pays for itself. An aggrieved customer is
@@ -23,8 +27,12 @@ from babel.numbers import get_currency_symbol
 
 from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy, price_offers
+from winback.segments.decision_features import STORED
 from winback.segments.holdout import assign_holdout
+from winback.segments.option_lifts import option_lifts
 from winback.segments.text import money, str_each, strings
+from winback.segments.uplift.decision_model import LIFT_SOURCE, MODEL_SOURCE, DecisionUplift
+from winback.segments.variants import draw_variants, variant_offers
 
 KIND_WORDS = {
     "percent_discount": "{v:g}% off",
@@ -52,6 +60,8 @@ DECISION_COLUMNS = [
     "channel",
     "reason",
     "last_order_at",
+    "predicted_uplift",
+    "variant",
 ]
 
 
@@ -135,8 +145,10 @@ def _why_segment(frame: pd.DataFrame, aggrieved: np.ndarray) -> np.ndarray:
     return out
 
 
-def _numbers(frame: pd.DataFrame, rows: np.ndarray, cost: pd.Series, lift: pd.Series, symbol: str) -> np.ndarray:
-    """The figures behind a decision, for the given rows: probability, value, gain against cost, lift."""
+def _numbers(
+    frame: pd.DataFrame, rows: np.ndarray, cost: pd.Series, lift: pd.Series, by_model: np.ndarray, symbol: str
+) -> np.ndarray:
+    """The figures behind a decision, for the given rows: probability, value, gain against cost, lift and its source."""
 
     def pick(values: pd.Series) -> np.ndarray:
         return values.to_numpy()[rows]
@@ -152,7 +164,9 @@ def _numbers(frame: pd.DataFrame, rows: np.ndarray, cost: pd.Series, lift: pd.Se
         + money(pick(cost))
         + " (lift "
         + str_each(pick((lift * 100).round(1)))
-        + " pts)"
+        + " pts, "
+        + np.where(by_model[rows], MODEL_SOURCE, LIFT_SOURCE).astype(object)
+        + ")"
     )
 
 
@@ -173,6 +187,7 @@ def _reasons(
     frame: pd.DataFrame,
     cost: pd.Series,
     lift: pd.Series,
+    by_model: np.ndarray,
     symbol: str,
     eligible: pd.Series,
     within: pd.Series,
@@ -189,7 +204,8 @@ def _reasons(
     excluded = frame["exclusion"].notna().to_numpy()
     action = frame["action"].to_numpy()
     why = _why_segment(frame, (frame["segment"] == "aggrieved").to_numpy())
-    numbers = _only(~excluded, lambda m: _numbers(frame, m, cost, lift, symbol))
+    numbers = _only(~excluded, lambda m: _numbers(frame, m, cost, lift, by_model, symbol))
+    harmful = ~eligible.to_numpy() & by_model & (lift.to_numpy() < 0)
     offer = _only(action != "skip", lambda m: _offer_words(frame, m, symbol))
     prefix = np.full(len(frame), "", dtype=object)
     prefix[owed.to_numpy()] = "apology owed (not for the value); "
@@ -200,6 +216,12 @@ def _reasons(
         len(frame),
         [
             (excluded, lambda m: exclusion[m] + "; " + why[m]),
+            (
+                harmful,
+                lambda m: (
+                    "skipped: a message is predicted to lower their chance of returning; " + why[m] + "; " + numbers[m]
+                ),
+            ),
             (~eligible.to_numpy(), lambda m: "skipped: not worth it; " + why[m] + "; " + numbers[m]),
             (
                 ~within.to_numpy(),
@@ -247,7 +269,13 @@ def spend_budget(costs: np.ndarray, held_out: np.ndarray, budget: float) -> np.n
     return chosen
 
 
-def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: CompensationPolicy) -> pd.DataFrame:
+def decide(
+    candidates: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+    uplift: DecisionUplift | None = None,
+    holdout_key: str | None = None,
+) -> pd.DataFrame:
     """Decide every candidate; returns DECISION_COLUMNS, one row per candidate.
 
     Parameters
@@ -256,6 +284,11 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
         One row per customer in a segment, with: customer_id, segment, failure_id, failure_category,
         severity, unresolved, order_amount, p_active, customer_value, mean_spend, do_not_contact,
         fraud_flag, channel, channel_reason, days_since_contact, messages_30d, returned_since_failure.
+    uplift
+        The run's uplift model: its predicted uplift replaces the per-offer-kind lift for the offer kinds it
+        decides for (`option_lifts`); None decides on the per-offer-kind lift alone.
+    holdout_key
+        What the holdout is drawn with (`holdout.run_key`: a fresh draw per run); default the campaign id.
     """
     econ = config.economics
     symbol = get_currency_symbol(config.currency, locale="en")
@@ -263,31 +296,42 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     frame["exclusion"] = pd.Series(_exclusions(frame, config), index=frame.index, dtype=object)
     frame = price_offers(frame, policy, econ.redemption_rate)
     contact_cost = frame["channel"].map(econ.contact_cost).fillna(0.0).astype(float)
-    lift = frame["offer_kind"].map(econ.lift_prior).fillna(0.0)
-    gain = lift * frame["customer_value"] - frame["offer_cost"] - contact_cost
+    lifts = option_lifts(frame, econ.lift_prior, uplift, frame["exclusion"].isna().to_numpy())
+    gain = lifts.offer * frame["customer_value"] - frame["offer_cost"] - contact_cost
     # the same message without compensation is always an option: keep the offer only when it pays more
-    plain_gain = econ.lift_prior.get("none", 0.0) * frame["customer_value"] - contact_cost
+    plain_gain = lifts.plain * frame["customer_value"] - contact_cost
     aggrieved = frame["segment"] == "aggrieved"
     # an aggrieved customer is owed the apology whatever they are worth; only compensation must pay
     plain = (plain_gain > gain) | (aggrieved & (gain <= econ.min_expected_gain))
     frame.loc[plain, "offer_kind"] = "none"
     frame.loc[plain, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
     frame["expected_gain"] = np.where(plain, plain_gain, gain).round(2)
-    lift = frame["offer_kind"].map(econ.lift_prior).fillna(0.0)
     cost = frame["offer_cost"] + contact_cost
 
     owed = aggrieved & (frame["expected_gain"] <= econ.min_expected_gain)
     eligible = frame["exclusion"].isna() & ((frame["expected_gain"] > econ.min_expected_gain) | aggrieved)
     holdout = pd.Series(False, index=frame.index)
-    holdout[eligible] = assign_holdout(
-        config.campaign_id, frame.loc[eligible, ["customer_id", "segment"]], config.holdout_share
-    )
-
+    key = holdout_key or config.campaign_id
+    holdout[eligible] = assign_holdout(key, frame.loc[eligible, ["customer_id", "segment"]], config.holdout_share)
     ratio = frame["expected_gain"] / cost.clip(lower=0.01)
+    # message/offer variants, drawn after the holdout among the rest; the budget is walked in the same order
+    # with each customer's dearest variant, so who is reached does not depend on the variant drawn
+    frame["variant"] = None
+    walk_cost = frame["offer_cost"]
+    if config.variants:
+        drawn = eligible & ~holdout
+        frame.loc[drawn, "variant"] = draw_variants(key, frame.loc[drawn, ["customer_id", "segment"]], config)
+        before = frame["offer_cost"]
+        frame, walk_cost = variant_offers(frame, frame["variant"], config, policy)
+        changed = frame["offer_cost"] != before
+        frame.loc[changed, "expected_gain"] = (
+            lifts.offer * frame["customer_value"] - frame["offer_cost"] - contact_cost
+        )[changed].round(2)
+
     order = ratio[eligible].sort_values(ascending=False, kind="stable").index
     within = pd.Series(False, index=frame.index)
     within[order] = spend_budget(
-        frame.loc[order, "offer_cost"].to_numpy(dtype=float),
+        walk_cost[order].to_numpy(dtype=float),
         holdout[order].to_numpy(dtype=bool),
         config.budget,
     )
@@ -300,32 +344,18 @@ def decide(candidates: pd.DataFrame, config: CampaignConfig, policy: Compensatio
     frame.loc[unfunded, "expected_gain"] = plain_gain[unfunded].round(2)
     within |= unfunded
     # the reasons quote what was decided: for those now sent the message alone, its lift and cost
-    lift = frame["offer_kind"].map(econ.lift_prior).fillna(0.0)
+    lift, by_model, frame["predicted_uplift"] = lifts.chosen(frame["offer_kind"] == "none")
     cost = frame["offer_cost"] + contact_cost
 
     frame["action"] = np.select(
         [eligible & within & holdout, eligible & within], ["holdout", "contact"], default="skip"
     )
     frame["arm"] = frame["action"].map({"contact": "treatment", "holdout": "holdout"})
+    frame.loc[frame["action"] != "contact", "variant"] = None
 
     frame["last_order_at"] = last_order_times(frame.get("last_day"), len(frame))
-    reasons = _reasons(frame, cost, lift, symbol, eligible, within, owed, unfunded, rank)
+    reasons = _reasons(frame, cost, lift, by_model, symbol, eligible, within, owed, unfunded, rank)
     frame["reason"] = pd.Series(reasons, index=frame.index, dtype=object)  # as text, not inferred as str dtype
-    return frame[
-        DECISION_COLUMNS
-        + [
-            c
-            for c in (
-                "expected_spend",
-                "mean_spend",
-                "order_id",
-                "description",
-                "occurred_at",
-                "resolved_at",
-                "unresolved",
-                "locale",
-                "time_zone",
-            )
-            if c in frame.columns
-        ]
-    ]
+    passthrough = ("expected_spend", "mean_spend", "order_id", "description", "occurred_at", "resolved_at",
+                   "unresolved", "locale", "time_zone", *STORED)  # fmt: skip
+    return frame[DECISION_COLUMNS + [c for c in dict.fromkeys(passthrough) if c in frame.columns]]

@@ -1,11 +1,12 @@
 """The random holdout: deterministic, so a re-run makes the same split, and stratified by segment.
 
-A campaign splits a whole run at once (`assign_holdout`); a service recovery decides one customer per event
-(`held_out`). Both draw the same per-(campaign, customer) number, `hash_unit`.
+A campaign splits a whole run at once (`assign_holdout`), drawn afresh for each run (`run_key`); a service
+recovery decides one customer per event (`held_out`). Both draw a per-(key, customer) number, `hash_unit`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import numpy as np
@@ -23,6 +24,17 @@ def hash_unit(campaign_id: str, customer_ids: pd.Series) -> np.ndarray:
         hashlib.blake2b((prefix + cid).encode(), digest_size=8).digest() for cid in customer_ids.astype(str).tolist()
     )
     return np.frombuffer(digests, dtype=">u8").astype("float64") / 2.0**64
+
+
+def run_key(campaign_id: str, as_of: dt.datetime) -> str:
+    """The key a campaign run draws its holdout with: the campaign and the run's as-of.
+
+    A fresh draw per run: were the same customers held out run after run, everything they did since (fewer
+    contacts, fewer recent orders) would differ between the arms, and an uplift model comparing treated and
+    held-out customers with the same features would compare unlike with unlike. A re-run of the same run
+    (same as-of) draws the same split.
+    """
+    return f"{campaign_id}@{as_of.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S}"
 
 
 def assign_holdout(campaign_id: str, customers: pd.DataFrame, share: float, strata: str = "segment") -> pd.Series:

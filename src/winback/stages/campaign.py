@@ -28,14 +28,18 @@ from winback.offers.policy import CompensationPolicy
 from winback.segments.calibration import holdout_check
 from winback.segments.candidates import build_candidates
 from winback.segments.decision import decide
+from winback.segments.decision_features import stored_features
+from winback.segments.holdout import run_key
 from winback.segments.learning import updated_lifts
 from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
+from winback.segments.uplift.decision_model import train_decision_uplift
 from winback.settings import Settings
 from winback.stages import quality
 from winback.warehouse import outbox, quarantine, queries, runs
 from winback.warehouse.db import make_engine
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.models import CampaignRun, Decision
+from winback.warehouse.past_outcomes import past_outcomes
 from winback.warehouse.quality import Findings, QualityRules
 from winback.warehouse.returns import measured_lift_by_offer_kind
 from winback.warehouse.source import SourceTables
@@ -192,23 +196,21 @@ def decide_run(
     gated: quality.GatedReads | None = None,
     src: SourceTables | None = None,
 ) -> dict[str, int]:
-    """Decide every candidate and store the decisions with their reasons, in one transaction.
+    """Decide every candidate and store the decisions with their reasons and features, in one transaction.
 
     With `gated` (the data-quality gate's verdict), the customers it skipped get their decision rows and the
     run's quarantine is stored in the same transaction.
     """
     findings = gated.findings if gated is not None else Findings()
-    decisions, lifts = _decisions(
+    decisions, lifts, uplift = _decisions(
         engine, run.as_of, run.run_id, scored, failures, reach, config, policy, findings, src=src
     )
-    if gated is not None and len(gated.skipped):
-        decisions = pd.concat([decisions, quality.skip_decisions(gated.skipped, list(decisions.columns))],
-                              ignore_index=True)  # fmt: skip
+    decisions = _with_gate_skips(decisions, gated)
     counts = decisions["action"].value_counts().to_dict()
     set_aside = quality.masked_findings(findings)
     with _tx(engine) as (session, conn):
         if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
-            runs.record_decisions(conn, run.run_id, decisions)
+            runs.record_decisions(conn, run.run_id, decisions, stored_features(decisions))
             quarantine.store(conn, run.run_id, set_aside)
         runs.advance(
             session,
@@ -217,6 +219,7 @@ def decide_run(
             decisions={k: int(v) for k, v in counts.items()},
             model=model,
             lift_used={k: round(v, 4) for k, v in lifts.items()},
+            uplift=uplift,
             quarantined=len(set_aside),
         )
         session.flush()
@@ -241,10 +244,10 @@ def preview_run(
     The data-quality gate runs as in a real run; its quarantine is summarised, not stored.
     """
     findings = gated.findings if gated is not None else Findings()
-    decisions, lifts = _decisions(engine, as_of, None, scored, failures, reach, config, policy, findings, src=src)
-    if gated is not None and len(gated.skipped):
-        decisions = pd.concat([decisions, quality.skip_decisions(gated.skipped, list(decisions.columns))],
-                              ignore_index=True)  # fmt: skip
+    decisions, lifts, uplift = _decisions(
+        engine, as_of, None, scored, failures, reach, config, policy, findings, src=src
+    )
+    decisions = _with_gate_skips(decisions, gated)
     contacted = decisions.loc[decisions["action"] == "contact"]
     offers = contacted.loc[contacted["offer_kind"] != "none"]
     return {
@@ -255,9 +258,17 @@ def preview_run(
         "offer_cost": round(float(offers["offer_cost"].sum()), 2),
         "budget": config.budget,
         "lift_used": {k: round(v, 4) for k, v in lifts.items()},
+        "uplift": uplift,
         "sample_reasons": contacted["reason"].head(5).tolist(),
         "quality": quality.quality_summary(quality.masked_findings(findings), None),
     }
+
+
+def _with_gate_skips(decisions: pd.DataFrame, gated: quality.GatedReads | None) -> pd.DataFrame:
+    """The decisions plus a skip row for each customer the data-quality gate set aside whole."""
+    if gated is None or not len(gated.skipped):
+        return decisions
+    return pd.concat([decisions, quality.skip_decisions(gated.skipped, list(decisions.columns))], ignore_index=True)
 
 
 def _counts(frame: pd.DataFrame, columns: list[str]) -> dict[str, int]:
@@ -276,8 +287,10 @@ def _decisions(
     findings: Findings | None = None,
     *,
     src: SourceTables | None = None,
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Every candidate's decision, with the lifts measured so far in place of the priors where known.
+    with_uplift: bool = True,
+) -> tuple[pd.DataFrame, dict[str, float], dict[str, Any]]:
+    """Every candidate's decision, with the lifts measured so far in place of the priors where known, and the
+    uplift model trained from the closed runs where it has the evidence (its summary is the third value).
 
     Contact data is checked for the candidates only (see stages.quality): phone numbers before SMS is
     kept, time zones and locales of those to be messaged; what is set aside goes to `findings`.
@@ -285,8 +298,10 @@ def _decisions(
     findings = findings if findings is not None else Findings()
     with engine.connect() as conn:
         history = runs.contact_history(conn, as_of, exclude_run_id=run_id)
+        history = history.merge(past_outcomes(conn, as_of, run_id), on="customer_id", how="outer")
         suppressed = runs.suppressions(conn)
         measured = measured_lift_by_offer_kind(conn, config.campaign_id, as_of)
+        uplift = train_decision_uplift(conn, config.campaign_id, as_of) if with_uplift else None
     lifts = updated_lifts(config.economics.lift_prior, measured)
     if lifts != config.economics.lift_prior:
         economics = config.economics.model_copy(update={"lift_prior": lifts})
@@ -296,8 +311,25 @@ def _decisions(
     src = src or SourceTables.from_settings(Settings())
     with engine.connect() as conn:
         candidates = quality.screen_sms_phones(conn, src, candidates, suppressed, findings)
-        decisions = quality.contact_fallbacks(conn, src, decide(candidates, config, policy), reach, findings)
-    return decisions, lifts
+        decided = decide(candidates, config, policy, uplift, run_key(config.campaign_id, as_of))
+        decisions = quality.contact_fallbacks(conn, src, decided, reach, findings)
+    return decisions, lifts, uplift.summary if uplift else {}
+
+
+def decisions_for(
+    engine: Engine,
+    as_of: dt.datetime,
+    run_id: int | None,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+    *,
+    with_uplift: bool = True,
+) -> pd.DataFrame:
+    """What a run would decide, stored nowhere; ``with_uplift=False``: on the per-offer-kind lift alone."""
+    return _decisions(engine, as_of, run_id, scored, failures, reach, config, policy, with_uplift=with_uplift)[0]
 
 
 def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
@@ -341,6 +373,7 @@ def queue_run_messages(
                 now,
                 quiet_start_hour=config.contact.quiet_start_hour,
                 quiet_end_hour=config.contact.quiet_end_hour,
+                variants=config.variants,
             )
             if not checked:
                 check_templates(rows)  # a broken template stops the run before anything is queued

@@ -26,7 +26,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -37,6 +39,28 @@ NAMING_CONVENTION = {
 }
 
 Money = Numeric(12, 2)
+
+
+class SerialisedJSON(TypeDecorator[Any]):
+    """A JSON column that also takes values already serialised (text), as they are.
+
+    A million decisions' features are serialised by pandas in one call (``to_json(lines=True)``), several
+    times faster than one ``json.dumps`` per row; the text must then reach the column unchanged, not be
+    serialised a second time as a JSON string. Anything else (a dict) is serialised as JSON would be.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        inner = self.impl_instance.bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if value is None or isinstance(value, str) or inner is None:
+                return value
+            return inner(value)
+
+        return process
 
 
 class Base(DeclarativeBase):
@@ -120,6 +144,13 @@ class Decision(Base):
     last_order_at: Mapped[dt.datetime | None]
     # what the offer is worth in money after the policy's caps: a percent code's most it may take off
     offer_amount: Mapped[float | None]
+    # what the decision knew (segments.decision_features): an uplift model trains on these, never on what
+    # happened after the decision; None for decisions recorded before revision 0005
+    features: Mapped[dict[str, Any] | None] = mapped_column(SerialisedJSON)
+    # the uplift model's predicted effect of the decided message on the return probability (None: no model)
+    predicted_uplift: Mapped[float | None]
+    # the message/offer variant the customer was randomised to (None: the campaign declares none, or held out)
+    variant: Mapped[str | None] = mapped_column(String(32))
 
     def __repr__(self) -> str:
         return f"Decision(run_id={self.run_id}, customer_id={self.customer_id!r}, action={self.action!r})"

@@ -246,6 +246,7 @@ CONTACT_COLUMNS = [
     "resolved_at",
     "description",
     "last_order_at",
+    "variant",
 ]
 
 
@@ -279,6 +280,7 @@ def contacts_to_queue(
             Offer.expires_at,
             *(src.col(f, n) for n in ("order_id", "occurred_at", "resolved_at", "description")),
             Decision.last_order_at,
+            Decision.variant,
         )
         .join(cu, src.col(cu, "customer_id") == Decision.customer_id)
         .outerjoin(Offer, and_(Offer.run_id == Decision.run_id, Offer.customer_id == Decision.customer_id))

@@ -29,6 +29,9 @@ def explain(customer_id: CustomerArg) -> None:
         decision = latest_decision(conn, customer_id)
         if decision is None:
             _not_decided(conn, engine, src, customer_id, "no decision")
+        from winback.segments.uplift.explain import uplift_lines
+
+        uplift = uplift_lines(conn, decision["run_id"], customer_id)
     cur = decision["currency"]
     say(
         f"{customer_id} · campaign {decision['campaign_id']} · as of {decision['as_of']:%Y-%m-%d} · "
@@ -45,6 +48,8 @@ def explain(customer_id: CustomerArg) -> None:
     ]
     if any(figures):
         say("figures: " + " · ".join(f for f in figures if f))
+    for line in uplift:
+        say(line)
 
 
 def _not_decided(conn: Connection, engine: Engine, src: SourceTables, customer_id: str, missing: str) -> None:

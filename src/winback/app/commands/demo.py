@@ -23,7 +23,10 @@ app = typer.Typer()
 @app.command("demo")
 def demo(
     customers: Annotated[int, typer.Option(help="demo warehouse size")] = 20_000,
-    true_lift: Annotated[float, typer.Option(help="simulated true effect of contact on return probability")] = 0.05,
+    true_lift: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(help="one true effect of contact on return probability for all (default: varied per customer)"),
+    ] = None,
     out: Annotated[Path, typer.Option(help="report folder")] = Path("demo_out"),
     database: Annotated[
         Optional[Path],  # noqa: UP045

@@ -46,4 +46,4 @@ def show(campaign: Annotated[Optional[str], typer.Option(help="campaign id")] = 
         say("no model yet: run a campaign first")
         raise typer.Exit(1)
     shown = {"run_id": run["id"], "campaign_id": run["campaign_id"], "as_of": str(run["as_of"])}
-    print_json(shown | {"model": stats["model"], "lift_used": stats.get("lift_used")})
+    print_json(shown | {"model": stats["model"], "lift_used": stats.get("lift_used"), "uplift": stats.get("uplift")})

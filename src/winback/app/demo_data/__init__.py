@@ -37,6 +37,7 @@ the data depend on (customers, seed, as_of, history_days) only — not on `chunk
 
 from __future__ import annotations
 
+from winback.app.demo_data.replay import simulate_heterogeneous_response
 from winback.app.demo_data.response import ResponseSummary, simulate_campaign_response
 from winback.app.demo_data.tables import demo_truth, table_counts
 from winback.app.demo_data.writing import DemoDataExistsError, DemoSummary, generate_demo_warehouse
@@ -48,5 +49,6 @@ __all__ = [
     "demo_truth",
     "generate_demo_warehouse",
     "simulate_campaign_response",
+    "simulate_heterogeneous_response",
     "table_counts",
 ]

@@ -8,7 +8,7 @@ and the measured lift can be checked against the truth.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +44,7 @@ class ResponseSummary:
     orders_inserted: int
     coupons_used: int
     replaced_orders: int  # "R<run>-" orders deleted first because of an earlier simulation of this run
+    kinds: dict[str, int] = field(default_factory=dict)  # heterogeneous effects: decided customers per kind
 
     @property
     def measured_lift(self) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Engine, Float, MetaData, String, Table, func, select
+from sqlalchemy import Boolean, Column, DateTime, Engine, Float, Integer, MetaData, Numeric, String, Table, func, select
 
 from winback.warehouse.models import NAMING_CONVENTION, DemoConsent, DemoCustomer, DemoOrder, DemoServiceFailure
 
@@ -15,6 +15,19 @@ demo_truth = Table(
     Column("daily_rate", Float, nullable=False, comment="λ: expected orders per day while alive"),
     Column("alive_at_as_of", Boolean, nullable=False, comment="has not dropped out by as_of"),
     Column("spend_scale", Float, nullable=False, comment="expected order value, currency units"),
+)
+
+# Orders a contact talked a customer out of, in a replayed past run (demo_data.replay): kept, so that simulating
+# the run again first puts them back and the simulation stays repeatable.
+withheld_orders = Table(
+    "demo_withheld_orders",
+    truth_metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("run_id", Integer, nullable=False, index=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("ordered_at", DateTime(timezone=True), nullable=False),
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("coupon_code", String(32)),
 )
 
 TABLES: dict[str, Table] = {

@@ -119,8 +119,38 @@ class Trees:
 
 Base = Linear | Trees
 
+# A tree column with fewer values than this in the rows one model is fitted on (the treated arm of one fold,
+# say) is set to a constant there and when predicting: no leaf could hold so few rows anyway, and histogram
+# gradient boosting fails outright on a column with no value left after its early-stopping split.
+MIN_COLUMN_VALUES = 20
+
+
+@dataclass
+class _Sparse:
+    """A tree model fitted with its too-sparse columns made constant; those columns are ignored when predicting."""
+
+    model: Any
+    dead: np.ndarray
+
+    @staticmethod
+    def fill(x: np.ndarray, dead: np.ndarray) -> np.ndarray:
+        if not dead.any():
+            return x
+        out = x.copy()
+        out[:, dead] = 0.0
+        return out
+
+
+def _fit_trees(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
+    dead = (~np.isnan(x)).sum(axis=0) < MIN_COLUMN_VALUES
+    if not dead.any():
+        return model.fit(x, y)
+    return _Sparse(model.fit(_Sparse.fill(x, dead), y), dead)
+
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    if isinstance(model, _Sparse):
+        model, x = model.model, _Sparse.fill(x, model.dead)
     with threads_for(len(x)):
         if hasattr(model, "predict_proba"):
             return model.predict_proba(x)[:, 1]
@@ -140,11 +170,14 @@ class _Fitter:
         if self.binary and np.unique(y).size < 2:
             return Constant(float(y.mean()) if y.size else 0.0)
         with threads_for(len(y)):
-            return self.base.outcome_model(self.binary, len(y), self.categorical, self.seed).fit(x, y)
+            return self._fit(self.base.outcome_model(self.binary, len(y), self.categorical, self.seed), x, y)
 
     def effect(self, x: np.ndarray, target: np.ndarray) -> Any:
         with threads_for(len(target)):
-            return self.base.effect_model(len(target), self.categorical, self.seed).fit(x, target)
+            return self._fit(self.base.effect_model(len(target), self.categorical, self.seed), x, target)
+
+    def _fit(self, model: Any, x: np.ndarray, y: np.ndarray) -> Any:
+        return _fit_trees(model, x, y) if self.base.layout == "trees" else model.fit(x, y)
 
 
 class MetaLearner:

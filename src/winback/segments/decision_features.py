@@ -1,0 +1,69 @@
+"""What a decision knew about a customer, stored with it so that an uplift model can learn from past runs.
+
+A model of "who responds to being contacted" is trained on earlier runs' treated and held-out customers. It
+must see each of them as the decision did: anything measured later (the return itself, orders placed in the
+window, a failure resolved afterwards) would leak the outcome into the features. So the features are taken
+from the frame the decision was made on, at that moment, and stored with it (wb_decisions.features).
+
+The decision's own columns (segment, offer, p_active, ...) are features already; the rest (:data:`STORED`)
+goes into a JSON object per decision, serialised column by column when the decisions are stored
+(`warehouse.json_rows`) and read back for a whole run at once by pandas (`features_frame`).
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pandas as pd
+
+# What a decision knew beyond its own columns (segment, failure category, severity, p_active, customer value,
+# offer kind, value, amount and cost, channel are stored as columns already). Time-relative values are in
+# days before the decision, never dates. A column the run does not have (no failures, no models) is left out.
+STORED: tuple[str, ...] = (
+    # the customer's orders and the customer-base models' scores (rfm, scoring)
+    *("frequency", "recency", "T", "days_since_last", "mean_spend", "total_spend"),
+    *("expected_orders", "expected_spend", "overdue_ratio"),
+    # the failure behind an aggrieved customer's segment
+    *("unresolved", "order_amount", "grievance", "failures", "days_since_failure", "days_to_resolve"),
+    # where they are, and winback's own history with them, counted only from before the decision
+    *("locale", "days_since_contact", "messages_30d", "past_contacts", "past_returns"),
+)
+# The decision's own columns that are features too (for a held-out customer, the offer they would have got).
+DECISION_COLUMNS: tuple[str, ...] = (
+    *("segment", "failure_category", "severity", "p_active", "customer_value", "channel"),
+    *("offer_kind", "offer_value", "offer_amount", "offer_cost"),
+)
+COUNTRY_FROM_LOCALE = r"[_-]([A-Za-z]{2})$"
+
+
+def country_of(locale: pd.Series) -> pd.Series:
+    """'de_DE' → 'DE', 'en-GB' → 'GB'; missing where the locale names no country."""
+    return locale.astype("string").str.extract(COUNTRY_FROM_LOCALE, expand=False).str.upper()
+
+
+def stored_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`STORED` columns the decision frame has, in the frame's order: what goes in ``features``."""
+    return frame[[name for name in STORED if name in frame.columns]]
+
+
+def model_frame(decisions: pd.DataFrame) -> pd.DataFrame:
+    """The features an uplift model sees: the decision's own feature columns, the stored ones, and ``country``.
+
+    ``decisions`` holds decision columns and/or stored features already parsed (:func:`features_frame`).
+    """
+    names = [n for n in (*DECISION_COLUMNS, *STORED) if n in decisions.columns and n != "locale"]
+    out = decisions[names].copy()
+    if "locale" in decisions.columns:
+        out["country"] = country_of(decisions["locale"]).astype(object)
+    return out
+
+
+def features_frame(texts: pd.Series | list[str | None]) -> pd.DataFrame:
+    """Stored features back as a frame, one row per text in order; a missing text gives an all-missing row."""
+    values = pd.Series(texts, dtype=object).reset_index(drop=True)
+    present = values.notna()
+    if not present.any():
+        return pd.DataFrame(index=values.index)
+    parsed = pd.read_json(StringIO("\n".join(values[present].tolist())), lines=True, orient="records", dtype=False)
+    parsed.index = values.index[present.to_numpy()]
+    return parsed.reindex(values.index)

@@ -1,0 +1,189 @@
+"""The uplift model a campaign run decides with, trained at its start from winback's own randomized holdouts.
+
+Data: every closed, tracked run of the campaign (`warehouse.uplift_history`): its treated and held-out
+customers, as their decisions saw them (stored features, never what happened afterwards), and whether they
+came back inside the attribution window. The treatment was randomized within each (run, segment), with that
+cell's treated share as its known propensity. Runs are kept whole when splitting (``groups``), so the
+model is checked on runs it never saw, as the next run will be.
+
+When the model decides (the fallback rule): for an offer kind, the model's predicted uplift replaces the
+per-offer-kind lift (`segments.learning`) only when
+
+* at least :data:`MIN_HOLDOUT_PER_KIND` held-out and as many treated customers of that kind (the message
+  alone counts as the kind ``none``) are in closed, tracked windows, and
+* the model ranks better than random on the runs held out from its fit (validation Qini above 0).
+
+Otherwise the kind keeps the per-offer-kind lift, and each decision's reason says which was used.
+
+Speed: at most :data:`MAX_TRAINING_ROWS` customers are used (a random sample, the same for a given state),
+and the learner is chosen on at most 100,000 of them (`selection.fit_uplift`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection
+
+from winback.errors import DataError
+from winback.segments.decision_features import features_frame, model_frame
+from winback.segments.uplift.learners import Candidate
+from winback.segments.uplift.model import UpliftModel
+from winback.segments.uplift.selection import DEFAULT_CANDIDATES, fit_uplift
+from winback.warehouse.uplift_history import closed_run_arms
+
+MIN_HOLDOUT_PER_KIND = 200
+MAX_TRAINING_ROWS = 200_000
+MODEL_SOURCE = "uplift model"
+LIFT_SOURCE = "per offer kind"
+
+
+@dataclass(frozen=True)
+class DecisionUplift:
+    """A fitted model (or None), which offer kinds it decides for, and what the run stores about it."""
+
+    model: UpliftModel | None
+    trusted: frozenset[str] = frozenset()
+    summary: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)  # a typical customer: medians and commonest levels
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted uplift (return probability, treated minus not) for decision frames of any run.
+
+        Features the model knows but the frame lacks (a run without failures has no failure columns) are
+        missing values, which the model was fitted to handle.
+        """
+        if self.model is None:
+            return np.full(len(frame), np.nan)
+        inputs = model_frame(frame)
+        absent = [c for c in self.model.encoder.features if c not in inputs.columns]
+        if absent:
+            inputs = inputs.assign(**dict.fromkeys(absent, np.nan))
+        return self.model.predict(inputs)
+
+
+def _no_model(note: str, **facts: Any) -> DecisionUplift:
+    return DecisionUplift(None, frozenset(), {"used": False, "note": note, **facts})
+
+
+def training_frame(arms: pd.DataFrame) -> pd.DataFrame:
+    """Features, treatment (0/1), outcome (returned, 0/1), run and known propensity, one row per customer."""
+    stored = features_frame(arms["features"]).set_axis(arms.index)
+    decided = arms.drop(columns=["features"]).join(stored.drop(columns=arms.columns, errors="ignore"))
+    frame = model_frame(decided)
+    frame["treated"] = (arms["arm"] == "treatment").astype(int).to_numpy()
+    frame["returned"] = arms["returned"].astype(int).to_numpy()
+    frame["run_id"] = arms["run_id"].to_numpy()
+    cell = [arms["run_id"], arms["segment"]]
+    frame["propensity"] = frame.groupby(cell)["treated"].transform("mean").to_numpy()
+    return frame
+
+
+def evidence_by_kind(arms: pd.DataFrame) -> pd.DataFrame:
+    """Treated and held-out customers per offer kind, over the closed runs: what the fallback rule counts."""
+    counts = pd.crosstab(arms["offer_kind"].fillna("none"), arms["arm"])
+    return counts.reindex(columns=["treatment", "holdout"], fill_value=0).rename_axis(None, axis=1)
+
+
+def train_decision_uplift(
+    conn: Connection,
+    campaign_id: str,
+    as_of: Any,
+    *,
+    seed: int = 0,
+    min_holdout_per_kind: int = MIN_HOLDOUT_PER_KIND,
+    max_rows: int = MAX_TRAINING_ROWS,
+    candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES,
+) -> DecisionUplift:
+    """Fit the uplift model a run of ``campaign_id`` at ``as_of`` decides with, from the runs closed by then.
+
+    Parameters
+    ----------
+    conn
+        winback's state (decisions with features, tracked returns).
+    min_holdout_per_kind
+        The fallback rule's threshold (see the module docstring).
+    candidates
+        The learners to choose from (`explain` passes the one chosen at decision time, to refit it quickly).
+
+    Returns
+    -------
+    DecisionUplift
+        Without a model when no offer kind has enough evidence or the fit fails on the data; its
+        ``summary`` says why, or how the model was chosen and checked.
+    """
+    arms = closed_run_arms(conn, campaign_id, as_of)
+    if arms.empty:
+        return _no_model("no closed, tracked run with stored features yet")
+    evidence = evidence_by_kind(arms)
+    enough = evidence[(evidence["holdout"] >= min_holdout_per_kind) & (evidence["treatment"] >= min_holdout_per_kind)]
+    facts: dict[str, Any] = {
+        "runs": int(arms["run_id"].nunique()),
+        "customers": len(arms),
+        "holdout_by_kind": {str(k): int(v) for k, v in evidence["holdout"].items()},
+        "min_holdout_per_kind": min_holdout_per_kind,
+    }
+    if enough.empty:
+        return _no_model(
+            f"fewer than {min_holdout_per_kind} closed-window holdout customers of every offer kind", **facts
+        )
+    if len(arms) > max_rows:
+        arms = arms.sample(n=max_rows, random_state=seed).sort_index()
+        facts["sampled"] = max_rows
+    frame = training_frame(arms)
+    runs = int(frame["run_id"].nunique())
+    exclude = ("treated", "returned", "run_id", "propensity")
+    # a feature no customer has a value for (no failures in these runs) tells nothing, and trees refuse it
+    names = [c for c in frame.columns if c not in exclude and frame[c].notna().any()]
+    try:
+        model, report = fit_uplift(
+            frame,
+            "treated",
+            "returned",
+            names,
+            propensity=frame["propensity"].to_numpy(),
+            groups="run_id" if runs >= 2 else None,
+            validation_share=0.25,
+            candidates=candidates,
+            seed=seed,
+        )
+    except DataError as exc:  # an arm too small once split, a constant outcome: decide without the model
+        return _no_model(f"the uplift model could not be fitted: {exc}", **facts)
+    qini = report.validation_qini
+    validated = bool(np.isfinite(qini) and qini > 0)
+    trusted = frozenset(str(k) for k in enough.index) if validated else frozenset()
+    summary = {
+        **facts,
+        "used": bool(trusted),
+        "note": "" if validated else "the model ranked no better than random on the runs held out from its fit",
+        "trusted_kinds": sorted(trusted),
+        "learner": report.chosen,
+        "candidate": next(i for i, c in enumerate(candidates) if c.name == report.chosen),
+        "cv_qini": report.cv_qini,
+        "validation_qini": None if not np.isfinite(qini) else qini,
+        "validation_qini_low": None if not np.isfinite(report.validation_qini_low) else report.validation_qini_low,
+        "validation_qini_high": None if not np.isfinite(report.validation_qini_high) else report.validation_qini_high,
+        "n_training": report.n_training,
+        "n_validation": report.n_validation,
+    }
+    return DecisionUplift(model, trusted, summary, _typical(frame[names]))
+
+
+def _typical(frame: pd.DataFrame) -> dict[str, Any]:
+    """A typical customer, for the explanations to compare against: each feature's median or commonest value.
+
+    Missing counts as a value: where most customers have none (a lapsed customer's failure), typical is none.
+    """
+    out: dict[str, Any] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.isna().mean() > 0.5:
+            out[name] = None
+        elif pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+            out[name] = float(pd.to_numeric(column, errors="coerce").astype(float).median())
+        else:
+            out[name] = column.dropna().astype(str).value_counts().index[0]
+    return out
