@@ -117,8 +117,10 @@ class SourceTables:
     a misconfiguration (see `delivery.dispatch.send_time_source`), not a database that has no such table.
     """
 
-    def __init__(self, mapping: SourceMapping, *, mapped: bool = False) -> None:
+    def __init__(self, mapping: SourceMapping, *, mapped: bool = False, warehouse_url: str | None = None) -> None:
         self.mapped = mapped
+        # where these tables are read, read only (None: the same database as winback's state)
+        self.warehouse_url = warehouse_url
         m, s = mapping, mapping.schema_name
         self.customers = _table(
             m.customers.table,
@@ -166,8 +168,26 @@ class SourceTables:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourceTables:
-        """The tables WINBACK_SOURCE_MAPPING names (the file is read now), else the demo's."""
-        return cls(SourceMapping.load(settings.source_mapping), mapped=settings.source_mapping is not None)
+        """The tables WINBACK_SOURCE_MAPPING names (the file is read now), else the demo's, in the warehouse
+        WINBACK_WAREHOUSE_URL names (None when that is winback's own database)."""
+        warehouse = settings.warehouse_url if settings.separate_warehouse else None
+        return cls(
+            SourceMapping.load(settings.source_mapping),
+            mapped=settings.source_mapping is not None,
+            warehouse_url=warehouse,
+        )
+
+    def reader(self, state: Engine) -> Engine:
+        """The engine to read these tables with: the warehouse's (read only), else `state` when they live there.
+
+        Every read of the source goes through it; nothing that joins a source table with winback's own may,
+        since the two may be different databases (see warehouse.crossread).
+        """
+        if self.warehouse_url is None or self.warehouse_url == state.url.render_as_string(hide_password=False):
+            return state
+        from winback.warehouse.readonly import warehouse_engine_for
+
+        return warehouse_engine_for(self.warehouse_url)
 
     @staticmethod
     def col(t: TableClause, name: str):  # type: ignore[no-untyped-def]
