@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from winback.app.commands.common import load_settings, open_database
+
 SHOWN = 50  # rows printed; --csv writes them all
 console = Console()
 
@@ -23,23 +25,14 @@ def quality(
 ) -> None:
     """List the source rows a run quarantined (table, record, field, value, problem), or write them as CSV."""
     from winback.warehouse import quarantine
-    from winback.warehouse.db import make_engine
-    from winback.warehouse.migrate import current, head
 
-    engine = make_engine()
-    try:
-        if current(engine=engine) != head():
-            console.print("[red]error:[/red] winback's tables are not up to date: run `winback db upgrade`")
-            raise typer.Exit(2)
-        with engine.connect() as conn:
-            run = run_id if run_id is not None else quarantine.latest_run_id(conn)
-            if run is None:
-                console.print("no campaign runs yet: run a campaign first")
-                raise typer.Exit(1)
-            frame = quarantine.rows(conn, run)
-            counts = quarantine.counts(conn, run)
-    finally:
-        engine.dispose()
+    with open_database(load_settings()) as (engine, _), engine.connect() as conn:  # at the latest revision
+        run = run_id if run_id is not None else quarantine.latest_run_id(conn)
+        if run is None:
+            console.print("no campaign runs yet: run a campaign first")
+            raise typer.Exit(1)
+        frame = quarantine.rows(conn, run)
+        counts = quarantine.counts(conn, run)
     console.print(quarantine.summary_line(len(frame), run).split(":", 1)[0] + f" in run {run}")
     for row in counts.itertuples(index=False):
         kind = "rows not used" if row.scope == "row" else "values set aside"
