@@ -143,3 +143,31 @@ def test_postgresql_warehouse_with_a_select_only_role(
     for statement in ("DELETE FROM orders", "CREATE TABLE wb_probe (x int)"):
         with pytest.raises(Exception, match=r"read-only|permission denied"), src.reader(state).begin() as conn:
             conn.execute(text(statement))
+
+
+def test_the_warehouse_url_defaults_to_the_database_then_to_the_demo_duckdb_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from winback.settings import DEFAULT_DATABASE_URL, DEFAULT_WAREHOUSE_FILE, Settings
+
+    monkeypatch.chdir(tmp_path)
+    alone = Settings.from_mapping({"WINBACK_DATABASE_URL": "sqlite:///state.db"})
+    assert alone.warehouse_url == "sqlite:///state.db" and not alone.separate_warehouse
+    assert SourceTables.from_settings(alone).warehouse_url is None  # one database, as before
+    assert Settings.from_mapping({}).warehouse_url == DEFAULT_DATABASE_URL
+    (tmp_path / DEFAULT_WAREHOUSE_FILE).touch()  # what `winback demo` leaves beside winback.db
+    found = Settings.from_mapping({})
+    assert found.warehouse_url == f"duckdb:///{DEFAULT_WAREHOUSE_FILE}" and found.separate_warehouse
+    named = Settings.from_mapping({"WINBACK_WAREHOUSE_URL": "duckdb:///elsewhere.duckdb"})
+    assert SourceTables.from_settings(named).warehouse_url == "duckdb:///elsewhere.duckdb"
+
+
+def test_an_unreachable_warehouse_pauses_sending_with_one_line(tmp_path: Path) -> None:
+    from winback.delivery.checks import WarehouseUnreachable, blocked_at_send_time
+
+    state = _state(tmp_path, "state.db")
+    src = SourceTables(SourceMapping(), warehouse_url=f"sqlite:///{tmp_path / 'gone' / 'warehouse.db'}")
+    rows = [{"id": "m1", "customer_id": "C1", "channel": "email"}]
+    with pytest.raises(WarehouseUnreachable, match=r"sending paused.*nothing sent unchecked") as raised:
+        blocked_at_send_time(state, src, rows)
+    assert "\n" not in str(raised.value)
