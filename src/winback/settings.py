@@ -12,12 +12,15 @@ the variable named.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///winback.db"
+DEFAULT_WAREHOUSE_FILE = "winback-warehouse.duckdb"  # beside the default winback.db: what `winback demo` builds
+DEFAULT_WAREHOUSE_URL = f"duckdb:///{DEFAULT_WAREHOUSE_FILE}"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 DEFAULT_SINK_PATH = "outbox_sink.jsonl"
 DEV_UNSUBSCRIBE_SECRET = "winback-dev-unsubscribe-secret"
@@ -37,8 +40,16 @@ class Settings(BaseSettings):
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
         validation_alias="WINBACK_DATABASE_URL",
-        description="SQLAlchemy URL of the database holding the source tables and winback's own "
-        "(`postgres://` accepted as hosting providers give it). Default: winback.db in the working directory.",
+        description="SQLAlchemy URL of winback's own state (runs, decisions, offers, outbox, events), and of the "
+        "source tables too unless WINBACK_WAREHOUSE_URL is set (`postgres://` accepted as hosting providers give "
+        "it). Default: winback.db in the working directory.",
+    )
+    warehouse_url_setting: str | None = Field(
+        None,
+        validation_alias="WINBACK_WAREHOUSE_URL",
+        description="SQLAlchemy URL of the business's warehouse holding the source tables, opened read only "
+        "(`duckdb:///file.duckdb`, `postgresql://`, `sqlite:///`, `snowflake://`, `bigquery://`). Default: "
+        "winback-warehouse.duckdb beside the default winback.db when that file exists, else WINBACK_DATABASE_URL.",
     )
     source_mapping: str | None = Field(
         None,
@@ -217,6 +228,25 @@ class Settings(BaseSettings):
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
         """Settings from these variables only (tests, a job description), ignoring the process environment."""
         return _MappingOnly(**dict(env))
+
+    @property
+    def warehouse_url(self) -> str:
+        """Where the source tables are read (read only): WINBACK_WAREHOUSE_URL, else the discoverable default.
+
+        Unset, with WINBACK_DATABASE_URL unset too and `winback-warehouse.duckdb` beside the default
+        `winback.db` (what `winback demo` builds), that DuckDB file; otherwise the database URL, so a
+        single-database set-up works as it always has.
+        """
+        if self.warehouse_url_setting:
+            return self.warehouse_url_setting
+        if self.database_url == DEFAULT_DATABASE_URL and Path(DEFAULT_WAREHOUSE_FILE).exists():
+            return DEFAULT_WAREHOUSE_URL
+        return self.database_url
+
+    @property
+    def separate_warehouse(self) -> bool:
+        """Whether the source tables live apart from winback's state."""
+        return self.warehouse_url != self.database_url
 
     @property
     def sending_to_providers(self) -> bool:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 
-from winback.errors import ConfigError
+from winback.errors import ConfigError, DeliveryError
 from winback.settings import Settings
 from winback.warehouse import outbox
+from winback.warehouse.db import error_line
 from winback.warehouse.models import Suppression
 from winback.warehouse.queries import SendTimeFlags, send_time_flags
 from winback.warehouse.source import SourceTables, missing_tables
@@ -32,6 +34,10 @@ class SourceTablesMissing(ConfigError):
     """The business's customers or consents table is not where the mapping says: consent cannot be re-checked."""
 
 
+class WarehouseUnreachable(DeliveryError):
+    """The warehouse could not be read at send time: sending pauses, the claim goes back unsent."""
+
+
 _warned_no_source = False
 
 
@@ -47,7 +53,10 @@ def send_time_source(engine: Engine, tables: SourceTables | None = None) -> Sour
     tables = tables or SourceTables.from_settings(Settings())
     configured = tables.mapped
     wanted = (tables.customers, tables.consents)
-    missing = missing_tables(engine, wanted)
+    try:
+        missing = missing_tables(tables.reader(engine), wanted)
+    except DBAPIError as exc:
+        raise WarehouseUnreachable(f"warehouse unreachable before sending ({error_line(exc)}): nothing sent") from None
     if not missing:
         return tables
     if configured or len(missing) < len(wanted):
@@ -59,14 +68,28 @@ def send_time_source(engine: Engine, tables: SourceTables | None = None) -> Sour
 
 
 def blocked_at_send_time(engine: Engine, source: SourceTables | None, rows: list[dict]) -> dict[str, str]:
-    """Row id → why it must not go now (`block_reason`); one lookup per claim, by customer id."""
+    """Row id → why it must not go now (`block_reason`); one lookup per claim, by customer id.
+
+    winback's own opt-outs come from its state, the customers' records from the warehouse in ONE query per
+    claim (a claim is a few hundred rows, under the 5,000 ids of a query). A warehouse that cannot be read
+    raises WarehouseUnreachable: the caller gives the claim back and sending pauses, nothing sent unchecked.
+    """
     customers = list({r["customer_id"] for r in rows})
     with engine.connect() as conn:
         found = conn.execute(
             select(Suppression.customer_id, Suppression.channel).where(Suppression.customer_id.in_(customers))
         )
         suppressed = {(c, ch) for c, ch in found}
-        flags = send_time_flags(conn, source, customers) if source is not None else None
+    flags = None
+    if source is not None:
+        try:
+            with source.reader(engine).connect() as warehouse:
+                flags = send_time_flags(warehouse, source, customers)
+        except DBAPIError as exc:
+            raise WarehouseUnreachable(
+                f"warehouse unreachable at send time ({error_line(exc)}): sending paused, {len(rows)} claimed "
+                "message(s) given back to the queue, nothing sent unchecked"
+            ) from None
     blocked = {}
     for row in rows:
         reason = block_reason(row["customer_id"], row["channel"], flags, suppressed)

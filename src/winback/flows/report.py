@@ -25,11 +25,12 @@ def assemble(url: str, src: SourceTables, run_id: int | None, config: CampaignCo
     Mondays at 07:00 the latest run is last Monday's, a week into its window: reporting it by default
     would present a week of returns as the campaign's result.
     """
-    with engine_for(url).connect() as conn:
+    engine = engine_for(url)
+    with engine.connect() as conn, src.reader(engine).connect() as warehouse:
         if run_id is None:
             choice = choose_report_run(conn, config.campaign_id)
             run_id, notes = choice.run_id, [*choice.notes, *notes]
-        return build_report(conn, src, run_id, config, notes)
+        return build_report(conn, src, run_id, config, notes, warehouse=warehouse)
 
 
 @task(cache_policy=NO_CACHE)

@@ -30,8 +30,9 @@ def runs_to_track(url: str, now: dt.datetime, window_days: int, run_id: int | No
 @task(cache_policy=NO_CACHE)
 def track(url: str, src: SourceTables, run_id: int, window_days: int, now: dt.datetime) -> int:
     """Rebuild one run's returns (who came back within its window); returns how many customers were measured."""
-    with engine_for(url).begin() as conn:
-        return track_run(conn, src, run_id, window_days, now)
+    engine = engine_for(url)
+    with engine.begin() as conn, src.reader(engine).connect() as warehouse:
+        return track_run(conn, src, run_id, window_days, now, warehouse=warehouse)
 
 
 @flow(name="track-returns")

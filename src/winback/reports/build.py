@@ -263,9 +263,16 @@ def unknown_notes(delivery: pd.DataFrame, run_id: int) -> list[str]:
 
 
 def build_report(
-    conn: Connection, src: SourceTables, run_id: int, config: CampaignConfig, notes: list[str] | None = None
+    conn: Connection,
+    src: SourceTables,
+    run_id: int,
+    config: CampaignConfig,
+    notes: list[str] | None = None,
+    warehouse: Connection | None = None,
 ) -> ReportData:
     """Everything the HTML report and its CSV/JSON twins show, for one tracked run.
+
+    `conn` reads winback's state, `warehouse` (default `conn`) the source tables: never joined.
 
     Period, retention curve and window come from the tracking (`tracked_window`), not from
     `config.attribution_days`: the rates are over the window `winback track` measured, so far.
@@ -276,10 +283,13 @@ def build_report(
     ).one()
     econ = config.economics
     policy = load_policy(config.policy_file)
-    frame = measured_customers(conn, run_id, dict(econ.contact_cost), econ.margin, policy.shipping_cost, src=src)
+    warehouse = warehouse if warehouse is not None else conn
+    frame = measured_customers(
+        conn, run_id, dict(econ.contact_cost), econ.margin, policy.shipping_cost, src=src, warehouse=warehouse
+    )
     overall = lift_table(frame, None)
     breakdowns = {name: lift_table(frame, [name]) for name in BREAKDOWNS if frame[name].nunique() > 0}
-    start = window.as_of
+    start, lookback = window.as_of, config.aggrieved.lookback_days
     delivery = delivery_funnel(conn, run_id)
     return ReportData(
         title=f"Retention report: {campaign_id}",
@@ -289,7 +299,7 @@ def build_report(
         breakdowns=breakdowns,
         retention=retention_curve(frame, max_days=window.curve_days),
         delivery=delivery,
-        root_causes=root_causes(conn, src, frame, start - dt.timedelta(days=config.aggrieved.lookback_days), start),
+        root_causes=root_causes(warehouse, src, frame, start - dt.timedelta(days=lookback), start),
         notes=[*(notes or []), *unknown_notes(delivery, run_id), *data_quality_notes(conn, run_id)],
         period_start=start.date(),
         period_end=window.observed_until.date(),

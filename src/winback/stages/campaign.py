@@ -90,13 +90,13 @@ def _tx(engine: Engine) -> Iterator[tuple[Session, Connection]]:
 
 
 def plan_batches(engine: Engine, src: SourceTables, batch_size: int) -> list[queries.IdRange]:
-    with engine.connect() as conn:
+    with src.reader(engine).connect() as conn:
         return queries.id_partitions(conn, src, batch_size)
 
 
 def summarise_batch(engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange) -> pd.DataFrame:
     """Recency/frequency/tenure/spend for one id range, aggregated in SQL."""
-    with engine.connect() as conn:
+    with src.reader(engine).connect() as conn:
         summary = queries.customer_summary(conn, src, as_of, id_range)
     rfm = queries.summary_to_rfm(summary, as_of)
     rfm["last_day"] = summary["last_day"]
@@ -117,7 +117,7 @@ def order_batch(
 ) -> pd.DataFrame:
     """One id range's `queries.order_summary`: aggregated in SQL, customers with odd rows flagged (the gate
     judges their rows once every batch is read, see stages.quality.gate_reads)."""
-    with engine.connect() as conn:
+    with src.reader(engine).connect() as conn:
         return queries.order_summary(conn, src, as_of, id_range, rules)
 
 
@@ -153,7 +153,7 @@ def calibrate(
 ) -> dict[str, object]:
     """The activity model's calibration check on one batch: fit to `as_of - holdout_days`, compare after."""
     cut = as_of - dt.timedelta(days=holdout_days)
-    with engine.connect() as conn:
+    with src.reader(engine).connect() as conn:
         summary = queries.customer_summary(conn, src, cut, id_range)
         actual = queries.orders_after(conn, src, cut, as_of, id_range)
     rfm = queries.summary_to_rfm(summary, cut)
@@ -175,7 +175,7 @@ def context_batch(
     Returns both frames without their bad rows, and the findings (what was quarantined, how much was read).
     """
     findings = Findings()
-    with engine.connect() as conn:
+    with src.reader(engine).connect() as conn:
         reach = queries.reachability(conn, src, id_range, findings=findings)
         known = quality.known_customers(reach, findings)
         failures = queries.open_failures(
@@ -309,7 +309,7 @@ def _decisions(
     reach = choose_channels(reach, suppressed)
     candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(as_of))
     src = src or SourceTables.from_settings(Settings())
-    with engine.connect() as conn:
+    with src.reader(engine).connect() as conn:
         candidates = quality.screen_sms_phones(conn, src, candidates, suppressed, findings)
         decided = decide(candidates, config, policy, uplift, run_key(config.campaign_id, as_of))
         decisions = quality.contact_fallbacks(conn, src, decided, reach, findings)
@@ -361,8 +361,8 @@ def queue_run_messages(
     added = 0
     checked = False
     findings = Findings()
-    with engine.connect() as reader:
-        for frame in queries.contacts_to_queue(reader, src, run.run_id):
+    with engine.connect() as reader, src.reader(engine).connect() as warehouse:
+        for frame in queries.contacts_to_queue(reader, src, run.run_id, warehouse=warehouse):
             # one message per customer even should the customers table have gained a copy since the decision
             frame = quality.screen_names(frame.drop_duplicates("customer_id"), src, findings)
             frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))

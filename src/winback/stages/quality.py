@@ -47,7 +47,7 @@ def source_rules(
     Duplicates are looked for here, once per run and only where the warehouse does not enforce the key
     (a primary key or unique constraint makes them impossible), so the batched reads can leave them out.
     """
-    with engine.connect() as conn:
+    with src.reader(engine).connect() as conn:
         schema = source_schema(conn, src)
         duplicate_orders = None if "orders" in schema.unique_keys else _repeated_orders(conn, src)
         duplicate_failures = None
@@ -106,7 +106,7 @@ def gate_reads(
     known = known_customers(reach, findings)
     read = int(summary["n_orders"].sum())
     findings.count_read(src.orders.name, read)
-    with engine.connect() as conn:
+    with src.reader(engine).connect() as conn:
         settled = settle_suspects(conn, src, summary, rules, findings, known=known, read_total=read)
     check_share(findings, src.orders.name, rules.max_bad_share)
     settled = queries.typed_summary(settled)

@@ -114,13 +114,14 @@ def _decide(
     cid = event["customer_id"]
     limits = config.data_quality
     rules = QualityRules(as_of, now, limits.max_plausible_amount, limits.max_bad_share)
-    with engine.connect() as conn:
+    with src.reader(engine).connect() as conn:  # the warehouse: the customer's record and orders
         summary = queries.customer_summary(conn, src, as_of, _one(cid), rules=rules, findings=findings)
         reach = queries.reachability(conn, src, _one(cid), findings=findings)
-        suppressed = runs.suppressions(conn, [cid])
         order_amount = None
         if event.get("order_id"):
             order_amount = order_amount_of(conn, src, event["order_id"], rules, findings)
+    with engine.connect() as conn:  # winback's state: the customer's opt-outs
+        suppressed = runs.suppressions(conn, [cid])
     if reach.empty and cid in findings.held_customers:
         problem = next(r[5] for r in findings.records if r[0] == src.customers.name and r[2] == cid)
         reason = f"skipped: their customer record is quarantined ({problem}): see `winback quality`"
@@ -145,11 +146,11 @@ def _decide(
         messages_30d=0,
         returned_since_failure=False,
     )
-    with engine.connect() as conn:  # the phone is read with phonenumbers before SMS is kept
+    with src.reader(engine).connect() as conn:  # the phone is read with phonenumbers before SMS is kept
         frame = quality.screen_sms_phones(conn, src, frame, suppressed, findings)
     left = budget_left(engine, config, now)
     decided = decide(frame, config.model_copy(update={"holdout_share": 0.0, "budget": left}), policy)
-    with engine.connect() as conn:
+    with src.reader(engine).connect() as conn:
         decided = quality.contact_fallbacks(conn, src, decided, reach, findings)
     held = held_out(CAMPAIGN_ID, cid, config.holdout_share)
     if held and decided.loc[0, "action"] == "contact" and decided.loc[0, "offer_kind"] != "none":
@@ -239,6 +240,7 @@ def recover(
         so_far = journeys.steps_so_far(conn, run_id)
         offer_given = journeys.offer_already_sent_or_queued(conn, run_id)
         offers = offers_for_run(conn, run_id)
+    with src.reader(engine).connect() as conn:
         details = queries.contact_details(conn, src, [cid])
         last = queries.last_orders(conn, src, [cid], as_of)
     if details.empty:

@@ -76,12 +76,13 @@ def returned_customers(engine: Engine, src: SourceTables) -> Callable[[list[dict
             return {}
         o = src.orders
         cid, at = src.col(o, "customer_id"), src.col(o, "ordered_at")
-        with engine.connect() as conn:
+        with engine.connect() as conn:  # the runs from winback's state, the orders from the warehouse
             starts = dict(
                 conn.execute(
                     select(CampaignRun.id, CampaignRun.as_of).where(CampaignRun.id.in_({r["run_id"] for r in later}))
                 ).all()
             )
+        with src.reader(engine).connect() as conn:
             last = dict(
                 conn.execute(
                     select(cid, func.max(at)).where(cid.in_({r["customer_id"] for r in later})).group_by(cid)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, Select, and_, case, func, or_, select
 
+from winback.warehouse.crossread import by_ids
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.quality import EARLIEST, Findings, QualityRules, as_flag
 from winback.warehouse.quality_customers import judge_customers
@@ -251,16 +252,18 @@ CONTACT_COLUMNS = [
 
 
 def contacts_to_queue(
-    conn: Connection, src: SourceTables, run_id: int, partition: int = 25_000
+    conn: Connection, src: SourceTables, run_id: int, partition: int = 25_000, warehouse: Connection | None = None
 ) -> Iterator[pd.DataFrame]:
     """Everything a run's messages need, for contacted customers without an outbox row yet, in partitions.
 
-    One query joins the decisions (which keep each customer's last order before the run's as-of) with the
-    customers, offers and failures inside the warehouse: winback's tables live beside the source tables.
+    The warehouse and winback's state may be two databases, so nothing joins across them: each partition's
+    decisions and offers come from the state (`conn`), then those customers' names and addresses and their
+    failures from the warehouse (`warehouse`, default `conn`) by batches of ids, merged here. A customer no
+    longer in the customers table gets no message, as before.
     """
     from winback.warehouse.models import Decision, Offer, OutboxMessage
 
-    cu, f = src.customers, src.failures
+    warehouse = warehouse if warehouse is not None else conn
     queued = select(OutboxMessage.id).where(
         OutboxMessage.run_id == Decision.run_id, OutboxMessage.customer_id == Decision.customer_id
     )
@@ -272,42 +275,73 @@ def contacts_to_queue(
             Decision.failure_id,
             Decision.failure_category,
             Decision.offer_cost,
-            *(src.col(cu, n) for n in ("first_name", "email", "phone", "locale", "time_zone")),
             Offer.code,
             Offer.kind,
             Offer.value,
             Offer.currency,
             Offer.expires_at,
-            *(src.col(f, n) for n in ("order_id", "occurred_at", "resolved_at", "description")),
             Decision.last_order_at,
             Decision.variant,
         )
-        .join(cu, src.col(cu, "customer_id") == Decision.customer_id)
         .outerjoin(Offer, and_(Offer.run_id == Decision.run_id, Offer.customer_id == Decision.customer_id))
-        .outerjoin(f, src.col(f, "failure_id") == Decision.failure_id)
         .where(Decision.run_id == run_id, Decision.action == "contact", ~queued.exists())
         .order_by(Decision.customer_id)
     )
     after = ""  # keyset pages on the customer id: flat memory on every database, no server-side cursor
     while rows := raw_rows(conn, stmt.where(Decision.customer_id > after).limit(partition)):
         after = rows[-1][0]
-        frame = frame_from_rows(rows, CONTACT_COLUMNS, {"decided_cost": "float64", "offer_value": "float64"})
+        state = frame_from_rows(rows, _STATE_COLUMNS, {"decided_cost": "float64", "offer_value": "float64"})
+        people = by_ids(warehouse, _people_query(src), state["customer_id"].tolist(), _PEOPLE_COLUMNS)
+        people["customer_id"] = people["customer_id"].astype(str)
+        failure_ids = state["failure_id"].dropna().astype(str).unique().tolist()
+        failures = by_ids(warehouse, _failures_query(src), failure_ids, _FAILURE_COLUMNS)
+        failures["failure_id"] = failures["failure_id"].astype(str)
+        frame = state.merge(people, on="customer_id", how="inner")
+        frame = frame.merge(failures.drop_duplicates("failure_id"), on="failure_id", how="left")
+        frame = frame[CONTACT_COLUMNS].sort_values("customer_id", ignore_index=True)
         for col in ("expires_at", "occurred_at", "resolved_at", "last_order_at"):
             frame[col] = pd.to_datetime(frame[col], utc=True)
         yield frame
 
 
-def consent_records(conn: Connection, src: SourceTables, customer_id: str) -> pd.DataFrame:
-    """What a customer agreed to and revoked, with source and time: the business's consent records and
-    winback's own opt-outs (webhooks, replies, provider answers). Columns: channel, state, source, at, origin."""
+_STATE_COLUMNS = ["customer_id", "segment", "channel", "failure_id", "failure_category", "decided_cost", "code",
+                  "offer_kind", "offer_value", "currency", "expires_at", "last_order_at"]  # fmt: skip
+_PEOPLE_COLUMNS = ["customer_id", "first_name", "email", "phone", "locale", "time_zone"]
+_FAILURE_COLUMNS = ["failure_id", "order_id", "occurred_at", "resolved_at", "description"]
+
+
+def _people_query(src: SourceTables) -> Callable[[list], Select]:
+    cu = src.customers
+    return lambda ids: select(*(src.col(cu, n).label(n) for n in _PEOPLE_COLUMNS)).where(
+        src.col(cu, "customer_id").in_(ids)
+    )
+
+
+def _failures_query(src: SourceTables) -> Callable[[list], Select]:
+    f = src.failures
+    return lambda ids: select(*(src.col(f, n).label(n) for n in _FAILURE_COLUMNS)).where(
+        src.col(f, "failure_id").in_(ids)
+    )
+
+
+def consent_records(
+    conn: Connection, src: SourceTables, customer_id: str, warehouse: Connection | None = None
+) -> pd.DataFrame:
+    """What a customer agreed to and revoked, with source and time: the business's consent records (from
+    `warehouse`, default `conn`) and winback's own opt-outs (webhooks, replies, provider answers, from `conn`).
+    Columns: channel, state, source, at, origin."""
     from winback.warehouse.models import Suppression
 
     co = src.consents
-    given = conn.execute(
-        select(src.col(co, "channel"), src.col(co, "granted"), src.col(co, "source"), src.col(co, "recorded_at")).where(
-            src.col(co, "customer_id") == customer_id
+    given = (
+        (warehouse if warehouse is not None else conn)
+        .execute(
+            select(
+                src.col(co, "channel"), src.col(co, "granted"), src.col(co, "source"), src.col(co, "recorded_at")
+            ).where(src.col(co, "customer_id") == customer_id)
         )
-    ).all()
+        .all()
+    )
     revoked = conn.execute(
         select(Suppression.channel, Suppression.reason, Suppression.source, Suppression.created_at).where(
             Suppression.customer_id == customer_id

@@ -13,6 +13,8 @@ the connection itself wherever the engine allows it, not by winback's good behav
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
@@ -76,3 +78,9 @@ def _sqlite_read_only(url: str) -> str:
     if database in ("", ":memory:"):
         return url  # an in-memory database is private to its connection: nothing of the customer's to protect
     return f"sqlite:///file:{database}?mode=ro&uri=true"
+
+
+@lru_cache(maxsize=4)
+def warehouse_engine_for(url: str) -> Engine:
+    """A process-wide read-only engine per warehouse URL (as `db.engine_for` is for the state database)."""
+    return warehouse_engine(url)

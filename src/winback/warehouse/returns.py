@@ -10,9 +10,10 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, and_, case, delete, func, select
+from sqlalchemy import Connection, Select, and_, case, delete, func, select
 
 from winback.warehouse.bulk import insert_columns, update_by_key
+from winback.warehouse.crossread import CHUNK, by_ids
 from winback.warehouse.models import CampaignRun, Decision, Offer, Return
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import epoch_days, to_epoch_days, utc, utcnow
@@ -44,67 +45,105 @@ def window_closed(as_of: Any, window_days: Any, tracked: Any, by: Any = None) ->
     return closed if by is None else closed & (by >= closes)
 
 
-def redeem_offers(conn: Connection, src: SourceTables, run_id: int) -> int:
+def redeem_offers(conn: Connection, src: SourceTables, run_id: int, warehouse: Connection | None = None) -> int:
     """Mark a run's coupons redeemed by the first order that used them; an expired code does not count.
 
     The time and the order id come from the same (earliest) order: taking the minimum of each separately
-    would pair one order's time with another order's id. Ties in time go to the smaller order id.
+    would pair one order's time with another order's id. Ties in time go to the smaller order id. The
+    offers come from winback's state (`conn`), the orders carrying their codes from the warehouse
+    (`warehouse`, default `conn`) by batches of codes: the two may be different databases.
     """
+    warehouse = warehouse if warehouse is not None else conn
+    offers = pd.DataFrame.from_records(
+        conn.execute(
+            select(Offer.id, Offer.code, Offer.issued_at, Offer.expires_at).where(
+                Offer.run_id == run_id, Offer.redeemed_at.is_(None)
+            )
+        ).all(),
+        columns=["offer_id", "code", "issued_at", "expires_at"],
+    )
+    if offers.empty:
+        return 0
     o = src.orders
     code, at, oid = src.col(o, "coupon_code"), src.col(o, "ordered_at"), src.col(o, "order_id")
-    uses = (
-        select(
-            Offer.id.label("offer_id"),
-            at.label("at"),
-            oid.label("order_id"),
-            func.row_number().over(partition_by=Offer.id, order_by=(at, oid)).label("nth"),
-        )
-        .join(o, and_(code == Offer.code, at >= Offer.issued_at, at <= Offer.expires_at))
-        .where(Offer.run_id == run_id, Offer.redeemed_at.is_(None))
-        .subquery()
+    uses = by_ids(
+        warehouse,
+        lambda codes: select(code.label("code"), at.label("at"), oid.label("order_id")).where(code.in_(codes)),
+        offers["code"].tolist(),
+        ["code", "at", "order_id"],
     )
-    found = conn.execute(select(uses.c.offer_id, uses.c.at, uses.c.order_id).where(uses.c.nth == 1)).all()
-    ids, whens, orders = (list(column) for column in zip(*found, strict=True)) if found else ([], [], [])
-    update_by_key(conn, Offer.__table__, "id", {"id": ids, "redeemed_at": whens, "redeemed_order_id": orders})
-    return len(found)
+    uses = uses.merge(offers, on="code")
+    for column in ("at", "issued_at", "expires_at"):
+        uses[column] = pd.to_datetime(uses[column], utc=True, format="mixed")
+    uses = uses.loc[(uses["at"] >= uses["issued_at"]) & (uses["at"] <= uses["expires_at"])]
+    first = uses.sort_values(["offer_id", "at", "order_id"]).drop_duplicates("offer_id")
+    whens = [t.to_pydatetime() for t in first["at"]]
+    update_by_key(
+        conn,
+        Offer.__table__,
+        "id",
+        {"id": first["offer_id"].tolist(), "redeemed_at": whens, "redeemed_order_id": first["order_id"].tolist()},
+    )
+    return len(first)
 
 
 def track_run(
-    conn: Connection, src: SourceTables, run_id: int, window_days: int, now: dt.datetime | None = None
+    conn: Connection,
+    src: SourceTables,
+    run_id: int,
+    window_days: int,
+    now: dt.datetime | None = None,
+    warehouse: Connection | None = None,
 ) -> int:
-    """Rebuild wb_returns for a run; returns the number of customers measured."""
+    """Rebuild wb_returns for a run; returns the number of customers measured.
+
+    The run's measured customers come from winback's state (`conn`), their orders in the window from the
+    warehouse (`warehouse`, default `conn`), aggregated there per customer by batches of ids.
+    """
     if window_days < 1:
         raise ValueError(f"attribution window of {window_days} days: must be at least 1")
     run = conn.execute(select(CampaignRun.as_of).where(CampaignRun.id == run_id)).scalar_one_or_none()
     if run is None:
         raise ValueError(f"campaign run {run_id} does not exist")
+    warehouse = warehouse if warehouse is not None else conn
     start = utc(run)
     tracked_at = utc(now) if now is not None else utcnow()
     # orders up to the window's end, and none past the moment tracked: what the report calls observed
     end = min(start + dt.timedelta(days=window_days), tracked_at)
-    redeem_offers(conn, src, run_id)
+    redeem_offers(conn, src, run_id, warehouse)
+    measured = conn.execute(
+        select(Decision.customer_id, Decision.arm).where(Decision.run_id == run_id, Decision.arm.is_not(None))
+    ).all()
     o = src.orders
     cid, at, amount = src.col(o, "customer_id"), src.col(o, "ordered_at"), src.col(o, "amount")
-    stmt = (
-        select(
-            Decision.customer_id,
-            Decision.arm,
-            func.count(src.col(o, "order_id")).label("orders"),
-            func.coalesce(func.sum(amount), 0).label("revenue"),
-            func.min(at).label("first_return_at"),
+
+    def window_orders(ids: list) -> Select:
+        return (
+            select(
+                cid.label("customer_id"),
+                func.count(src.col(o, "order_id")).label("orders"),
+                func.coalesce(func.sum(amount), 0).label("revenue"),
+                func.min(at).label("first_return_at"),
+            )
+            .where(cid.in_(ids), at > start, at <= end)
+            .group_by(cid)
         )
-        .select_from(Decision.__table__.outerjoin(o, and_(cid == Decision.customer_id, at > start, at <= end)))
-        .where(Decision.run_id == run_id, Decision.arm.is_not(None))
-        .group_by(Decision.customer_id, Decision.arm)
-    )
-    measured = conn.execute(stmt).fetchall()
+
+    returned = {
+        str(c): (n, rev, first)
+        for start_at in range(0, len(measured), CHUNK)
+        for c, n, rev, first in warehouse.execute(
+            window_orders([m[0] for m in measured[start_at : start_at + CHUNK]])
+        ).all()
+    }
     redeemed = set(
         conn.execute(select(Offer.customer_id).where(Offer.run_id == run_id, Offer.redeemed_at.is_not(None))).scalars()
     )
     conn.execute(delete(Return).where(Return.run_id == run_id))
     columns: dict[str, list] = {"customer_id": [], "arm": [], "returned": [], "first_return_at": [], "orders": [],
                                  "revenue": [], "redeemed": []}  # fmt: skip
-    for c, arm, n, rev, first in measured:
+    for c, arm in measured:
+        n, rev, first = returned.get(str(c), (0, 0, None))
         for name, value in zip(columns, (c, arm, int(n) > 0, utc(first) if first is not None else None, int(n),
                                          round(float(rev), 2), c in redeemed), strict=True):  # fmt: skip
             columns[name].append(value)
@@ -121,18 +160,14 @@ def measured_customers(
     shipping_cost: float = 0.0,
     *,
     src: SourceTables,
+    warehouse: Connection | None = None,
 ) -> pd.DataFrame:
     """One row per measured customer of a run, the input of `reports.stats.lift_table`.
 
     Columns: customer_id, arm, returned, revenue, margin, offer_cost (cost actually incurred, see
     `_offer_cost`), message_cost, days_to_return, segment, channel, offer_kind, failure_category.
-    `src` locates the order that redeemed each code.
+    `src` locates the order that redeemed each code, read from `warehouse` (default `conn`) by batches of ids.
     """
-    o = src.orders
-    # the redeemed order's amount; summed so a source with one row per order line still gives one value
-    redeemed_amount = (
-        select(func.sum(src.col(o, "amount"))).where(src.col(o, "order_id") == Offer.redeemed_order_id)
-    ).scalar_subquery()
     stmt = (
         select(
             Return.customer_id,
@@ -149,7 +184,7 @@ def measured_customers(
             Offer.value,
             Offer.kind,
             Offer.redeemed_at,
-            redeemed_amount.label("redeemed_amount"),
+            Offer.redeemed_order_id,
             CampaignRun.as_of,
         )
         .join(Decision, and_(Decision.run_id == Return.run_id, Decision.customer_id == Return.customer_id))
@@ -172,10 +207,11 @@ def measured_customers(
         "value",
         "kind",
         "redeemed_at",
-        "redeemed_amount",
+        "redeemed_order_id",
         "as_of",
     ]
     frame = pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)
+    frame["redeemed_amount"] = _redeemed_amounts(warehouse if warehouse is not None else conn, src, frame)
     frame["returned"] = frame["returned"].astype(bool)
     frame["revenue"] = frame["revenue"].astype(float)
     frame["margin"] = frame["revenue"] * margin
@@ -186,8 +222,26 @@ def measured_customers(
     frame["days_to_return"] = (first - start).dt.total_seconds() / 86400.0
     frame["offer_kind"] = frame["offer_kind"].fillna("none")
     frame["failure_category"] = frame["failure_category"].fillna("(lapsed)")
-    dropped = ["expected_cost", "value", "kind", "redeemed_at", "redeemed_amount", "as_of", "first_return_at"]
+    dropped = ["expected_cost", "value", "kind", "redeemed_at", "redeemed_order_id", "redeemed_amount", "as_of",
+               "first_return_at"]  # fmt: skip
     return frame.drop(columns=[*dropped, "window_days"])
+
+
+def _redeemed_amounts(warehouse: Connection, src: SourceTables, frame: pd.DataFrame) -> pd.Series:
+    """Each row's redeemed order's amount, summed so a source with one row per order line gives one value."""
+    o = src.orders
+    oid, amount = src.col(o, "order_id"), src.col(o, "amount")
+    ids = frame["redeemed_order_id"].dropna().tolist()
+    totals = by_ids(
+        warehouse,
+        lambda chunk: (
+            select(oid.label("order_id"), func.sum(amount).label("amount")).where(oid.in_(chunk)).group_by(oid)
+        ),
+        ids,
+        ["order_id", "amount"],
+    )
+    by_order = dict(zip(totals["order_id"].astype(str), totals["amount"].astype(float), strict=True))
+    return frame["redeemed_order_id"].map(lambda i: by_order.get(str(i)) if i is not None else None).astype(float)
 
 
 def _offer_cost(frame: pd.DataFrame, start: pd.Series, shipping_cost: float) -> pd.Series:

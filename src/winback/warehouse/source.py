@@ -9,6 +9,7 @@ A real warehouse rarely calls its tables `orders` and `customers`. Point winback
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Text,
     column,
     inspect,
+    select,
     table,
 )
 from sqlalchemy.sql.expression import TableClause
@@ -117,8 +119,10 @@ class SourceTables:
     a misconfiguration (see `delivery.dispatch.send_time_source`), not a database that has no such table.
     """
 
-    def __init__(self, mapping: SourceMapping, *, mapped: bool = False) -> None:
+    def __init__(self, mapping: SourceMapping, *, mapped: bool = False, warehouse_url: str | None = None) -> None:
         self.mapped = mapped
+        # where these tables are read, read only (None: the same database as winback's state)
+        self.warehouse_url = warehouse_url
         m, s = mapping, mapping.schema_name
         self.customers = _table(
             m.customers.table,
@@ -166,8 +170,26 @@ class SourceTables:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourceTables:
-        """The tables WINBACK_SOURCE_MAPPING names (the file is read now), else the demo's."""
-        return cls(SourceMapping.load(settings.source_mapping), mapped=settings.source_mapping is not None)
+        """The tables WINBACK_SOURCE_MAPPING names (the file is read now), else the demo's, in the warehouse
+        WINBACK_WAREHOUSE_URL names (None when that is winback's own database)."""
+        warehouse = settings.warehouse_url if settings.separate_warehouse else None
+        return cls(
+            SourceMapping.load(settings.source_mapping),
+            mapped=settings.source_mapping is not None,
+            warehouse_url=warehouse,
+        )
+
+    def reader(self, state: Engine) -> Engine:
+        """The engine to read these tables with: the warehouse's (read only), else `state` when they live there.
+
+        Every read of the source goes through it; nothing that joins a source table with winback's own may,
+        since the two may be different databases (see warehouse.crossread).
+        """
+        if self.warehouse_url is None or self.warehouse_url == state.url.render_as_string(hide_password=False):
+            return state
+        from winback.warehouse.readonly import warehouse_engine_for
+
+        return warehouse_engine_for(self.warehouse_url)
 
     @staticmethod
     def col(t: TableClause, name: str):  # type: ignore[no-untyped-def]
@@ -240,7 +262,7 @@ def _inspect_source(conn: Connection | Engine, src: SourceTables) -> SourceSchem
         if not inspector.has_table(t.name, schema=t.schema):
             missing_tables.append(t.fullname)
             continue
-        stored = {c["name"]: c for c in inspector.get_columns(t.name, schema=t.schema)}
+        stored = {c["name"]: c for c in _columns(conn, inspector, t)}
         folded = {name.lower(): c for name, c in stored.items()}
         for wb_name, source_name in t.winback_names.items():  # type: ignore[attr-defined]
             found = stored.get(source_name, folded.get(source_name.lower()))
@@ -266,8 +288,50 @@ def _inspect_source(conn: Connection | Engine, src: SourceTables) -> SourceSchem
     return SourceSchema(dialect, kinds, frozenset(unique), frozenset(not_null))
 
 
+def _columns(conn: Connection | Engine, inspector, t: TableClause) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The table's columns as the inspector gives them (name, type, nullable).
+
+    duckdb-engine inherits PostgreSQL's reflection, whose column query DuckDB cannot run (no pg_collation):
+    there the standard information_schema is read instead, through SQLAlchemy Core.
+    """
+    if conn.dialect.name != "duckdb":
+        return inspector.get_columns(t.name, schema=t.schema)
+    info = table("columns", column("table_name"), column("table_schema"), column("column_name"),
+                 column("data_type"), column("is_nullable"), schema="information_schema")  # fmt: skip
+    stmt = select(info.c.column_name, info.c.data_type, info.c.is_nullable).where(info.c.table_name == t.name)
+    if t.schema:
+        stmt = stmt.where(info.c.table_schema == t.schema)
+    with conn.connect() if isinstance(conn, Engine) else nullcontext(conn) as c:
+        rows = c.execute(stmt).all()
+    return [{"name": n, "type": _duckdb_type(str(kind)), "nullable": nullable != "NO"} for n, kind, nullable in rows]
+
+
+def _duckdb_type(name: str) -> object:
+    """A SQLAlchemy type standing for DuckDB's type name, as far as `_kind` tells them apart."""
+    name = name.upper()
+    if name == "BOOLEAN":
+        return Boolean()
+    if name.startswith(("TIMESTAMP", "DATETIME")):
+        return DateTime()
+    if name == "DATE":
+        return Date()
+    if name.startswith(("DECIMAL", "NUMERIC")):
+        return Numeric()
+    if name in ("DOUBLE", "FLOAT", "REAL"):
+        return Float()
+    if name.endswith("INT") or name in ("INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT"):
+        return Integer()
+    return String()
+
+
 def _declared_unique(inspector, t: TableClause, column_name: str) -> bool:  # type: ignore[no-untyped-def]
-    """Whether the database enforces `column_name` alone as unique: a primary key, unique constraint or index."""
+    """Whether the database enforces `column_name` alone as unique: a primary key, unique constraint or index.
+
+    DuckDB: not asked (duckdb-engine's borrowed PostgreSQL reflection fails there and aborts the transaction);
+    winback checks the keys itself, as for any dialect that cannot tell.
+    """
+    if inspector.dialect.name == "duckdb":
+        return False
     try:
         if inspector.get_pk_constraint(t.name, schema=t.schema).get("constrained_columns") == [column_name]:
             return True

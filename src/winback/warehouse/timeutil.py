@@ -54,6 +54,7 @@ def _epoch_days_sqlite(element: epoch_days, compiler, **kw) -> str:  # type: ign
     return f"(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5)"
 
 
+@compiles(epoch_days, "duckdb")  # DuckDB's extract(epoch ...) is PostgreSQL's, with the fraction
 @compiles(epoch_days, "postgresql")
 def _epoch_days_postgresql(element: epoch_days, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
     return f"(extract(epoch from {compiler.process(element.clauses, **kw)}) / 86400.0)"
@@ -71,6 +72,7 @@ def _epoch_day_number_sqlite(element: epoch_day_number, compiler, **kw) -> str: 
     return f"CAST(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5 AS INTEGER)"
 
 
+@compiles(epoch_day_number, "duckdb")
 @compiles(epoch_day_number, "postgresql")
 def _epoch_day_number_postgresql(element: epoch_day_number, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
     return f"CAST(floor(extract(epoch from {compiler.process(element.clauses, **kw)}) / 86400.0) AS INTEGER)"
@@ -79,3 +81,25 @@ def _epoch_day_number_postgresql(element: epoch_day_number, compiler, **kw) -> s
 def to_epoch_days(value: dt.datetime) -> float:
     """A datetime as days since the Unix epoch (fractional), the unit SQL's `epoch_days` uses."""
     return utc(value).timestamp() / 86400.0
+
+
+# warehouses read through SQLAlchemy dialects of their own: the same days from each one's epoch function
+@compiles(epoch_days, "snowflake")
+def _epoch_days_snowflake(element: epoch_days, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+    return f"(DATE_PART(epoch_microsecond, {compiler.process(element.clauses, **kw)}) / 86400000000.0)"
+
+
+@compiles(epoch_day_number, "snowflake")
+def _epoch_day_number_snowflake(element: epoch_day_number, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+    micros = f"DATE_PART(epoch_microsecond, {compiler.process(element.clauses, **kw)})"
+    return f"CAST(FLOOR({micros} / 86400000000.0) AS INTEGER)"
+
+
+@compiles(epoch_days, "bigquery")
+def _epoch_days_bigquery(element: epoch_days, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+    return f"(UNIX_MICROS({compiler.process(element.clauses, **kw)}) / 86400000000.0)"
+
+
+@compiles(epoch_day_number, "bigquery")
+def _epoch_day_number_bigquery(element: epoch_day_number, compiler, **kw) -> str:  # type: ignore[no-untyped-def]
+    return f"CAST(FLOOR(UNIX_MICROS({compiler.process(element.clauses, **kw)}) / 86400000000.0) AS INT64)"

@@ -76,7 +76,7 @@ def open_database(
     """
     from winback.warehouse.db import make_engine
     from winback.warehouse.migrate import current, head
-    from winback.warehouse.source import SourceTables, missing_tables
+    from winback.warehouse.source import SourceTables
 
     file = sqlite_file(settings.database_url)
     if file is not None and not file.exists():
@@ -93,13 +93,28 @@ def open_database(
                     f"winback's tables are at revision {at or 'none'}, not {latest}: run `winback db upgrade`"
                 )
         if source_tables:
-            missing = missing_tables(engine, (src.customers, src.orders, src.failures, src.consents))
+            missing = _missing_in_warehouse(src.reader(engine), src)
             if missing:
                 hint = "set WINBACK_SOURCE_MAPPING to name your tables (see examples/), or run `winback demo-data`"
                 raise ConfigError(f"source table(s) not found: {', '.join(missing)}: {hint}")
         yield engine, src
     finally:
         engine.dispose()
+
+
+def _missing_in_warehouse(warehouse: Engine, src: SourceTables) -> list[str]:
+    """The source tables the warehouse lacks; an unreachable warehouse is one line naming its URL (masked)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from winback.warehouse.db import error_line
+    from winback.warehouse.source import missing_tables
+
+    try:
+        return missing_tables(warehouse, (src.customers, src.orders, src.failures, src.consents))
+    except DBAPIError as exc:
+        where = warehouse.url.render_as_string(hide_password=True)
+        problem = error_line(exc)
+        raise ConfigError(f"warehouse unreachable at {where} ({problem}): check WINBACK_WAREHOUSE_URL") from None
 
 
 def check_database(settings: Settings, *, source_tables: bool = False) -> None:

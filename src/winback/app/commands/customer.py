@@ -10,6 +10,8 @@ from rich.markup import escape
 from winback.app.commands.common import console, load_settings, money, open_database, points, say
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy import Connection, Engine
 
     from winback.warehouse.source import SourceTables
@@ -52,14 +54,20 @@ def explain(customer_id: CustomerArg) -> None:
         say(line)
 
 
+def _in_warehouse(engine: Engine, src: SourceTables, customer_id: str, is_customer: Callable[..., bool]) -> bool:
+    """Whether the warehouse's customers table holds this id (read on the warehouse, not winback's state)."""
+    with src.reader(engine).connect() as warehouse:
+        return is_customer(warehouse, src, customer_id)
+
+
 def _not_decided(conn: Connection, engine: Engine, src: SourceTables, customer_id: str, missing: str) -> None:
     """Say whether the id is not a customer at all or a customer nothing was decided about; exit 1."""
     from winback.warehouse.lookups import campaign_runs, is_customer
     from winback.warehouse.source import missing_tables
 
-    if missing_tables(engine, [src.customers]):
+    if missing_tables(src.reader(engine), [src.customers]):
         say(f"{missing} about {customer_id!r} (and no customers table to look the id up in)")
-    elif not is_customer(conn, src, customer_id):
+    elif not _in_warehouse(engine, src, customer_id, is_customer):
         say(f"{customer_id!r} is not a customer: no such id in the {src.customers.fullname} table")
     elif not campaign_runs(conn):
         say(f"customer {customer_id}: {missing} yet: no campaign has run (`winback campaign`)")
@@ -122,8 +130,12 @@ def consent(customer_id: CustomerArg) -> None:
     """A customer's consent records and opt-outs per channel, with source and time (for GDPR requests)."""
     from winback.warehouse.queries import consent_records
 
-    with open_database(load_settings(), source_tables=True) as (engine, src), engine.connect() as conn:
-        frame = consent_records(conn, src, customer_id)
+    with (
+        open_database(load_settings(), source_tables=True) as (engine, src),
+        engine.connect() as conn,
+        src.reader(engine).connect() as warehouse,
+    ):
+        frame = consent_records(conn, src, customer_id, warehouse)
     if frame.empty:
         say(f"no consent records for customer {customer_id!r}")
         raise typer.Exit(1)

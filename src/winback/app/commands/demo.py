@@ -52,12 +52,28 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     as_of: AsOfOpt = None,
 ) -> None:
-    """Build a realistic demo warehouse (source tables) in WINBACK_DATABASE_URL, replacing any earlier one."""
+    """Build demo source tables at WINBACK_WAREHOUSE_URL (else WINBACK_DATABASE_URL): the one command writing there."""
+    from sqlalchemy import create_engine
+
     from winback.app.demo import DEFAULT_AS_OF
     from winback.app.demo_data import generate_demo_warehouse
+    from winback.warehouse.readonly import normalised_url
 
-    with open_database(load_settings(), migrated=False) as (engine, _):
+    settings = load_settings()
+    if not settings.separate_warehouse:
+        with open_database(settings, migrated=False) as (engine, _):
+            summary = generate_demo_warehouse(
+                engine, customers=customers, seed=seed, as_of=utc(as_of) or DEFAULT_AS_OF, replace=True
+            )
+        console.print(summary)
+        return
+    engine = create_engine(normalised_url(settings.warehouse_url), hide_parameters=True)
+    where = engine.url.render_as_string(hide_password=True)
+    console.print(f"writing the demo's source tables to the warehouse at {where} (the one command that writes there)")
+    try:
         summary = generate_demo_warehouse(
             engine, customers=customers, seed=seed, as_of=utc(as_of) or DEFAULT_AS_OF, replace=True
         )
+    finally:
+        engine.dispose()
     console.print(summary)

@@ -1,7 +1,8 @@
 """Writing the demo warehouse: fresh tables, bulk loading per backend, indexes built after, ANALYZE.
 
 SQLite gets `executemany` on the raw DBAPI connection (with fsync off while loading), PostgreSQL psycopg 3's
-`COPY ... FROM STDIN`; one transaction per chunk either way.
+`COPY ... FROM STDIN`, DuckDB each block as registered pandas frames inserted in one statement per table; one
+transaction per chunk in every case.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Boolean, DateTime, Engine, Table, inspect, select
 from sqlalchemy.schema import CreateIndex
 
@@ -142,6 +144,8 @@ def _finish(engine: Engine, raw: Any, indexes: list[Any]) -> None:
     if engine.dialect.name == "sqlite":
         cur.execute("PRAGMA analysis_limit=1000")
         cur.execute("ANALYZE")
+    elif engine.dialect.name == "duckdb":
+        cur.execute("ANALYZE")
     else:
         raw.commit()
         cur.execute(f"ANALYZE {names}")
@@ -149,7 +153,27 @@ def _finish(engine: Engine, raw: Any, indexes: list[Any]) -> None:
     cur.close()
 
 
-SINKS: dict[str, type[_Sink]] = {"sqlite": _SqliteSink, "postgresql": _PostgresSink}
+class _DuckdbSink(_Sink):
+    """DuckDB takes a block as pandas frames, column by column: each is registered and inserted in one statement."""
+
+    def write(self, table: Table, raw: dict[str, Any]) -> None:
+        columns = {}
+        for name, values in raw.items():
+            if isinstance(table.c[name].type, DateTime):
+                # NULL_TS is int64's minimum, which pandas reads as NaT: no per-value work
+                columns[name] = pd.to_datetime(np.asarray(values, dtype=np.int64), unit="us", utc=True)
+            else:
+                columns[name] = values
+        frame = pd.DataFrame(columns)
+        self.conn.register("winback_block", frame)
+        try:
+            names = ", ".join(raw)
+            self.conn.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM winback_block")
+        finally:
+            self.conn.unregister("winback_block")
+
+
+SINKS: dict[str, type[_Sink]] = {"sqlite": _SqliteSink, "postgresql": _PostgresSink, "duckdb": _DuckdbSink}
 
 
 BULK_PRAGMAS = {"synchronous": "OFF", "cache_size": -262144}  # no fsync per chunk; 256 MiB for index sorts
