@@ -151,3 +151,16 @@ def test_a_dry_run_reads_as_tables_with_money_in_its_currency(capsys: pytest.Cap
     assert "lapsed │ sms │ 71" in flat and "percent_discount │ 159 │ +4.0 pp" in flat
     assert "expected offer cost €319.58 of the €5,000.00 budget" in flat
     assert "{" not in shown and "timings" not in shown  # not the raw JSON any more (that is --json)
+
+
+def test_a_campaign_and_a_dry_run_print_the_quarantine_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from winback.app.commands.runs import print_campaign, print_dry_run
+
+    line = "3 source rows quarantined: `winback quality --run-id 7`"
+    print_campaign({"campaign_id": "c", "run_id": 7, "as_of": "2026-11-02T10:00", "decisions": {}, "quarantine": line})
+    preview = {"decisions": {"contact": 1}, "contacts_by_segment_and_channel": {}, "offers": {}, "offer_cost": 0.0}
+    preview["budget"] = 10.0
+    dry = "3 source rows quarantined: not stored (dry run)"
+    print_dry_run({"campaign_id": "c", "as_of": "2026-11-02T10:00", "dry_run": preview, "quarantine": dry}, "EUR")
+    out = capsys.readouterr().out
+    assert line in out and dry in out

@@ -63,6 +63,8 @@ def print_campaign(result: dict[str, Any]) -> None:
         f"offers issued {result.get('offers_issued', 0):,} · messages queued {result.get('messages_queued', 0):,}"
         f" · sent now: {counts(result.get('sending') or {})}"
     )
+    if result.get("quarantine"):
+        say(result["quarantine"])
 
 
 def print_dry_run(result: dict[str, Any], currency: str) -> None:
@@ -97,6 +99,8 @@ def print_dry_run(result: dict[str, Any], currency: str) -> None:
         f"expected offer cost {money(preview['offer_cost'], currency)} of the {money(preview['budget'], currency)} "
         "budget"
     )
+    if result.get("quarantine"):
+        say(result["quarantine"])
 
 
 @app.command("dispatch")
