@@ -305,7 +305,7 @@ def contacts_to_queue(
 
 
 _STATE_COLUMNS = ["customer_id", "segment", "channel", "failure_id", "failure_category", "decided_cost", "code",
-                  "offer_kind", "offer_value", "currency", "expires_at", "last_order_at"]  # fmt: skip
+                  "offer_kind", "offer_value", "currency", "expires_at", "last_order_at", "variant"]  # fmt: skip
 _PEOPLE_COLUMNS = ["customer_id", "first_name", "email", "phone", "locale", "time_zone"]
 _FAILURE_COLUMNS = ["failure_id", "order_id", "occurred_at", "resolved_at", "description"]
 
