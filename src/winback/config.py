@@ -56,6 +56,8 @@ class Economics(_Strict):
 
 
 class ContactRules(_Strict):
+    """How often and when a customer may be messaged: cooldown, a 30-day cap and quiet hours."""
+
     cooldown_days: int = Field(14, ge=0, description="no campaign contact within this many days")
     max_messages_per_30_days: int = Field(4, ge=1)
     quiet_start_hour: int = Field(21, ge=0, le=23)

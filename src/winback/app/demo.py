@@ -31,6 +31,7 @@ DEMO_TABLE = "demo_truth"  # only the demo generator makes it: a file holding it
 
 
 def demo_config() -> CampaignConfig:
+    """The campaign the demo runs: a fixed budget and holdout, contacting only where the gain is worth it."""
     # a contact must be expected to gain a quarter (of its margin) at least: what an email costs in list fatigue
     economics = Economics(min_expected_gain=0.25)
     return CampaignConfig(campaign_id="demo-winback", budget=20_000.0, holdout_share=0.2, economics=economics)

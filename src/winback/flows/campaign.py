@@ -33,26 +33,31 @@ task_opts: dict[str, Any] = {"cache_policy": NO_CACHE}
 
 @task(**task_opts)
 def start_run(url: str, config: CampaignConfig, as_of: dt.datetime) -> stages.RunHandle:
+    """The campaign's run for `as_of`, started or resumed (see stages.campaign.start_run)."""
     return stages.start_run(engine_for(url), config, as_of)
 
 
 @task(**task_opts)
 def check_source(url: str, src: SourceTables, as_of: dt.datetime, now: dt.datetime, config: CampaignConfig) -> Any:
+    """The source mapping checked and the run's data-quality rules: a missing table stops the run before any read."""
     return stages.check_source(engine_for(url), src, as_of, now, config)
 
 
 @task(**task_opts)
 def find_run(url: str, config: CampaignConfig, as_of: dt.datetime) -> stages.RunHandle | None:
+    """The run already started for `as_of`, if any; writes nothing."""
     return stages.find_run(engine_for(url), config, as_of)
 
 
 @task(**task_opts)
 def plan_batches(url: str, src: SourceTables, batch_size: int) -> list[tuple[str | None, str | None]]:
+    """Customer id ranges of about `batch_size` customers each, so every read is one batch at a time."""
     return stages.plan_batches(engine_for(url), src, batch_size)
 
 
 @task(**task_opts)
 def summarise_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple, rules: Any) -> pd.DataFrame:
+    """One id range's order summary, aggregated in SQL."""
     return stages.order_batch(engine_for(url), src, as_of, id_range, rules)
 
 
@@ -66,6 +71,7 @@ def summarise_elsewhere(
 
 @task(**task_opts)
 def context_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple, lookback: int, rules: Any) -> tuple:
+    """One id range's open failures and reachability, with the findings on its bad rows."""
     return stages.context_batch(engine_for(url), src, as_of, id_range, lookback, rules)
 
 
@@ -83,17 +89,20 @@ def gate(url: str, src: SourceTables, rules: Any, summary: pd.DataFrame, context
 
 @task(**task_opts)
 def quarantine_line(url: str, run_id: int) -> str:
+    """The one line the flow logs about how many source rows the run quarantined."""
     with engine_for(url).connect() as conn:
         return quarantine.summary_line(int(quarantine.counts(conn, run_id)["n"].sum()), run_id)
 
 
 @task(**task_opts)
 def calibrate(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple) -> dict[str, Any]:
+    """The activity model's holdout calibration check on one batch, logged alongside the run."""
     return stages.calibrate(engine_for(url), src, as_of, id_range)
 
 
 @task(**task_opts)
 def score(rfm: pd.DataFrame, config: CampaignConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every customer scored, and the fitted model's summary to store with the run."""
     scored, model = score_customers(rfm, config.economics, config.use_models)
     return scored, model.as_dict()
 
@@ -110,6 +119,7 @@ def decide(
     gated: Any = None,
     src: SourceTables | None = None,
 ) -> dict[str, int]:
+    """Decide every candidate and store the decisions; counts by action."""
     policy = load_policy(config.policy_file)
     return stages.decide_run(engine_for(url), run, scored, failures, reach, config, policy, model, gated, src)
 
@@ -125,12 +135,14 @@ def preview(
     gated: Any = None,
     src: SourceTables | None = None,
 ) -> dict[str, Any]:
+    """What the run would decide and spend, stored nowhere: the dry run's summary."""
     policy = load_policy(config.policy_file)
     return stages.preview_run(engine_for(url), as_of, scored, failures, reach, config, policy, gated, src)
 
 
 @task(**task_opts)
 def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int:
+    """Issue the offer codes of the run's contacted customers; how many were issued."""
     return stages.issue_run_offers(engine_for(url), run, config)
 
 
@@ -138,6 +150,7 @@ def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int
 def queue_and_send(
     url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime
 ) -> tuple[int, dict[str, int]]:
+    """Queue the run's messages and send them; retried on a transient failure, never on bad input."""
     return stages.queue_and_send_run(engine_for(url), src, run, config, now)  # channels from the environment
 
 

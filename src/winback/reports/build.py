@@ -59,14 +59,17 @@ class TrackedWindow:
 
     @property
     def end(self) -> dt.datetime:
+        """When the attribution window ends, whether or not tracking has reached it."""
         return self.as_of + dt.timedelta(days=self.days)
 
     @property
     def closed(self) -> bool:
+        """Whether the window had closed and was tracked once it had: only then are its returns complete."""
         return bool(window_closed(to_epoch_days(self.as_of), self.days, to_epoch_days(self.tracked_at)))
 
     @property
     def observed_until(self) -> dt.datetime:
+        """The end of the period seen: the window's end, or the last tracking if that came first."""
         return max(self.as_of, min(self.end, self.tracked_at))
 
     @property

@@ -33,6 +33,7 @@ class ModelSummary:
     iterations: int | None = None
 
     def as_dict(self) -> dict[str, object]:
+        """The summary as a plain dict, as the run stores it."""
         return asdict(self)
 
 

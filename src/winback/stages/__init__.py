@@ -1,0 +1,1 @@
+"""The pipeline stages as plain functions over an engine: what the flows orchestrate, testable without Prefect."""

@@ -48,12 +48,15 @@ from winback.warehouse.timeutil import to_epoch_days, utc
 
 @dataclass(frozen=True)
 class RunHandle:
+    """A campaign run as the stages pass it along: its id, status when read, and as-of date."""
+
     run_id: int
     status: str
     as_of: dt.datetime
 
 
 def start_run(engine: Engine, config: CampaignConfig, as_of: dt.datetime) -> RunHandle:
+    """The run for this campaign and date, started if new: a crashed or repeated run resumes where it stopped."""
     with _tx(engine) as (session, _conn):
         runs.ensure_campaign(session, config.campaign_id, "winback", config.model_dump(mode="json"))
         run = runs.get_or_start_run(session, config.campaign_id, as_of)
@@ -77,8 +80,11 @@ def find_run(engine: Engine, config: CampaignConfig, as_of: dt.datetime) -> RunH
 def check_source(
     engine: Engine, src: SourceTables, as_of: dt.datetime, now: dt.datetime, config: CampaignConfig
 ) -> QualityRules:
-    """The mapping checked whole (a ConfigError names every missing table and column) and the run's
-    data-quality rules: what every read of the source goes by (see stages.quality)."""
+    """The source mapping checked whole, and the run's data-quality rules.
+
+    A ConfigError names every missing table and column; the rules are what every read of the source goes
+    by (see stages.quality).
+    """
     return quality.source_rules(engine, src, as_of, now, config)
 
 
@@ -90,6 +96,7 @@ def _tx(engine: Engine) -> Iterator[tuple[Session, Connection]]:
 
 
 def plan_batches(engine: Engine, src: SourceTables, batch_size: int) -> list[queries.IdRange]:
+    """Customer id ranges of about `batch_size` customers each, so no read holds the whole table at once."""
     with src.reader(engine).connect() as conn:
         return queries.id_partitions(conn, src, batch_size)
 
@@ -115,8 +122,10 @@ def summarise_batches(url: str, src: SourceTables, as_of: dt.datetime, batches: 
 def order_batch(
     engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange, rules: QualityRules
 ) -> pd.DataFrame:
-    """One id range's `queries.order_summary`: aggregated in SQL, customers with odd rows flagged (the gate
-    judges their rows once every batch is read, see stages.quality.gate_reads)."""
+    """One id range's `queries.order_summary`: aggregated in SQL, customers with odd rows flagged.
+
+    The gate judges their rows once every batch is read (see stages.quality.gate_reads).
+    """
     with src.reader(engine).connect() as conn:
         return queries.order_summary(conn, src, as_of, id_range, rules)
 
@@ -289,8 +298,10 @@ def _decisions(
     src: SourceTables | None = None,
     with_uplift: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, float], dict[str, Any]]:
-    """Every candidate's decision, with the lifts measured so far in place of the priors where known, and the
-    uplift model trained from the closed runs where it has the evidence (its summary is the third value).
+    """Every candidate's decision, with the lifts measured so far and the uplift model where it has evidence.
+
+    Measured lifts replace the priors where known; the uplift model is trained from the closed runs, and its
+    summary is the third value.
 
     Contact data is checked for the candidates only (see stages.quality): phone numbers before SMS is
     kept, time zones and locales of those to be messaged; what is set aside goes to `findings`.
@@ -333,6 +344,7 @@ def decisions_for(
 
 
 def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
+    """Issue an offer code to each contacted customer of the run and mark it offered; how many were issued."""
     with _tx(engine) as (session, conn):
         contacts = frame_from_rows(
             raw_rows(

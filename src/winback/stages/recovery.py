@@ -54,7 +54,7 @@ def recovery_config(settings: Settings | None = None) -> CampaignConfig:
 
 
 def budget_left(engine: Engine, config: CampaignConfig, when: dt.datetime) -> float:
-    """This month's compensation budget minus the expected cost of the codes already issued this month."""
+    """The month's compensation budget minus the expected cost of the codes already issued this month."""
     month = when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     with engine.connect() as conn:
         spent = conn.execute(
@@ -66,6 +66,7 @@ def budget_left(engine: Engine, config: CampaignConfig, when: dt.datetime) -> fl
 
 
 def load_event(engine: Engine, event_id: str) -> dict[str, Any]:
+    """The payload of a received CRM event; a ValueError when it was never received."""
     with engine.connect() as conn:
         payload = conn.execute(select(CrmEvent.payload).where(CrmEvent.event_id == event_id)).scalar_one_or_none()
     if payload is None:
@@ -397,8 +398,11 @@ def recover_pending(
 
 
 def _failed(event_id: str, exc: Exception) -> str:
-    """Log a failed recovery and return its outcome. An unforeseen error also gets its traceback's frames
-    (source lines hold no customer data), but never its message in full: see `_problem`."""
+    """Log a failed recovery and return its outcome.
+
+    An unforeseen error also gets its traceback's frames (source lines hold no customer data), but never its
+    message in full: see `_problem`.
+    """
     problem = _problem(exc)
     if isinstance(exc, ValueError):
         log.error("CRM event %s not recovered: %s", event_id, problem)

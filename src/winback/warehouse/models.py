@@ -53,6 +53,7 @@ class SerialisedJSON(TypeDecorator[Any]):
     cache_ok = True
 
     def bind_processor(self, dialect: Dialect) -> Any:
+        """The dialect's JSON serialiser, passing text through unchanged."""
         inner = self.impl_instance.bind_processor(dialect)
 
         def process(value: Any) -> Any:
@@ -331,6 +332,8 @@ class SourceBase(DeclarativeBase):
 
 
 class DemoCustomer(SourceBase):
+    """The demo's customers: contact details, preferences and the flags that forbid contact."""
+
     __tablename__ = "customers"
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -346,6 +349,8 @@ class DemoCustomer(SourceBase):
 
 
 class DemoOrder(SourceBase):
+    """The demo's orders: what recency, frequency and spend are computed from."""
+
     __tablename__ = "orders"
     __table_args__ = (Index("ix_orders_customer_time_amount", "customer_id", "ordered_at", "amount"),)
 
@@ -357,6 +362,8 @@ class DemoOrder(SourceBase):
 
 
 class DemoServiceFailure(SourceBase):
+    """The demo's service failures: what went wrong for a customer, and when it was resolved."""
+
     __tablename__ = "service_failures"
     __table_args__ = (Index("ix_service_failures_customer", "customer_id", "occurred_at"),)
 
@@ -371,6 +378,8 @@ class DemoServiceFailure(SourceBase):
 
 
 class DemoConsent(SourceBase):
+    """The demo's consent records: per customer and channel, whether contact was granted."""
+
     __tablename__ = "consents"
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -201,9 +201,11 @@ def last_orders(
 
 
 def failure_profile(conn: Connection, src: SourceTables, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
-    """Per failure category in [since, until): failures, customers affected, customers failed more than once
-    (in any category), and the share resolved. Columns: failure_category, volume, customers,
-    repeat_customers, resolved_share."""
+    """Per failure category in [since, until): failures, customers affected, repeats and the share resolved.
+
+    Repeat customers failed more than once, in any category. Columns: failure_category, volume, customers,
+    repeat_customers, resolved_share.
+    """
     f = src.failures
     sql = SourceSql(conn, src, rules_for(until, None))
     cid, cat, at = src.col(f, "customer_id"), src.col(f, "category"), sql.time(f, "occurred_at")
@@ -327,9 +329,11 @@ def _failures_query(src: SourceTables) -> Callable[[list], Select]:
 def consent_records(
     conn: Connection, src: SourceTables, customer_id: str, warehouse: Connection | None = None
 ) -> pd.DataFrame:
-    """What a customer agreed to and revoked, with source and time: the business's consent records (from
-    `warehouse`, default `conn`) and winback's own opt-outs (webhooks, replies, provider answers, from `conn`).
-    Columns: channel, state, source, at, origin."""
+    """What a customer agreed to and revoked, with source and time.
+
+    Both the business's consent records (from `warehouse`, default `conn`) and winback's own opt-outs
+    (webhooks, replies, provider answers, from `conn`). Columns: channel, state, source, at, origin.
+    """
     from winback.warehouse.models import Suppression
 
     co = src.consents

@@ -42,6 +42,8 @@ class _Strict(BaseModel):
 
 
 class CustomersSource(_Strict):
+    """Where the customers table and its columns are: contact details, preferences, do-not-contact flags."""
+
     table: str = "customers"
     customer_id: str = "customer_id"
     first_name: str = "first_name"
@@ -55,6 +57,8 @@ class CustomersSource(_Strict):
 
 
 class OrdersSource(_Strict):
+    """Where the orders table and its columns are."""
+
     table: str = "orders"
     order_id: str = "order_id"
     customer_id: str = "customer_id"
@@ -64,6 +68,8 @@ class OrdersSource(_Strict):
 
 
 class FailuresSource(_Strict):
+    """Where the service-failures table and its columns are."""
+
     table: str = "service_failures"
     failure_id: str = "failure_id"
     customer_id: str = "customer_id"
@@ -76,6 +82,8 @@ class FailuresSource(_Strict):
 
 
 class ConsentsSource(_Strict):
+    """Where the consent records table and its columns are."""
+
     table: str = "consents"
     customer_id: str = "customer_id"
     channel: str = "channel"
@@ -170,8 +178,10 @@ class SourceTables:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourceTables:
-        """The tables WINBACK_SOURCE_MAPPING names (the file is read now), else the demo's, in the warehouse
-        WINBACK_WAREHOUSE_URL names (None when that is winback's own database)."""
+        """The tables WINBACK_SOURCE_MAPPING names (the file is read now), else the demo's.
+
+        They live in the warehouse WINBACK_WAREHOUSE_URL names (None when that is winback's own database).
+        """
         warehouse = settings.warehouse_url if settings.separate_warehouse else None
         return cls(
             SourceMapping.load(settings.source_mapping),
@@ -223,6 +233,7 @@ class SourceSchema:
     not_null: frozenset[tuple[str, str]] = frozenset()  # (table key, winback column) declared NOT NULL
 
     def kind(self, table_key: str, name: str) -> str:
+        """How a column is stored; "text" when unknown, so it is parsed and checked before use."""
         return self.kinds.get((table_key, name), "text")
 
 

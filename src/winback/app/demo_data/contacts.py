@@ -88,7 +88,7 @@ def _phones(
 
 
 def _preferred_channels(rng: np.random.Generator, has_email: np.ndarray, has_phone: np.ndarray) -> list[str | None]:
-    """email / sms / None, only for channels the customer gave an address for."""
+    """Email / sms / None, only for channels the customer gave an address for."""
     u = rng.random(len(has_email))
     choice = np.full(len(u), None, dtype=object)
     both = has_email & has_phone

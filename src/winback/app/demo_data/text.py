@@ -16,6 +16,7 @@ from winback.app.demo_data.clock import NULL_TS
 
 
 def code_points(s: str) -> np.ndarray:
+    """The UTF-32 code points of `s`: a block that `join_code_points` repeats on every row."""
     return np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32)
 
 
@@ -27,6 +28,7 @@ def join_code_points(parts: Sequence[np.ndarray], n: int) -> list[str]:
 
 
 def digit_code_points(numbers: np.ndarray, width: int) -> np.ndarray:
+    """The zero-padded decimal digits of each number as an (n, width) block of code points."""
     powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
     return ((numbers.astype(np.int64)[:, None] // powers) % 10 + 48).astype(np.uint32)
 

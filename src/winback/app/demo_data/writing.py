@@ -54,6 +54,7 @@ class DemoSummary:
 
     @property
     def orders_per_customer(self) -> float:
+        """Mean orders per customer generated; 0 when there are no customers."""
         return self.orders / self.customers if self.customers else 0.0
 
 
