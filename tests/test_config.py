@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,15 @@ def test_a_bad_setting_is_one_line_naming_the_variable(name: str, raw: str, prob
     with pytest.raises(ValidationError) as raised:
         Settings.from_mapping({name: raw})
     assert one_line(raised.value) == f"{name}='{raw}': {problem}"
+
+
+def test_an_ephemeral_command_keeps_prefects_info_chatter_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    from winback.app.runtime import configure_prefect_environment
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_LOGGING_LEVEL", raising=False)
+    configure_prefect_environment()
+    assert os.environ["PREFECT_LOGGING_LEVEL"] == "WARNING"
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "DEBUG")  # a user's own choice stands
+    configure_prefect_environment()
+    assert os.environ["PREFECT_LOGGING_LEVEL"] == "DEBUG"

@@ -32,6 +32,9 @@ def configure_prefect_environment() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if not os.environ.get("PREFECT_API_URL"):
         os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
+        # the temporary server's start/stop chatter is not for a user typing `winback report`; the command
+        # prints its own result (a real server's runs keep Prefect's levels, set where the worker runs)
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     exit_cleanly_on_sigterm()
 
 
