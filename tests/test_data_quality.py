@@ -255,8 +255,8 @@ def test_the_flow_and_its_dry_run_say_the_same_and_the_cli_lists_it(
 
     with make_engine(sqlite_corpus).connect() as conn:
         notes = data_quality_notes(conn, real["run_id"])
-    assert notes[0].startswith(f"Data quality: {stored} source rows quarantined")
-    assert any(n.startswith("Data quality: orders: ") for n in notes)
+    assert notes[0].startswith(f"Data quality: {stored} entries in your data had a problem")
+    assert any(re.match(r"Data quality: [\d,]+ order rows? set aside: not used at all\.$", n) for n in notes)
 
 
 def test_a_broken_feed_is_one_line_and_exit_2_from_the_cli(
