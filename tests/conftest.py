@@ -223,6 +223,14 @@ def sink_path(tmp_path: Path) -> Path:
     return tmp_path / "sink.jsonl"
 
 
+def environment_sink() -> SinkChannel:
+    """The sink the test's environment names (WINBACK_SINK_PATH): where the CLI and the flows it runs write too."""
+    from winback.channels.sink import SinkChannel
+    from winback.settings import Settings
+
+    return SinkChannel(Settings().sink_path)
+
+
 @pytest.fixture
 def sink(sink_path: Path) -> SinkChannel:
     """The local sink channel, journaling to the test's `sink_path`."""
