@@ -7,7 +7,7 @@ Environment: WINBACK_DATABASE_URL, WINBACK_SINK_PATH, CRASH_SENDER_NOW (ISO time
 `now`), CRASH_SENDER_RATE (messages per second per channel), CRASH_SENDER_CONCURRENCY (calls in flight,
 default 8 as WINBACK_SEND_CONCURRENCY), CRASH_SENDER_CLAIM (rows per claim, default 200); for `providers`
 also the SENDGRID_*, TWILIO_* and WINBACK_EMAIL_FROM / WINBACK_POSTAL_ADDRESS variables
-`configured_channels()` reads.
+`Settings()` reads (this process is its own edge).
 
 It prints one JSON line with the dispatch report if it ever finishes (the tests kill it long before).
 
@@ -33,6 +33,7 @@ from sqlalchemy import Engine
 from winback.channels.sink import SinkChannel
 from winback.delivery.dispatch import Channel, SendLimits, send_due
 from winback.delivery.registry import configured_channels
+from winback.settings import Settings
 from winback.warehouse import outbox
 from winback.warehouse.db import make_engine
 
@@ -87,11 +88,12 @@ def queue_messages(
 
 
 def channels_for(mode: str) -> dict[str, Channel]:
+    settings = Settings()  # this process is its own edge: the environment the test handed it
     if mode == "sink":
-        sink = PacedSink()
+        sink = PacedSink(settings.sink_path)
         return {"email": sink, "sms": sink}
     if mode == "providers":
-        return configured_channels()
+        return configured_channels(settings)
     raise SystemExit(f"unknown mode {mode!r}: use sink or providers")
 
 
