@@ -309,7 +309,7 @@ def build_report(
         currency=config.currency,
         window_days=window.days,
         observed_days=window.observed_days,
-        uplift=evaluate_uplift(conn, run_id, campaign_id, stats or {}, dict(econ.contact_cost), utcnow()),
+        uplift=evaluate_uplift(conn, run_id, campaign_id, stats or {}, dict(econ.contact_cost), utcnow(), econ.margin),
         variants=variant_comparison(conn, run_id),
     )
 
