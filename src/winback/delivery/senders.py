@@ -40,7 +40,8 @@ class SenderJob:
 
     With `follow_run`, the sender keeps draining the run while it is still being queued (the run's status
     not yet `queued`): a campaign's sending overlaps its queueing. `channel` keeps the sender to that
-    channel's messages. Plain values only: a job travels as a Prefect task or flow-run parameter.
+    channel's messages; `claim_size` rows are claimed at a time (the most a crash can strand). Plain values
+    only: a job travels as a Prefect task or flow-run parameter.
     """
 
     run_id: int | None
@@ -49,6 +50,7 @@ class SenderJob:
     limits: SendLimits
     follow_run: bool = False
     channel: str | None = None
+    claim_size: int = 200
 
 
 def senders_for(due_messages: int, limits: SendLimits) -> int:
@@ -70,7 +72,7 @@ def run_sender(
     def drain() -> DispatchReport:
         return send_due(
             engine, channels, run_id=job.run_id, campaign_id=job.campaign_id, now=job.now, limits=job.limits,
-            stop_check=stop_check, source=source, links=links, channel=job.channel,
+            stop_check=stop_check, source=source, links=links, channel=job.channel, claim_size=job.claim_size,
         )  # fmt: skip
 
     if not job.follow_run or job.run_id is None:
