@@ -32,8 +32,9 @@ from sqlalchemy import Engine
 
 from winback.channels.sink import SinkChannel
 from winback.delivery.dispatch import Channel, SendLimits
-from winback.delivery.senders import SenderJob, run_sender
 from winback.delivery.registry import configured_channels
+from winback.delivery.senders import SenderJob
+from winback.delivery.senders import run_sender as send_job
 from winback.warehouse import outbox
 from winback.warehouse.db import make_engine
 
@@ -117,7 +118,7 @@ def main(argv: list[str]) -> int:
     concurrency = int(os.environ.get("CRASH_SENDER_CONCURRENCY", "8"))
     limits = SendLimits(email_per_second=rate, sms_per_second=rate, concurrency=concurrency)
     claim = int(os.environ.get("CRASH_SENDER_CLAIM", "200"))
-    report = run_sender(engine, channels, SenderJob(None, "", now, limits, claim_size=claim))
+    report = send_job(engine, channels, SenderJob(None, "", now, limits, claim_size=claim))
     print(json.dumps(report.as_dict()), flush=True)
     return 0
 
