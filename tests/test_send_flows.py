@@ -59,7 +59,7 @@ def test_dispatch_outbox_with_two_senders_sends_each_message_once(
 
     sink_path = tmp_path / "sink.jsonl"
     monkeypatch.setenv("WINBACK_SINK_PATH", str(sink_path))  # the sender process inherits it
-    total = 3000
+    total = 2000
     recipients = [(f"P{i:05d}", "email" if i % 10 else "sms", f"customer.{i}@example.com") for i in range(total)]
     recipients = [(c, ch, a if ch == "email" else f"+4479111{i:05d}") for i, (c, ch, a) in enumerate(recipients)]
     run = queue_messages(engine, recipients, AS_OF, campaign_id="senders", offers=True)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from winback.delivery.dispatch import DispatchReport, SendLimits, reconcile, send_time_source
@@ -72,7 +73,8 @@ def start_sender_tasks(url: str, src: SourceTables) -> Callable[[SenderJob, int]
     def start(job: SenderJob, count: int) -> Callable[[], DispatchReport]:
         stack = ExitStack()
         runner = stack.enter_context(ProcessPoolTaskRunner(max_workers=count))
-        futures = [runner.submit(send_outbox, {"url": url, "src": src, "job": job}) for _ in range(count)]
+        with _same_api_for_children():
+            futures = [runner.submit(send_outbox, {"url": url, "src": src, "job": job}) for _ in range(count)]
 
         def join() -> DispatchReport:
             report = DispatchReport()
@@ -86,6 +88,22 @@ def start_sender_tasks(url: str, src: SourceTables) -> Callable[[SenderJob, int]
         return join
 
     return start
+
+
+def _same_api_for_children() -> AbstractContextManager[object]:
+    """The sender processes report to this flow's API: with no PREFECT_API_URL, the temporary server it runs.
+
+    A task process reads its API from the environment it is given; without this, each process of an
+    ephemeral run (tests, `winback demo`) would start a temporary server of its own (seconds each, one
+    database file).
+    """
+    if PREFECT_API_URL.value():
+        return nullcontext()
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the one this process already runs (a singleton per port)
+    server.start()
+    return temporary_settings(updates={PREFECT_API_URL: server.api_url})
 
 
 @task(cache_policy=NO_CACHE)
