@@ -27,7 +27,8 @@ from winback.errors import DeliveryError
 from winback.flows.retries import unless_bad_input
 from winback.messages.unsubscribe import UnsubscribeLinks
 from winback.settings import Settings
-from winback.stages.recovery import recover_pending, sweep_summary
+from winback.stages.recovery import RecoverySetup
+from winback.stages.recovery_sweep import recover_pending, sweep_summary
 from winback.warehouse.db import engine_for
 from winback.warehouse.journeys import returned_customers
 from winback.warehouse.source import SourceTables
@@ -109,7 +110,8 @@ def _same_api_for_children() -> AbstractContextManager[object]:
 @task(cache_policy=NO_CACHE)
 def recover_lost_crm_events(url: str, src: SourceTables, now: dt.datetime) -> dict[str, str]:
     """CRM events whose trigger never ran (an emit that failed, a worker that was down) get recovered here."""
-    return recover_pending(engine_for(url), src, configured_channels(Settings()), now)
+    state = engine_for(url)  # secrets are read here, not passed as task parameters (Prefect records those)
+    return recover_pending(state, src.reader(state), src, now, RecoverySetup.from_settings(Settings()))
 
 
 class CrmSweepFailed(DeliveryError):

@@ -151,6 +151,8 @@ class Decision(Base):
     features: Mapped[dict[str, Any] | None] = mapped_column(SerialisedJSON)
     # the uplift model's predicted effect of the decided message on the return probability (None: no model)
     predicted_uplift: Mapped[float | None]
+    # its predicted effect on the spend inside the attribution window, in money (None: no validated spend model)
+    predicted_spend_uplift: Mapped[float | None]
     # the message/offer variant the customer was randomised to (None: the campaign declares none, or held out)
     variant: Mapped[str | None] = mapped_column(String(32))
 
