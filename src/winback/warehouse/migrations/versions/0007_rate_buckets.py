@@ -1,7 +1,7 @@
 """per-channel token buckets shared by every sender of a state database
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-05 07:20:00
 
 Several senders (Prefect tasks, flow runs on several workers) drain one outbox; the providers' rate limits
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
