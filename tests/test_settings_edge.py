@@ -17,7 +17,6 @@ EDGE = ("app", "flows")  # the CLI, the server, the demo and the Prefect flows r
 NOT_YET = {
     # rewritten by other helpers this session: they pass their settings down themselves
     "stages/campaign.py": "SourceTables.from_settings(Settings()) when a caller passes no source tables",
-    "delivery/limits.py": "SendLimits.from_env(), used by delivery/dispatch.py and stages/campaign.py",
     # fallbacks kept only for those callers (delivery/dispatch.py, stages/campaign.py), not for new code
     "delivery/registry.py": "configured_channels() called without settings by stages/campaign.py",
     "delivery/settle.py": "UnknownPolicy.from_env(): reconcile() without a policy from stages/campaign.py",
