@@ -22,6 +22,8 @@ import pytest
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="winback-prefect-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# a temporary Prefect server waits 20 s to start by default: too short on a loaded 2-core machine
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 from winback.app.runtime import configure_prefect_environment
 
 configure_prefect_environment()
