@@ -18,7 +18,21 @@ from winback.warehouse.json_rows import json_objects
 from winback.warehouse.models import Decision, Return
 
 
-class _Stub:
+class _Model:
+    """An UpliftModel's shape for stubs: its 'matrix' is the frame itself, and it is its own learner."""
+
+    @property
+    def learner(self) -> _Model:
+        return self
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame
+
+    def same_layout(self, other: object) -> bool:
+        return False
+
+
+class _Stub(_Model):
     """A model whose uplift is known: −5 pts for customers contacted often, else 8 pts with an offer, 3 without."""
 
     encoder = SimpleNamespace(features=("past_contacts", "offer_kind"))
@@ -47,7 +61,7 @@ def test_the_gain_uses_the_predicted_uplift_and_the_reason_says_so() -> None:
     assert row["predicted_uplift"] == pytest.approx(0.08)
 
 
-class _SpendStub:
+class _SpendStub(_Model):
     """Incremental spend in the window: 20 with an offer, 5 for the message alone."""
 
     encoder = SimpleNamespace(features=("offer_kind",))

@@ -151,7 +151,10 @@ def _fit_trees(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     if isinstance(model, _Sparse):
         model, x = model.model, _Sparse.fill(x, model.dead)
-    with threads_for(len(x)):
+    # only the boosted trees run OpenMP threads; setting their limit costs ~10 ms a call (it reads the
+    # process's libraries), which a linear model scored by chunks would pay for nothing
+    trees = isinstance(model, HistGradientBoostingClassifier | HistGradientBoostingRegressor)
+    with threads_for(len(x)) if trees else nullcontext():
         if hasattr(model, "predict_proba"):
             return model.predict_proba(x)[:, 1]
         return np.asarray(model.predict(x), dtype=float)
