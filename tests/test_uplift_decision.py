@@ -204,6 +204,10 @@ def test_the_model_learns_who_responds_and_decides_for_the_kinds_with_evidence(e
     assert spend[0] > spend[1] + 2 and spend[2] < spend[0] - 2
     # a run decides only on what had closed by its own as-of: two runs then, not four
     assert too_early.summary["runs"] == 2
+    # the same closed runs and settings again (a re-run, a dry run): the fit is reused, not repeated
+    with engine.connect() as conn:
+        assert train_decision_uplift(conn, "learn", AS_OF) is uplift
+        assert train_decision_uplift(conn, "learn", AS_OF, seed=1) is not uplift
 
 
 # --------------------------------------------------------------------------- winback explain

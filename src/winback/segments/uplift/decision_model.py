@@ -150,11 +150,26 @@ def train_decision_uplift(
     -------
     DecisionUplift
         Without a model when no offer kind has enough evidence or the fit fails on the data; its
-        ``summary`` says why, or how the model was chosen and checked.
+        ``summary`` says why, or how the model was chosen and checked. A model fitted in this process on the
+    very same closed runs (their rows' fingerprint) with the same settings is reused, not fitted again.
     """
     arms = closed_run_arms(conn, campaign_id, as_of)
-    return fit_decision_models(arms, seed=seed, min_holdout_per_kind=min_holdout_per_kind, max_rows=max_rows,
-                               candidates=candidates, spend_candidates=spend_candidates)  # fmt: skip
+    settings = (seed, min_holdout_per_kind, max_rows, candidates, spend_candidates)
+    key = (campaign_id, len(arms), int(pd.util.hash_pandas_object(arms, index=False).sum()), settings)
+    if key in _FITTED:  # the same closed runs, the same settings: the same model (a re-run, a dry run, the demo)
+        return _FITTED[key]
+    fitted = fit_decision_models(arms, seed=seed, min_holdout_per_kind=min_holdout_per_kind, max_rows=max_rows,
+                                 candidates=candidates, spend_candidates=spend_candidates)  # fmt: skip
+    while len(_FITTED) >= FITTED_KEPT:
+        del _FITTED[next(iter(_FITTED))]
+    _FITTED[key] = fitted
+    return fitted
+
+
+# Fitted models of this process, by their data's fingerprint and settings: a run decided again for the same
+# moment (a re-run, a dry run, the demo's policy comparison) reuses the fit instead of repeating it.
+FITTED_KEPT = 4
+_FITTED: dict[tuple[Any, ...], DecisionUplift] = {}
 
 
 def fit_decision_models(

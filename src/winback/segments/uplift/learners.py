@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 EARLY_STOPPING_MIN_ROWS = 2_000
 # Below this many rows gradient boosting runs on one thread: its many short parallel sections cost more in
@@ -34,9 +35,19 @@ EARLY_STOPPING_MIN_ROWS = 2_000
 PARALLEL_MIN_ROWS = 200_000
 
 
+@cache
+def _threadpools() -> ThreadpoolController:
+    """The process's thread pools, found once.
+
+    Each `threadpool_limits` call would scan the loaded libraries again: ~10 ms, 1.5 s of a demo-sized fit's
+    150 limits.
+    """
+    return ThreadpoolController()
+
+
 def threads_for(rows: int) -> AbstractContextManager[Any]:
     """One OpenMP thread for small inputs, the default for large ones."""
-    return threadpool_limits(limits=1, user_api="openmp") if rows < PARALLEL_MIN_ROWS else nullcontext()
+    return _threadpools().limit(limits=1, user_api="openmp") if rows < PARALLEL_MIN_ROWS else nullcontext()
 
 
 class Model(Protocol):
