@@ -18,7 +18,21 @@ from winback.warehouse.json_rows import json_objects
 from winback.warehouse.models import Decision, Return
 
 
-class _Stub:
+class _Model:
+    """An UpliftModel's shape for stubs: its 'matrix' is the frame itself, and it is its own learner."""
+
+    @property
+    def learner(self) -> _Model:
+        return self
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame
+
+    def same_layout(self, other: object) -> bool:
+        return False
+
+
+class _Stub(_Model):
     """A model whose uplift is known: −5 pts for customers contacted often, else 8 pts with an offer, 3 without."""
 
     encoder = SimpleNamespace(features=("past_contacts", "offer_kind"))
@@ -47,7 +61,7 @@ def test_the_gain_uses_the_predicted_uplift_and_the_reason_says_so() -> None:
     assert row["predicted_uplift"] == pytest.approx(0.08)
 
 
-class _SpendStub:
+class _SpendStub(_Model):
     """Incremental spend in the window: 20 with an offer, 5 for the message alone."""
 
     encoder = SimpleNamespace(features=("offer_kind",))
@@ -190,6 +204,10 @@ def test_the_model_learns_who_responds_and_decides_for_the_kinds_with_evidence(e
     assert spend[0] > spend[1] + 2 and spend[2] < spend[0] - 2
     # a run decides only on what had closed by its own as-of: two runs then, not four
     assert too_early.summary["runs"] == 2
+    # the same closed runs and settings again (a re-run, a dry run): the fit is reused, not repeated
+    with engine.connect() as conn:
+        assert train_decision_uplift(conn, "learn", AS_OF) is uplift
+        assert train_decision_uplift(conn, "learn", AS_OF, seed=1) is not uplift
 
 
 # --------------------------------------------------------------------------- winback explain

@@ -94,13 +94,10 @@ def option_lifts(
         return OptionLifts(offer, plain, no, no.copy(), offer_predicted, plain_predicted, offer_spend, plain_spend)
     rows = np.ones(n, dtype=bool) if scored is None else np.asarray(scored, dtype=bool)
     if rows.any():
-        # both options in one batch: the features are built once and each model scores once
         priced = frame.loc[rows]
         alone = priced.assign(offer_kind=PLAIN, offer_value=0.0, offer_amount=0.0, offer_cost=0.0)
-        returns, spends = uplift.predict_both(pd.concat([priced, alone], ignore_index=True))
-        k = len(priced)
-        offer_predicted[rows], plain_predicted[rows] = returns[:k], returns[k:]
-        offer_spend[rows], plain_spend[rows] = spends[:k], spends[k:]
+        offer_predicted[rows], offer_spend[rows] = uplift.predict_both(priced)
+        plain_predicted[rows], plain_spend[rows] = uplift.predict_both(alone)
     offer_by_model = rows & frame["offer_kind"].isin(uplift.trusted).to_numpy()
     plain_by_model = rows & (PLAIN in uplift.trusted)
     offer = offer.where(~offer_by_model, offer_predicted)

@@ -50,6 +50,7 @@ SPEND_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("dr", Linear(penalty=1e-2)),
     Candidate("dr", Linear(penalty=1e-4)),
 )
+SCORING_CHUNK = 250_000  # at least learners.PARALLEL_MIN_ROWS: boosted trees keep both cores
 MODEL_SOURCE = "uplift model"
 LIFT_SOURCE = "per offer kind"
 
@@ -75,21 +76,28 @@ class DecisionUplift:
     def predict_both(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Predicted uplift of the return and of the spend in the window (NaN where there is no such model).
 
-        The model's features are taken from the decision frame once, for both models.
+        By chunks of :data:`SCORING_CHUNK` rows: the feature matrices stay small (a million rows' one-hot
+        matrix is most of a gigabyte) and each chunk's is built once for both models when they share a layout.
         """
-        missing = np.full(len(frame), np.nan)
+        returns, spends = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
         if self.model is None:
-            return missing, missing.copy()
-        inputs = model_frame(frame)
-        spend = missing if self.spend_model is None else _predict(self.spend_model, inputs)
-        return _predict(self.model, inputs), spend
+            return returns, spends
+        spend_model = self.spend_model
+        shared = spend_model is not None and self.model.same_layout(spend_model)
+        for start in range(0, len(frame), SCORING_CHUNK):
+            part = slice(start, start + SCORING_CHUNK)
+            inputs = _with_features(model_frame(frame.iloc[part]), self.model)
+            x = self.model.matrix(inputs)
+            returns[part] = self.model.learner.predict(x)
+            if spend_model is not None:
+                spends[part] = spend_model.learner.predict(x if shared else spend_model.matrix(inputs))
+        return returns, spends
 
 
-def _predict(model: UpliftModel, inputs: pd.DataFrame) -> np.ndarray:
+def _with_features(inputs: pd.DataFrame, model: UpliftModel) -> pd.DataFrame:
+    """Features the model knows but the frame lacks, as missing values."""
     absent = [c for c in model.encoder.features if c not in inputs.columns]
-    if absent:
-        inputs = inputs.assign(**dict.fromkeys(absent, np.nan))
-    return model.predict(inputs)
+    return inputs.assign(**dict.fromkeys(absent, np.nan)) if absent else inputs
 
 
 def _no_model(note: str, **facts: Any) -> DecisionUplift:
@@ -135,19 +143,58 @@ def train_decision_uplift(
     ----------
     conn
         winback's state (decisions with features, tracked returns).
-    min_holdout_per_kind
-        The fallback rule's threshold (see the module docstring).
-    candidates, spend_candidates
-        The learners to choose from, for the return and for the spend (`explain` passes the ones chosen at
-        decision time, to refit them quickly).
+    min_holdout_per_kind, max_rows, candidates, spend_candidates
+        As :func:`fit_decision_models`.
 
     Returns
     -------
     DecisionUplift
         Without a model when no offer kind has enough evidence or the fit fails on the data; its
-        ``summary`` says why, or how the model was chosen and checked.
+        ``summary`` says why, or how the model was chosen and checked. A model fitted in this process on the
+    very same closed runs (their rows' fingerprint) with the same settings is reused, not fitted again.
     """
     arms = closed_run_arms(conn, campaign_id, as_of)
+    settings = (seed, min_holdout_per_kind, max_rows, candidates, spend_candidates)
+    key = (campaign_id, len(arms), int(pd.util.hash_pandas_object(arms, index=False).sum()), settings)
+    if key in _FITTED:  # the same closed runs, the same settings: the same model (a re-run, a dry run, the demo)
+        return _FITTED[key]
+    fitted = fit_decision_models(arms, seed=seed, min_holdout_per_kind=min_holdout_per_kind, max_rows=max_rows,
+                                 candidates=candidates, spend_candidates=spend_candidates)  # fmt: skip
+    while len(_FITTED) >= FITTED_KEPT:
+        del _FITTED[next(iter(_FITTED))]
+    _FITTED[key] = fitted
+    return fitted
+
+
+# Fitted models of this process, by their data's fingerprint and settings: a run decided again for the same
+# moment (a re-run, a dry run, the demo's policy comparison) reuses the fit instead of repeating it.
+FITTED_KEPT = 4
+_FITTED: dict[tuple[Any, ...], DecisionUplift] = {}
+
+
+def fit_decision_models(
+    arms: pd.DataFrame,
+    *,
+    seed: int = 0,
+    min_holdout_per_kind: int = MIN_HOLDOUT_PER_KIND,
+    max_rows: int = MAX_TRAINING_ROWS,
+    candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES,
+    spend_candidates: tuple[Candidate, ...] = SPEND_CANDIDATES,
+) -> DecisionUplift:
+    """The return and spend models fitted on closed runs' randomized customers (`closed_run_arms`).
+
+    Parameters
+    ----------
+    arms
+        One row per treated or held-out customer of the closed runs, with stored features and outcomes.
+    min_holdout_per_kind
+        The fallback rule's threshold (see the module docstring).
+    max_rows
+        At most this many customers are used (a random sample).
+    candidates, spend_candidates
+        The learners to choose from, for the return and for the spend (`explain` passes the ones chosen at
+        decision time, to refit them quickly).
+    """
     if arms.empty:
         return _no_model("no closed, tracked run with stored features yet")
     evidence = evidence_by_kind(arms)
