@@ -55,7 +55,9 @@ class CrmSweepFailed(DeliveryError):
 
 
 @flow(name="dispatch-outbox")
-def dispatch_outbox(now: dt.datetime | None = None, database_url_override: str | None = None) -> dict[str, Any]:
+def dispatch_outbox(
+    now: dt.datetime | None = None, database_url_override: str | None = None, warehouse_url_override: str | None = None
+) -> dict[str, Any]:
     """Recover CRM events whose trigger never ran, then send what is due across every campaign.
 
     The send must not wait on the sweep: when the sweep itself fails, everything due is still sent, and then
@@ -66,7 +68,8 @@ def dispatch_outbox(now: dt.datetime | None = None, database_url_override: str |
     """
     settings = Settings()
     url = database_url_override or settings.database_url
-    src = SourceTables.from_settings(settings)  # once: both tasks read the same tables
+    # once: both tasks read the same tables
+    src = SourceTables.from_settings(settings, database_url=url, warehouse_url=warehouse_url_override)
     now = utc(now or utcnow())
     try:
         recovered, sweep_error = recover_lost_crm_events(url, src, now), None
