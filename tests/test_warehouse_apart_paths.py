@@ -26,9 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import AS_OF, _new_pg_database, insert_run
+from conftest import AS_OF, _new_pg_database, insert_run, select_only_reader
 from sqlalchemy import Engine, create_engine, event, func, select, text
-from sqlalchemy.engine import make_url
 
 from winback.app.demo_data import generate_demo_warehouse, simulate_campaign_response
 from winback.app.demo_data.writable import writable_warehouse
@@ -78,15 +77,7 @@ def _postgresql(server: str) -> Apart:
     admin_url = _new_pg_database(server)
     admin = create_engine(admin_url)
     generate_demo_warehouse(admin, customers=CUSTOMERS, seed=SEED, as_of=AS_OF)
-    database = make_url(admin_url).database
-    with admin.begin() as conn:
-        conn.execute(
-            text("DO $$ BEGIN CREATE ROLE winback_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-        )
-        conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO winback_reader'))
-        conn.execute(text("GRANT USAGE ON SCHEMA public TO winback_reader"))
-        conn.execute(text("GRANT SELECT ON customers, orders, service_failures, consents TO winback_reader"))
-    reader_url = make_url(admin_url).set(username="winback_reader").render_as_string(hide_password=False)
+    reader_url = select_only_reader(admin)
 
     @contextmanager
     def owner() -> Iterator[Engine]:

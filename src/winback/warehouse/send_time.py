@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, literal, select
+from sqlalchemy import Connection, func, null, select
 
 from winback.warehouse.frames import raw_rows
 from winback.warehouse.quality import as_flag
@@ -76,7 +76,7 @@ def send_time_facts(
             joined = joined.outerjoin(latest, latest.c.customer_id == cid)
             last = latest.c.last_order
         else:
-            last = literal(None).label("last_order")
+            last = null().label("last_order")
         columns = (cid, src.col(cu, "do_not_contact"), src.col(cu, "fraud_flag"), src.col(co, "channel"),
                    src.col(co, "granted"), last)  # fmt: skip
         for found, dnc, fraud, channel, granted, ordered in raw_rows(conn, select(*columns).select_from(joined)
