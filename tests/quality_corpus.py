@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from conftest import AS_OF
+from conftest import AS_OF, environment_sink
 from sqlalchemy import Engine, text
 
-from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig, DataQuality
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
@@ -299,5 +298,5 @@ def run(engine: Engine, cfg: CampaignConfig, now: dt.datetime = AS_OF, src: Sour
     stages.decide_run(engine, run, scored, gated.failures, gated.reach, cfg, policy, model.as_dict(), gated, src)
     stages.issue_run_offers(engine, run, cfg)
     stages.queue_run_messages(engine, src, run, cfg, now)
-    stages.send_run(engine, run, {"email": SinkChannel(), "sms": SinkChannel()}, cfg.campaign_id, now)
+    stages.send_run(engine, run, {"email": (sink := environment_sink()), "sms": sink}, cfg.campaign_id, now)
     return run
