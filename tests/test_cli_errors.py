@@ -210,3 +210,22 @@ def test_demo_data_writes_to_a_separate_warehouse_only_when_asked(
     with writable_warehouse(f"duckdb:///{warehouse}") as shop:
         assert table_counts(shop)["customers"] == 300
     assert not (tmp_path / "state.db").exists()  # winback's state was not touched
+
+
+def test_the_demo_never_replaces_someones_duckdb_warehouse(tmp_path: Path) -> None:
+    """Beside the demo's database, a DuckDB file holding other tables is refused; an earlier demo's is rebuilt."""
+    import duckdb
+
+    from winback.app.demo import demo_warehouse, refuse_non_demo_warehouse
+    from winback.errors import StateError
+
+    assert demo_warehouse(tmp_path / "demo.db") == tmp_path / "demo-warehouse.duckdb"
+    theirs, ours = tmp_path / "theirs.duckdb", tmp_path / "ours.duckdb"
+    with duckdb.connect(str(theirs)) as conn:
+        conn.execute("CREATE TABLE sales (id INTEGER)")
+    with duckdb.connect(str(ours)) as conn:
+        conn.execute("CREATE TABLE demo_truth (customer_id TEXT)")
+    with pytest.raises(StateError, match=r"not an earlier demo's \(sales\).*--database demo.db"):
+        refuse_non_demo_warehouse(theirs)
+    refuse_non_demo_warehouse(ours)
+    refuse_non_demo_warehouse(tmp_path / "absent.duckdb")
