@@ -275,3 +275,20 @@ def test_a_claim_with_journey_follow_ups_reads_the_warehouse_once(apart: Apart) 
     assert returned_customers(state, src)(rows) == {f"follow_up-{back}": "customer returned: journey stopped"}
     assert len(apart.statements) == 1
     state.dispose()
+
+
+def test_a_flow_finds_the_warehouse_beside_the_state_it_is_given(tmp_path: Path) -> None:
+    """`x.db` → `x-warehouse.duckdb` beside it when that file is there; an explicit warehouse URL wins."""
+    from winback.settings import Settings
+    from winback.warehouse.source import SourceTables
+
+    settings = Settings.from_mapping({})
+    state = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert SourceTables.from_settings(settings, database_url=state).warehouse_url is None  # nothing beside it
+    (tmp_path / "demo-warehouse.duckdb").touch()
+    beside = f"duckdb:///{tmp_path / 'demo-warehouse.duckdb'}"
+    assert SourceTables.from_settings(settings, database_url=state).warehouse_url == beside
+    assert Settings.from_mapping({"WINBACK_DATABASE_URL": state}).warehouse_url == beside
+    named = SourceTables.from_settings(settings, database_url=state, warehouse_url="duckdb:///elsewhere.duckdb")
+    assert named.warehouse_url == "duckdb:///elsewhere.duckdb"
+    assert SourceTables.from_settings(settings, database_url=state, warehouse_url=state).warehouse_url is None
