@@ -341,9 +341,11 @@ def decisions_for(
     policy: CompensationPolicy,
     *,
     with_uplift: bool = True,
+    src: SourceTables | None = None,
 ) -> pd.DataFrame:
     """What a run would decide, stored nowhere; ``with_uplift=False``: on the per-offer-kind lift alone."""
-    return _decisions(engine, as_of, run_id, scored, failures, reach, config, policy, with_uplift=with_uplift)[0]
+    frames = (scored, failures, reach)
+    return _decisions(engine, as_of, run_id, *frames, config, policy, src=src, with_uplift=with_uplift)[0]
 
 
 def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
