@@ -17,6 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from winback.child_process import run_in_child
 from winback.config import CampaignConfig
 from winback.delivery.limits import SendLimits
+from winback.delivery.registry import configured_channels
 from winback.flows.dispatch import start_sender_tasks
 from winback.flows.retries import unless_bad_input
 from winback.offers.policy import load_policy
@@ -156,8 +157,9 @@ def queue_and_send(
 
     A large run's other senders are `send_outbox` task runs (flows.dispatch), sending while it queues.
     """
-    senders = start_sender_tasks(url, src)  # channels from the environment, in every sender
-    return stages.queue_and_send_run(engine_for(url), src, run, config, now, limits, senders)
+    channels = configured_channels(Settings())  # secrets are read here, as every sender task reads its own
+    senders = start_sender_tasks(url, src)
+    return stages.queue_and_send_run(engine_for(url), src, run, config, now, channels, limits, senders)
 
 
 # two at a time: SQLite hands rows over holding and releasing the GIL per row, so reading threads of one
