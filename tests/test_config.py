@@ -106,7 +106,7 @@ def test_settings_come_from_the_environment_blank_meaning_unset(monkeypatch: pyt
         ("WINBACK_SMS_RATE", "0", "must be above zero"),
         ("WINBACK_EMAIL_RATE", "fast", "not a number"),
         ("WINBACK_SEND_CONCURRENCY", "2.5", "not a whole number"),
-        ("WINBACK_SEND_PROCESSES", "-1", "must be above zero"),
+        ("WINBACK_SENDERS", "-1", "must be above zero"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_variable(name: str, raw: str, problem: str) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -320,6 +321,21 @@ class QuarantinedRow(Base):
     problem: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(String(8))  # row | field
     recorded_at: Mapped[dt.datetime]
+
+
+class RateBucket(Base):
+    """A channel's token bucket, shared by every sender on this state database (warehouse.rate_buckets).
+
+    `tokens` as of `updated_at` (epoch seconds, the senders' clocks); `version` moves on every take, so a
+    sender's compare-and-set fails when another sender took tokens meanwhile.
+    """
+
+    __tablename__ = "wb_rate_buckets"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 # ---------------------------------------------------------------- demo source tables
