@@ -156,8 +156,9 @@ def train_decision_uplift(
     """
     arms = closed_run_arms(conn, campaign_id, as_of, features=False)  # the sample's features are read below
     settings = (seed, min_holdout_per_kind, max_rows, candidates, spend_candidates)
-    # a stored decision's features never change: its run, customer, arm and outcome identify the row
-    rows = int(pd.util.hash_pandas_object(arms.drop(columns=["decision_id"]), index=False).sum())
+    # a stored decision never changes (its customer, arm, features): its id and tracked outcome identify the row;
+    # numbers only, which hash without factorizing a million strings
+    rows = int(pd.util.hash_pandas_object(arms[["decision_id", "returned", "revenue"]], index=False).sum())
     key = (campaign_id, len(arms), rows, settings)
     if key in _FITTED:  # the same closed runs, the same settings: the same model (a re-run, a dry run, the demo)
         return _FITTED[key]
