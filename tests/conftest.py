@@ -22,6 +22,8 @@ import pytest
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="winback-prefect-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# a shared 2-core machine under a full suite (Dask workers included) can take more than the default 20 s
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 from winback.app.runtime import configure_prefect_environment
 
 configure_prefect_environment()

@@ -23,10 +23,10 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from winback.child_process import child_env
 from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, send_due, send_time_source
 from winback.errors import DeliveryError
 from winback.warehouse.db import make_engine
@@ -35,6 +35,12 @@ from winback.warehouse.runs import RUN_STAGES
 
 MIN_MESSAGES_PER_PROCESS = 10_000  # below this a helper's start-up (~1 s of imports) costs more than it saves
 HELPER_COMMAND = [sys.executable, "-m", "winback.delivery.parallel_send"]
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def child_env() -> dict[str, str]:
+    """The current environment, with winback's own folder first on PYTHONPATH: a helper imports this checkout."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
 
 
 class HelperSenderError(DeliveryError):
