@@ -70,7 +70,10 @@ def _partitioned(monkeypatch: pytest.MonkeyPatch, cluster: distributed.LocalClus
 
 
 def _outcome(engine: Engine) -> dict[str, pd.DataFrame]:
-    """What a run decided, offered and queued, without what differs by construction (row ids, random offer codes and the bodies quoting them)."""
+    """What a run decided, offered and queued; not what differs by construction (row ids, random offer codes).
+
+    The bodies quote the offer codes, so they are left out too.
+    """
     queries = {
         "decisions": select(
             Decision.customer_id,
@@ -95,7 +98,7 @@ def _outcome(engine: Engine) -> dict[str, pd.DataFrame]:
             OutboxMessage.channel,
             OutboxMessage.template,
             OutboxMessage.status,
-            OutboxMessage.body_text,
+            OutboxMessage.subject,
         ),
     }
     with engine.connect() as conn:
