@@ -23,6 +23,7 @@ from winback.config import CampaignConfig, DataQuality
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
+from winback.stages import reads
 from winback.warehouse.quality import Findings, shown
 from winback.warehouse.source import SourceMapping, SourceTables
 
@@ -278,15 +279,15 @@ def _stored(value: Any, corpus: Corpus, dialect: str) -> Any:
 def run(engine: Engine, cfg: CampaignConfig, now: dt.datetime = AS_OF) -> stages.RunHandle:
     """The campaign flow's stages, gate included, without Prefect (as flows.campaign orders them)."""
     rules = stages.check_source(engine, SRC, AS_OF, now, cfg)
-    batches = stages.plan_batches(engine, SRC, cfg.batch_size)
-    summary = pd.concat([stages.order_batch(engine, SRC, AS_OF, b, rules) for b in batches], ignore_index=True)
-    contexts = [stages.context_batch(engine, SRC, AS_OF, b, cfg.aggrieved.lookback_days, rules) for b in batches]
+    batches = reads.plan_batches(engine, SRC, cfg.batch_size)
+    summary = pd.concat([reads.order_batch(engine, SRC, AS_OF, b, rules) for b in batches], ignore_index=True)
+    contexts = [reads.context_batch(engine, SRC, AS_OF, b, cfg.aggrieved.lookback_days, rules) for b in batches]
     findings = Findings()
     for ctx in contexts:
         findings.extend(ctx[2])
     failures = pd.concat([ctx[0] for ctx in contexts], ignore_index=True)
     reach = pd.concat([ctx[1] for ctx in contexts], ignore_index=True)
-    rfm, gated = stages.gate(engine, SRC, rules, summary, failures, reach, findings)
+    rfm, gated = reads.gate(engine, SRC, rules, summary, failures, reach, findings)
     run = stages.start_run(engine, cfg, AS_OF)
     scored, model = score_customers(rfm, cfg.economics, cfg.use_models)
     policy = CompensationPolicy.default()

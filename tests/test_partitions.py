@@ -24,7 +24,7 @@ from winback.stages import reads
 from winback.warehouse.db import make_engine
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.models import Decision, Offer, OutboxMessage
-from winback.warehouse.source import SourceTables
+from winback.warehouse.source import SourceMapping, SourceTables
 
 pytestmark = pytest.mark.postgres
 distributed = pytest.importorskip("distributed")
@@ -189,7 +189,7 @@ def test_a_partition_of_bad_data_names_itself_and_its_first_ids_while_the_others
     shop: Engine, cluster: distributed.LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _partitioned(monkeypatch, cluster)
-    src = SourceTables()
+    src = SourceTables(SourceMapping())
     low, high = reads.plan_batches(shop, src, PARTITION_SIZE)[1]
     with shop.begin() as conn:
         conn.execute(text("ALTER TABLE customers ALTER COLUMN fraud_flag TYPE text USING fraud_flag::text"))

@@ -12,11 +12,14 @@ the partitions gathered.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
 
 from winback.errors import DataError
@@ -107,4 +110,27 @@ def partitioned_reads(
 ) -> reads.PartitionReads:
     """`read_partitions` as a subflow on the plan's Dask cluster."""
     subflow = read_partitions.with_options(task_runner=task_runner(plan))
-    return subflow(url, src, as_of, ranges, lookback_days, rules)
+    with _one_prefect_api():
+        return subflow(url, src, as_of, ranges, lookback_days, rules)
+
+
+@contextmanager
+def _one_prefect_api() -> Iterator[None]:
+    """Workers report their task runs to this process's Prefect API, also when it is a temporary one.
+
+    Without a `PREFECT_API_URL`, Prefect starts a temporary server per process: each Dask worker would
+    start its own (seconds each, and runs recorded where nobody looks). Its address is handed down with
+    the tasks' settings instead. Workers on other machines cannot reach a temporary server on 127.0.0.1:
+    a cluster across machines goes with a real Prefect server (docs/scale.md).
+    """
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # this process's temporary server, already running for the flow
+    if server.server_process is None:
+        yield
+        return
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield
