@@ -1,6 +1,6 @@
 """Benchmark: a partitioned campaign run (dry run: read, gate, score, decide) by size and Dask workers.
 
-    .venv/bin/python bench/scale.py [--sizes 250000,500000,1000000] [--workers 1,2] [--partition-size 250000]
+    .venv/bin/python bench/scale.py [--sizes 250000,500000,1000000] [--workers 1,2] [--partition-size 125000]
 
 Each size's demo shop (SQLite, ~10 orders per customer) is built once under bench/.cache/ (about a minute
 per million customers) and read as the warehouse, read only; winback's state is a fresh SQLite file. Each
@@ -27,6 +27,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+from winback.stages.partition_plan import DEFAULT_PARTITION_SIZE  # noqa: E402 (after the path is set)
 
 AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
 
@@ -61,12 +63,13 @@ def one_run(customers: int, workers: int, partition_size: int) -> None:
         result = winback_campaign(config=config, as_of=AS_OF, now=AS_OF)
         seconds = time.perf_counter() - started
         worker_peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    read_s = result["timings"]["summarise_failures_and_reach"]
+    read_s = result["timings"]["read"]
     flow_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"customers={customers} workers={workers} seconds={seconds:.1f} read_seconds={read_s:.1f} "
         f"us_per_customer={seconds / customers * 1e6:.1f} peak_worker_rss_mb={max(worker_peaks.values()):.0f} "
-        f"flow_rss_mb={flow_rss:.0f} cluster_start_s={cluster_s:.1f} partitions={result['batches']}",
+        f"flow_rss_mb={flow_rss:.0f} cluster_start_s={cluster_s:.1f} partitions={result['batches']} "
+        + " ".join(f"{stage}_s={s}" for stage, s in result["timings"].items()),
         flush=True,
     )
 
@@ -75,7 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="250000,500000,1000000")
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--partition-size", type=int, default=250_000)
+    parser.add_argument("--partition-size", type=int, default=DEFAULT_PARTITION_SIZE)
     parser.add_argument("--one", nargs=2, type=int, metavar=("CUSTOMERS", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:

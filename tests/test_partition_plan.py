@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from winback.stages.partition_plan import DEFAULT_PARTITION_SIZE, plan_partitions
+from winback.stages.partition_plan import DEFAULT_PARTITION_SIZE, LARGE_RUN, plan_partitions
 
 
 def test_a_small_run_without_settings_reads_in_one_process() -> None:
-    plan = plan_partitions(DEFAULT_PARTITION_SIZE, partition_size=None, dask_address=None, cores=8)
+    plan = plan_partitions(LARGE_RUN, partition_size=None, dask_address=None, cores=8)
     assert (plan.engine, plan.partition_size, plan.partitioned) == ("single", None, False)
 
 
 def test_a_large_run_gets_a_local_cluster_of_one_worker_per_core_at_most_one_per_partition() -> None:
     plan = plan_partitions(1_000_000, partition_size=None, dask_address=None, cores=2)
-    assert (plan.engine, plan.partition_size, plan.partitions, plan.workers) == ("local", 250_000, 4, 2)
-    few = plan_partitions(DEFAULT_PARTITION_SIZE + 1, partition_size=None, dask_address=None, cores=16)
-    assert (few.partitions, few.workers) == (2, 2)
+    assert (plan.engine, plan.partition_size, plan.partitions, plan.workers) == ("local", 125_000, 8, 2)
+    few = plan_partitions(LARGE_RUN + 1, partition_size=None, dask_address=None, cores=16)
+    assert (few.partitions, few.workers) == (3, 3)
 
 
 def test_a_partition_size_partitions_even_a_small_run() -> None:

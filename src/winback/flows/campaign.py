@@ -253,8 +253,9 @@ def _read_and_score(
         gathered = reads.joined(
             [reads.PartitionReads(s.result(), *c.result()) for s, c in zip(summaries, contexts, strict=True)]
         )
+    lap("read")
     rfm, failures, reach, gated = gate(url, src, rules, gathered)
-    lap("summarise_failures_and_reach")
+    lap("gate")
     scored, model = score(rfm, config)
     if calibration is not None:
         checked = calibration.result()  # awaited either way: a failed check fails the run

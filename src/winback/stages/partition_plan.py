@@ -10,9 +10,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-# customers per partition when none is set, and the size above which a run is partitioned by default:
-# one partition's reads take ~0.4 GiB in a worker at this size (bench/scale.py; docs/benchmarks.md)
-DEFAULT_PARTITION_SIZE = 250_000
+# above this many customers a run is partitioned by default; below it, one process reads it about as fast
+LARGE_RUN = 250_000
+# customers per partition when none is set: at least two partitions per large run, so two workers share it,
+# and a worker's peak stays near 0.3 GiB (bench/scale.py; docs/benchmarks.md)
+DEFAULT_PARTITION_SIZE = 125_000
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def plan_partitions(
     partition_size: int | None,
     dask_address: str | None,
     cores: int,
-    large_run: int = DEFAULT_PARTITION_SIZE,
+    large_run: int = LARGE_RUN,
 ) -> PartitionPlan:
     """The plan for a run of `customers`: partitioned when an address or a size is given, or the run is large.
 
