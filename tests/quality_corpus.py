@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from conftest import AS_OF
+from conftest import AS_OF, environment_sink
 from sqlalchemy import Engine, text
 
-from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig, DataQuality
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
@@ -294,5 +293,5 @@ def run(engine: Engine, cfg: CampaignConfig, now: dt.datetime = AS_OF) -> stages
     stages.decide_run(engine, run, scored, gated.failures, gated.reach, cfg, policy, model.as_dict(), gated, SRC)
     stages.issue_run_offers(engine, run, cfg)
     stages.queue_run_messages(engine, SRC, run, cfg, now)
-    stages.send_run(engine, run, {"email": SinkChannel(), "sms": SinkChannel()}, cfg.campaign_id, now)
+    stages.send_run(engine, run, {"email": (sink := environment_sink()), "sms": sink}, cfg.campaign_id, now)
     return run

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, environment_sink
 from sqlalchemy import Engine, func, select
 
 from winback.app.demo_data import simulate_campaign_response
-from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
@@ -39,7 +38,7 @@ def run_campaign(
         stages.decide_run(engine, run, scored, failures, reach, config, CompensationPolicy.default(), model.as_dict())
     stages.issue_run_offers(engine, run, config)
     stages.queue_run_messages(engine, SRC, run, config, now)
-    stages.send_run(engine, run, {"email": SinkChannel(), "sms": SinkChannel()}, config.campaign_id, now)
+    stages.send_run(engine, run, {"email": (sink := environment_sink()), "sms": sink}, config.campaign_id, now)
     return run
 
 
@@ -77,7 +76,7 @@ def test_full_path_decides_offers_sends_and_tracks(demo_engine: Engine) -> None:
     assert set(outbox["status"]) <= {"sent", "queued", "skipped"}
     waiting = outbox.loc[outbox["status"] == "queued", "not_before"]
     assert (pd.to_datetime(waiting, utc=True) > pd.Timestamp(AS_OF)).all()
-    sink = SinkChannel().records()
+    sink = environment_sink().records()
     assert len(sink) == (outbox["status"] == "sent").sum()
 
     response = simulate_campaign_response(demo_engine, run.run_id, window_days=30, true_lift=0.05, seed=5)
@@ -104,7 +103,7 @@ def test_rerun_same_date_sends_nothing_twice(demo_engine: Engine) -> None:
         skipped = conn.execute(select(func.count()).where(OutboxMessage.status == "skipped")).scalar_one()
     assert runs == 1
     assert decisions > 0
-    ids = [r["message_id"] for r in SinkChannel().records()]
+    ids = [r["message_id"] for r in environment_sink().records()]
     assert len(ids) == len(set(ids)) == sent
     assert sent + skipped == contacts
 

@@ -17,7 +17,9 @@ import quality_corpus as corpus
 from conftest import AS_OF
 from sqlalchemy import Engine, func, insert, select, text
 
+from winback.channels.sink import SinkChannel
 from winback.errors import ConfigError, DataError
+from winback.settings import Settings
 from winback.warehouse import quarantine
 from winback.warehouse.models import CampaignRun, CrmEvent, Decision, OutboxMessage, QuarantinedRow
 from winback.warehouse.queries import send_time_flags
@@ -168,9 +170,10 @@ def test_send_time_flags_read_yes_and_no_strictly(engine: Engine, flavour: str) 
     assert flags.do_not_contact == {"G002"}  # "no" is no; what is not a clear no protects the customer
 
 
-def test_recovery_skips_a_quarantined_customer_and_keeps_its_quarantine(engine: Engine) -> None:
-    from winback.channels.sink import SinkChannel
-    from winback.stages.recovery import recover
+def test_recovery_skips_a_quarantined_customer_and_keeps_its_quarantine(
+    engine: Engine, settings: Settings, sink: SinkChannel
+) -> None:
+    from winback.stages.recovery import RecoverySetup, recover
 
     load(engine, "text")
     with engine.begin() as conn:
@@ -181,10 +184,10 @@ def test_recovery_skips_a_quarantined_customer_and_keeps_its_quarantine(engine: 
                        "occurred_at": AS_OF.isoformat(), "description": "Box crushed in transit"}  # fmt: skip
             conn.execute(insert(CrmEvent).values(event_id=event_id, type=payload["type"], customer_id=customer,
                                                  payload=payload, received_at=AS_OF))  # fmt: skip
-    sink = SinkChannel()
-    skipped = recover(engine, corpus.SRC, "E1", {"email": sink, "sms": sink}, AS_OF)
+    setup = RecoverySetup.from_settings(settings, channels={"email": sink, "sms": sink})
+    skipped = recover(engine, engine, corpus.SRC, "E1", AS_OF, setup)
     assert skipped["action"] == "skip" and "customer id appears 2 times" in skipped["reason"]
-    helped = recover(engine, corpus.SRC, "E2", {"email": sink, "sms": sink}, AS_OF)
+    helped = recover(engine, engine, corpus.SRC, "E2", AS_OF, setup)
     assert helped["action"] == "contact"
     with engine.connect() as conn:
         held = quarantine.rows(conn, helped["run_id"])
@@ -252,8 +255,8 @@ def test_the_flow_and_its_dry_run_say_the_same_and_the_cli_lists_it(
 
     with make_engine(sqlite_corpus).connect() as conn:
         notes = data_quality_notes(conn, real["run_id"])
-    assert notes[0].startswith(f"Data quality: {stored} source rows quarantined")
-    assert any(n.startswith("Data quality: orders: ") for n in notes)
+    assert notes[0].startswith(f"Data quality: {stored} entries in your data had a problem")
+    assert any(re.match(r"Data quality: [\d,]+ order rows? set aside: not used at all\.$", n) for n in notes)
 
 
 def test_a_broken_feed_is_one_line_and_exit_2_from_the_cli(

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, _new_pg_database
+from conftest import AS_OF, _new_pg_database, environment_sink
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from winback.app.demo_data import generate_demo_warehouse
-from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
@@ -61,7 +60,7 @@ def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
     stages.decide_run(state, run, scored, gated.failures, gated.reach, CONFIG, policy, model.as_dict(), gated, src)
     stages.issue_run_offers(state, run, CONFIG)
     queued = stages.queue_run_messages(state, src, run, CONFIG, AS_OF)
-    stages.send_run(state, run, {"email": SinkChannel(), "sms": SinkChannel()}, CONFIG.campaign_id, AS_OF)
+    stages.send_run(state, run, {"email": (sink := environment_sink()), "sms": sink}, CONFIG.campaign_id, AS_OF)
     later = AS_OF + dt.timedelta(days=31)
     with state.begin() as conn, src.reader(state).connect() as warehouse:
         measured = track_run(conn, src, run.run_id, 30, later, warehouse=warehouse)

@@ -121,10 +121,10 @@ class Settings(BaseSettings):
     send_concurrency: int = Field(
         8, validation_alias="WINBACK_SEND_CONCURRENCY", description="Provider calls in flight per sender."
     )
-    send_processes: int | None = Field(
+    senders: int | None = Field(
         None,
-        validation_alias="WINBACK_SEND_PROCESSES",
-        description="Sender processes for a large send. Default: one per CPU.",
+        validation_alias="WINBACK_SENDERS",
+        description="Concurrent senders a large send starts (Prefect tasks of the sending flow). Default: one per CPU.",
     )
     twilio_visibility_delay: float = Field(
         39_600.0,
@@ -213,7 +213,7 @@ class Settings(BaseSettings):
     def _positive_number(cls, value: Any, info: ValidationInfo) -> float:
         return _positive(_variable(cls, info), value, float)
 
-    @field_validator("send_concurrency", "send_processes", mode="before")
+    @field_validator("send_concurrency", "senders", mode="before")
     @classmethod
     def _positive_whole_number(cls, value: Any, info: ValidationInfo) -> int | None:
         return None if value is None else int(_positive(_variable(cls, info), value, int))

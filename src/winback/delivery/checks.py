@@ -44,6 +44,9 @@ _warned_no_source = False
 def send_time_source(engine: Engine, tables: SourceTables | None = None) -> SourceTables | None:
     """The tables consent is re-checked in at send time: `tables`, by default those WINBACK_SOURCE_MAPPING names.
 
+    Pass the edge's tables; the default (the environment read here) is kept only for `send_due` called
+    without a source, until its callers pass theirs (tests/test_settings_edge.py's NOT_YET).
+
     A database with neither a customers nor a consents table and no mapping configured holds an outbox and
     nothing else (the tests' senders, a bare outbox): there is no record to check, which is logged once,
     and only winback's own opt-outs apply. Any other missing table is a misconfiguration, refused before a

@@ -14,8 +14,9 @@ from winback.settings import Settings
 def configured_channels(settings: Settings | None = None) -> dict[str, Channel]:
     """The sender for each channel (`{"email": ..., "sms": ...}`) as the settings configure them.
 
-    The settings default to the environment's; both channels fall back to one shared sink. A
-    half-configured provider raises ConfigError before anything is sent.
+    Both channels fall back to one shared sink. A half-configured provider raises ConfigError before
+    anything is sent. Pass the edge's settings: reading the environment here when given none is kept only
+    for stages/campaign.py's callers until they pass theirs (tests/test_settings_edge.py's NOT_YET).
     """
     # the SDKs log request bodies (addresses, numbers) at DEBUG/INFO: keep them out of winback's logs
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

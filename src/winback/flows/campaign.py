@@ -16,6 +16,8 @@ from prefect.runtime import flow_run as prefect_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from winback.config import CampaignConfig
+from winback.delivery.limits import SendLimits
+from winback.flows.dispatch import start_sender_tasks
 from winback.flows.partitions import partitioned_reads
 from winback.flows.retries import unless_bad_input
 from winback.offers.policy import load_policy
@@ -148,10 +150,14 @@ def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int
 
 @task(**task_opts, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=unless_bad_input)
 def queue_and_send(
-    url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime
+    url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime, limits: SendLimits
 ) -> tuple[int, dict[str, int]]:
-    """Queue the run's messages and send them; retried on a transient failure, never on bad input."""
-    return stages.queue_and_send_run(engine_for(url), src, run, config, now)  # channels from the environment
+    """Queue the run's messages and send them; retried on a transient failure, never on bad input.
+
+    A large run's other senders are `send_outbox` task runs (flows.dispatch), sending while it queues.
+    """
+    senders = start_sender_tasks(url, src)  # channels from the environment, in every sender
+    return stages.queue_and_send_run(engine_for(url), src, run, config, now, limits, senders)
 
 
 # two at a time: SQLite hands rows over holding and releasing the GIL per row, so reading threads of one
@@ -218,7 +224,9 @@ def winback_campaign(
         logger.info("run %s already decided (%s): resuming", run.run_id, run.status)
     result["offers_issued"] = issue_offers(url, run, config)
     lap("offers")
-    result["messages_queued"], result["sending"] = queue_and_send(url, src, run, config, now)
+    result["messages_queued"], result["sending"] = queue_and_send(
+        url, src, run, config, now, SendLimits.from_settings(settings)
+    )
     lap("queue_and_send")
     result["quarantine"] = quarantine_line(url, run.run_id)
     logger.info(result["quarantine"])

@@ -8,10 +8,9 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from winback.delivery.registry import configured_channels
 from winback.flows.retries import unless_bad_input
 from winback.settings import Settings
-from winback.stages.recovery import recover, recovery_config
+from winback.stages.recovery import RecoverySetup, recover
 from winback.warehouse.db import engine_for
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc, utcnow
@@ -24,8 +23,8 @@ def recover_task(url: str, event_id: str, now: dt.datetime) -> dict[str, Any]:
     """Run the recovery journey for one CRM event; secrets are read here, not passed as parameters."""
     settings = Settings()
     src = SourceTables.from_settings(settings)
-    channels = configured_channels(settings)
-    return recover(engine_for(url), src, event_id, channels, now, config=recovery_config(settings))
+    state = engine_for(url)
+    return recover(state, src.reader(state), src, event_id, now, RecoverySetup.from_settings(settings))
 
 
 @flow(name="recover-customer")

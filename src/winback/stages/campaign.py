@@ -8,9 +8,9 @@ added where missing, and sending picks up whatever is still queued.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -18,9 +18,9 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from winback.config import CampaignConfig
-from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile, send_due
-from winback.delivery.parallel_send import HelperSenders, send_in_processes, senders_for
+from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile
 from winback.delivery.registry import configured_channels
+from winback.delivery.senders import SenderJob, run_sender, senders_for
 from winback.messages.channel_choice import choose_channels
 from winback.messages.compose import check_templates, plan_rows
 from winback.offers.issue import issue_offers, offer_amounts
@@ -42,6 +42,9 @@ from winback.warehouse.quality import Findings, QualityRules
 from winback.warehouse.returns import measured_lift_by_offer_kind
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import to_epoch_days, utc
+
+# how a flow starts `count` more senders on a job; what it returns waits for them and sums their reports
+StartSenders = Callable[[SenderJob, int], Callable[[], DispatchReport]]
 
 
 @dataclass(frozen=True)
@@ -305,23 +308,29 @@ def send_run(
     channels: dict[str, Channel] | None,
     campaign_id: str,
     now: dt.datetime,
-    limits: SendLimits | None = None,
+    limits: SendLimits = SendLimits(),  # noqa: B008 (frozen)
+    start_senders: StartSenders | None = None,
 ) -> dict[str, int]:
     """Settle anything a crash left mid-send, then send every due message of the run.
 
-    `channels=None` means the ones the environment configures; only then may a large send spread over
-    several processes (each helper builds its channels from that same environment).
+    `channels=None` means the ones the environment configures; only then, and given `start_senders` (the
+    flow's way to start more senders), may a large send spread over several senders (each builds its
+    channels from that same environment).
     """
-    limits = limits or SendLimits.from_env()
     senders = 1
     if channels is None:
         channels = configured_channels()
-        with engine.connect() as conn:
-            senders = senders_for(outbox.due_count(conn, now, run.run_id), limits)
+        if start_senders is not None:
+            with engine.connect() as conn:
+                senders = senders_for(outbox.due_count(conn, now, run.run_id), limits)
     settled = reconcile(engine, channels, run.run_id)
-    report = send_in_processes(
-        engine, channels, senders, run_id=run.run_id, campaign_id=campaign_id, now=now, limits=limits
-    )
+    job = SenderJob(run.run_id, campaign_id, now, limits)
+    join = start_senders(job, senders - 1) if start_senders is not None and senders > 1 else None
+    try:
+        report = run_sender(engine, channels, job)
+    finally:  # the other senders are waited for, whatever this one did
+        others = join() if join is not None else DispatchReport()
+    report.merge(others.as_dict())
     return _sent(engine, run, report, settled)
 
 
@@ -331,28 +340,34 @@ def queue_and_send_run(
     run: RunHandle,
     config: CampaignConfig,
     now: dt.datetime,
-    limits: SendLimits | None = None,
+    limits: SendLimits = SendLimits(),  # noqa: B008 (frozen)
+    start_senders: StartSenders | None = None,
 ) -> tuple[int, dict[str, int]]:
-    """`queue_run_messages` then `send_run`, the sending overlapping the queueing on the other cores.
+    """`queue_run_messages` then `send_run`, the sending overlapping the queueing in other senders.
 
-    Queueing renders nothing and runs on one core; for a large run, helper sender processes start first
-    and send each partition as soon as it is committed, then this process joins them on what is left.
-    Every row is still committed before it is claimed, so the guarantees are send_run's. Channels come
-    from the environment, as helpers build theirs from it.
+    Queueing renders nothing and runs on one core; for a large run (and given `start_senders`), the other
+    senders start first, following the run: they send each partition as soon as it is committed, and this
+    one joins them on what is left. Every row is still committed before it is claimed, so the guarantees
+    are send_run's. Channels come from the environment, as the other senders build theirs from it.
     """
-    limits = limits or SendLimits.from_env()
-    with engine.connect() as conn:
-        senders = senders_for(runs.contacts_decided(conn, run.run_id), limits)
+    senders = 1
+    if start_senders is not None:
+        with engine.connect() as conn:
+            senders = senders_for(runs.contacts_decided(conn, run.run_id), limits)
     if senders <= 1:
         queued = queue_run_messages(engine, src, run, config, now)
         return queued, send_run(engine, run, None, config.campaign_id, now, limits)
+    assert start_senders is not None
     channels = configured_channels()
     settled = reconcile(engine, channels, run.run_id)
-    share = limits.shared_by(senders)
-    job = {"run_id": run.run_id, "campaign_id": config.campaign_id, "now": now, "limits": share}
-    with HelperSenders(engine, senders - 1, **job, follow_run=True) as helpers:
+    job = SenderJob(run.run_id, config.campaign_id, now, limits)
+    join = start_senders(replace(job, follow_run=True), senders - 1)
+    try:
         queued = queue_run_messages(engine, src, run, config, now)
-        report = helpers.join(send_due(engine, channels, **job))
+        report = run_sender(engine, channels, job)
+    finally:  # after a failed queueing, the followers stop once idle (delivery.senders.FOLLOW_IDLE_SECONDS)
+        others = join()
+    report.merge(others.as_dict())
     return queued, _sent(engine, run, report, settled)
 
 

@@ -85,7 +85,8 @@ def closed_run_arms(conn: Connection, campaign_id: str, before: dt.datetime) -> 
 
 
 SCORED_COLUMNS = ["run_id", "customer_id", "arm", "returned", "revenue", "predicted_uplift", "offer_kind",
-                  "customer_value", "offer_cost", "channel", "variant", "segment"]  # fmt: skip
+                  "customer_value", "offer_cost", "channel", "variant", "segment",
+                  "predicted_spend_uplift"]  # fmt: skip
 
 
 def scored_arms(conn: Connection, run_ids: list[int]) -> pd.DataFrame:
@@ -94,7 +95,8 @@ def scored_arms(conn: Connection, run_ids: list[int]) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        :data:`SCORED_COLUMNS`; ``predicted_uplift`` is NaN where the run decided without an uplift model.
+        :data:`SCORED_COLUMNS`; ``predicted_uplift`` is NaN where the run decided without an uplift model,
+        ``predicted_spend_uplift`` where it had no validated spend model.
     """
     stmt = (
         select(
@@ -110,12 +112,15 @@ def scored_arms(conn: Connection, run_ids: list[int]) -> pd.DataFrame:
             Decision.channel,
             Decision.variant,
             Decision.segment,
+            Decision.predicted_spend_uplift,
         )
         .join(Decision, and_(Decision.run_id == Return.run_id, Decision.customer_id == Return.customer_id))
         .where(Return.run_id.in_(run_ids))
         .order_by(Return.run_id, Return.customer_id)
     )
-    floats = dict.fromkeys(("revenue", "predicted_uplift", "customer_value", "offer_cost"), "float64")
+    floats = dict.fromkeys(
+        ("revenue", "predicted_uplift", "customer_value", "offer_cost", "predicted_spend_uplift"), "float64"
+    )
     frame = frame_from_rows(raw_rows(conn, stmt), SCORED_COLUMNS, floats)
     frame["returned"] = frame["returned"].astype(bool)
     return frame
