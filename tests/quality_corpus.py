@@ -23,6 +23,7 @@ from winback.config import CampaignConfig, DataQuality
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
+from winback.stages import reads
 from winback.warehouse.quality import Findings, shown
 from winback.warehouse.source import SourceMapping, SourceTables
 
@@ -283,15 +284,15 @@ def run(engine: Engine, cfg: CampaignConfig, now: dt.datetime = AS_OF, src: Sour
     `engine` holds winback's state; `src` says where the corpus is read (default: the same database).
     """
     rules = stages.check_source(engine, src, AS_OF, now, cfg)
-    batches = stages.plan_batches(engine, src, cfg.batch_size)
-    summary = pd.concat([stages.order_batch(engine, src, AS_OF, b, rules) for b in batches], ignore_index=True)
-    contexts = [stages.context_batch(engine, src, AS_OF, b, cfg.aggrieved.lookback_days, rules) for b in batches]
+    batches = reads.plan_batches(engine, src, cfg.batch_size)
+    summary = pd.concat([reads.order_batch(engine, src, AS_OF, b, rules) for b in batches], ignore_index=True)
+    contexts = [reads.context_batch(engine, src, AS_OF, b, cfg.aggrieved.lookback_days, rules) for b in batches]
     findings = Findings()
     for ctx in contexts:
         findings.extend(ctx[2])
     failures = pd.concat([ctx[0] for ctx in contexts], ignore_index=True)
     reach = pd.concat([ctx[1] for ctx in contexts], ignore_index=True)
-    rfm, gated = stages.gate(engine, src, rules, summary, failures, reach, findings)
+    rfm, gated = reads.gate(engine, src, rules, summary, failures, reach, findings)
     run = stages.start_run(engine, cfg, AS_OF)
     scored, model = score_customers(rfm, cfg.economics, cfg.use_models)
     policy = CompensationPolicy.default()

@@ -20,6 +20,7 @@ from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
+from winback.stages import reads
 from winback.warehouse.db import make_engine
 from winback.warehouse.migrate import upgrade
 from winback.warehouse.models import Decision, OutboxMessage, Return
@@ -42,9 +43,9 @@ def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
     """The campaign, track and report stages (as the flows call them) on `state`, reading `src`'s warehouse."""
     run = stages.start_run(state, CONFIG, AS_OF)
     rules = stages.check_source(state, src, AS_OF, AS_OF, CONFIG)
-    batches = stages.plan_batches(state, src, CONFIG.batch_size)
-    summary = pd.concat([stages.order_batch(state, src, AS_OF, b, rules) for b in batches], ignore_index=True)
-    contexts = [stages.context_batch(state, src, AS_OF, b, CONFIG.aggrieved.lookback_days, rules) for b in batches]
+    batches = reads.plan_batches(state, src, CONFIG.batch_size)
+    summary = pd.concat([reads.order_batch(state, src, AS_OF, b, rules) for b in batches], ignore_index=True)
+    contexts = [reads.context_batch(state, src, AS_OF, b, CONFIG.aggrieved.lookback_days, rules) for b in batches]
     failures = pd.concat([c[0] for c in contexts], ignore_index=True)
     reach = pd.concat([c[1] for c in contexts], ignore_index=True)
     from winback.warehouse.quality import Findings
@@ -52,7 +53,7 @@ def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
     findings = Findings()
     for c in contexts:
         findings.extend(c[2])
-    rfm, gated = stages.gate(state, src, rules, summary, failures, reach, findings)
+    rfm, gated = reads.gate(state, src, rules, summary, failures, reach, findings)
     scored, model = score_customers(rfm, CONFIG.economics, CONFIG.use_models)
     policy = CompensationPolicy.default()
     stages.decide_run(state, run, scored, gated.failures, gated.reach, CONFIG, policy, model.as_dict(), gated, src)

@@ -63,6 +63,19 @@ class Settings(BaseSettings):
         validation_alias="WINBACK_SINK_PATH",
         description="Journal (JSON lines) of every message 'sent' while no provider keys are set.",
     )
+    dask_address: str | None = Field(
+        None,
+        validation_alias="WINBACK_DASK_ADDRESS",
+        description="Scheduler address of an existing Dask cluster (tcp://host:8786) that reads every campaign "
+        "run's partitions. Default: a temporary local cluster for large runs, none for small ones.",
+    )
+    partition_size: int | None = Field(
+        None,
+        gt=0,
+        validation_alias="WINBACK_PARTITION_SIZE",
+        description="Customers per partition of a campaign run; set, it partitions any run. Default: runs of "
+        "more than 250,000 customers are partitioned by 125,000, smaller ones read in one process.",
+    )
     # -- links in messages, and the server
     public_url: str = Field(
         DEFAULT_PUBLIC_URL,
