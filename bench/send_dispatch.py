@@ -36,9 +36,12 @@ from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent  # noqa
 from winback.channels.sendgrid import SendGridChannel  # noqa: E402
 from winback.channels.sink import SinkChannel  # noqa: E402
 from winback.channels.twilio import TwilioChannel  # noqa: E402
-from winback.delivery.dispatch import SendLimits, send_due  # noqa: E402
+from winback.delivery.dispatch import SendLimits, send_due, send_time_source  # noqa: E402
+from winback.messages.unsubscribe import UnsubscribeLinks  # noqa: E402
+from winback.settings import Settings  # noqa: E402
 from winback.warehouse.db import make_engine  # noqa: E402
 from winback.warehouse.migrate import upgrade  # noqa: E402
+from winback.warehouse.source import SourceTables  # noqa: E402
 
 AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
 NOW = AS_OF + dt.timedelta(days=1)
@@ -91,11 +94,14 @@ def main(argv: list[str] | None = None) -> None:
                 "sms": TwilioChannel(tw.settings(from_number=VALID_TEST_FROM)),
             }
         limits = SendLimits(email_per_second=1e6, sms_per_second=1e6, concurrency=args.concurrency)
+        settings = Settings()
+        source = send_time_source(engine, SourceTables.from_settings(settings))
+        links = UnsubscribeLinks.from_settings(settings)
         best = float("inf")
         for repeat in range(args.repeat):
             run = queue_messages(engine, recipients(args.messages, repeat * args.messages), AS_OF, "bench")
             started = time.perf_counter()
-            report = send_due(engine, channels, run_id=run.run_id, now=NOW, limits=limits)
+            report = send_due(engine, channels, run_id=run.run_id, now=NOW, limits=limits, source=source, links=links)
             seconds = time.perf_counter() - started
             sent = report.counts["sent"]
             if sent != args.messages:

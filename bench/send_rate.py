@@ -24,8 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import event, text
 
 from winback.channels.sink import SinkChannel
-from winback.delivery.dispatch import SendLimits, send_due
+from winback.delivery.dispatch import SendLimits, send_due, send_time_source
+from winback.messages.unsubscribe import UnsubscribeLinks
+from winback.settings import Settings
 from winback.warehouse.db import make_engine
+from winback.warehouse.source import SourceTables
 
 AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)  # bench/campaign.py's as-of and send time
 
@@ -58,10 +61,13 @@ def main() -> None:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # every measurement starts from the same WAL
     with tempfile.TemporaryDirectory() as sink_dir:
         sink = SinkChannel(Path(sink_dir) / "sink.jsonl")
+        settings = Settings()
         start = time.perf_counter()
         report = send_due(
             engine, {"email": sink, "sms": sink}, run_id=run_id, campaign_id="bench", now=AS_OF,
             limits=SendLimits(email_per_second=1e6, sms_per_second=1e6), max_messages=args.messages,
+            source=send_time_source(engine, SourceTables.from_settings(settings)),
+            links=UnsubscribeLinks.from_settings(settings),
         )  # fmt: skip
         seconds = time.perf_counter() - start
     handled = sum(report.as_dict().values())

@@ -30,7 +30,12 @@ configure_prefect_environment()
 
 from sqlalchemy import Connection, Engine, create_engine, insert, select, text  # noqa: E402
 
+from winback.delivery.checks import send_time_source  # noqa: E402
+from winback.delivery.senders import SendSetup  # noqa: E402
+from winback.delivery.settle import UnknownPolicy  # noqa: E402
+from winback.messages.unsubscribe import UnsubscribeLinks  # noqa: E402
 from winback.warehouse.db import make_engine  # noqa: E402
+from winback.warehouse.source import SourceMapping, SourceTables  # noqa: E402
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -276,3 +281,21 @@ def _hermetic_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
     if _PG_SKIPPED:
         terminalreporter.write_sep("!", "PostgreSQL was SKIPPED: " + _PG_SKIPPED[0], red=True, bold=True)
+
+
+LINKS = UnsubscribeLinks()  # what an unconfigured environment signs with (the tests' environment is hermetic)
+
+
+def local_tables() -> SourceTables:
+    """The source tables an unconfigured environment reads: the demo's names, in winback's own database."""
+    return SourceTables(SourceMapping())
+
+
+def local_source(engine: Engine) -> SourceTables | None:
+    """The tables consent is re-checked in at send time on `engine`, as the edge hands them to `send_due`."""
+    return send_time_source(engine, local_tables())
+
+
+def send_setup(src: SourceTables | None = None) -> SendSetup:
+    """What the edge hands a campaign's sending in an unconfigured environment: `src`, else `local_tables()`."""
+    return SendSetup(src or local_tables(), LINKS, UnknownPolicy())

@@ -31,13 +31,15 @@ import twilio.rest.api.v2010.account.message  # noqa: F401
 from sqlalchemy import Engine
 
 from winback.channels.sink import SinkChannel
-from winback.delivery.dispatch import Channel, SendLimits
+from winback.delivery.dispatch import Channel, SendLimits, send_time_source
 from winback.delivery.registry import configured_channels
 from winback.delivery.senders import SenderJob
 from winback.delivery.senders import run_sender as send_job
+from winback.messages.unsubscribe import UnsubscribeLinks
 from winback.settings import Settings
 from winback.warehouse import outbox
 from winback.warehouse.db import make_engine
+from winback.warehouse.source import SourceTables
 
 with contextlib.suppress(ImportError):  # no PostgreSQL driver: those tests skip anyway
     import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
@@ -120,7 +122,10 @@ def main(argv: list[str]) -> int:
     concurrency = int(os.environ.get("CRASH_SENDER_CONCURRENCY", "8"))
     limits = SendLimits(email_per_second=rate, sms_per_second=rate, concurrency=concurrency)
     claim = int(os.environ.get("CRASH_SENDER_CLAIM", "200"))
-    report = send_job(engine, channels, SenderJob(None, "", now, limits, claim_size=claim))
+    settings = Settings()  # this process is its own edge
+    source = send_time_source(engine, SourceTables.from_settings(settings))
+    job = SenderJob(None, "", now, limits, claim_size=claim)
+    report = send_job(engine, channels, job, source=source, links=UnsubscribeLinks.from_settings(settings))
     print(json.dumps(report.as_dict()), flush=True)
     return 0
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from conftest import AS_OF, environment_sink
+from conftest import AS_OF, environment_sink, send_setup
 from sqlalchemy import Engine, text
 
 from winback.config import CampaignConfig, DataQuality
@@ -296,8 +296,10 @@ def run(engine: Engine, cfg: CampaignConfig, now: dt.datetime = AS_OF, src: Sour
     run = stages.start_run(engine, cfg, AS_OF)
     scored, model = score_customers(rfm, cfg.economics, cfg.use_models)
     policy = CompensationPolicy.default()
-    stages.decide_run(engine, run, scored, gated.failures, gated.reach, cfg, policy, model.as_dict(), gated, src)
+    stages.decide_run(engine, run, scored, gated.failures, gated.reach, cfg, policy, model.as_dict(), gated, src=src)
     stages.issue_run_offers(engine, run, cfg)
     stages.queue_run_messages(engine, src, run, cfg, now)
-    stages.send_run(engine, run, {"email": (sink := environment_sink()), "sms": sink}, cfg.campaign_id, now)
+    stages.send_run(
+        engine, run, {"email": (sink := environment_sink()), "sms": sink}, cfg.campaign_id, now, setup=send_setup(src)
+    )
     return run

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, environment_sink
+from conftest import AS_OF, environment_sink, local_tables, send_setup
 from sqlalchemy import Engine, func, select
 
 from winback.app.demo_data import simulate_campaign_response
@@ -35,10 +35,22 @@ def run_campaign(
         failures = pd.concat([c[0] for c in ctx], ignore_index=True)
         reach = pd.concat([c[1] for c in ctx], ignore_index=True)
         scored, model = score_customers(rfm, config.economics, config.use_models)
-        stages.decide_run(engine, run, scored, failures, reach, config, CompensationPolicy.default(), model.as_dict())
+        stages.decide_run(
+            engine,
+            run,
+            scored,
+            failures,
+            reach,
+            config,
+            CompensationPolicy.default(),
+            model.as_dict(),
+            src=local_tables(),
+        )
     stages.issue_run_offers(engine, run, config)
     stages.queue_run_messages(engine, SRC, run, config, now)
-    stages.send_run(engine, run, {"email": (sink := environment_sink()), "sms": sink}, config.campaign_id, now)
+    stages.send_run(
+        engine, run, {"email": (sink := environment_sink()), "sms": sink}, config.campaign_id, now, setup=send_setup()
+    )
     return run
 
 

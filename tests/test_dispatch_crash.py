@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, LINKS, local_source, send_setup
 from crash_harness import (
     BAD_CUSTOMERS,
     CLAIM,
@@ -110,11 +110,11 @@ def test_kill9_mid_send_then_rerun_sends_every_message_exactly_once(
     assert started_rows(engine, run.run_id) <= CONCURRENCY
 
     sink = SinkChannel(journal)
-    settled = reconcile(engine, sink, run.run_id)
+    settled = reconcile(engine, sink, run.run_id, policy=UnknownPolicy())
     assert sum(settled.values()) == stranded
     assert settled.get("sent", 0) <= CONCURRENCY, "only calls in flight can be journaled but not recorded"
     assert settled.get("queued", 0) > 0, "messages of the claim that never left must go back to the queue"
-    send_due(engine, {"email": sink, "sms": sink}, run_id=run.run_id, now=NOW)
+    send_due(engine, {"email": sink, "sms": sink}, run_id=run.run_id, now=NOW, source=local_source(engine), links=LINKS)
 
     rows = outbox_frame(engine, run.run_id)
     assert set(rows["status"]) == {"sent", "skipped"}
@@ -178,7 +178,9 @@ def test_kill9_at_a_random_moment_leaves_unknown_only_the_calls_in_flight(
     assert listed == len(unknown_email) - len(had)
 
     fast = SendLimits(email_per_second=1000, sms_per_second=1000, concurrency=8)
-    report = send_due(engine, channels, run_id=run.run_id, now=NOW, limits=fast)
+    report = send_due(
+        engine, channels, run_id=run.run_id, now=NOW, limits=fast, source=local_source(engine), links=LINKS
+    )
     assert report.counts["sent"] > 0
     rows = outbox_frame(engine, run.run_id)
     unknown = set(rows.loc[rows["status"] == "unknown", "id"])
@@ -227,7 +229,9 @@ def test_kill9_with_email_through_sendgrid_and_sms_to_the_sink_settles_each_by_i
     journal = SinkChannel(tmp_path / "sink.jsonl")
     email = Recording(SendGridChannel(sg.settings()))
     fast = SendLimits(email_per_second=1000, sms_per_second=1000)
-    stages.send_run(engine, run, {"email": email, "sms": journal}, "crash", NOW, fast)  # reconcile, then send
+    stages.send_run(
+        engine, run, {"email": email, "sms": journal}, "crash", NOW, fast, setup=send_setup()
+    )  # reconcile, then send
 
     rows = outbox_frame(engine, run.run_id)
     statuses = rows.groupby("channel")["status"].agg(set).to_dict()
@@ -268,13 +272,13 @@ def test_reconcile_leaves_a_live_senders_claim_alone(engine: Engine, tmp_path: P
     gated = GatedSink(journal, entered, release)
     live = threading.Thread(
         target=send_due, args=(engine, {"email": gated, "sms": gated}),
-        kwargs={"run_id": run.run_id, "now": NOW, "claim_size": 10},
+        kwargs={"run_id": run.run_id, "now": NOW, "claim_size": 10, "source": local_source(engine), "links": LINKS},
     )  # fmt: skip
     live.start()
     try:
         assert entered.wait(timeout=30)
         sink = SinkChannel(journal)
-        stages.send_run(engine, run, {"email": sink, "sms": sink}, "dispatch-test", NOW)
+        stages.send_run(engine, run, {"email": sink, "sms": sink}, "dispatch-test", NOW, setup=send_setup())
     finally:
         release.set()
         live.join(timeout=30)
@@ -309,12 +313,19 @@ def test_a_claim_abandoned_by_a_failed_send_in_this_process_is_settled(engine: E
     as dispatch_outbox's task retries do. Nothing is sending any more, so the rows must be settled."""
     run = queue_messages(engine, [(f"C{i}", "email", f"c{i}@example.com") for i in range(5)], AS_OF)
     with pytest.raises(RuntimeError, match="boom"):
-        send_due(engine, {"email": Broken(), "sms": Broken()}, run_id=run.run_id, now=NOW)
+        send_due(
+            engine,
+            {"email": Broken(), "sms": Broken()},
+            run_id=run.run_id,
+            now=NOW,
+            source=local_source(engine),
+            links=LINKS,
+        )
     assert status_counts(engine, run.run_id) == {"sending": 5}
 
     sink = SinkChannel(tmp_path / "sink.jsonl")
-    assert reconcile(engine, {"email": sink, "sms": sink}, run.run_id) == {"queued": 5}
-    send_due(engine, {"email": sink, "sms": sink}, run_id=run.run_id, now=NOW)
+    assert reconcile(engine, {"email": sink, "sms": sink}, run.run_id, policy=UnknownPolicy()) == {"queued": 5}
+    send_due(engine, {"email": sink, "sms": sink}, run_id=run.run_id, now=NOW, source=local_source(engine), links=LINKS)
     assert status_counts(engine, run.run_id) == {"sent": 5}
 
 
@@ -343,7 +354,8 @@ def test_an_adapter_raising_for_one_message_keeps_the_others_outcomes(engine: En
     channel = BrokenForOne()
     with pytest.raises(SendCrashed, match=r"1 message\(s\) left `sending` for reconcile .*RuntimeError: adapter bug"):
         send_due(engine, {"email": channel, "sms": channel}, run_id=run.run_id, now=NOW,
-                 limits=SendLimits(email_per_second=1000, concurrency=4))  # fmt: skip
+                 limits=SendLimits(email_per_second=1000, concurrency=4),
+                 source=local_source(engine), links=LINKS)  # fmt: skip
     assert len(channel.sent) == 4
     assert status_counts(engine, run.run_id) == {"sent": 4, "sending": 1}  # nothing lost, nothing sent twice
-    assert reconcile(engine, {"email": channel, "sms": channel}, run.run_id) == {"unknown": 1}
+    assert reconcile(engine, {"email": channel, "sms": channel}, run.run_id, policy=UnknownPolicy()) == {"unknown": 1}

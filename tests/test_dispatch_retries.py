@@ -17,7 +17,7 @@ import threading
 import time
 
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, LINKS, local_source
 from crash_sender import queue_messages
 from sqlalchemy import Engine, select
 from standins import sendgrid_api, twilio_api
@@ -69,9 +69,14 @@ def test_429_waits_at_least_retry_after(
     standin.fail_next(429, retry_after=120)
     run = queue_messages(engine, [("C1", channel, address)], AS_OF)
 
-    assert send_due(engine, channels(sendgrid_standin, twilio_standin), run_id=run.run_id, now=NOW).as_dict() == {
-        "retry": 1
-    }
+    assert send_due(
+        engine,
+        channels(sendgrid_standin, twilio_standin),
+        run_id=run.run_id,
+        now=NOW,
+        source=local_source(engine),
+        links=LINKS,
+    ).as_dict() == {"retry": 1}
     row = outbox_rows(engine, run.run_id)["C1"]
     assert row["status"] == "queued"
     assert row["attempts"] == 1
@@ -80,10 +85,22 @@ def test_429_waits_at_least_retry_after(
     assert len(standin.received) == 1
 
     # not due before the provider's Retry-After; sent once it is
-    early = send_due(engine, channels(sendgrid_standin, twilio_standin), now=NOW + dt.timedelta(seconds=119))
+    early = send_due(
+        engine,
+        channels(sendgrid_standin, twilio_standin),
+        now=NOW + dt.timedelta(seconds=119),
+        source=local_source(engine),
+        links=LINKS,
+    )
     assert early.as_dict() == {}
     assert len(standin.received) == 1
-    later = send_due(engine, channels(sendgrid_standin, twilio_standin), now=row["not_before"])
+    later = send_due(
+        engine,
+        channels(sendgrid_standin, twilio_standin),
+        now=row["not_before"],
+        source=local_source(engine),
+        links=LINKS,
+    )
     assert later.as_dict() == {"sent": 1}
     assert outbox_rows(engine, run.run_id)["C1"]["attempts"] == 2
     assert len(standin.accepted) == 1
@@ -98,7 +115,14 @@ def test_server_errors_are_retried_with_exponential_backoff_then_sent(
     policy = RetryPolicy(base_seconds=30, cap_seconds=3600)
     now = NOW
     for attempt in (1, 2, 3):
-        report = send_due(engine, channels(sendgrid_standin, twilio_standin), now=now, retry=policy)
+        report = send_due(
+            engine,
+            channels(sendgrid_standin, twilio_standin),
+            now=now,
+            retry=policy,
+            source=local_source(engine),
+            links=LINKS,
+        )
         assert report.as_dict() == {"retry": 1}
         row = outbox_rows(engine, run.run_id)["C1"]
         assert (row["status"], row["attempts"], row["last_error"]) == ("queued", attempt, "internal error")
@@ -106,7 +130,14 @@ def test_server_errors_are_retried_with_exponential_backoff_then_sent(
         assert 0 < delay <= 30 * 2 ** (attempt - 1), f"attempt {attempt}: backoff window doubles"
         now = row["not_before"]
 
-    assert send_due(engine, channels(sendgrid_standin, twilio_standin), now=now, retry=policy).as_dict() == {"sent": 1}
+    assert send_due(
+        engine,
+        channels(sendgrid_standin, twilio_standin),
+        now=now,
+        retry=policy,
+        source=local_source(engine),
+        links=LINKS,
+    ).as_dict() == {"sent": 1}
     row = outbox_rows(engine, run.run_id)["C1"]
     assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 4, None)
     assert [e.status for e in sendgrid_standin.received] == [500, 500, 500, 202]
@@ -127,14 +158,30 @@ def test_retryable_failures_become_failed_after_max_attempts(
     policy = RetryPolicy(max_attempts=3, base_seconds=1, cap_seconds=10)
     now = NOW
     for expected in ("retry", "retry", "failed"):
-        report = send_due(engine, channels(sendgrid_standin, twilio_standin), now=now, retry=policy)
+        report = send_due(
+            engine,
+            channels(sendgrid_standin, twilio_standin),
+            now=now,
+            retry=policy,
+            source=local_source(engine),
+            links=LINKS,
+        )
         assert report.as_dict() == {expected: 1}
         now += dt.timedelta(minutes=1)
     row = outbox_rows(engine, run.run_id)["C1"]
     assert (row["status"], row["attempts"]) == ("failed", 3)
     assert reason in row["last_error"]
     assert len(standin.received) == 3
-    assert send_due(engine, channels(sendgrid_standin, twilio_standin), now=now + dt.timedelta(days=1)).as_dict() == {}
+    assert (
+        send_due(
+            engine,
+            channels(sendgrid_standin, twilio_standin),
+            now=now + dt.timedelta(days=1),
+            source=local_source(engine),
+            links=LINKS,
+        ).as_dict()
+        == {}
+    )
     assert len(standin.received) == 3
 
 
@@ -149,7 +196,14 @@ def test_a_retry_waits_for_the_recipients_morning_rather_than_landing_in_quiet_h
               "locale": "en_GB", "time_zone": "Europe/London"}  # fmt: skip
     run = queue_planned(engine, [person], evening)
     sendgrid_standin.fail_next(429, retry_after=1500)  # try again in 25 minutes: 21:05
-    report = send_due(engine, channels(sendgrid_standin, twilio_standin), run_id=run.run_id, now=evening)
+    report = send_due(
+        engine,
+        channels(sendgrid_standin, twilio_standin),
+        run_id=run.run_id,
+        now=evening,
+        source=local_source(engine),
+        links=LINKS,
+    )
     assert report.as_dict() == {"retry": 1}
     row = outbox_rows(engine, run.run_id)["C1"]
     assert (row["status"], row["attempts"]) == ("queued", 1)
@@ -175,13 +229,24 @@ def test_rejected_message_fails_at_once_with_the_providers_reason(
 ) -> None:
     standin = sendgrid_standin if channel == "email" else twilio_standin
     run = queue_messages(engine, [("C1", channel, address)], AS_OF)
-    assert send_due(engine, channels(sendgrid_standin, twilio_standin), now=NOW).as_dict() == {"failed": 1}
+    assert send_due(
+        engine, channels(sendgrid_standin, twilio_standin), now=NOW, source=local_source(engine), links=LINKS
+    ).as_dict() == {"failed": 1}
     row = outbox_rows(engine, run.run_id)["C1"]
     assert (row["status"], row["attempts"]) == ("failed", 1)
     assert reason in row["last_error"]
     assert address not in row["last_error"], "the recipient is masked in stored errors"
     assert [e.status for e in standin.received] == [400]
-    assert send_due(engine, channels(sendgrid_standin, twilio_standin), now=NOW + dt.timedelta(days=1)).as_dict() == {}
+    assert (
+        send_due(
+            engine,
+            channels(sendgrid_standin, twilio_standin),
+            now=NOW + dt.timedelta(days=1),
+            source=local_source(engine),
+            links=LINKS,
+        ).as_dict()
+        == {}
+    )
     assert len(standin.received) == 1
 
 
@@ -191,7 +256,14 @@ def test_twilio_opt_out_fails_and_suppresses_the_customers_sms(
     run = queue_messages(
         engine, [("C1", "sms", twilio_api.OPTED_OUT_TEST_NUMBER), ("C2", "sms", "+14155552671")], AS_OF
     )
-    report = send_due(engine, channels(sendgrid_standin, twilio_standin), run_id=run.run_id, now=NOW)
+    report = send_due(
+        engine,
+        channels(sendgrid_standin, twilio_standin),
+        run_id=run.run_id,
+        now=NOW,
+        source=local_source(engine),
+        links=LINKS,
+    )
     assert report.as_dict() == {"failed": 1, "sent": 1}
     row = outbox_rows(engine, run.run_id)["C1"]
     assert (row["status"], row["attempts"], row["last_error"]) == ("failed", 1, "recipient opted out")
@@ -201,7 +273,9 @@ def test_twilio_opt_out_fails_and_suppresses_the_customers_sms(
 
     # the customer's next SMS (another campaign) is stopped before it reaches Twilio
     later = queue_messages(engine, [("C1", "sms", twilio_api.OPTED_OUT_TEST_NUMBER)], AS_OF, campaign_id="later")
-    assert send_due(engine, channels(sendgrid_standin, twilio_standin), now=NOW).as_dict() == {"skipped": 1}
+    assert send_due(
+        engine, channels(sendgrid_standin, twilio_standin), now=NOW, source=local_source(engine), links=LINKS
+    ).as_dict() == {"skipped": 1}
     assert outbox_rows(engine, later.run_id)["C1"]["last_error"] == "suppressed at send time"
     assert len(twilio_standin.received) == 2
 
@@ -216,7 +290,14 @@ def test_suppression_recorded_after_queueing_skips_without_calling_the_provider(
         suppress(conn, "C2", "sms", "stop", "twilio webhook", AS_OF)
         suppress(conn, "C3", "sms", "stop", "twilio webhook", AS_OF)  # another channel: C3's email still goes
 
-    report = send_due(engine, channels(sendgrid_standin, twilio_standin), run_id=run.run_id, now=NOW)
+    report = send_due(
+        engine,
+        channels(sendgrid_standin, twilio_standin),
+        run_id=run.run_id,
+        now=NOW,
+        source=local_source(engine),
+        links=LINKS,
+    )
     assert report.as_dict() == {"skipped": 2, "sent": 1}
     rows = outbox_rows(engine, run.run_id)
     assert {c: (r["status"], r["last_error"]) for c, r in rows.items()} == {
@@ -269,7 +350,8 @@ def test_retry_after_counts_from_the_providers_answer(engine: Engine, sendgrid_s
 
     channel = FailSecond()
     report = send_due(engine, {"email": channel, "sms": channel}, run_id=run.run_id, claim_size=1,
-                      limits=SendLimits(email_per_second=1, concurrency=1))  # fmt: skip
+                      limits=SendLimits(email_per_second=1, concurrency=1),
+                      source=local_source(engine), links=LINKS)  # fmt: skip
     assert report.as_dict() == {"sent": 1, "retry": 1}
     retried = next(r for r in outbox_rows(engine, run.run_id).values() if r["status"] == "queued")
     assert retried["not_before"] >= answered[1] + dt.timedelta(seconds=120)
@@ -308,7 +390,8 @@ def test_send_due_paces_provider_sends(engine: Engine, sendgrid_standin: SendGri
     run = queue_messages(engine, [(f"C{i:03d}", "email", f"c{i}@example.com") for i in range(300)], AS_OF)
     start = time.monotonic()
     report = send_due(engine, {"email": SendGridChannel(sendgrid_standin.settings())}, run_id=run.run_id, now=NOW,
-                      limits=SendLimits(email_per_second=100, concurrency=8))  # fmt: skip
+                      limits=SendLimits(email_per_second=100, concurrency=8),
+                      source=local_source(engine), links=LINKS)  # fmt: skip
     elapsed = time.monotonic() - start
     assert report.as_dict() == {"sent": 300}
     assert len(sendgrid_standin.accepted) == 300

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, LINKS, local_source
 from crash_harness import (
     BAD_CUSTOMERS,
     CONCURRENCY,
@@ -77,7 +77,7 @@ def test_two_concurrent_senders_send_each_message_once(engine: Engine, tmp_path:
             barrier.wait(timeout=10)
             while status_counts(engine, run.run_id).get("queued", 0):
                 report = send_due(engine, {"email": sink, "sms": sink}, run_id=run.run_id, now=NOW,
-                                  claim_size=20, limits=limits)  # fmt: skip
+                                  claim_size=20, limits=limits, source=local_source(engine), links=LINKS)  # fmt: skip
                 sent[index] += report.counts["sent"]
         except BaseException as exc:
             errors.append(exc)
@@ -118,10 +118,10 @@ def test_two_sender_processes_one_killed_still_send_each_message_exactly_once(en
     assert stranded <= 40, "only the killed sender's claim is left (none if killed between claims)"
 
     sink = SinkChannel(journal)
-    settled = reconcile(engine, sink, run.run_id)
+    settled = reconcile(engine, sink, run.run_id, policy=UnknownPolicy())
     assert sum(settled.values()) == stranded
     assert settled.get("sent", 0) <= CONCURRENCY
-    send_due(engine, {"email": sink, "sms": sink}, run_id=run.run_id, now=NOW)
+    send_due(engine, {"email": sink, "sms": sink}, run_id=run.run_id, now=NOW, source=local_source(engine), links=LINKS)
 
     rows = outbox_frame(engine, run.run_id)
     assert set(rows["status"]) == {"sent", "skipped"}
@@ -156,7 +156,15 @@ def test_two_provider_senders_one_killed_send_each_message_at_most_once(
     settled = reconcile(engine, channels, run.run_id, policy=policy)
     assert settled.get("queued", 0) + settled.get("unknown", 0) == stranded
     assert settled.get("unknown", 0) <= CONCURRENCY
-    send_due(engine, channels, run_id=run.run_id, now=NOW, limits=SendLimits(1000, 1000, 8))
+    send_due(
+        engine,
+        channels,
+        run_id=run.run_id,
+        now=NOW,
+        limits=SendLimits(1000, 1000, 8),
+        source=local_source(engine),
+        links=LINKS,
+    )
 
     rows = outbox_frame(engine, run.run_id)
     unknown = set(rows.loc[rows["status"] == "unknown", "id"])
@@ -203,7 +211,7 @@ def test_three_senders_together_keep_the_channel_rate(engine: Engine) -> None:
     def sender() -> None:
         channel = StampingProvider(stamps)
         try:
-            run_sender(engine, {"email": channel, "sms": channel}, job)
+            run_sender(engine, {"email": channel, "sms": channel}, job, source=local_source(engine), links=LINKS)
         except BaseException as exc:
             errors.append(exc)
 

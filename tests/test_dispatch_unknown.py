@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import AS_OF
+from conftest import AS_OF, LINKS, local_source
 from crash_harness import NOW, post_signed_sendgrid_events, sendgrid_event
 from crash_sender import outbox_row, queue_messages
 from sqlalchemy import Engine, func, insert, select
@@ -83,7 +83,7 @@ def moves(engine: Engine, mid: str) -> list[tuple[str, str, str]]:
 
 def crash(engine: Engine, channels: dict, run_id: int) -> None:  # type: ignore[type-arg]
     with pytest.raises(SendCrashed):
-        send_due(engine, channels, run_id=run_id, now=NOW, limits=FAST)
+        send_due(engine, channels, run_id=run_id, now=NOW, limits=FAST, source=local_source(engine), links=LINKS)
 
 
 # -- only the calls in flight are started ---------------------------------------------------------------------
@@ -108,7 +108,16 @@ class Probe:
 def test_each_call_is_started_first_and_no_more_than_the_calls_in_flight(engine: Engine) -> None:
     run = queue_messages(engine, [(f"C{i:03d}", "email", f"c{i}@example.com") for i in range(60)], AS_OF)
     probe = Probe(engine)
-    report = send_due(engine, {"email": probe, "sms": probe}, run_id=run.run_id, now=NOW, limits=FAST, claim_size=25)
+    report = send_due(
+        engine,
+        {"email": probe, "sms": probe},
+        run_id=run.run_id,
+        now=NOW,
+        limits=FAST,
+        claim_size=25,
+        source=local_source(engine),
+        links=LINKS,
+    )
     assert report.counts["sent"] == 60
     assert all(probe.own_start_committed), "a call began before its row's start was committed"
     assert 0 < max(probe.in_flight) <= FAST.concurrency, probe.in_flight
@@ -161,13 +170,20 @@ def test_a_twilio_unknown_never_sent_is_requeued_once_after_the_visibility_delay
     settled = reconcile(engine, channels, run.run_id, policy=DECIDE_NOW)
     assert settled == {"unknown": 1, "lookup_undecided": 1, "unknown_for_operator": 1}
     assert moves(engine, row["id"]).count(("unknown", "queued", "twilio lookup")) == 1
-    assert send_due(engine, channels, run_id=run.run_id, now=NOW, limits=FAST).as_dict() == {}
+    assert (
+        send_due(
+            engine, channels, run_id=run.run_id, now=NOW, limits=FAST, source=local_source(engine), links=LINKS
+        ).as_dict()
+        == {}
+    )
     assert tw.creates == [], "an unknown message is never sent again without a decision"
 
     assert reconcile(engine, channels, run.run_id, policy=DECIDE_NOW).get("requeued_by_lookup", 0) == 0
     with engine.begin() as conn:  # an operator decides: sent once, at last
         outbox.requeue_unknown(conn, [row["id"]], NOW, "operator", "test")
-    assert send_due(engine, channels, run_id=run.run_id, now=NOW, limits=FAST).as_dict() == {"sent": 1}
+    assert send_due(
+        engine, channels, run_id=run.run_id, now=NOW, limits=FAST, source=local_source(engine), links=LINKS
+    ).as_dict() == {"sent": 1}
     assert len(tw.accepted) == 1
 
 
@@ -231,7 +247,12 @@ def test_a_sendgrid_unknown_is_settled_by_a_signed_event_and_the_rest_listed(
     assert reconcile(engine, channels, run.run_id, policy=DECIDE_NOW) == {"unknown_for_operator": 1}
     with engine.connect() as conn:
         assert [r["customer_id"] for r in outbox.unknown_rows(conn, run.run_id)] == ["E2"]
-    assert send_due(engine, channels, run_id=run.run_id, now=NOW, limits=FAST).as_dict() == {}
+    assert (
+        send_due(
+            engine, channels, run_id=run.run_id, now=NOW, limits=FAST, source=local_source(engine), links=LINKS
+        ).as_dict()
+        == {}
+    )
     assert len(sg.received) == 1, "never resent silently"
 
 

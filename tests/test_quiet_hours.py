@@ -12,6 +12,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from conftest import LINKS, local_source
 from crash_sender import queue_messages
 from sqlalchemy import Engine
 from test_send_time_checks import Recorder, outbox_rows, queue_planned
@@ -35,7 +36,9 @@ def london(customer_id: str) -> dict:
 def send(engine: Engine, now: dt.datetime, run_id: int | None = None) -> tuple[dict[str, int], list[str]]:
     """One send at `now` (no source tables here: quiet hours only); the report and who was reached."""
     channel = Recorder()
-    report = send_due(engine, {"email": channel, "sms": channel}, run_id=run_id, now=now)
+    report = send_due(
+        engine, {"email": channel, "sms": channel}, run_id=run_id, now=now, source=local_source(engine), links=LINKS
+    )
     return report.as_dict(), channel.customers
 
 

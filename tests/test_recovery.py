@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, LINKS, local_source
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -167,7 +167,14 @@ def test_follow_up_stops_when_the_customer_returns(
             {"c": customer, "t": (NOON + dt.timedelta(days=2)).replace(tzinfo=None)},
         )
     later = NOON + dt.timedelta(days=8)
-    send_due(demo_engine, channels(sink), now=later, stop_check=returned_customers(demo_engine, SRC))
+    send_due(
+        demo_engine,
+        channels(sink),
+        now=later,
+        stop_check=returned_customers(demo_engine, SRC),
+        source=local_source(demo_engine),
+        links=LINKS,
+    )
     follow_up = outbox(demo_engine).set_index("step").loc["follow_up"]
     assert follow_up["status"] == "skipped"
     assert follow_up["last_error"] == "customer returned: journey stopped"
@@ -180,7 +187,9 @@ def test_follow_up_stops_when_the_customer_opts_out(
     recover(demo_engine, demo_engine, SRC, "E1", NOON, recovery_setup)
     with demo_engine.begin() as conn:
         suppress(conn, customer, "email", "unsubscribe", "test", NOON)
-    send_due(demo_engine, channels(sink), now=NOON + dt.timedelta(days=8))
+    send_due(
+        demo_engine, channels(sink), now=NOON + dt.timedelta(days=8), source=local_source(demo_engine), links=LINKS
+    )
     assert outbox(demo_engine).set_index("step").loc["follow_up", "last_error"] == "suppressed at send time"
 
 

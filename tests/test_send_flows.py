@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, LINKS, local_source, send_setup
 from crash_sender import queue_messages
 from sqlalchemy import Engine, func, select
 
@@ -120,7 +120,11 @@ def test_queue_and_send_run_sends_while_it_queues(
 
         def one() -> None:
             sink = SinkChannel(sink_path)
-            reports.append(run_sender(demo_engine, {"email": sink, "sms": sink}, job))
+            reports.append(
+                run_sender(
+                    demo_engine, {"email": sink, "sms": sink}, job, source=local_source(demo_engine), links=LINKS
+                )
+            )
 
         threads = [threading.Thread(target=one) for _ in range(count)]
         for t in threads:
@@ -147,7 +151,9 @@ def test_queue_and_send_run_sends_while_it_queues(
     limits = SendLimits(email_per_second=1e6, sms_per_second=1e6, concurrency=4, senders=2)
     own = SinkChannel(sink_path)
     channels = {"email": own, "sms": own}
-    queued, sent = stages.queue_and_send_run(demo_engine, SRC, run, config, AS_OF, channels, limits, start_threads)
+    queued, sent = stages.queue_and_send_run(
+        demo_engine, SRC, run, config, AS_OF, channels, limits, start_threads, setup=send_setup(SRC)
+    )
 
     assert overlapped == [True, True]
     counts = statuses(demo_engine, run.run_id)

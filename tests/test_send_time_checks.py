@@ -14,14 +14,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, LINKS, local_source
 from crash_sender import queue_messages
 from sqlalchemy import Engine, delete, insert, select, text, update
 
 from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
 from winback.config import CampaignConfig
-from winback.delivery.dispatch import SourceTablesMissing, send_due
+from winback.delivery.dispatch import SourceTablesMissing, send_due, send_time_source
 from winback.messages.compose import plan_rows
+from winback.settings import Settings
 from winback.stages import campaign as stages
 from winback.warehouse import outbox
 from winback.warehouse.models import DemoConsent, DemoCustomer, OutboxMessage, SourceBase
@@ -148,7 +149,7 @@ def test_changes_made_while_a_message_waited_for_the_morning_are_honoured(shop: 
         conn.execute(delete(DemoCustomer.__table__).where(DemoCustomer.customer_id == "C5"))
 
     channel = Recorder()
-    report = send_due(shop, {"email": channel, "sms": channel}, run_id=run.run_id, now=MORNING, source=SRC)
+    report = send_due(shop, {"email": channel, "sms": channel}, run_id=run.run_id, now=MORNING, source=SRC, links=LINKS)
 
     assert report.as_dict() == {"sent": 2, "skipped": 5}
     assert sorted(channel.customers) == ["C1", "C7"]
@@ -171,7 +172,7 @@ def test_a_follow_up_due_days_later_is_checked_against_the_record_then(shop: Eng
     with shop.begin() as conn:
         conn.execute(update(DemoCustomer.__table__).where(DemoCustomer.customer_id == "C2").values(do_not_contact=True))
     channel = Recorder()
-    send_due(shop, {"email": channel, "sms": channel}, now=later, source=SRC)
+    send_due(shop, {"email": channel, "sms": channel}, now=later, source=SRC, links=LINKS)
     assert channel.customers == ["C1"]
     assert outcomes(shop, run.run_id) == {
         "C1": ("sent", None),
@@ -189,7 +190,7 @@ def test_winbacks_own_opt_outs_still_apply_and_the_business_record_comes_first(s
         suppress(conn, "C1", "email", "unsubscribe", "sendgrid webhook", AS_OF)
         suppress(conn, "C2", "email", "unsubscribe", "sendgrid webhook", AS_OF)
     channel = Recorder()
-    send_due(shop, {"email": channel, "sms": channel}, now=AS_OF, source=SRC)
+    send_due(shop, {"email": channel, "sms": channel}, now=AS_OF, source=SRC, links=LINKS)
     assert channel.customers == []
     assert outcomes(shop, run.run_id) == {
         "C1": ("skipped", "suppressed at send time"),
@@ -197,11 +198,16 @@ def test_winbacks_own_opt_outs_still_apply_and_the_business_record_comes_first(s
     }
 
 
+def edge_source(engine: Engine) -> SourceTables | None:
+    """The send-time source as the flows build it: from the settings read now (`SourceTables.from_settings`)."""
+    return send_time_source(engine, SourceTables.from_settings(Settings()))
+
+
 # -- where the source comes from ---------------------------------------------------------------------------------
-def test_by_default_the_mapping_winback_source_mapping_names_is_read(
+def test_the_mapping_winback_source_mapping_names_is_read_at_the_edge(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Helper sender processes and the hourly dispatch build their source from the environment, like this."""
+    """Helper sender processes and the hourly dispatch build their source from the settings, like this."""
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE crm_clients (client_ref VARCHAR(64), dnc BOOLEAN, chargeback_flag BOOLEAN)"))
         conn.execute(text("CREATE TABLE permissions (client_ref VARCHAR(64), channel VARCHAR(8), opted_in BOOLEAN)"))
@@ -210,7 +216,7 @@ def test_by_default_the_mapping_winback_source_mapping_names_is_read(
     monkeypatch.setenv("WINBACK_SOURCE_MAPPING", str(EXAMPLE_MAPPING))
     run = queue_messages(engine, [("K1", "email", "k1@example.com"), ("K2", "email", "k2@example.com")], AS_OF)
     channel = Recorder()
-    send_due(engine, {"email": channel, "sms": channel}, now=AS_OF)
+    send_due(engine, {"email": channel, "sms": channel}, now=AS_OF, source=edge_source(engine), links=LINKS)
     assert outcomes(engine, run.run_id) == {"K1": ("sent", None), "K2": ("skipped", "consent withdrawn at send time")}
 
 
@@ -221,7 +227,7 @@ def test_a_configured_mapping_whose_tables_are_missing_claims_nothing(
     run = queue_messages(engine, [("K1", "email", "k1@example.com")], AS_OF)
     channel = Recorder()
     with pytest.raises(SourceTablesMissing, match="crm_clients, permissions"):
-        send_due(engine, {"email": channel, "sms": channel}, now=AS_OF)
+        send_due(engine, {"email": channel, "sms": channel}, now=AS_OF, source=edge_source(engine), links=LINKS)
     row = outbox_rows(engine, run.run_id)["K1"]
     assert (row["status"], row["attempts"], channel.customers) == ("queued", 0, [])
 
@@ -230,7 +236,9 @@ def test_a_database_holding_only_an_outbox_checks_winbacks_opt_outs_alone(engine
     """No customers or consents table and no mapping configured: nothing to re-check against (logged once)."""
     run = queue_messages(engine, [("C1", "email", "c1@example.com")], AS_OF)
     channel = Recorder()
-    assert send_due(engine, {"email": channel, "sms": channel}, now=AS_OF).as_dict() == {"sent": 1}
+    assert send_due(
+        engine, {"email": channel, "sms": channel}, now=AS_OF, source=local_source(engine), links=LINKS
+    ).as_dict() == {"sent": 1}
     assert outcomes(engine, run.run_id) == {"C1": ("sent", None)}
 
 
@@ -244,7 +252,7 @@ def test_consents_mapped_to_a_view_are_read(shop: Engine) -> None:
     source = SourceTables(SourceMapping(consents=ConsentsSource(table="latest_consents")))
     run = queue_messages(shop, [("C1", "email", "c1@example.com"), ("C2", "email", "c2@example.com")], AS_OF)
     channel = Recorder()
-    send_due(shop, {"email": channel, "sms": channel}, now=AS_OF, source=source)
+    send_due(shop, {"email": channel, "sms": channel}, now=AS_OF, source=source, links=LINKS)
     assert outcomes(shop, run.run_id) == {"C1": ("sent", None), "C2": ("skipped", "consent withdrawn at send time")}
 
 
@@ -258,13 +266,15 @@ def test_a_send_time_check_that_fails_gives_the_claim_back(shop: Engine) -> None
 
     channel = Recorder()
     with pytest.raises(RuntimeError, match="unreachable"):
-        send_due(shop, {"email": channel, "sms": channel}, now=AS_OF, source=SRC, stop_check=broken_check)
+        send_due(shop, {"email": channel, "sms": channel}, now=AS_OF, source=SRC, stop_check=broken_check, links=LINKS)
     rows = outbox_rows(shop, run.run_id)
     assert {c: (r["status"], r["attempts"], r["not_before"]) for c, r in rows.items()} == {
         "C1": ("queued", 0, AS_OF),
         "C2": ("queued", 0, AS_OF),
     }
-    assert send_due(shop, {"email": channel, "sms": channel}, now=AS_OF, source=SRC).as_dict() == {"sent": 2}
+    assert send_due(shop, {"email": channel, "sms": channel}, now=AS_OF, source=SRC, links=LINKS).as_dict() == {
+        "sent": 2
+    }
 
 
 # -- the lookup itself -------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, _new_pg_database, environment_sink, select_only_reader
+from conftest import AS_OF, _new_pg_database, environment_sink, select_only_reader, send_setup
 from sqlalchemy import Engine, create_engine, select, text
 
 from winback.app.demo_data import generate_demo_warehouse
@@ -56,10 +56,17 @@ def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
     rfm, gated = reads.gate(state, src, rules, summary, failures, reach, findings)
     scored, model = score_customers(rfm, CONFIG.economics, CONFIG.use_models)
     policy = CompensationPolicy.default()
-    stages.decide_run(state, run, scored, gated.failures, gated.reach, CONFIG, policy, model.as_dict(), gated, src)
+    stages.decide_run(state, run, scored, gated.failures, gated.reach, CONFIG, policy, model.as_dict(), gated, src=src)
     stages.issue_run_offers(state, run, CONFIG)
     queued = stages.queue_run_messages(state, src, run, CONFIG, AS_OF)
-    stages.send_run(state, run, {"email": (sink := environment_sink()), "sms": sink}, CONFIG.campaign_id, AS_OF)
+    stages.send_run(
+        state,
+        run,
+        {"email": (sink := environment_sink()), "sms": sink},
+        CONFIG.campaign_id,
+        AS_OF,
+        setup=send_setup(src),
+    )
     later = AS_OF + dt.timedelta(days=31)
     with state.begin() as conn, src.reader(state).connect() as warehouse:
         measured = track_run(conn, src, run.run_id, 30, later, warehouse=warehouse)

@@ -15,7 +15,6 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from winback.errors import ConfigError, DeliveryError
-from winback.settings import Settings
 from winback.warehouse import outbox
 from winback.warehouse.db import error_line
 from winback.warehouse.journeys import ReturnedCheck
@@ -46,11 +45,8 @@ class WarehouseUnreachable(DeliveryError):
 _warned_no_source = False
 
 
-def send_time_source(engine: Engine, tables: SourceTables | None = None) -> SourceTables | None:
-    """The tables consent is re-checked in at send time: `tables`, by default those WINBACK_SOURCE_MAPPING names.
-
-    Pass the edge's tables; the default (the environment read here) is kept only for `send_due` called
-    without a source, until its callers pass theirs (tests/test_settings_edge.py's NOT_YET).
+def send_time_source(engine: Engine, tables: SourceTables) -> SourceTables | None:
+    """The tables consent is re-checked in at send time: the edge's `tables` (`SourceTables.from_settings`), checked.
 
     A database with neither a customers nor a consents table and no mapping configured holds an outbox and
     nothing else (the tests' senders, a bare outbox): there is no record to check, which is logged once,
@@ -58,7 +54,6 @@ def send_time_source(engine: Engine, tables: SourceTables | None = None) -> Sour
     row is claimed: sending on without the check would ignore every withdrawal.
     """
     global _warned_no_source
-    tables = tables or SourceTables.from_settings(Settings())
     configured = tables.mapped
     wanted = (tables.customers, tables.consents)
     try:

@@ -49,7 +49,7 @@ from winback.delivery.recorder import ClaimRecorder
 from winback.errors import DeliveryError
 from winback.messages.quiet_hours import QuietHoursCheck
 from winback.messages.redact import redact_text
-from winback.messages.unsubscribe import UnsubscribeLinks, configured_links
+from winback.messages.unsubscribe import UnsubscribeLinks
 from winback.warehouse import outbox
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utcnow
@@ -120,27 +120,26 @@ def send_due(
     max_messages: int | None = None,
     claim_size: int = 200,
     stop_check: Callable[[list[dict]], dict[str, str]] | None = None,
-    source: SourceTables | None = None,
-    links: UnsubscribeLinks | None = None,
+    source: SourceTables | None,
+    links: UnsubscribeLinks,
     channel: str | None = None,
 ) -> DispatchReport:
     """Send every due message (of one run, or all) until none is left.
 
     Rows are claimed `claim_size` at a time (committed as `sending` before any provider call), checked
-    again (see the module docstring; `source` is where consent is read, by default the configured
-    mapping's tables), then sent concurrently within the per-channel rate, each row's start committed just
-    before its call and its answer as it arrives. A crash therefore leaves at most one claim's rows in
-    `sending`, of which only the calls in flight (`limits.concurrency`) had started; `reconcile` puts the
-    others back in the queue. When every channel is a local journal (reconciled exactly, never `unknown`),
-    claims are larger and recorded whole: fewer commits, same guarantee. The per-channel rates of `limits`
-    (built from the settings by the caller, see SendLimits.from_settings) are kept by every sender together
-    (SharedRateLimiter). `links` (unsubscribe links) default to the configured ones; `channel` limits this
-    sender to that channel's messages (an SMS sender apart from the email ones).
+    again (see the module docstring; `source` is where consent is read: the edge's tables as
+    `send_time_source` checked them, None for a bare outbox), then sent concurrently within the per-channel
+    rate, each row's start committed just before its call and its answer as it arrives. A crash therefore
+    leaves at most one claim's rows in `sending`, of which only the calls in flight (`limits.concurrency`)
+    had started; `reconcile` puts the others back in the queue. When every channel is a local journal
+    (reconciled exactly, never `unknown`), claims are larger and recorded whole: fewer commits, same
+    guarantee. The per-channel rates of `limits` (built from the settings by the caller, see
+    SendLimits.from_settings) are kept by every sender together (SharedRateLimiter). `links` are the edge's
+    unsubscribe links; `channel` limits this sender to that channel's messages (an SMS sender apart from the
+    email ones).
     """
     if not any(_is_remote(channel) for channel in channels.values()):
         claim_size = max(claim_size, LOCAL_CLAIM_SIZE)
-    links = links or configured_links()
-    source = source if source is not None else send_time_source(engine)  # a caller's own tables are trusted
     report = DispatchReport()
     now = now or utcnow()
     token = outbox.sender_token()

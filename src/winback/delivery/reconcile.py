@@ -34,14 +34,15 @@ def reconcile(
     run_id: int | None = None,
     *,
     now: dt.datetime | None = None,
-    policy: UnknownPolicy | None = None,
+    policy: UnknownPolicy,
 ) -> dict[str, int]:
     """Settle rows a crashed sender left in `sending` (a live sender's claim is left alone), then unknown ones.
 
     `journals` is the channel map a sender uses ({"email": ..., "sms": ...}), or one channel for every
     channel, or None: journals answer for their rows, lookups (`find_sent`) settle unknown rows. `now` is
-    the wall clock (default: now). Returns counts by what happened: `sent`, `queued` and `unknown` for
-    stranded rows, `sent_by_event`, and `delivery.settle`'s counts; only those above zero.
+    the wall clock (default: now); `policy` the edge's waits (`UnknownPolicy.from_settings`). Returns counts
+    by what happened: `sent`, `queued` and `unknown` for stranded rows, `sent_by_event`, and
+    `delivery.settle`'s counts; only those above zero.
     """
     at = now or utcnow()
     with engine.begin() as conn:

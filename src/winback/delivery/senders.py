@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, send_due
+from winback.delivery.settle import UnknownPolicy
 from winback.messages.unsubscribe import UnsubscribeLinks
+from winback.settings import Settings
 from winback.warehouse.models import CampaignRun
 from winback.warehouse.runs import RUN_STAGES
 from winback.warehouse.source import SourceTables
@@ -53,6 +55,20 @@ class SenderJob:
     claim_size: int = 200
 
 
+@dataclass(frozen=True)
+class SendSetup:
+    """What a campaign's sending is handed from the edge: where consent is re-checked, the links, the waits."""
+
+    src: SourceTables
+    links: UnsubscribeLinks
+    policy: UnknownPolicy
+
+    @classmethod
+    def from_settings(cls, settings: Settings, src: SourceTables) -> SendSetup:
+        """The edge's `src`, with the unsubscribe links and unknown-row waits the settings configure."""
+        return cls(src, UnsubscribeLinks.from_settings(settings), UnknownPolicy.from_settings(settings))
+
+
 def senders_for(due_messages: int, limits: SendLimits) -> int:
     """How many concurrent senders a send of `due_messages` is worth: one per 10,000, at most `limits.senders`."""
     return max(1, min(limits.senders, due_messages // MIN_MESSAGES_PER_SENDER))
@@ -63,9 +79,9 @@ def run_sender(
     channels: dict[str, Channel],
     job: SenderJob,
     *,
-    source: SourceTables | None = None,
+    source: SourceTables | None,
+    links: UnsubscribeLinks,
     stop_check: StopCheck | None = None,
-    links: UnsubscribeLinks | None = None,
 ) -> DispatchReport:
     """Send the job's due messages until none is left (while the run is queued, see SenderJob); the counts."""
 

@@ -59,14 +59,6 @@ class UnknownPolicy:
             operator_wait_seconds=settings.unknown_operator_wait,
         )
 
-    @classmethod
-    def from_env(cls) -> UnknownPolicy:
-        """The environment's waits, read now: only for `reconcile` without a policy (stages/campaign.py).
-
-        Kept until that caller passes the edge's `UnknownPolicy.from_settings` (tests/test_settings_edge.py).
-        """
-        return cls.from_settings(Settings())
-
 
 def settle_unknown(
     engine: Engine,
@@ -74,7 +66,7 @@ def settle_unknown(
     run_id: int | None = None,
     *,
     now: dt.datetime | None = None,
-    policy: UnknownPolicy | None = None,
+    policy: UnknownPolicy,
 ) -> dict[str, int]:
     """Look up the `unknown` rows of channels that can answer, and count those left for an operator.
 
@@ -84,7 +76,6 @@ def settle_unknown(
     to match), `lookup_failed` (the provider could not be asked), `unknown_for_operator`.
     """
     now = now or utcnow()
-    policy = policy or UnknownPolicy.from_env()
     counts: Counter[str] = Counter()
     for name in ("email", "sms"):
         channel = channels.get(name) if isinstance(channels, Mapping) else channels

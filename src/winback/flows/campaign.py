@@ -18,6 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from winback.config import CampaignConfig
 from winback.delivery.limits import SendLimits
 from winback.delivery.registry import configured_channels
+from winback.delivery.senders import SendSetup
 from winback.flows.dispatch import start_sender_tasks
 from winback.flows.partitions import partitioned_reads
 from winback.flows.retries import unless_bad_input
@@ -120,11 +121,12 @@ def decide(
     config: CampaignConfig,
     model: dict[str, Any],
     gated: Any = None,
-    src: SourceTables | None = None,
+    *,
+    src: SourceTables,
 ) -> dict[str, int]:
     """Decide every candidate and store the decisions; counts by action."""
     policy = load_policy(config.policy_file)
-    return stages.decide_run(engine_for(url), run, scored, failures, reach, config, policy, model, gated, src)
+    return stages.decide_run(engine_for(url), run, scored, failures, reach, config, policy, model, gated, src=src)
 
 
 @task(**task_opts)
@@ -136,11 +138,12 @@ def preview(
     reach: pd.DataFrame,
     config: CampaignConfig,
     gated: Any = None,
-    src: SourceTables | None = None,
+    *,
+    src: SourceTables,
 ) -> dict[str, Any]:
     """What the run would decide and spend, stored nowhere: the dry run's summary."""
     policy = load_policy(config.policy_file)
-    return stages.preview_run(engine_for(url), as_of, scored, failures, reach, config, policy, gated, src)
+    return stages.preview_run(engine_for(url), as_of, scored, failures, reach, config, policy, gated, src=src)
 
 
 @task(**task_opts)
@@ -157,9 +160,10 @@ def queue_and_send(
 
     A large run's other senders are `send_outbox` task runs (flows.dispatch), sending while it queues.
     """
-    channels = configured_channels(Settings())  # secrets are read here, as every sender task reads its own
+    settings = Settings()  # secrets are read here, as every sender task reads its own
+    channels, setup = configured_channels(settings), SendSetup.from_settings(settings, src)
     senders = start_sender_tasks(url, src)
-    return stages.queue_and_send_run(engine_for(url), src, run, config, now, channels, limits, senders)
+    return stages.queue_and_send_run(engine_for(url), src, run, config, now, channels, limits, senders, setup=setup)
 
 
 # two at a time: SQLite hands rows over holding and releasing the GIL per row, so reading threads of one
@@ -206,7 +210,7 @@ def winback_campaign(
         scored, failures, reach, model, result["batches"], gated = _read_and_score(
             url, src, as_of, config, lap, rules, settings
         )
-        result["dry_run"] = preview(url, as_of, scored, failures, reach, config, gated, src)
+        result["dry_run"] = preview(url, as_of, scored, failures, reach, config, gated, src=src)
         result["quarantine"] = result["dry_run"]["quality"]["line"]
         lap("decide")
         logger.info("dry run: nothing written or sent")
@@ -219,7 +223,7 @@ def winback_campaign(
         )
         run = start_run(url, config, as_of)
         result["run_id"] = run.run_id
-        result["decisions"] = decide(url, run, scored, failures, reach, config, model, gated, src)
+        result["decisions"] = decide(url, run, scored, failures, reach, config, model, gated, src=src)
         lap("decide")
         result["model"] = model
     else:

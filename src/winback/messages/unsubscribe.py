@@ -53,15 +53,6 @@ class UnsubscribeLinks:
         return hmac.new(self.secret.encode(), payload, hashlib.sha256).digest()[:16]
 
 
-def configured_links() -> UnsubscribeLinks:
-    """The links the environment configures, read now: only for `delivery.dispatch.send_due` called without.
-
-    Not yet passed down by every caller of `send_due` (see tests/test_settings_edge.py's NOT_YET); every other
-    caller is handed its `UnsubscribeLinks.from_settings(settings)` from the edge.
-    """
-    return UnsubscribeLinks.from_settings(Settings())
-
-
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -18,8 +18,8 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from winback.config import CampaignConfig
-from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile
-from winback.delivery.senders import SenderJob, run_sender, senders_for
+from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile, send_time_source
+from winback.delivery.senders import SenderJob, SendSetup, run_sender, senders_for
 from winback.messages.channel_choice import choose_channels
 from winback.messages.compose import check_templates, plan_rows
 from winback.offers.issue import issue_offers, offer_amounts
@@ -30,7 +30,6 @@ from winback.segments.decision_features import stored_features
 from winback.segments.holdout import run_key
 from winback.segments.learning import updated_lifts
 from winback.segments.uplift.decision_model import train_decision_uplift
-from winback.settings import Settings
 from winback.stages import quality
 from winback.stages.reads import context_batch, summarise_batch  # noqa: F401 (app.demo_history reads them here)
 from winback.warehouse import outbox, quarantine, queries, runs
@@ -105,7 +104,8 @@ def decide_run(
     policy: CompensationPolicy,
     model: dict[str, Any],
     gated: quality.GatedReads | None = None,
-    src: SourceTables | None = None,
+    *,
+    src: SourceTables,
 ) -> dict[str, int]:
     """Decide every candidate and store the decisions with their reasons and features, in one transaction.
 
@@ -146,7 +146,8 @@ def preview_run(
     config: CampaignConfig,
     policy: CompensationPolicy,
     gated: quality.GatedReads | None = None,
-    src: SourceTables | None = None,
+    *,
+    src: SourceTables,
 ) -> dict[str, Any]:
     """What a run for `as_of` would decide and spend, written nowhere: a dry run.
 
@@ -197,7 +198,7 @@ def _decisions(
     policy: CompensationPolicy,
     findings: Findings | None = None,
     *,
-    src: SourceTables | None = None,
+    src: SourceTables,
     with_uplift: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, float], dict[str, Any]]:
     """Every candidate's decision, with the lifts measured so far and the uplift model where it has evidence.
@@ -221,7 +222,6 @@ def _decisions(
         config = config.model_copy(update={"economics": economics})
     reach = choose_channels(reach, suppressed)
     candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(as_of))
-    src = src or SourceTables.from_settings(Settings())
     with src.reader(engine).connect() as conn:
         candidates = quality.screen_sms_phones(conn, src, candidates, suppressed, findings)
         decided = decide(candidates, config, policy, uplift, run_key(config.campaign_id, as_of))
@@ -240,7 +240,7 @@ def decisions_for(
     policy: CompensationPolicy,
     *,
     with_uplift: bool = True,
-    src: SourceTables | None = None,
+    src: SourceTables,
 ) -> pd.DataFrame:
     """What a run would decide, stored nowhere; ``with_uplift=False``: on the per-offer-kind lift alone."""
     frames = (scored, failures, reach)
@@ -311,21 +311,24 @@ def send_run(
     now: dt.datetime,
     limits: SendLimits = SendLimits(),  # noqa: B008 (frozen)
     start_senders: StartSenders | None = None,
+    *,
+    setup: SendSetup,
 ) -> dict[str, int]:
     """Settle anything a crash left mid-send, then send every due message of the run.
 
     Given `start_senders` (the flow's way to start more senders, each building its channels from the
     settings `channels` came from), a large send spreads over several senders; without it, one sends all.
+    `setup` is what the edge read for sending (`SendSetup.from_settings`).
     """
     senders = 1
     if start_senders is not None:
         with engine.connect() as conn:
             senders = senders_for(outbox.due_count(conn, now, run.run_id), limits)
-    settled = reconcile(engine, channels, run.run_id)
+    settled = reconcile(engine, channels, run.run_id, policy=setup.policy)
     job = SenderJob(run.run_id, campaign_id, now, limits)
     join = start_senders(job, senders - 1) if start_senders is not None and senders > 1 else None
     try:
-        report = run_sender(engine, channels, job)
+        report = run_sender(engine, channels, job, source=send_time_source(engine, setup.src), links=setup.links)
     finally:  # the other senders are waited for, whatever this one did
         others = join() if join is not None else DispatchReport()
     report.merge(others.as_dict())
@@ -341,6 +344,8 @@ def queue_and_send_run(
     channels: dict[str, Channel],
     limits: SendLimits = SendLimits(),  # noqa: B008 (frozen)
     start_senders: StartSenders | None = None,
+    *,
+    setup: SendSetup,
 ) -> tuple[int, dict[str, int]]:
     """`queue_run_messages` then `send_run`, the sending overlapping the queueing in other senders.
 
@@ -355,14 +360,14 @@ def queue_and_send_run(
             senders = senders_for(runs.contacts_decided(conn, run.run_id), limits)
     if senders <= 1:
         queued = queue_run_messages(engine, src, run, config, now)
-        return queued, send_run(engine, run, channels, config.campaign_id, now, limits)
+        return queued, send_run(engine, run, channels, config.campaign_id, now, limits, setup=setup)
     assert start_senders is not None
-    settled = reconcile(engine, channels, run.run_id)
+    settled = reconcile(engine, channels, run.run_id, policy=setup.policy)
     job = SenderJob(run.run_id, config.campaign_id, now, limits)
     join = start_senders(replace(job, follow_run=True), senders - 1)
     try:
         queued = queue_run_messages(engine, src, run, config, now)
-        report = run_sender(engine, channels, job)
+        report = run_sender(engine, channels, job, source=send_time_source(engine, setup.src), links=setup.links)
     finally:  # after a failed queueing, the followers stop once idle (delivery.senders.FOLLOW_IDLE_SECONDS)
         others = join()
     report.merge(others.as_dict())
