@@ -29,7 +29,8 @@ from winback.app.demo_data import (
     table_counts,
 )
 from winback.warehouse.db import make_engine
-from winback.warehouse.models import Base, Campaign, CampaignRun, Decision, DemoOrder, DemoServiceFailure, Offer
+from winback.warehouse.models import Base, Campaign, CampaignRun, Decision, Offer
+from winback.warehouse.source_models import DemoOrder, DemoServiceFailure
 
 AS_OF = dt.datetime(2025, 6, 30, tzinfo=dt.UTC)
 HISTORY_START = AS_OF - dt.timedelta(days=730)

@@ -22,9 +22,10 @@ from winback.flows.report import assemble
 from winback.reports.build import TrackedWindow, build_report, choose_report_run, headline_markdown
 from winback.reports.formatting import fmt_days
 from winback.reports.html import render_html_report
-from winback.warehouse.models import Campaign, Decision, Offer, Return, SourceBase
+from winback.warehouse.models import Campaign, Decision, Offer, Return
 from winback.warehouse.returns import measured_customers
 from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.source_models import SourceBase
 
 DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)

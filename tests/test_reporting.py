@@ -61,8 +61,9 @@ def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:
     import datetime as dt
     from decimal import Decimal
 
-    from winback.warehouse.models import Decision, DemoOrder, Offer, Return, SourceBase
+    from winback.warehouse.models import Decision, Offer, Return
     from winback.warehouse.returns import measured_customers
+    from winback.warehouse.source_models import DemoOrder, SourceBase
 
     kinds = {"C1": ("store_credit", "15.00"), "C2": ("percent_discount", "10.00"), "C3": ("free_shipping", "0.00")}
     SourceBase.metadata.create_all(engine)

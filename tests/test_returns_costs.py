@@ -9,9 +9,10 @@ import pytest
 from conftest import AS_OF, insert_run
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from winback.warehouse.models import Campaign, Decision, DemoOrder, Offer, Return, SourceBase
+from winback.warehouse.models import Campaign, Decision, Offer, Return
 from winback.warehouse.returns import measured_customers, measured_lift_by_offer_kind, redeem_offers, track_run
 from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.source_models import DemoOrder, SourceBase
 from winback.warehouse.timeutil import utc
 
 SRC = SourceTables(SourceMapping())

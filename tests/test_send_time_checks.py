@@ -25,9 +25,10 @@ from winback.messages.compose import plan_rows
 from winback.settings import Settings
 from winback.stages import campaign as stages
 from winback.warehouse import outbox
-from winback.warehouse.models import DemoConsent, DemoCustomer, OutboxMessage, SourceBase
+from winback.warehouse.models import OutboxMessage
 from winback.warehouse.queries import send_time_flags
 from winback.warehouse.source import SourceMapping, SourceTables
+from winback.warehouse.source_models import DemoConsent, DemoCustomer, SourceBase
 from winback.warehouse.timeutil import utc
 
 SRC = SourceTables(SourceMapping())

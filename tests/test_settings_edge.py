@@ -1,8 +1,8 @@
 """Settings are read at the edge (app/, flows/) and handed down: no module below them calls `Settings()`.
 
 A module that reads the environment itself ignores what its caller was configured with (a test's settings,
-a flow's overrides) and hides a dependency. NOT_YET names the modules that still do, each with why; an entry
-goes as soon as its module stops, so the list only shrinks (the second test fails on a stale entry).
+a flow's overrides) and hides a dependency: it takes what it needs as an argument instead (`*.from_settings`
+built at the edge), with no fallback that reads the settings when a caller passes nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "src" / "winback"
 EDGE = ("app", "flows")  # the CLI, the server, the demo and the Prefect flows read the settings
-
-NOT_YET: dict[str, str] = {}  # every module below the edge is handed its settings
 
 
 def settings_calls(path: Path) -> list[int]:
@@ -38,19 +36,8 @@ def below_the_edge() -> Iterator[tuple[str, Path]]:
 
 
 def test_no_module_below_the_edge_reads_the_settings() -> None:
-    found = [
-        f"src/winback/{relative}:{line}"
-        for relative, path in below_the_edge()
-        if relative not in NOT_YET
-        for line in settings_calls(path)
-    ]
+    found = [f"src/winback/{relative}:{line}" for relative, path in below_the_edge() for line in settings_calls(path)]
     assert found == [], "take the setting as an argument and pass it from app/ or flows/"
-
-
-def test_not_yet_names_only_modules_that_still_read_the_settings() -> None:
-    modules = dict(below_the_edge())
-    stale = [relative for relative in NOT_YET if relative not in modules or not settings_calls(modules[relative])]
-    assert stale == [], "converted: remove these from NOT_YET"
 
 
 def test_the_check_finds_a_settings_call(tmp_path: Path) -> None:

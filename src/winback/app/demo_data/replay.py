@@ -25,7 +25,8 @@ from winback.app.demo_data import effects
 from winback.app.demo_data.response import ResponseSummary, _return_orders, run_and_codes
 from winback.app.demo_data.tables import with_truth, withheld_orders
 from winback.segments.decision_features import features_frame
-from winback.warehouse.models import Decision, DemoOrder, DemoServiceFailure
+from winback.warehouse.models import Decision
+from winback.warehouse.source_models import DemoOrder, DemoServiceFailure
 from winback.warehouse.timeutil import utc
 
 END_SLACK = dt.timedelta(days=1)  # a run this close to the last generated order is at the end of history

@@ -18,7 +18,8 @@ from sqlalchemy import Connection, Engine, delete, select
 
 from winback.app.demo_data.parameters import ORDER_SHAPE
 from winback.app.demo_data.tables import with_truth
-from winback.warehouse.models import CampaignRun, Decision, DemoOrder, Offer
+from winback.warehouse.models import CampaignRun, Decision, Offer
+from winback.warehouse.source_models import DemoOrder
 from winback.warehouse.timeutil import utc
 
 

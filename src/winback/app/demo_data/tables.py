@@ -19,7 +19,8 @@ from sqlalchemy import (
     select,
 )
 
-from winback.warehouse.models import NAMING_CONVENTION, DemoConsent, DemoCustomer, DemoOrder, DemoServiceFailure
+from winback.warehouse.models import NAMING_CONVENTION
+from winback.warehouse.source_models import DemoConsent, DemoCustomer, DemoOrder, DemoServiceFailure
 
 truth_metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

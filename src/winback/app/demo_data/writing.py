@@ -25,7 +25,7 @@ from winback.app.demo_data.parameters import BLOCK, MAX_CUSTOMERS
 from winback.app.demo_data.tables import TABLES, truth_metadata
 from winback.app.demo_data.text import timestamp_strings
 from winback.errors import StateError
-from winback.warehouse.models import SourceBase
+from winback.warehouse.source_models import SourceBase
 
 
 class DemoDataExistsError(StateError):
