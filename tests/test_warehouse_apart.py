@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, _new_pg_database, environment_sink
+from conftest import AS_OF, _new_pg_database, environment_sink, select_only_reader
 from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.engine import make_url
 
 from winback.app.demo_data import generate_demo_warehouse
 from winback.config import CampaignConfig
@@ -126,16 +125,8 @@ def test_postgresql_warehouse_with_a_select_only_role(
     admin_url = _new_pg_database(postgres_server)
     admin = create_engine(admin_url)
     generate_demo_warehouse(admin, customers=CUSTOMERS, seed=SEED, as_of=AS_OF)
-    database = make_url(admin_url).database
-    with admin.begin() as conn:
-        conn.execute(
-            text("DO $$ BEGIN CREATE ROLE winback_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-        )
-        conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO winback_reader'))
-        conn.execute(text("GRANT USAGE ON SCHEMA public TO winback_reader"))
-        conn.execute(text("GRANT SELECT ON customers, orders, service_failures, consents TO winback_reader"))
+    reader_url = select_only_reader(admin)
     admin.dispose()
-    reader_url = make_url(admin_url).set(username="winback_reader").render_as_string(hide_password=False)
     state = _state(tmp_path, "state.db")
     src = SourceTables(SourceMapping(), warehouse_url=reader_url)
     result = _campaign(state, src)

@@ -17,6 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from winback.config import CampaignConfig
 from winback.delivery.limits import SendLimits
+from winback.delivery.registry import configured_channels
 from winback.flows.dispatch import start_sender_tasks
 from winback.flows.partitions import partitioned_reads
 from winback.flows.retries import unless_bad_input
@@ -156,8 +157,9 @@ def queue_and_send(
 
     A large run's other senders are `send_outbox` task runs (flows.dispatch), sending while it queues.
     """
-    senders = start_sender_tasks(url, src)  # channels from the environment, in every sender
-    return stages.queue_and_send_run(engine_for(url), src, run, config, now, limits, senders)
+    channels = configured_channels(Settings())  # secrets are read here, as every sender task reads its own
+    senders = start_sender_tasks(url, src)
+    return stages.queue_and_send_run(engine_for(url), src, run, config, now, channels, limits, senders)
 
 
 # two at a time: SQLite hands rows over holding and releasing the GIL per row, so reading threads of one
@@ -170,19 +172,21 @@ def winback_campaign(
     now: dt.datetime | None = None,
     database_url_override: str | None = None,
     data_read_at: dt.datetime | None = None,
+    warehouse_url_override: str | None = None,
 ) -> dict[str, Any]:
     """Run a campaign for `as_of` (default: now); re-running the same date resumes and sends nothing twice.
 
     `data_read_at` (default: `now`) is when the warehouse is read: rows dated after it are in the future
     and quarantined, while rows between `as_of` and it are history the run does not see yet. Replaying an
     earlier date on today's warehouse (the demo's past campaigns) sends at `now` = that date but reads today.
+    `warehouse_url_override` (default: WINBACK_WAREHOUSE_URL's rule) is where the source tables are read.
     """
     config = config or CampaignConfig()
     settings = Settings()  # read once, here: the tasks get its values
     url = database_url_override or settings.database_url
     as_of = utc(as_of or scheduled_or_now())
     now = utc(now or utcnow())
-    src = SourceTables.from_settings(settings)
+    src = SourceTables.from_settings(settings, database_url=url, warehouse_url=warehouse_url_override)
     logger = get_run_logger()
     timings: dict[str, float] = {}
     peaks: dict[str, int] = {}

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from winback.config import CampaignConfig
 from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile
-from winback.delivery.registry import configured_channels
 from winback.delivery.senders import SenderJob, run_sender, senders_for
 from winback.messages.channel_choice import choose_channels
 from winback.messages.compose import check_templates, plan_rows
@@ -241,9 +240,11 @@ def decisions_for(
     policy: CompensationPolicy,
     *,
     with_uplift: bool = True,
+    src: SourceTables | None = None,
 ) -> pd.DataFrame:
     """What a run would decide, stored nowhere; ``with_uplift=False``: on the per-offer-kind lift alone."""
-    return _decisions(engine, as_of, run_id, scored, failures, reach, config, policy, with_uplift=with_uplift)[0]
+    frames = (scored, failures, reach)
+    return _decisions(engine, as_of, run_id, *frames, config, policy, src=src, with_uplift=with_uplift)[0]
 
 
 def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
@@ -305,7 +306,7 @@ def queue_run_messages(
 def send_run(
     engine: Engine,
     run: RunHandle,
-    channels: dict[str, Channel] | None,
+    channels: dict[str, Channel],
     campaign_id: str,
     now: dt.datetime,
     limits: SendLimits = SendLimits(),  # noqa: B008 (frozen)
@@ -313,16 +314,13 @@ def send_run(
 ) -> dict[str, int]:
     """Settle anything a crash left mid-send, then send every due message of the run.
 
-    `channels=None` means the ones the environment configures; only then, and given `start_senders` (the
-    flow's way to start more senders), may a large send spread over several senders (each builds its
-    channels from that same environment).
+    Given `start_senders` (the flow's way to start more senders, each building its channels from the
+    settings `channels` came from), a large send spreads over several senders; without it, one sends all.
     """
     senders = 1
-    if channels is None:
-        channels = configured_channels()
-        if start_senders is not None:
-            with engine.connect() as conn:
-                senders = senders_for(outbox.due_count(conn, now, run.run_id), limits)
+    if start_senders is not None:
+        with engine.connect() as conn:
+            senders = senders_for(outbox.due_count(conn, now, run.run_id), limits)
     settled = reconcile(engine, channels, run.run_id)
     job = SenderJob(run.run_id, campaign_id, now, limits)
     join = start_senders(job, senders - 1) if start_senders is not None and senders > 1 else None
@@ -340,15 +338,16 @@ def queue_and_send_run(
     run: RunHandle,
     config: CampaignConfig,
     now: dt.datetime,
+    channels: dict[str, Channel],
     limits: SendLimits = SendLimits(),  # noqa: B008 (frozen)
     start_senders: StartSenders | None = None,
 ) -> tuple[int, dict[str, int]]:
     """`queue_run_messages` then `send_run`, the sending overlapping the queueing in other senders.
 
-    Queueing renders nothing and runs on one core; for a large run (and given `start_senders`), the other
-    senders start first, following the run: they send each partition as soon as it is committed, and this
-    one joins them on what is left. Every row is still committed before it is claimed, so the guarantees
-    are send_run's. Channels come from the environment, as the other senders build theirs from it.
+    Queueing renders nothing and runs on one core; for a large run (and given `start_senders`, see
+    send_run), the other senders start first, following the run: they send each partition as soon as it is
+    committed, and this one joins them on what is left. Every row is still committed before it is claimed,
+    so the guarantees are send_run's.
     """
     senders = 1
     if start_senders is not None:
@@ -356,9 +355,8 @@ def queue_and_send_run(
             senders = senders_for(runs.contacts_decided(conn, run.run_id), limits)
     if senders <= 1:
         queued = queue_run_messages(engine, src, run, config, now)
-        return queued, send_run(engine, run, None, config.campaign_id, now, limits)
+        return queued, send_run(engine, run, channels, config.campaign_id, now, limits)
     assert start_senders is not None
-    channels = configured_channels()
     settled = reconcile(engine, channels, run.run_id)
     job = SenderJob(run.run_id, config.campaign_id, now, limits)
     join = start_senders(replace(job, follow_run=True), senders - 1)

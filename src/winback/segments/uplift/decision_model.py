@@ -28,6 +28,7 @@ and the learner is chosen on at most 100,000 of them (`selection.fit_uplift`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,7 @@ from winback.segments.decision_features import features_frame, model_frame
 from winback.segments.uplift.learners import Candidate, Linear
 from winback.segments.uplift.model import UpliftModel
 from winback.segments.uplift.selection import DEFAULT_CANDIDATES, fit_uplift
-from winback.warehouse.uplift_history import closed_run_arms
+from winback.warehouse.uplift_history import closed_run_arms, stored_feature_texts
 
 MIN_HOLDOUT_PER_KIND = 200
 MAX_TRAINING_ROWS = 200_000
@@ -153,13 +154,17 @@ def train_decision_uplift(
         ``summary`` says why, or how the model was chosen and checked. A model fitted in this process on the
     very same closed runs (their rows' fingerprint) with the same settings is reused, not fitted again.
     """
-    arms = closed_run_arms(conn, campaign_id, as_of)
+    arms = closed_run_arms(conn, campaign_id, as_of, features=False)  # the sample's features are read below
     settings = (seed, min_holdout_per_kind, max_rows, candidates, spend_candidates)
-    key = (campaign_id, len(arms), int(pd.util.hash_pandas_object(arms, index=False).sum()), settings)
+    # a stored decision never changes (its customer, arm, features): its id and tracked outcome identify the row;
+    # numbers only, which hash without factorizing a million strings
+    rows = int(pd.util.hash_pandas_object(arms[["decision_id", "returned", "revenue"]], index=False).sum())
+    key = (campaign_id, len(arms), rows, settings)
     if key in _FITTED:  # the same closed runs, the same settings: the same model (a re-run, a dry run, the demo)
         return _FITTED[key]
     fitted = fit_decision_models(arms, seed=seed, min_holdout_per_kind=min_holdout_per_kind, max_rows=max_rows,
-                                 candidates=candidates, spend_candidates=spend_candidates)  # fmt: skip
+                                 candidates=candidates, spend_candidates=spend_candidates,
+                                 features=lambda ids: stored_feature_texts(conn, ids))  # fmt: skip
     while len(_FITTED) >= FITTED_KEPT:
         del _FITTED[next(iter(_FITTED))]
     _FITTED[key] = fitted
@@ -180,13 +185,18 @@ def fit_decision_models(
     max_rows: int = MAX_TRAINING_ROWS,
     candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES,
     spend_candidates: tuple[Candidate, ...] = SPEND_CANDIDATES,
+    features: Callable[[pd.Series], list[str | None]] | None = None,
 ) -> DecisionUplift:
     """The return and spend models fitted on closed runs' randomized customers (`closed_run_arms`).
 
     Parameters
     ----------
     arms
-        One row per treated or held-out customer of the closed runs, with stored features and outcomes.
+        One row per treated or held-out customer of the closed runs, with stored features (or, with
+        ``features``, their ``decision_id``) and outcomes.
+    features
+        Reads the stored features of the sampled customers' decisions (by ``decision_id``), when ``arms``
+        came without them.
     min_holdout_per_kind
         The fallback rule's threshold (see the module docstring).
     max_rows
@@ -212,6 +222,8 @@ def fit_decision_models(
     if len(arms) > max_rows:
         arms = arms.sample(n=max_rows, random_state=seed).sort_index()
         facts["sampled"] = max_rows
+    if "features" not in arms.columns and features is not None:
+        arms = arms.assign(features=features(arms["decision_id"])).drop(columns=["decision_id"])
     frame = training_frame(arms)
     runs = int(frame["run_id"].nunique())
     exclude = ("treated", "returned", "spend", "run_id", "propensity")
