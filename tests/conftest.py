@@ -108,6 +108,21 @@ def _new_pg_database(server: str) -> str:
     return f"{server}/{name}"
 
 
+def select_only_reader(admin: Engine) -> str:
+    """The URL of a role granted SELECT on the four source tables of `admin`'s database and nothing else."""
+    from sqlalchemy.engine import make_url
+
+    database = admin.url.database
+    with admin.begin() as conn:
+        conn.execute(
+            text("DO $$ BEGIN CREATE ROLE winback_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        )
+        conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO winback_reader'))
+        conn.execute(text("GRANT USAGE ON SCHEMA public TO winback_reader"))
+        conn.execute(text("GRANT SELECT ON customers, orders, service_failures, consents TO winback_reader"))
+    return make_url(admin.url).set(username="winback_reader").render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database URL: a SQLite file, or a new database on the throwaway server."""

@@ -15,6 +15,7 @@ from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
+from winback.stages import reads
 from winback.warehouse.models import CampaignRun, Decision, Offer, OutboxMessage, Return
 from winback.warehouse.returns import track_run
 from winback.warehouse.source import SourceMapping, SourceTables
@@ -28,9 +29,9 @@ def run_campaign(
     """The flow's stages in order, without Prefect (the flow itself is tested in test_flows.py)."""
     run = stages.start_run(engine, config, as_of)
     if run.status == "started":
-        batches = stages.plan_batches(engine, SRC, config.batch_size)
-        rfm = pd.concat([stages.summarise_batch(engine, SRC, as_of, b) for b in batches], ignore_index=True)
-        ctx = [stages.context_batch(engine, SRC, as_of, b, config.aggrieved.lookback_days) for b in batches]
+        batches = reads.plan_batches(engine, SRC, config.batch_size)
+        rfm = pd.concat([reads.summarise_batch(engine, SRC, as_of, b) for b in batches], ignore_index=True)
+        ctx = [reads.context_batch(engine, SRC, as_of, b, config.aggrieved.lookback_days) for b in batches]
         failures = pd.concat([c[0] for c in ctx], ignore_index=True)
         reach = pd.concat([c[1] for c in ctx], ignore_index=True)
         scored, model = score_customers(rfm, config.economics, config.use_models)
@@ -43,10 +44,10 @@ def run_campaign(
 
 def test_batches_partition_every_customer_once(demo_engine: Engine) -> None:
     config = CampaignConfig(batch_size=300)
-    batches = stages.plan_batches(demo_engine, SRC, config.batch_size)
+    batches = reads.plan_batches(demo_engine, SRC, config.batch_size)
     assert len(batches) == 7  # 2,000 customers in ranges of 300
-    parts = [stages.summarise_batch(demo_engine, SRC, AS_OF, b) for b in batches]
-    whole = stages.summarise_batch(demo_engine, SRC, AS_OF, (None, None))
+    parts = [reads.summarise_batch(demo_engine, SRC, AS_OF, b) for b in batches]
+    whole = reads.summarise_batch(demo_engine, SRC, AS_OF, (None, None))
     joined = pd.concat(parts, ignore_index=True)
     assert joined["customer_id"].is_unique
     pd.testing.assert_frame_equal(joined.sort_values("customer_id", ignore_index=True), whole)

@@ -46,7 +46,32 @@ def tables(engine: Engine, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.
 def test_every_bad_row_is_named_or_skipped_and_the_healthy_are_messaged(engine: Engine, flavour: str) -> None:
     built = load(engine, flavour)
     run = corpus.run(engine, corpus.config())
-    held, decisions, outbox = tables(engine, run.run_id)
+    _assert_named_or_skipped_and_healthy_messaged(engine, built, run.run_id)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_the_corpus_in_a_duckdb_warehouse_apart_is_gated_alike(tmp_path: Path, flavour: str) -> None:
+    """The same corpus in a DuckDB warehouse (read only) beside winback's state in SQLite."""
+    from winback.app.demo_data.writable import writable_warehouse
+    from winback.warehouse.db import make_engine
+    from winback.warehouse.migrate import upgrade
+
+    warehouse_url, state_url = f"duckdb:///{tmp_path / 'corpus.duckdb'}", f"sqlite:///{tmp_path / 'state.db'}"
+    with writable_warehouse(warehouse_url) as writer:
+        built = load(writer, flavour)
+    state = make_engine(state_url)
+    upgrade(state_url, engine=state)
+    src = SourceTables(SourceMapping(), warehouse_url=warehouse_url)
+    run = corpus.run(state, corpus.config(), src=src)
+    _assert_named_or_skipped_and_healthy_messaged(state, built, run.run_id)
+    with src.reader(state).connect() as conn:  # read strictly there too
+        flags = send_time_flags(conn, src, ["G000", "G001", "G002"])
+    assert {"G000", "G001", "G002"} <= flags.found
+    state.dispose()
+
+
+def _assert_named_or_skipped_and_healthy_messaged(engine: Engine, built: corpus.Corpus, run_id: int) -> None:
+    held, decisions, outbox = tables(engine, run_id)
 
     named = set(zip(held["source_table"], held["record_id"], held["field"], strict=True))
     missing = [case for case, *key in built.quarantined if tuple(key) not in named]

@@ -145,7 +145,9 @@ def test_queue_and_send_run_sends_while_it_queues(
     monkeypatch.setattr(outbox, "sender_token", tracked_token)
     monkeypatch.setattr(outbox, "enqueue", enqueue_then_wait)
     limits = SendLimits(email_per_second=1e6, sms_per_second=1e6, concurrency=4, senders=2)
-    queued, sent = stages.queue_and_send_run(demo_engine, SRC, run, config, AS_OF, limits, start_threads)
+    own = SinkChannel(sink_path)
+    channels = {"email": own, "sms": own}
+    queued, sent = stages.queue_and_send_run(demo_engine, SRC, run, config, AS_OF, channels, limits, start_threads)
 
     assert overlapped == [True, True]
     counts = statuses(demo_engine, run.run_id)

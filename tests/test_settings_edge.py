@@ -18,7 +18,6 @@ NOT_YET = {
     # rewritten by other helpers this session: they pass their settings down themselves
     "stages/campaign.py": "SourceTables.from_settings(Settings()) when a caller passes no source tables",
     # fallbacks kept only for those callers (delivery/dispatch.py, stages/campaign.py), not for new code
-    "delivery/registry.py": "configured_channels() called without settings by stages/campaign.py",
     "delivery/settle.py": "UnknownPolicy.from_env(): reconcile() without a policy from stages/campaign.py",
     "delivery/checks.py": "send_time_source(engine) without tables, from delivery/dispatch.py's send_due",
     "messages/unsubscribe.py": "configured_links(), for delivery/dispatch.py's send_due called without links",

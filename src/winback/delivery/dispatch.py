@@ -38,7 +38,7 @@ from winback.delivery.checks import (
     FRAUD_FLAG,
     SUPPRESSED,
     SourceTablesMissing,
-    blocked_at_send_time,
+    checked_at_send_time,
     give_back,
     send_time_source,
 )
@@ -195,8 +195,7 @@ class _Sender:
 
     def send_claim(self, rows: list[dict], report: DispatchReport) -> None:
         try:
-            blocked = blocked_at_send_time(self.engine, self.source, rows)
-            stopped = self.stop_check(rows) if self.stop_check else {}
+            blocked = checked_at_send_time(self.engine, self.source, rows, self.stop_check)
         except Exception:
             give_back(self.engine, rows, self.token)
             raise
@@ -205,7 +204,7 @@ class _Sender:
         ready: list[Prepared] = []
         done: list[tuple[Prepared, SendOutcome]] = []
         for row in rows:
-            reason = blocked.get(row["id"]) or stopped.get(row["id"])
+            reason = blocked.get(row["id"])
             if reason is not None:
                 done.append((Prepared(row), Skipped(reason)))
                 continue

@@ -125,6 +125,7 @@ def dispatch_outbox(
     senders: int = 1,
     run_id: int | None = None,
     sweep_crm_events: bool = True,
+    warehouse_url_override: str | None = None,
 ) -> dict[str, Any]:
     """Recover CRM events whose trigger never ran, then send what is due (of one run, or across every campaign).
 
@@ -137,7 +138,8 @@ def dispatch_outbox(
     """
     settings = Settings()
     url = database_url_override or settings.database_url
-    src = SourceTables.from_settings(settings)  # once: every task reads the same tables
+    # once: every task reads the same tables
+    src = SourceTables.from_settings(settings, database_url=url, warehouse_url=warehouse_url_override)
     now = utc(now or utcnow())
     recovered: dict[str, str] = {}
     sweep_error: Exception | None = None
