@@ -90,12 +90,16 @@ def floor_seconds(url: str) -> float:
         "WHERE ordered_at <= {as_of} GROUP BY customer_id"
     )
     if url.startswith("duckdb"):
-        import duckdb
+        from winback.warehouse.readonly import warehouse_engine_for
 
-        with duckdb.connect(url.removeprefix("duckdb:///"), read_only=True) as conn:
+        # DuckDB's own connection under the run's engine: one process may open a file with one configuration only
+        raw = warehouse_engine_for(url).raw_connection()
+        try:
             start = time.perf_counter()
-            result = conn.execute(sql.format(as_of="$1"), [AS_OF]).fetchnumpy()
+            result = raw.driver_connection.execute(sql.format(as_of="$1"), [AS_OF]).fetchnumpy()
             elapsed = time.perf_counter() - start
+        finally:
+            raw.close()
         customers = len(result["customer_id"])
     else:
         from sqlalchemy import text

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, select
 
 from winback.warehouse.crm import CATEGORIES
+from winback.warehouse.crossread import among
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.quality import (
     Findings,
@@ -49,7 +50,7 @@ def orders_by_id(conn: Connection, src: SourceTables, order_ids: list, max_amoun
     cols = [_untyped(src.col(o, n)).label(n) for n in ("order_id", "customer_id", "amount")]
     rows: list = []
     for chunk in chunks(sorted({i for i in order_ids if isinstance(i, str) and i}, key=str)):
-        rows += raw_rows(conn, select(*cols).where(src.col(o, "order_id").in_(chunk)))
+        rows += raw_rows(conn, select(*cols).where(among(conn, src.col(o, "order_id"), chunk)))
     frame = frame_from_rows(rows, ["order_id", "customer_id", "amount"])
     frame["amount"] = parse_amounts(frame["amount"], max_amount)[0]
     grouped = frame.groupby("order_id", sort=False).agg(
