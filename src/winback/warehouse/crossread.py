@@ -19,8 +19,13 @@ from winback.warehouse.frames import fetch_frame
 CHUNK = 5_000  # ids per query: under SQLite's and every warehouse's bound-parameter limit
 
 
+def ids_per_query(conn: Connection) -> int:
+    """How many ids one lookup (`among`) asks at once: DuckDB takes them as one list, other engines bind each."""
+    return 1_000_000 if conn.dialect.name == "duckdb" else CHUNK  # DuckDB scans the table once per query
+
+
 def by_ids(
-    conn: Connection, query: Callable[[list], Select], ids: Sequence, columns: list[str], chunk: int = CHUNK
+    conn: Connection, query: Callable[[list], Select], ids: Sequence, columns: list[str], chunk: int | None = None
 ) -> pd.DataFrame:
     """The rows `query(chunk_of_ids)` returns for every chunk of `ids`, in one frame with these columns.
 
@@ -41,6 +46,7 @@ def by_ids(
         Every row found; an empty frame with these columns when `ids` is empty.
     """
     unique = list(dict.fromkeys(ids))
+    chunk = chunk or ids_per_query(conn)
     frames = [
         fetch_frame(conn, query(unique[start : start + chunk]), columns) for start in range(0, len(unique), chunk)
     ]

@@ -44,9 +44,9 @@ def fetch_frame(
     """The result of `stmt` as a DataFrame named `columns`: `frame_from_rows(raw_rows(...))`, columnar on DuckDB.
 
     DuckDB hands its columns over as numpy arrays (`fetchnumpy`): at a million rows that is a fraction of
-    building and transposing a tuple per row. The frame holds what the rows would: text as Python strings,
-    NULL as None (NaN in a numeric column), a DECIMAL as a float, times as UTC timestamps. `stmt=None`
-    gives the empty frame.
+    building and transposing a tuple per row. The frame holds what the rows would: text as Python strings
+    (an object column), NULL as None (NaN in a numeric column), a DECIMAL as a float, times as UTC
+    timestamps. `stmt=None` gives the empty frame.
     """
     if stmt is None:
         return frame_from_rows([], columns, dtypes)
@@ -73,7 +73,9 @@ def _column(values: np.ndarray, dtype: Any) -> pd.Series:
         else:
             data = data.astype(object)
             data[mask] = None
-    series = pd.Series(data)
+    # text stays Python objects: inferring pandas' string dtype checks every value, and its `isin` (a million
+    # ids against a million) is several times the object column's
+    series = pd.Series(data, dtype=object if data.dtype == object else None)
     if series.dtype.kind == "M":
         series = series.dt.tz_localize("UTC")  # DuckDB gives a TIMESTAMPTZ as its UTC wall time
     return series if dtype is None else series.astype(dtype)

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Connection, func, select, type_coerce
 from sqlalchemy.types import NullType
 
-from winback.warehouse.crossread import among
+from winback.warehouse.crossread import among, ids_per_query
 from winback.warehouse.frames import fetch_frame, frame_from_rows, raw_rows
 from winback.warehouse.quality import (
     Findings,
@@ -50,7 +50,7 @@ def orders_of(conn: Connection, src: SourceTables, customer_ids: list, by: str =
     names = ["order_id", "customer_id", "ordered_at", "amount"]
     cols = [_untyped(src.col(o, n)).label(n) for n in names]
     frames = [fetch_frame(conn, select(*cols).where(among(conn, src.col(o, by), chunk)), names)
-              for chunk in chunks(customer_ids)]  # fmt: skip
+              for chunk in chunks(customer_ids, ids_per_query(conn))]  # fmt: skip
     if not frames:
         return frame_from_rows([], names)
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -88,7 +88,7 @@ def duplicate_ids(conn: Connection, src: SourceTables, table_key: str, key: str,
     if ids is None:
         return dict(raw_rows(conn, stmt))
     found: dict = {}
-    for chunk in chunks(sorted({i for i in ids if not missing(i)}, key=str)):
+    for chunk in chunks(sorted({i for i in ids if not missing(i)}, key=str), ids_per_query(conn)):
         found.update(raw_rows(conn, stmt.where(among(conn, col, chunk))))
     return found
 
