@@ -36,4 +36,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/campaign.py
 
 clean:
-	rm -rf $(VENV) .prefect winback.db demo_out
+	rm -rf $(VENV) .prefect winback.db winback.db-wal winback.db-shm winback-warehouse.duckdb winback-warehouse.duckdb.wal demo_out

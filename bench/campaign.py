@@ -11,9 +11,9 @@ given; minutes); winback's state is a fresh database each run (a SQLite file bes
 stage, sending to the file sink, then the floor: one bare `GROUP BY customer` of the orders fetched into Python
 on the same warehouse (DuckDB: its own Python API, columns into numpy; others: the driver's rows).
 
-reads_s is the flow's read stage (summaries, failures, reachability, gated); decide_s scoring and deciding
-(with the decisions stored); send_s offers, queueing and sending; peak_rss_mb the largest resident set of this
-process and of its children (the summaries' child and the helper senders).
+reads_s is the flow's read and gate stages (summaries, failures, reachability, judged); decide_s scoring and
+deciding (with the decisions stored); send_s offers, queueing and sending; peak_rss_mb the largest resident set
+of this process and of its finished children (reading partitions, sending processes).
 Last line: warehouse=… reads_s=… floor_s=… decide_s=… send_s=… campaign_s=… peak_rss_mb=…
 """
 
@@ -49,7 +49,8 @@ def build_once(url: str, customers: int) -> None:
     """
     code = (
         "import datetime as dt, sys, time; from sqlalchemy import create_engine, inspect, text;"
-        "from winback.warehouse.readonly import normalised_url; from winback.app.demo_data import generate_demo_warehouse;"
+        "from winback.warehouse.readonly import normalised_url;"
+        "from winback.app.demo_data import generate_demo_warehouse;"
         "url, n = sys.argv[1], int(sys.argv[2]); engine = create_engine(normalised_url(url))\n"
         "if inspect(engine).has_table('customers'):\n"
         "    with engine.connect() as conn:\n"
@@ -207,7 +208,8 @@ def run(warehouse: str, state: str, kind: str, budget: float) -> None:
         print(f"  {stage:<30} {seconds:7.2f} s   peak RSS so far {result['peak_rss_mb'][stage]:>6} MiB")
     floor_s = floor_seconds(warehouse)
     peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
-    reads = timings.get("summarise_failures_and_reach", 0.0)
+    # the reads: summaries, failures and reachability read and judged ("read" + "gate"; one stage before)
+    reads = timings.get("read", 0.0) + timings.get("gate", 0.0) + timings.get("summarise_failures_and_reach", 0.0)
     decide = timings.get("score", 0.0) + timings.get("decide", 0.0)
     send = timings.get("offers", 0.0) + timings.get("queue_and_send", 0.0)
     print(

@@ -22,6 +22,8 @@ import pytest
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="winback-prefect-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# a temporary Prefect server waits 20 s to start by default: too short on a loaded 2-core machine
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 from winback.app.runtime import configure_prefect_environment
 
 configure_prefect_environment()
@@ -33,6 +35,9 @@ from winback.warehouse.db import make_engine  # noqa: E402
 if TYPE_CHECKING:
     import pandas as pd
     from cryptography.hazmat.primitives.asymmetric import ec
+
+    from winback.channels.sink import SinkChannel
+    from winback.settings import Settings
 
 AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
 CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
@@ -101,6 +106,21 @@ def _new_pg_database(server: str) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return f"{server}/{name}"
+
+
+def select_only_reader(admin: Engine) -> str:
+    """The URL of a role granted SELECT on the four source tables of `admin`'s database and nothing else."""
+    from sqlalchemy.engine import make_url
+
+    database = admin.url.database
+    with admin.begin() as conn:
+        conn.execute(
+            text("DO $$ BEGIN CREATE ROLE winback_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        )
+        conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO winback_reader'))
+        conn.execute(text("GRANT USAGE ON SCHEMA public TO winback_reader"))
+        conn.execute(text("GRANT SELECT ON customers, orders, service_failures, consents TO winback_reader"))
+    return make_url(admin.url).set(username="winback_reader").render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -212,6 +232,36 @@ def sendgrid_signature(private: ec.EllipticCurvePrivateKey, timestamp: str, payl
     from cryptography.hazmat.primitives.asymmetric import ec
 
     return base64.b64encode(private.sign(timestamp.encode() + payload, ec.ECDSA(hashes.SHA256()))).decode()
+
+
+@pytest.fixture
+def sink_path(tmp_path: Path) -> Path:
+    """The test's sink journal: the file WINBACK_SINK_PATH names in the test's environment."""
+    return tmp_path / "sink.jsonl"
+
+
+def environment_sink() -> SinkChannel:
+    """The sink the test's environment names (WINBACK_SINK_PATH): where the CLI and the flows it runs write too."""
+    from winback.channels.sink import SinkChannel
+    from winback.settings import Settings
+
+    return SinkChannel(Settings().sink_path)
+
+
+@pytest.fixture
+def sink(sink_path: Path) -> SinkChannel:
+    """The local sink channel, journaling to the test's `sink_path`."""
+    from winback.channels.sink import SinkChannel
+
+    return SinkChannel(sink_path)
+
+
+@pytest.fixture
+def settings(sink_path: Path) -> Settings:
+    """The settings a test's edge reads: nothing from outside (see `_hermetic_environment`), the test's sink."""
+    from winback.settings import Settings
+
+    return Settings(sink_path=str(sink_path))
 
 
 @pytest.fixture(autouse=True)

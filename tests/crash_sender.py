@@ -3,11 +3,11 @@
     python tests/crash_sender.py sink        # both channels to the local sink journal, paced
     python tests/crash_sender.py providers   # channels from the environment (configured_channels)
 
-Environment: WINBACK_DATABASE_URL, WINBACK_SINK_PATH, CRASH_SENDER_NOW (ISO time passed to send_due as
+Environment: WINBACK_DATABASE_URL, WINBACK_SINK_PATH, CRASH_SENDER_NOW (ISO time passed to the sender as
 `now`), CRASH_SENDER_RATE (messages per second per channel), CRASH_SENDER_CONCURRENCY (calls in flight,
 default 8 as WINBACK_SEND_CONCURRENCY), CRASH_SENDER_CLAIM (rows per claim, default 200); for `providers`
 also the SENDGRID_*, TWILIO_* and WINBACK_EMAIL_FROM / WINBACK_POSTAL_ADDRESS variables
-`configured_channels()` reads.
+`Settings()` reads (this process is its own edge).
 
 It prints one JSON line with the dispatch report if it ever finishes (the tests kill it long before).
 
@@ -31,8 +31,11 @@ import twilio.rest.api.v2010.account.message  # noqa: F401
 from sqlalchemy import Engine
 
 from winback.channels.sink import SinkChannel
-from winback.delivery.dispatch import Channel, SendLimits, send_due
+from winback.delivery.dispatch import Channel, SendLimits
 from winback.delivery.registry import configured_channels
+from winback.delivery.senders import SenderJob
+from winback.delivery.senders import run_sender as send_job
+from winback.settings import Settings
 from winback.warehouse import outbox
 from winback.warehouse.db import make_engine
 
@@ -87,11 +90,12 @@ def queue_messages(
 
 
 def channels_for(mode: str) -> dict[str, Channel]:
+    settings = Settings()  # this process is its own edge: the environment the test handed it
     if mode == "sink":
-        sink = PacedSink()
+        sink = PacedSink(settings.sink_path)
         return {"email": sink, "sms": sink}
     if mode == "providers":
-        return configured_channels()
+        return configured_channels(settings)
     raise SystemExit(f"unknown mode {mode!r}: use sink or providers")
 
 
@@ -116,7 +120,7 @@ def main(argv: list[str]) -> int:
     concurrency = int(os.environ.get("CRASH_SENDER_CONCURRENCY", "8"))
     limits = SendLimits(email_per_second=rate, sms_per_second=rate, concurrency=concurrency)
     claim = int(os.environ.get("CRASH_SENDER_CLAIM", "200"))
-    report = send_due(engine, channels, now=now, limits=limits, claim_size=claim)
+    report = send_job(engine, channels, SenderJob(None, "", now, limits, claim_size=claim))
     print(json.dumps(report.as_dict()), flush=True)
     return 0
 

@@ -1,7 +1,8 @@
 """A warehouse of the rows real exports hold, written here, each with what the data-quality gate must make of it.
 
-Two flavours of the same business: `typed` (numbers, times, booleans stored as such: what a warehouse with a
-schema can still hold: NaN, 2099, −5, an id twice) and `text` (a CSV export loaded as text: "12,50",
+Two flavours of the same business, in SQLite, PostgreSQL or a DuckDB warehouse apart: `typed` (numbers,
+times, booleans stored as such: what a warehouse with a schema can still hold: NaN, 2099, −5, an id twice)
+and `text` (a CSV export loaded as text: "12,50",
 "31/12/2025", "high", "maybe"). Beside the bad rows, `GOOD` healthy aggrieved customers who must all still be
 messaged. Every bad row has an expectation: named in the quarantine (table, record id, field), or the
 customer skipped with a reason, or both.
@@ -15,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from conftest import AS_OF
+from conftest import AS_OF, environment_sink
 from sqlalchemy import Engine, text
 
-from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig, DataQuality
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
+from winback.stages import reads
 from winback.warehouse.quality import Findings, shown
 from winback.warehouse.source import SourceMapping, SourceTables
 
@@ -231,8 +232,10 @@ def _customers(c: Corpus) -> None:
 
 _TYPES = {
     "typed": {"sqlite": ("REAL", "TEXT", "INTEGER", "INTEGER"),
-              "postgresql": ("DOUBLE PRECISION", "TIMESTAMPTZ", "INTEGER", "BOOLEAN")},
-    "text": {"sqlite": ("TEXT", "TEXT", "TEXT", "TEXT"), "postgresql": ("TEXT", "TEXT", "TEXT", "TEXT")},
+              "postgresql": ("DOUBLE PRECISION", "TIMESTAMPTZ", "INTEGER", "BOOLEAN"),
+              "duckdb": ("DOUBLE", "TIMESTAMPTZ", "INTEGER", "BOOLEAN")},
+    "text": {"sqlite": ("TEXT", "TEXT", "TEXT", "TEXT"), "postgresql": ("TEXT", "TEXT", "TEXT", "TEXT"),
+             "duckdb": ("TEXT", "TEXT", "TEXT", "TEXT")},
 }  # fmt: skip
 
 
@@ -275,23 +278,26 @@ def _stored(value: Any, corpus: Corpus, dialect: str) -> Any:
     return value
 
 
-def run(engine: Engine, cfg: CampaignConfig, now: dt.datetime = AS_OF) -> stages.RunHandle:
-    """The campaign flow's stages, gate included, without Prefect (as flows.campaign orders them)."""
-    rules = stages.check_source(engine, SRC, AS_OF, now, cfg)
-    batches = stages.plan_batches(engine, SRC, cfg.batch_size)
-    summary = pd.concat([stages.order_batch(engine, SRC, AS_OF, b, rules) for b in batches], ignore_index=True)
-    contexts = [stages.context_batch(engine, SRC, AS_OF, b, cfg.aggrieved.lookback_days, rules) for b in batches]
+def run(engine: Engine, cfg: CampaignConfig, now: dt.datetime = AS_OF, src: SourceTables = SRC) -> stages.RunHandle:
+    """The campaign flow's stages, gate included, without Prefect (as flows.campaign orders them).
+
+    `engine` holds winback's state; `src` says where the corpus is read (default: the same database).
+    """
+    rules = stages.check_source(engine, src, AS_OF, now, cfg)
+    batches = reads.plan_batches(engine, src, cfg.batch_size)
+    summary = pd.concat([reads.order_batch(engine, src, AS_OF, b, rules) for b in batches], ignore_index=True)
+    contexts = [reads.context_batch(engine, src, AS_OF, b, cfg.aggrieved.lookback_days, rules) for b in batches]
     findings = Findings()
     for ctx in contexts:
         findings.extend(ctx[2])
     failures = pd.concat([ctx[0] for ctx in contexts], ignore_index=True)
     reach = pd.concat([ctx[1] for ctx in contexts], ignore_index=True)
-    rfm, gated = stages.gate(engine, SRC, rules, summary, failures, reach, findings)
+    rfm, gated = reads.gate(engine, src, rules, summary, failures, reach, findings)
     run = stages.start_run(engine, cfg, AS_OF)
     scored, model = score_customers(rfm, cfg.economics, cfg.use_models)
     policy = CompensationPolicy.default()
-    stages.decide_run(engine, run, scored, gated.failures, gated.reach, cfg, policy, model.as_dict(), gated, SRC)
+    stages.decide_run(engine, run, scored, gated.failures, gated.reach, cfg, policy, model.as_dict(), gated, src)
     stages.issue_run_offers(engine, run, cfg)
-    stages.queue_run_messages(engine, SRC, run, cfg, now)
-    stages.send_run(engine, run, {"email": SinkChannel(), "sms": SinkChannel()}, cfg.campaign_id, now)
+    stages.queue_run_messages(engine, src, run, cfg, now)
+    stages.send_run(engine, run, {"email": (sink := environment_sink()), "sms": sink}, cfg.campaign_id, now)
     return run

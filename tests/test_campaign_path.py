@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, environment_sink
 from sqlalchemy import Engine, func, select
 
 from winback.app.demo_data import simulate_campaign_response
-from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
+from winback.stages import reads
 from winback.warehouse.models import CampaignRun, Decision, Offer, OutboxMessage, Return
 from winback.warehouse.returns import track_run
 from winback.warehouse.source import SourceMapping, SourceTables
@@ -29,25 +29,25 @@ def run_campaign(
     """The flow's stages in order, without Prefect (the flow itself is tested in test_flows.py)."""
     run = stages.start_run(engine, config, as_of)
     if run.status == "started":
-        batches = stages.plan_batches(engine, SRC, config.batch_size)
-        rfm = pd.concat([stages.summarise_batch(engine, SRC, as_of, b) for b in batches], ignore_index=True)
-        ctx = [stages.context_batch(engine, SRC, as_of, b, config.aggrieved.lookback_days) for b in batches]
+        batches = reads.plan_batches(engine, SRC, config.batch_size)
+        rfm = pd.concat([reads.summarise_batch(engine, SRC, as_of, b) for b in batches], ignore_index=True)
+        ctx = [reads.context_batch(engine, SRC, as_of, b, config.aggrieved.lookback_days) for b in batches]
         failures = pd.concat([c[0] for c in ctx], ignore_index=True)
         reach = pd.concat([c[1] for c in ctx], ignore_index=True)
         scored, model = score_customers(rfm, config.economics, config.use_models)
         stages.decide_run(engine, run, scored, failures, reach, config, CompensationPolicy.default(), model.as_dict())
     stages.issue_run_offers(engine, run, config)
     stages.queue_run_messages(engine, SRC, run, config, now)
-    stages.send_run(engine, run, {"email": SinkChannel(), "sms": SinkChannel()}, config.campaign_id, now)
+    stages.send_run(engine, run, {"email": (sink := environment_sink()), "sms": sink}, config.campaign_id, now)
     return run
 
 
 def test_batches_partition_every_customer_once(demo_engine: Engine) -> None:
     config = CampaignConfig(batch_size=300)
-    batches = stages.plan_batches(demo_engine, SRC, config.batch_size)
+    batches = reads.plan_batches(demo_engine, SRC, config.batch_size)
     assert len(batches) == 7  # 2,000 customers in ranges of 300
-    parts = [stages.summarise_batch(demo_engine, SRC, AS_OF, b) for b in batches]
-    whole = stages.summarise_batch(demo_engine, SRC, AS_OF, (None, None))
+    parts = [reads.summarise_batch(demo_engine, SRC, AS_OF, b) for b in batches]
+    whole = reads.summarise_batch(demo_engine, SRC, AS_OF, (None, None))
     joined = pd.concat(parts, ignore_index=True)
     assert joined["customer_id"].is_unique
     pd.testing.assert_frame_equal(joined.sort_values("customer_id", ignore_index=True), whole)
@@ -76,7 +76,7 @@ def test_full_path_decides_offers_sends_and_tracks(demo_engine: Engine) -> None:
     assert set(outbox["status"]) <= {"sent", "queued", "skipped"}
     waiting = outbox.loc[outbox["status"] == "queued", "not_before"]
     assert (pd.to_datetime(waiting, utc=True) > pd.Timestamp(AS_OF)).all()
-    sink = SinkChannel().records()
+    sink = environment_sink().records()
     assert len(sink) == (outbox["status"] == "sent").sum()
 
     response = simulate_campaign_response(demo_engine, run.run_id, window_days=30, true_lift=0.05, seed=5)
@@ -103,7 +103,7 @@ def test_rerun_same_date_sends_nothing_twice(demo_engine: Engine) -> None:
         skipped = conn.execute(select(func.count()).where(OutboxMessage.status == "skipped")).scalar_one()
     assert runs == 1
     assert decisions > 0
-    ids = [r["message_id"] for r in SinkChannel().records()]
+    ids = [r["message_id"] for r in environment_sink().records()]
     assert len(ids) == len(set(ids)) == sent
     assert sent + skipped == contacts
 

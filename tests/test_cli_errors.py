@@ -191,3 +191,41 @@ def test_the_demo_rebuilds_an_empty_or_demo_database_but_never_someones_data(
     code, out = run(monkeypatch, capsys, "demo", "--database", str(precious))
     assert code == 2 and out.startswith(f"error: {precious} holds data that is not an earlier demo's (orders)")
     assert precious.read_bytes() == before
+
+
+def test_demo_data_writes_to_a_separate_warehouse_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The one command that may write to the warehouse says so, and without --to-warehouse writes nothing."""
+    from winback.app.demo_data import table_counts
+    from winback.app.demo_data.writable import writable_warehouse
+
+    warehouse = tmp_path / "shop.duckdb"
+    monkeypatch.setenv("WINBACK_DATABASE_URL", f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv("WINBACK_WAREHOUSE_URL", f"duckdb:///{warehouse}")
+    code, out = run(monkeypatch, capsys, "demo-data", "--customers", "300")
+    assert code == 2 and "read only to winback: pass --to-warehouse" in out and not warehouse.exists()
+    code, out = run(monkeypatch, capsys, "demo-data", "--customers", "300", "--to-warehouse")
+    assert code == 0 and "(the one command that writes there)" in out
+    with writable_warehouse(f"duckdb:///{warehouse}") as shop:
+        assert table_counts(shop)["customers"] == 300
+    assert not (tmp_path / "state.db").exists()  # winback's state was not touched
+
+
+def test_the_demo_never_replaces_someones_duckdb_warehouse(tmp_path: Path) -> None:
+    """Beside the demo's database, a DuckDB file holding other tables is refused; an earlier demo's is rebuilt."""
+    import duckdb
+
+    from winback.app.demo import demo_warehouse, refuse_non_demo_warehouse
+    from winback.errors import StateError
+
+    assert demo_warehouse(tmp_path / "demo.db") == tmp_path / "demo-warehouse.duckdb"
+    theirs, ours = tmp_path / "theirs.duckdb", tmp_path / "ours.duckdb"
+    with duckdb.connect(str(theirs)) as conn:
+        conn.execute("CREATE TABLE sales (id INTEGER)")
+    with duckdb.connect(str(ours)) as conn:
+        conn.execute("CREATE TABLE demo_truth (customer_id TEXT)")
+    with pytest.raises(StateError, match=r"not an earlier demo's \(sales\).*--database demo.db"):
+        refuse_non_demo_warehouse(theirs)
+    refuse_non_demo_warehouse(ours)
+    refuse_non_demo_warehouse(tmp_path / "absent.duckdb")

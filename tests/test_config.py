@@ -84,8 +84,8 @@ def test_every_variable_the_code_names_is_a_described_setting() -> None:
 def test_only_the_edges_read_the_environment() -> None:
     """Lower modules take their settings as arguments; Settings reads the environment, for the app's edges."""
     readers = {path.relative_to(SRC).as_posix() for path in SRC.rglob("*.py") if "os.environ" in path.read_text()}
-    # Prefect's own set-up, the demo's sink journal for its in-process flows, a child process's environment
-    assert readers <= {"settings.py", "app/runtime.py", "app/demo.py", "child_process.py"}, readers
+    # Prefect's own set-up, the demo's sink journal for its in-process flows
+    assert readers <= {"settings.py", "app/runtime.py", "app/demo.py"}, readers
 
 
 def test_settings_come_from_the_environment_blank_meaning_unset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,7 +106,7 @@ def test_settings_come_from_the_environment_blank_meaning_unset(monkeypatch: pyt
         ("WINBACK_SMS_RATE", "0", "must be above zero"),
         ("WINBACK_EMAIL_RATE", "fast", "not a number"),
         ("WINBACK_SEND_CONCURRENCY", "2.5", "not a whole number"),
-        ("WINBACK_SEND_PROCESSES", "-1", "must be above zero"),
+        ("WINBACK_SENDERS", "-1", "must be above zero"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_variable(name: str, raw: str, problem: str) -> None:

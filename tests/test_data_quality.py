@@ -17,7 +17,9 @@ import quality_corpus as corpus
 from conftest import AS_OF
 from sqlalchemy import Engine, func, insert, select, text
 
+from winback.channels.sink import SinkChannel
 from winback.errors import ConfigError, DataError
+from winback.settings import Settings
 from winback.warehouse import quarantine
 from winback.warehouse.models import CampaignRun, CrmEvent, Decision, OutboxMessage, QuarantinedRow
 from winback.warehouse.queries import send_time_flags
@@ -44,7 +46,32 @@ def tables(engine: Engine, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.
 def test_every_bad_row_is_named_or_skipped_and_the_healthy_are_messaged(engine: Engine, flavour: str) -> None:
     built = load(engine, flavour)
     run = corpus.run(engine, corpus.config())
-    held, decisions, outbox = tables(engine, run.run_id)
+    _assert_named_or_skipped_and_healthy_messaged(engine, built, run.run_id)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_the_corpus_in_a_duckdb_warehouse_apart_is_gated_alike(tmp_path: Path, flavour: str) -> None:
+    """The same corpus in a DuckDB warehouse (read only) beside winback's state in SQLite."""
+    from winback.app.demo_data.writable import writable_warehouse
+    from winback.warehouse.db import make_engine
+    from winback.warehouse.migrate import upgrade
+
+    warehouse_url, state_url = f"duckdb:///{tmp_path / 'corpus.duckdb'}", f"sqlite:///{tmp_path / 'state.db'}"
+    with writable_warehouse(warehouse_url) as writer:
+        built = load(writer, flavour)
+    state = make_engine(state_url)
+    upgrade(state_url, engine=state)
+    src = SourceTables(SourceMapping(), warehouse_url=warehouse_url)
+    run = corpus.run(state, corpus.config(), src=src)
+    _assert_named_or_skipped_and_healthy_messaged(state, built, run.run_id)
+    with src.reader(state).connect() as conn:  # read strictly there too
+        flags = send_time_flags(conn, src, ["G000", "G001", "G002"])
+    assert {"G000", "G001", "G002"} <= flags.found
+    state.dispose()
+
+
+def _assert_named_or_skipped_and_healthy_messaged(engine: Engine, built: corpus.Corpus, run_id: int) -> None:
+    held, decisions, outbox = tables(engine, run_id)
 
     named = set(zip(held["source_table"], held["record_id"], held["field"], strict=True))
     missing = [case for case, *key in built.quarantined if tuple(key) not in named]
@@ -168,9 +195,10 @@ def test_send_time_flags_read_yes_and_no_strictly(engine: Engine, flavour: str) 
     assert flags.do_not_contact == {"G002"}  # "no" is no; what is not a clear no protects the customer
 
 
-def test_recovery_skips_a_quarantined_customer_and_keeps_its_quarantine(engine: Engine) -> None:
-    from winback.channels.sink import SinkChannel
-    from winback.stages.recovery import recover
+def test_recovery_skips_a_quarantined_customer_and_keeps_its_quarantine(
+    engine: Engine, settings: Settings, sink: SinkChannel
+) -> None:
+    from winback.stages.recovery import RecoverySetup, recover
 
     load(engine, "text")
     with engine.begin() as conn:
@@ -181,10 +209,10 @@ def test_recovery_skips_a_quarantined_customer_and_keeps_its_quarantine(engine: 
                        "occurred_at": AS_OF.isoformat(), "description": "Box crushed in transit"}  # fmt: skip
             conn.execute(insert(CrmEvent).values(event_id=event_id, type=payload["type"], customer_id=customer,
                                                  payload=payload, received_at=AS_OF))  # fmt: skip
-    sink = SinkChannel()
-    skipped = recover(engine, corpus.SRC, "E1", {"email": sink, "sms": sink}, AS_OF)
+    setup = RecoverySetup.from_settings(settings, channels={"email": sink, "sms": sink})
+    skipped = recover(engine, engine, corpus.SRC, "E1", AS_OF, setup)
     assert skipped["action"] == "skip" and "customer id appears 2 times" in skipped["reason"]
-    helped = recover(engine, corpus.SRC, "E2", {"email": sink, "sms": sink}, AS_OF)
+    helped = recover(engine, engine, corpus.SRC, "E2", AS_OF, setup)
     assert helped["action"] == "contact"
     with engine.connect() as conn:
         held = quarantine.rows(conn, helped["run_id"])
@@ -252,8 +280,8 @@ def test_the_flow_and_its_dry_run_say_the_same_and_the_cli_lists_it(
 
     with make_engine(sqlite_corpus).connect() as conn:
         notes = data_quality_notes(conn, real["run_id"])
-    assert notes[0].startswith(f"Data quality: {stored} source rows quarantined")
-    assert any(n.startswith("Data quality: orders: ") for n in notes)
+    assert notes[0].startswith(f"Data quality: {stored} entries in your data had a problem")
+    assert any(re.match(r"Data quality: [\d,]+ order rows? set aside: not used at all\.$", n) for n in notes)
 
 
 def test_a_broken_feed_is_one_line_and_exit_2_from_the_cli(

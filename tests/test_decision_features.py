@@ -137,9 +137,9 @@ def test_stored_order_history_is_the_one_at_the_as_of(demo_engine: Engine, colum
     as_of = AS_OF - dt.timedelta(days=60)  # the warehouse holds orders after this: they must not count
     run = run_campaign(demo_engine, config, as_of=as_of, now=as_of)
     stored = _features(demo_engine, run.run_id).set_index("customer_id")
-    from winback.stages import campaign as stages
+    from winback.stages import reads
 
-    summary = stages.summarise_batch(demo_engine, SRC, as_of, (None, None)).set_index("customer_id")
+    summary = reads.summarise_batch(demo_engine, SRC, as_of, (None, None)).set_index("customer_id")
     ids = stored.index[stored[column].notna()]
     assert len(ids) > 50
     np.testing.assert_allclose(stored.loc[ids, column], summary.loc[ids, column], atol=1e-3)

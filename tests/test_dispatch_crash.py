@@ -224,11 +224,10 @@ def test_kill9_with_email_through_sendgrid_and_sms_to_the_sink_settles_each_by_i
             proc.kill()
     assert status_counts(engine, run.run_id).get("sending", 0) > 0
 
-    monkeypatch.setenv("WINBACK_EMAIL_RATE", "1000")  # send_run paces by SendLimits.from_env()
-    monkeypatch.setenv("WINBACK_SMS_RATE", "1000")
     journal = SinkChannel(tmp_path / "sink.jsonl")
     email = Recording(SendGridChannel(sg.settings()))
-    stages.send_run(engine, run, {"email": email, "sms": journal}, "crash", NOW)  # reconcile, then send
+    fast = SendLimits(email_per_second=1000, sms_per_second=1000)
+    stages.send_run(engine, run, {"email": email, "sms": journal}, "crash", NOW, fast)  # reconcile, then send
 
     rows = outbox_frame(engine, run.run_id)
     statuses = rows.groupby("channel")["status"].agg(set).to_dict()
@@ -348,21 +347,3 @@ def test_an_adapter_raising_for_one_message_keeps_the_others_outcomes(engine: En
     assert len(channel.sent) == 4
     assert status_counts(engine, run.run_id) == {"sent": 4, "sending": 1}  # nothing lost, nothing sent twice
     assert reconcile(engine, {"email": channel, "sms": channel}, run.run_id) == {"unknown": 1}
-
-
-@pytest.mark.parametrize(
-    ("name", "raw", "problem"),
-    [
-        ("WINBACK_SMS_RATE", "0", "must be above zero"),
-        ("WINBACK_EMAIL_RATE", "fast", "not a number"),
-        ("WINBACK_SEND_CONCURRENCY", "2.5", "not a whole number"),
-        ("WINBACK_SEND_PROCESSES", "-1", "must be above zero"),
-    ],
-)
-def test_sending_settings_name_the_bad_variable(monkeypatch: pytest.MonkeyPatch, name: str, raw: str,
-                                                problem: str) -> None:  # fmt: skip
-    from winback.delivery.dispatch import SendLimits
-
-    monkeypatch.setenv(name, raw)
-    with pytest.raises(ValueError, match=f"{name}='{raw}': {problem}"):
-        SendLimits.from_env()

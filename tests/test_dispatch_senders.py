@@ -4,6 +4,8 @@
 - Two sender processes on one run, one killed with SIGKILL mid-send while the other carries on to the end:
   after reconcile and a re-run, every message left exactly once (sink), or at most once with at most the
   killed sender's calls in flight `unknown` (providers, through the SDKs to the stand-ins).
+- Three senders at a rate R keep R together (one token bucket per channel in the state database): over the
+  W seconds they send, at most R (the bucket's burst) + R·W (its refill) + 2 messages.
 The survivor never touches the killed sender's claim (it is `sending` under another token); reconcile,
 run after, settles it. SQLite and PostgreSQL (the `engine` fixture).
 """
@@ -15,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import AS_OF
 from crash_harness import (
     BAD_CUSTOMERS,
@@ -40,11 +43,14 @@ from standins import sendgrid_api, twilio_api
 from standins.sendgrid_api import SendGridStandin
 from standins.twilio_api import TwilioStandin
 
+from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
 from winback.channels.sendgrid import SendGridChannel
 from winback.channels.sink import SinkChannel
 from winback.channels.twilio import TwilioChannel
 from winback.delivery.dispatch import SendLimits, reconcile, send_due
+from winback.delivery.senders import SenderJob, run_sender
 from winback.delivery.settle import UnknownPolicy
+from winback.warehouse import rate_buckets
 
 sendgrid_standin = sendgrid_api.sendgrid_standin
 twilio_standin = twilio_api.twilio_standin
@@ -166,3 +172,64 @@ def test_two_provider_senders_one_killed_send_each_message_at_most_once(
     assert set(sent.loc[sent["channel"] == "sms", "provider_message_id"]) == {
         e.response_json()["sid"] for e in tw.accepted
     }
+
+
+class StampingProvider:
+    """A provider-like channel (rate limited, no journal) that answers at once and notes when it was called."""
+
+    name = "stamping"
+    rate_limited = True
+
+    def __init__(self, stamps: list[float]) -> None:
+        self.stamps = stamps
+
+    def send(self, message: OutgoingMessage) -> SendOutcome:
+        self.stamps.append(time.monotonic())
+        return Sent("stamping", f"s-{message.message_id}")
+
+
+def test_three_senders_together_keep_the_channel_rate(engine: Engine) -> None:
+    """Three senders at R = 40/s each built their own limiter; the bucket they share keeps their sum at R.
+
+    With a bucket per sender they would send 3R at once (each bucket starts full) and finish in about a
+    second; shared, 160 messages need about 3 s.
+    """
+    rate, total = 40.0, 160
+    run = queue_messages(engine, [(f"R{i:04d}", "email", f"r{i}@example.com") for i in range(total)], AS_OF)
+    stamps: list[float] = []
+    job = SenderJob(run.run_id, "rate", NOW, SendLimits(email_per_second=rate, concurrency=4), claim_size=20)
+    errors: list[BaseException] = []
+
+    def sender() -> None:
+        channel = StampingProvider(stamps)
+        try:
+            run_sender(engine, {"email": channel, "sms": channel}, job)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender) for _ in range(3)]
+    started = time.monotonic()  # W runs from the senders' start: the bucket is created (full) after it
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert status_counts(engine, run.run_id) == {"sent": total}
+    window = max(stamps) - started
+    assert len(stamps) <= rate + rate * window + 2, f"{len(stamps)} sends in {window:.2f} s at {rate}/s"
+
+
+def test_a_rate_bucket_refills_with_time_up_to_its_burst(engine: Engine) -> None:
+    """take(): full at first use, empty after its burst, refilled per second elapsed, never above capacity,
+    never refilled by a clock that went back; channels apart."""
+    t0 = 1_000_000.0
+    with engine.begin() as conn:
+        assert rate_buckets.take(conn, "sms", 10, 10.0, 10.0, t0)  # created full: the whole burst at once
+        assert not rate_buckets.take(conn, "sms", 1, 10.0, 10.0, t0)
+        assert rate_buckets.seconds_until(conn, "sms", 5, 10.0, 10.0, t0) == pytest.approx(0.5)
+        assert not rate_buckets.take(conn, "sms", 5, 10.0, 10.0, t0 + 0.4)  # 4 tokens: too few, none taken
+        assert rate_buckets.take(conn, "sms", 5, 10.0, 10.0, t0 + 0.5)
+        assert not rate_buckets.take(conn, "sms", 1, 10.0, 10.0, t0 - 100)  # a clock behind refills nothing
+        assert rate_buckets.take(conn, "email", 3, 100.0, 100.0, t0)  # another channel, another bucket
+        assert not rate_buckets.take(conn, "sms", 11, 10.0, 10.0, t0 + 3600)  # an hour idle: still one burst
+        assert rate_buckets.take(conn, "sms", 10, 10.0, 10.0, t0 + 3600)

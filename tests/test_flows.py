@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +88,20 @@ def test_demo_command_runs_clean(tmp_path: Path) -> None:
     assert overall["n_treated"] > 0 and overall["n_holdout"] > 0
     with (tmp_path / "out" / "report.html").open() as fh:
         assert "chart-return-rate" in fh.read()
+    # the shop in a DuckDB warehouse beside the state, which holds none of its tables
+    assert (tmp_path / "demo-warehouse.duckdb").exists()
+    with sqlite3.connect(tmp_path / "demo.db") as conn:
+        assert not conn.execute("SELECT name FROM sqlite_master WHERE name IN ('customers', 'orders')").fetchall()
+    # the suggested next command finds the warehouse beside the database, unasked
+    customer = re.search(r"next: winback preview (\S+)", proc.stdout)
+    assert customer is not None
+    env["WINBACK_DATABASE_URL"] = f"sqlite:///{tmp_path / 'demo.db'}"
+    preview = subprocess.run(
+        [sys.executable, "-m", "winback.app.cli", "preview", customer.group(1)],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert preview.returncode == 0, preview.stdout[-2000:] + preview.stderr[-2000:]
+    assert "Subject:" in preview.stdout
 
 
 def test_rerun_of_a_decided_run_does_not_decide_again(url: str, demo_engine: Engine) -> None:

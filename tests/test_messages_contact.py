@@ -13,6 +13,7 @@ import idna
 import pandas as pd
 import pytest
 from email_validator import EmailNotValidError, validate_email
+from pydantic import SecretStr
 
 import winback.messages.contact_data as contact_data
 from winback.messages.channel_choice import choose_channels
@@ -24,7 +25,8 @@ from winback.messages.contact_data import (
     recipient_time_zone,
 )
 from winback.messages.quiet_hours import next_allowed
-from winback.messages.unsubscribe import DEV_SECRET, make_token, read_token, unsubscribe_url
+from winback.messages.unsubscribe import DEV_SECRET, UnsubscribeLinks
+from winback.settings import Settings
 
 UTC = dt.UTC
 
@@ -482,6 +484,16 @@ def test_choose_channels_missing_columns_named() -> None:
 
 # --------------------------------------------------------------------------- unsubscribe tokens
 
+DEV_LINKS = UnsubscribeLinks()  # what an edge with no WINBACK_UNSUBSCRIBE_SECRET or WINBACK_PUBLIC_URL builds
+
+
+def make_token(customer_id: str, channel: str) -> str:
+    return DEV_LINKS.token(customer_id, channel)
+
+
+def read_token(token: str) -> tuple[str, str]:
+    return DEV_LINKS.read(token)
+
 
 @pytest.mark.parametrize(
     ("customer_id", "channel"),
@@ -500,18 +512,18 @@ def test_token_round_trip(customer_id: str, channel: str) -> None:
     assert read_token(token) == (customer_id, channel)
 
 
-def test_token_is_hmac_signed_with_the_configured_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_is_hmac_signed_with_the_configured_secret(settings: Settings) -> None:
     payload = b"C000001:email"
     mac = hmac.new(DEV_SECRET.encode(), payload, hashlib.sha256).digest()[:16]
     payload_part, mac_part = make_token("C000001", "email").split(".")
     assert _unb64(payload_part) == payload
     assert _unb64(mac_part) == mac
     dev_token = make_token("C000001", "email")
-    monkeypatch.setenv("WINBACK_UNSUBSCRIBE_SECRET", "another-secret")
-    assert make_token("C000001", "email") != dev_token
+    other = UnsubscribeLinks.from_settings(settings.model_copy(update={"unsubscribe_secret": SecretStr("another")}))
+    assert other.token("C000001", "email") != dev_token
     with pytest.raises(ValueError, match="signature does not match"):
-        read_token(dev_token)
-    assert read_token(make_token("C000001", "email")) == ("C000001", "email")
+        other.read(dev_token)
+    assert other.read(other.token("C000001", "email")) == ("C000001", "email")
 
 
 def _unb64(text: str) -> bytes:
@@ -569,11 +581,13 @@ def test_every_genuine_token_round_trips() -> None:
     assert rejected == []
 
 
-def test_unsubscribe_url(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unsubscribe_url(settings: Settings) -> None:
     token = make_token("C000001", "email")
-    assert unsubscribe_url("C000001", "email") == f"http://127.0.0.1:8080/unsubscribe/{token}"
-    monkeypatch.setenv("WINBACK_PUBLIC_URL", "https://shop.example/")
-    assert unsubscribe_url("C000001", "email") == f"https://shop.example/unsubscribe/{token}"
+    assert UnsubscribeLinks.from_settings(settings).url("C000001", "email") == (
+        f"http://127.0.0.1:8080/unsubscribe/{token}"
+    )
+    shop = UnsubscribeLinks.from_settings(Settings(public_url="https://shop.example/"))
+    assert shop.url("C000001", "email") == f"https://shop.example/unsubscribe/{token}"
 
 
 def test_sms_without_a_profile_zone_waits_for_the_numbers_morning() -> None:

@@ -27,6 +27,7 @@ from winback.messages.compose import plan_rows
 from winback.messages.render import SMS_OPT_OUT, Brand
 from winback.messages.safe_text import NAME_MAX_CHARS, SMS_MAX_CHARS, SUBJECT_MAX_CHARS
 from winback.messages.sms_segments import count_segments
+from winback.messages.unsubscribe import UnsubscribeLinks
 
 sendgrid_standin = sendgrid_api.sendgrid_standin
 twilio_standin = twilio_api.twilio_standin
@@ -85,7 +86,7 @@ def _messages(channel: str) -> dict[str, OutgoingMessage]:
     """Each hostile customer's message as dispatch makes it, by label."""
     out = {}
     for row, label in zip(plan_rows(_people(channel), 7, NOW), HOSTILE_NAMES, strict=True):
-        prepared = prepare(row, campaign_id="camp\r\nBcc: camp@example.com", brand=Brand())
+        prepared = prepare(row, campaign_id="camp\r\nBcc: camp@example.com", brand=Brand(), links=UnsubscribeLinks())
         assert prepared.message is not None, f"{label}: {prepared.outcome}"
         out[label] = prepared.message
     return out

@@ -93,3 +93,29 @@ def test_a_redeemed_offer_costs_what_it_was_worth(engine: Engine) -> None:
     assert frame.loc["C2", "offer_cost"] == 6.0  # 10 % of the €60 order that used it, not of the €80 revenue
     assert frame.loc["C3", "offer_cost"] == 4.95
     assert frame["message_cost"].tolist() == [0.002] * 3
+
+
+def test_data_quality_notes_read_as_plain_english() -> None:
+    """(Was "customers: 19 values set aside" and "… not used as they were": table names and jargon.)"""
+    from winback.reports.build import quality_note_lines
+
+    counts = pd.DataFrame(
+        {
+            "source_table": ["consents", "customers", "dim_order", "orders"],
+            "scope": ["field", "row", "row", "row"],
+            "n": [5, 19, 3, 1],
+        }
+    )
+    notes = quality_note_lines(counts, run_id=7)
+    assert notes[0].startswith("Data quality: 28 entries in your data had a problem")
+    assert "set them aside; `winback quality --run-id 7` lists each one." in notes[0]
+    assert notes[1:] == [
+        "Data quality: 5 values in consent rows ignored as unreadable; the rest of each row was used.",
+        "Data quality: 19 customer rows set aside: not used at all.",
+        "Data quality: 3 rows of dim_order set aside: not used at all.",
+        "Data quality: 1 order row set aside: not used at all.",
+    ]
+    assert not any("values set aside" in n or "as they were" in n or "customers:" in n for n in notes)
+    assert quality_note_lines(counts.iloc[:0], run_id=7) == []
+    single = quality_note_lines(counts.iloc[3:], run_id=7)[0]
+    assert "1 entry in your data had a problem" in single and "set it aside" in single

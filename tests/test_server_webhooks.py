@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator
 from winback.app.server import ServerSettings, create_app
 from winback.channels.webhooks import START_KEYWORDS, STOP_KEYWORDS, sms_keyword
 from winback.delivery.events import reconcile_unknown_from_events
-from winback.messages.unsubscribe import make_token
+from winback.messages.unsubscribe import UnsubscribeLinks
 from winback.warehouse.models import CampaignRun, MessageEvent, OutboxMessage, Suppression
 from winback.warehouse.suppressions import lift_suppression, suppress
 from winback.warehouse.timeutil import utc
@@ -658,7 +658,7 @@ def test_forged_inbound_stop_changes_nothing(db: Engine, key: ec.EllipticCurvePr
 
 def test_unsubscribe_get_and_head_change_nothing_post_suppresses(db: Engine, key: ec.EllipticCurvePrivateKey) -> None:
     client = client_for(db, settings(key))
-    path = f"/unsubscribe/{make_token('c-1', 'email')}"
+    path = f"/unsubscribe/{UnsubscribeLinks().token('c-1', 'email')}"
     before = snapshot(db)
     page = client.get(path)
     assert page.status_code == 200
@@ -676,7 +676,9 @@ def test_unsubscribe_get_and_head_change_nothing_post_suppresses(db: Engine, key
 
 
 def test_unsubscribe_form_post_suppresses_sms(db: Engine, key: ec.EllipticCurvePrivateKey) -> None:
-    response = client_for(db, settings(key)).post(f"/unsubscribe/{make_token('c-11', 'sms')}", data={"confirm": "yes"})
+    response = client_for(db, settings(key)).post(
+        f"/unsubscribe/{UnsubscribeLinks().token('c-11', 'sms')}", data={"confirm": "yes"}
+    )
     assert response.status_code == 200 and "text messages" in response.text
     assert suppressions(db) == {("c-11", "sms"): ("unsubscribe", "unsubscribe page")}
 
@@ -686,7 +688,7 @@ def test_unsubscribe_honours_the_configured_secret(
 ) -> None:
     from winback.settings import Settings
 
-    token = make_token("c-1", "email")  # made with the dev secret
+    token = UnsubscribeLinks().token("c-1", "email")  # made with the dev secret
     monkeypatch.setenv("WINBACK_UNSUBSCRIBE_SECRET", "production-secret")
     read_at_start = ServerSettings.from_settings(Settings())  # what `winback serve` reads when it starts
     assert read_at_start.unsubscribe.secret == "production-secret"
@@ -701,11 +703,11 @@ def test_bad_unsubscribe_token_is_a_400_and_changes_nothing(
     db: Engine, key: ec.EllipticCurvePrivateKey, method: str
 ) -> None:
     client = client_for(db, settings(key))
-    good = make_token("c-1", "email")
+    good = UnsubscribeLinks().token("c-1", "email")
     payload, mac = good.split(".")
-    other = make_token("c-2", "email").split(".")[0]
+    other = UnsubscribeLinks().token("c-2", "email").split(".")[0]
     before = snapshot(db)
-    for token in ("garbage", f"{other}.{mac}", f"{payload}.{mac[:-2]}AA", make_token("c-1", "fax")):
+    for token in ("garbage", f"{other}.{mac}", f"{payload}.{mac[:-2]}AA", UnsubscribeLinks().token("c-1", "fax")):
         response = getattr(client, method)(f"/unsubscribe/{token}")
         assert response.status_code == 400
         if method != "head":
@@ -716,7 +718,7 @@ def test_bad_unsubscribe_token_is_a_400_and_changes_nothing(
 def test_suppress_helper_is_idempotent_with_the_server(db: Engine, key: ec.EllipticCurvePrivateKey) -> None:
     with db.begin() as conn:
         suppress(conn, "c-1", "email", "bounce", "sendgrid event webhook", NOW)
-    response = client_for(db, settings(key)).post(f"/unsubscribe/{make_token('c-1', 'email')}")
+    response = client_for(db, settings(key)).post(f"/unsubscribe/{UnsubscribeLinks().token('c-1', 'email')}")
     assert response.status_code == 200
     assert suppressions(db) == {("c-1", "email"): ("bounce", "sendgrid event webhook")}
 
@@ -764,7 +766,7 @@ def test_an_email_opt_out_or_bounce_covers_every_customer_at_that_address(
                              ("b2", "c-62", "BO@example.com")):  # fmt: skip
             add_outbox(conn, run_id, oid, cid, "email", to, "sent", "sendgrid", f"x-{oid}", "en_GB", NOW)
     client = client_for(db, settings(key))
-    client.post(f"/unsubscribe/{make_token('c-51', 'email')}", data={"confirm": "yes"})
+    client.post(f"/unsubscribe/{UnsubscribeLinks().token('c-51', 'email')}", data={"confirm": "yes"})
     body = json.dumps([sg("bounce", "b1", 70, type="bounce")]).encode()
     client.post("/webhooks/sendgrid/events", content=body, headers=sendgrid_headers(key, body))
     held = suppressions(db)

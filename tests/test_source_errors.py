@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import AS_OF
 from sqlalchemy import Engine, text
 
-from winback.stages import campaign as stages
+from winback.stages import reads
 from winback.warehouse import queries
 from winback.warehouse.quality import Findings
 from winback.warehouse.source import ConsentsSource, FailuresSource, SourceMapping, SourceTables
@@ -73,5 +73,5 @@ def test_a_repeat_customer_with_negative_amounts_keeps_only_good_rows(demo_engin
     assert row["n_orders"] == n_orders - 2 and row["total_spend"] > 0
     assert sorted(r[1] for r in findings.records) == sorted(negative)
     assert {r[5] for r in findings.records} == {"negative amount"}
-    rfm = stages.summarise_batch(demo_engine, SRC, AS_OF, (None, None))
+    rfm = reads.summarise_batch(demo_engine, SRC, AS_OF, (None, None))
     assert (rfm["mean_spend"] > 0).all()

@@ -12,6 +12,7 @@ import pytest
 from conftest import AS_OF
 from sqlalchemy import Engine
 
+from winback.settings import Settings
 from winback.warehouse.db import make_engine
 from winback.warehouse.queries import contact_details, customer_summary, open_failures, reachability
 from winback.warehouse.source import SourceMapping, SourceTables
@@ -156,15 +157,12 @@ def test_empty_mapping_file_is_the_default(tmp_path: Path) -> None:
     assert SourceMapping.from_yaml(path) == SourceMapping()
 
 
-def test_the_settings_name_the_mapping_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from winback.settings import Settings
-
-    demo = SourceTables.from_settings(Settings())
+def test_the_settings_name_the_mapping_file(tmp_path: Path, settings: Settings) -> None:
+    demo = SourceTables.from_settings(settings)
     assert (demo.customers.name, demo.mapped) == ("customers", False)
     path = tmp_path / "mapping.yaml"
     path.write_text(MAPPING_YAML)
-    monkeypatch.setenv("WINBACK_SOURCE_MAPPING", str(path))
-    mapped = SourceTables.from_settings(Settings())
+    mapped = SourceTables.from_settings(settings.model_copy(update={"source_mapping": str(path)}))
     assert (mapped.customers.name, mapped.mapped) == ("crm_clients", True)
 
 

@@ -18,7 +18,21 @@ from winback.warehouse.json_rows import json_objects
 from winback.warehouse.models import Decision, Return
 
 
-class _Stub:
+class _Model:
+    """An UpliftModel's shape for stubs: its 'matrix' is the frame itself, and it is its own learner."""
+
+    @property
+    def learner(self) -> _Model:
+        return self
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame
+
+    def same_layout(self, other: object) -> bool:
+        return False
+
+
+class _Stub(_Model):
     """A model whose uplift is known: −5 pts for customers contacted often, else 8 pts with an offer, 3 without."""
 
     encoder = SimpleNamespace(features=("past_contacts", "offer_kind"))
@@ -45,6 +59,32 @@ def test_the_gain_uses_the_predicted_uplift_and_the_reason_says_so() -> None:
     assert row["expected_gain"] == pytest.approx(5.9)
     assert "(lift 8.0 pts, uplift model)" in row["reason"]
     assert row["predicted_uplift"] == pytest.approx(0.08)
+
+
+class _SpendStub(_Model):
+    """Incremental spend in the window: 20 with an offer, 5 for the message alone."""
+
+    encoder = SimpleNamespace(features=("offer_kind",))
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.where((frame["offer_kind"] != "none").to_numpy(), 20.0, 5.0)
+
+
+def test_the_predicted_spend_uplift_counts_in_money_and_the_value_for_the_rest_of_the_horizon() -> None:
+    uplift = DecisionUplift(_Stub(), frozenset({"percent_discount", "none"}), {"used": True},  # type: ignore[arg-type]
+                            spend_model=_SpendStub())  # type: ignore[arg-type]  # fmt: skip
+    row = _row(_decide_with(uplift, _cand("c1", past_contacts=0)), "c1")
+    after_window = 1 - 30 / 365  # the CLV horizon after the 30-day attribution window
+    # 0.08 × 100 × h + 20 × 0.3 (margin) − 2.10 − 0.002 against the message alone 0.03 × 100 × h + 5 × 0.3 − 0.002
+    assert row["offer_kind"] == "percent_discount"
+    assert row["expected_gain"] == pytest.approx(round(8 * after_window + 6 - 2.10 - 0.002, 2))
+    assert row["predicted_spend_uplift"] == pytest.approx(20.0)
+    # for a kind the model does not decide for, neither its spend nor the horizon factor counts
+    fallback = _row(_decide_with(DecisionUplift(_Stub(), frozenset(), {"used": True},  # type: ignore[arg-type]
+                                                spend_model=_SpendStub()),  # type: ignore[arg-type]
+                                 _cand("c1", past_contacts=0)), "c1")  # fmt: skip
+    assert fallback["expected_gain"] == pytest.approx(round(0.04 * 100 - 2.10 - 0.002, 2))
+    assert fallback["predicted_spend_uplift"] == pytest.approx(20.0)  # stored all the same
 
 
 def test_a_customer_predicted_to_be_pushed_away_is_not_contacted() -> None:
@@ -158,8 +198,16 @@ def test_the_model_learns_who_responds_and_decides_for_the_kinds_with_evidence(e
     )  # fmt: skip
     persuadable, lost, dog = uplift.predict(probe)
     assert persuadable > lost + 0.1 and dog < persuadable - 0.1
+    # a returner spends 40 in the window: the spend model learns 40 × the return's uplift, roughly
+    assert uplift.spend_model is not None and uplift.summary["spend_used"]
+    spend = uplift.predict_both(probe)[1]
+    assert spend[0] > spend[1] + 2 and spend[2] < spend[0] - 2
     # a run decides only on what had closed by its own as-of: two runs then, not four
     assert too_early.summary["runs"] == 2
+    # the same closed runs and settings again (a re-run, a dry run): the fit is reused, not repeated
+    with engine.connect() as conn:
+        assert train_decision_uplift(conn, "learn", AS_OF) is uplift
+        assert train_decision_uplift(conn, "learn", AS_OF, seed=1) is not uplift
 
 
 # --------------------------------------------------------------------------- winback explain
@@ -180,14 +228,15 @@ def test_explain_shows_the_predicted_uplift_and_its_main_drivers(engine: Engine)
         known = pd.DataFrame({"days_since_last": [120.0, 120.0], "frequency": [3, 3], "past_contacts": [0, 6],
                               "locale": "de_DE"})  # fmt: skip
         decided = known.assign(segment="lapsed", offer_kind="percent_discount", channel="email")
-        predicted = uplift.predict(decided)
+        predicted, spend = uplift.predict_both(decided)
         conn.execute(
             insert(Decision),
             [
                 {"run_id": run_id, "customer_id": c, "segment": "lapsed", "action": "contact", "arm": "treatment",
                  "reason": "contact: … (lift 9.9 pts, uplift model); 10% off by email", "decided_at": AS_OF,
-                 "offer_kind": "percent_discount", "channel": "email", "predicted_uplift": float(p), "features": t}
-                for c, p, t in zip(["keen", "dog"], predicted, json_objects(known), strict=True)
+                 "offer_kind": "percent_discount", "channel": "email", "predicted_uplift": float(p), "features": t,
+                 "predicted_spend_uplift": float(m)}
+                for c, p, m, t in zip(["keen", "dog"], predicted, spend, json_objects(known), strict=True)
             ],
         )  # fmt: skip
         run_without = insert_run(conn, "other", AS_OF)
@@ -200,6 +249,7 @@ def test_explain_shows_the_predicted_uplift_and_its_main_drivers(engine: Engine)
     # pushed away by being contacted often
     assert dog[1].startswith("main drivers: past campaign contacts 6 (-"), dog[1]
     assert "past campaign contacts" not in keen[1].split(";")[0] or "(+" in keen[1].split(";")[0]
+    assert keen[-1].startswith(f"predicted spend uplift {spend[0]:+,.2f} in the attribution window"), keen[-1]
     assert none == ["uplift: not predicted for this decision (the run decided without an uplift model); "
                     "it used the per-offer-kind lift"]  # fmt: skip
 

@@ -23,7 +23,8 @@ CONTACT_COST = {"email": 0.002, "sms": 0.05}
 def _scored_run(engine: Engine, as_of: dt.datetime, *, n: int, informative: bool, seed: int) -> int:
     """A tracked run whose true uplift is known: half the customers are moved (+30 pts), half not at all.
 
-    With ``informative`` the stored prediction follows the truth (with noise); else the run has no predictions.
+    With ``informative`` the stored prediction follows the truth (with noise), and the predicted spend uplift
+    is 30 (a returner's spend) times it; else the run has no predictions.
     """
     rng = np.random.default_rng(seed)
     moved = rng.random(n) < 0.5
@@ -42,7 +43,8 @@ def _scored_run(engine: Engine, as_of: dt.datetime, *, n: int, informative: bool
                 {"run_id": run_id, "customer_id": c, "segment": "lapsed", "reason": "r", "decided_at": as_of,
                  "action": "holdout" if h else "contact", "arm": "holdout" if h else "treatment",
                  "offer_kind": "percent_discount", "offer_cost": 1.0, "customer_value": float(v), "channel": "email",
-                 "predicted_uplift": None if np.isnan(p) else float(p)}
+                 "predicted_uplift": None if np.isnan(p) else float(p),
+                 "predicted_spend_uplift": None if np.isnan(p) else 30.0 * float(p)}
                 for c, h, v, p in zip(ids, held, value, predicted, strict=True)
             ],
         )  # fmt: skip
@@ -90,6 +92,12 @@ def test_the_holdout_shows_the_model_ranks_above_random(engine: Engine, runs: di
     # every closed run with predictions, each on its own holdout; the run without predictions is not listed
     assert ev.runs["run_id"].tolist() == [runs["early"], runs["reported"]]
     assert (ev.runs["qini_low"] > 0).all()
+    # spend: the predicted spend uplift ranks the revenue in the window above random, and the model's
+    # targeting brings more revenue per 1,000 contacted than the constant lift (≈ 30 × 300 against 30 × 150)
+    assert ev.spend_qini_low > 0 and ev.spend_qini > ev.spend_qini_low
+    revenue = ev.revenue_policies.set_index(["share", "policy"])["per_1000"]
+    assert revenue[(0.5, "uplift model")] > revenue[(0.5, "constant lift")] + 2000
+    assert revenue[(0.5, "uplift model")] > revenue[(0.5, "random")] + 2000
 
 
 def test_a_run_decided_without_the_model_says_so(engine: Engine, runs: dict[str, int]) -> None:
@@ -100,6 +108,7 @@ def test_a_run_decided_without_the_model_says_so(engine: Engine, runs: dict[str,
         "No uplift predictions for this run: fewer than 200 closed-window holdout customers of every offer kind."
     )
     assert ev.deciles.empty and len(ev.runs) == 2
+    assert ev.revenue_policies.empty and np.isnan(ev.spend_qini)
 
 
 def test_the_html_report_draws_the_qini_curve_and_the_tables(
@@ -126,6 +135,12 @@ def test_the_html_report_draws_the_qini_curve_and_the_tables(
     assert {"uplift_deciles.csv", "uplift_policies.json", "uplift_runs.csv", "uplift_qini_curve.csv"} <= written
     policies_json = json.loads((tmp_path / "uplift_policies.json").read_text())
     assert len(policies_json) == len(ev.policies)
+    assert float(by_id(section, "uplift-spend-qini").attrs["data-value"]) == pytest.approx(ev.spend_qini)
+    revenue = by_id(section, "table-uplift-revenue")
+    shown = [float(td.attrs["data-value"]) for td in revenue.find_all("td") if td.attrs.get("data-col") == "per_1000"]
+    np.testing.assert_allclose(shown, ev.revenue_policies["per_1000"])
+    revenue_csv = pd.read_csv(tmp_path / "uplift_policy_revenue.csv")
+    np.testing.assert_allclose(revenue_csv["per_1000"], ev.revenue_policies["per_1000"])
     # a report without the uplift section renders as before
     assert 'id="uplift"' not in render_html_report(make_report())
 

@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import AS_OF
+from conftest import AS_OF, environment_sink
 from sqlalchemy import Engine, select
 from test_campaign_path import run_campaign
 from test_report_html import by_id, make_report, parse
 from test_segments_decision import POLICY, _cand
 
-from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig
 from winback.messages.compose import plan_rows
 from winback.messages.render import Brand, build_context, render
@@ -127,7 +126,7 @@ def test_a_campaign_with_variants_stores_and_sends_them(demo_engine: Engine) -> 
     assert decided.loc[decided["segment"] == "aggrieved", "variant"].isna().all()
     b_subjects = {s for s, c in zip(sent["subject"], sent["context"], strict=True) if c.get("variant") == "B"}
     assert b_subjects and all(s.endswith(", 20% for you") for s in b_subjects)
-    assert {r["subject"] for r in SinkChannel().records()} >= b_subjects
+    assert {r["subject"] for r in environment_sink().records()} >= b_subjects
 
 
 # --------------------------------------------------------------------------- the comparison

@@ -12,16 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, _new_pg_database
+from conftest import AS_OF, _new_pg_database, environment_sink, select_only_reader
 from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.engine import make_url
 
 from winback.app.demo_data import generate_demo_warehouse
-from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
+from winback.stages import reads
 from winback.warehouse.db import make_engine
 from winback.warehouse.migrate import upgrade
 from winback.warehouse.models import Decision, OutboxMessage, Return
@@ -44,9 +43,9 @@ def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
     """The campaign, track and report stages (as the flows call them) on `state`, reading `src`'s warehouse."""
     run = stages.start_run(state, CONFIG, AS_OF)
     rules = stages.check_source(state, src, AS_OF, AS_OF, CONFIG)
-    batches = stages.plan_batches(state, src, CONFIG.batch_size)
-    summary = pd.concat([stages.order_batch(state, src, AS_OF, b, rules) for b in batches], ignore_index=True)
-    contexts = [stages.context_batch(state, src, AS_OF, b, CONFIG.aggrieved.lookback_days, rules) for b in batches]
+    batches = reads.plan_batches(state, src, CONFIG.batch_size)
+    summary = pd.concat([reads.order_batch(state, src, AS_OF, b, rules) for b in batches], ignore_index=True)
+    contexts = [reads.context_batch(state, src, AS_OF, b, CONFIG.aggrieved.lookback_days, rules) for b in batches]
     failures = pd.concat([c[0] for c in contexts], ignore_index=True)
     reach = pd.concat([c[1] for c in contexts], ignore_index=True)
     from winback.warehouse.quality import Findings
@@ -54,13 +53,13 @@ def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
     findings = Findings()
     for c in contexts:
         findings.extend(c[2])
-    rfm, gated = stages.gate(state, src, rules, summary, failures, reach, findings)
+    rfm, gated = reads.gate(state, src, rules, summary, failures, reach, findings)
     scored, model = score_customers(rfm, CONFIG.economics, CONFIG.use_models)
     policy = CompensationPolicy.default()
     stages.decide_run(state, run, scored, gated.failures, gated.reach, CONFIG, policy, model.as_dict(), gated, src)
     stages.issue_run_offers(state, run, CONFIG)
     queued = stages.queue_run_messages(state, src, run, CONFIG, AS_OF)
-    stages.send_run(state, run, {"email": SinkChannel(), "sms": SinkChannel()}, CONFIG.campaign_id, AS_OF)
+    stages.send_run(state, run, {"email": (sink := environment_sink()), "sms": sink}, CONFIG.campaign_id, AS_OF)
     later = AS_OF + dt.timedelta(days=31)
     with state.begin() as conn, src.reader(state).connect() as warehouse:
         measured = track_run(conn, src, run.run_id, 30, later, warehouse=warehouse)
@@ -126,16 +125,8 @@ def test_postgresql_warehouse_with_a_select_only_role(
     admin_url = _new_pg_database(postgres_server)
     admin = create_engine(admin_url)
     generate_demo_warehouse(admin, customers=CUSTOMERS, seed=SEED, as_of=AS_OF)
-    database = make_url(admin_url).database
-    with admin.begin() as conn:
-        conn.execute(
-            text("DO $$ BEGIN CREATE ROLE winback_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-        )
-        conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO winback_reader'))
-        conn.execute(text("GRANT USAGE ON SCHEMA public TO winback_reader"))
-        conn.execute(text("GRANT SELECT ON customers, orders, service_failures, consents TO winback_reader"))
+    reader_url = select_only_reader(admin)
     admin.dispose()
-    reader_url = make_url(admin_url).set(username="winback_reader").render_as_string(hide_password=False)
     state = _state(tmp_path, "state.db")
     src = SourceTables(SourceMapping(), warehouse_url=reader_url)
     result = _campaign(state, src)

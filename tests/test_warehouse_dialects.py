@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from winback.warehouse import queries
 from winback.warehouse.quality import QualityRules
+from winback.warehouse.send_time import send_time_facts
 from winback.warehouse.source import KEYS, TABLE_KEYS, SourceMapping, SourceSchema, SourceTables, _kind
 
 AS_OF = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
@@ -43,6 +44,7 @@ def _compiled(dialect_url: str) -> list[str]:
         lambda: queries.open_failures(conn, src, AS_OF, 90, ("C1", "C9"), rules=rules),
         lambda: queries.contact_details(conn, src, ["C1"]),
         lambda: queries.send_time_flags(conn, src, ["C1"]),
+        lambda: send_time_facts(conn, src, ["C1", "C2"], ["C2"]),  # with a journey's follow-up: latest orders
         lambda: queries.failure_profile(conn, src, AS_OF - dt.timedelta(days=30), AS_OF),
         lambda: queries.orders_after(conn, src, AS_OF - dt.timedelta(days=30), AS_OF),
     ]
@@ -65,6 +67,6 @@ class _Stop(Exception):
 def test_every_source_read_compiles_for_the_dialect(package: str, url: str) -> None:
     pytest.importorskip(package)
     statements = _compiled(url)
-    assert len(statements) >= 7, statements
+    assert len(statements) >= 8, statements
     assert all("SELECT" in s.upper() for s in statements)
     assert not any("wb_" in s for s in statements)  # no read of the warehouse names winback's own tables

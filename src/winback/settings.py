@@ -49,7 +49,8 @@ class Settings(BaseSettings):
         validation_alias="WINBACK_WAREHOUSE_URL",
         description="SQLAlchemy URL of the business's warehouse holding the source tables, opened read only "
         "(`duckdb:///file.duckdb`, `postgresql://`, `sqlite:///`, `snowflake://`, `bigquery://`). Default: "
-        "winback-warehouse.duckdb beside the default winback.db when that file exists, else WINBACK_DATABASE_URL.",
+        "the DuckDB file `winback demo` builds beside a SQLite state file (winback.db → winback-warehouse.duckdb) "
+        "when it exists, else WINBACK_DATABASE_URL.",
     )
     source_mapping: str | None = Field(
         None,
@@ -61,6 +62,19 @@ class Settings(BaseSettings):
         DEFAULT_SINK_PATH,
         validation_alias="WINBACK_SINK_PATH",
         description="Journal (JSON lines) of every message 'sent' while no provider keys are set.",
+    )
+    dask_address: str | None = Field(
+        None,
+        validation_alias="WINBACK_DASK_ADDRESS",
+        description="Scheduler address of an existing Dask cluster (tcp://host:8786) that reads every campaign "
+        "run's partitions. Default: a temporary local cluster for large runs, none for small ones.",
+    )
+    partition_size: int | None = Field(
+        None,
+        gt=0,
+        validation_alias="WINBACK_PARTITION_SIZE",
+        description="Customers per partition of a campaign run; set, it partitions any run. Default: runs of "
+        "more than 250,000 customers are partitioned by 125,000, smaller ones read in one process.",
     )
     # -- links in messages, and the server
     public_url: str = Field(
@@ -108,10 +122,10 @@ class Settings(BaseSettings):
     send_concurrency: int = Field(
         8, validation_alias="WINBACK_SEND_CONCURRENCY", description="Provider calls in flight per sender."
     )
-    send_processes: int | None = Field(
+    senders: int | None = Field(
         None,
-        validation_alias="WINBACK_SEND_PROCESSES",
-        description="Sender processes for a large send. Default: one per CPU.",
+        validation_alias="WINBACK_SENDERS",
+        description="Concurrent senders a large send starts (Prefect tasks of the sending flow). Default: one per CPU.",
     )
     twilio_visibility_delay: float = Field(
         39_600.0,
@@ -200,7 +214,7 @@ class Settings(BaseSettings):
     def _positive_number(cls, value: Any, info: ValidationInfo) -> float:
         return _positive(_variable(cls, info), value, float)
 
-    @field_validator("send_concurrency", "send_processes", mode="before")
+    @field_validator("send_concurrency", "senders", mode="before")
     @classmethod
     def _positive_whole_number(cls, value: Any, info: ValidationInfo) -> int | None:
         return None if value is None else int(_positive(_variable(cls, info), value, int))
@@ -233,15 +247,20 @@ class Settings(BaseSettings):
     def warehouse_url(self) -> str:
         """Where the source tables are read (read only): WINBACK_WAREHOUSE_URL, else the discoverable default.
 
-        Unset, with WINBACK_DATABASE_URL unset too and `winback-warehouse.duckdb` beside the default
-        `winback.db` (what `winback demo` builds), that DuckDB file; otherwise the database URL, so a
-        single-database set-up works as it always has.
+        Unset, the DuckDB file `winback demo` builds beside the SQLite state (`winback-warehouse.duckdb`
+        beside `winback.db`, `demo-warehouse.duckdb` beside `demo.db`) when it is there; otherwise the
+        database URL, so a single-database set-up works as it always has.
         """
+        return self.warehouse_url_for(self.database_url)
+
+    def warehouse_url_for(self, database_url: str) -> str:
+        """The warehouse that goes with the state at `database_url` (a flow's override): see `warehouse_url`."""
         if self.warehouse_url_setting:
             return self.warehouse_url_setting
-        if self.database_url == DEFAULT_DATABASE_URL and Path(DEFAULT_WAREHOUSE_FILE).exists():
-            return DEFAULT_WAREHOUSE_URL
-        return self.database_url
+        beside = demo_warehouse_file(database_url)
+        if beside is not None and beside.exists():
+            return f"duckdb:///{beside}"
+        return database_url
 
     @property
     def separate_warehouse(self) -> bool:
@@ -252,6 +271,16 @@ class Settings(BaseSettings):
     def sending_to_providers(self) -> bool:
         """Whether any provider keys are set (else every message goes to the local sink)."""
         return bool(self.sendgrid_api_key or self.twilio_account_sid or self.twilio_auth_token)
+
+
+def demo_warehouse_file(database_url: str) -> Path | None:
+    """The DuckDB file `winback demo` builds beside a SQLite state file (`x.db` → `x-warehouse.duckdb`), else None."""
+    if not database_url.startswith("sqlite:///") or "?" in database_url:
+        return None
+    database = Path(database_url.removeprefix("sqlite:///"))
+    if database.name in ("", ":memory:"):
+        return None
+    return database.with_name(f"{database.stem}-warehouse.duckdb")
 
 
 def _variable(cls: type[BaseSettings], info: ValidationInfo) -> str:

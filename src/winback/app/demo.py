@@ -1,4 +1,4 @@
-"""`winback demo`: the whole product on a realistic warehouse, in one command, on the embedded SQLite.
+"""`winback demo`: the whole product on a realistic warehouse, in one command, on embedded DuckDB and SQLite.
 
 The demo knows the truth it simulated, so the report's measured lift and its confidence interval can be
 checked against it. By default the effect of contact differs by customer (`demo_data.effects`: persuadables,
@@ -7,9 +7,11 @@ holdouts to learn from (`demo_history`), and the uplift policy is compared with 
 on the simulation's truth. With `true_lift`, contact raises everyone's return probability by that much
 instead, and there is no history.
 
-It builds the database the CLI uses by default (winback.db in the working directory, or the SQLite
-file WINBACK_DATABASE_URL names), so the commands it suggests at the end work as typed. A file that holds
-anything but an earlier demo is never replaced.
+It builds the state database the CLI uses by default (winback.db in the working directory, or the SQLite
+file WINBACK_DATABASE_URL names) and the shop's warehouse beside it, a DuckDB file (`winback-warehouse.duckdb`,
+`demo-warehouse.duckdb` beside `demo.db`) where the CLI finds it unasked, so the commands it suggests at the end
+work as typed. The warehouse is written only through `demo_data.writable` and read only by the flows, as a
+customer's would be. A file that holds anything but an earlier demo is never replaced.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from rich.console import Console
 
 from winback.config import CampaignConfig, Economics
 from winback.errors import ConfigError, StateError
-from winback.settings import Settings
+from winback.settings import Settings, demo_warehouse_file
 
 DEFAULT_AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
 DEMO_TABLE = "demo_truth"  # only the demo generator makes it: a file holding it is an earlier demo's
@@ -50,6 +52,32 @@ def demo_database(settings: Settings, database: Path | None) -> Path:
             "pass --database demo.db (then set WINBACK_DATABASE_URL=sqlite:///demo.db to explore it)"
         )
     return file
+
+
+def demo_warehouse(database: Path) -> Path:
+    """The DuckDB file the demo builds beside its state `database`, where the CLI looks for it."""
+    beside = demo_warehouse_file(f"sqlite:///{database}")
+    if beside is None:
+        raise ConfigError(f"{database}: the demo's state must be a SQLite file")
+    return beside
+
+
+def refuse_non_demo_warehouse(warehouse: Path) -> None:
+    """A DuckDB file holding tables but no `demo_truth` is someone's warehouse: the demo must not delete it."""
+    import duckdb
+
+    if not warehouse.exists() or warehouse.stat().st_size == 0:
+        return
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            tables = {name for (name,) in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    except duckdb.Error as exc:
+        raise StateError(f"{warehouse} is not a DuckDB database ({exc}): the demo will not replace it") from None
+    if tables and DEMO_TABLE not in tables:
+        raise StateError(
+            f"{warehouse} holds tables that are not an earlier demo's ({', '.join(sorted(tables)[:3])}): the demo "
+            "rebuilds its warehouse from scratch, so pass --database demo.db (or move that file away)"
+        )
 
 
 def refuse_non_demo_database(database: Path) -> None:
@@ -90,12 +118,14 @@ def run_demo(
 ) -> dict[str, Any]:
     """Build the warehouse, run and resend the campaign, simulate 30 days, track, report, say what next.
 
+    `database`: winback's state (SQLite); the shop's warehouse is the DuckDB file beside it (`demo_warehouse`).
     `default_database`: `database` is the one the CLI opens by default (else the last lines say how to
     point the CLI at it).
     """
     from winback.app.commands.common import run_flow
     from winback.app.commands.report import print_overall
     from winback.app.demo_data import generate_demo_warehouse, simulate_campaign_response
+    from winback.app.demo_data.writable import demo_source_writer
     from winback.flows.campaign import winback_campaign
     from winback.flows.dispatch import dispatch_outbox
     from winback.flows.report import retention_report
@@ -103,11 +133,17 @@ def run_demo(
     from winback.warehouse.db import make_engine
     from winback.warehouse.lookups import contacted_customer
     from winback.warehouse.migrate import upgrade
+    from winback.warehouse.source import SourceTables
 
+    warehouse = demo_warehouse(database)
     refuse_non_demo_database(database)
+    refuse_non_demo_warehouse(warehouse)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    url = f"sqlite:///{database}"
+    for suffix in ("", ".wal"):
+        Path(f"{warehouse}{suffix}").unlink(missing_ok=True)
+    url, warehouse_url = f"sqlite:///{database}", f"duckdb:///{warehouse}"
+    urls = {"database_url_override": url, "warehouse_url_override": warehouse_url}
     # the flows read the sink's path from the environment when they start: the demo's journal is its own
     os.environ.setdefault("WINBACK_SINK_PATH", str(out / "outbox_sink.jsonl"))
     Path(os.environ["WINBACK_SINK_PATH"]).unlink(missing_ok=True)
@@ -117,62 +153,65 @@ def run_demo(
     as_of = DEFAULT_AS_OF
     config = demo_config()
 
-    with console.status("building the demo warehouse"):
-        data = generate_demo_warehouse(engine, customers=customers, seed=seed, as_of=as_of, replace=True)
+    with console.status("building the demo warehouse"), demo_source_writer(engine, warehouse_url) as shop:
+        data = generate_demo_warehouse(shop, customers=customers, seed=seed, as_of=as_of, replace=True)
     console.print(
         f"[bold]warehouse[/bold] {data.customers:,} customers, {data.orders:,} orders, "
-        f"{data.service_failures:,} service failures ({database})"
+        f"{data.service_failures:,} service failures ({warehouse}, read only from here on; winback's state: {database})"
     )
     if true_lift is None:  # earlier campaigns first: their holdouts are what the uplift model learns from
         from winback.app.demo_history import run_past_campaigns
 
         with console.status("replaying earlier campaigns"):
-            run_past_campaigns(console, engine, config, as_of, url=url, seed=seed)
+            run_past_campaigns(console, engine, config, as_of, url=url, seed=seed, warehouse_url=warehouse_url)
     with console.status("running the campaign"):
-        result = run_flow(winback_campaign, config=config, as_of=as_of, now=as_of, database_url_override=url)
+        result = run_flow(winback_campaign, config=config, as_of=as_of, now=as_of, **urls)
     console.print(
         f"[bold]campaign[/bold] {config.campaign_id} run {result['run_id']}: decisions {result.get('decisions')}, "
         f"offers {result['offers_issued']}, messages queued {result['messages_queued']}"
     )
     console.print(f"[bold]sent[/bold] now: {result.get('sending')}")
     # the next day, daytime in every zone
-    later = run_flow(dispatch_outbox, now=as_of + dt.timedelta(days=1, hours=8), database_url_override=url)
+    later = run_flow(dispatch_outbox, now=as_of + dt.timedelta(days=1, hours=8), **urls)
     console.print(f"[bold]sent[/bold] after quiet hours: {later}")
-    again = run_flow(winback_campaign, config=config, as_of=as_of, now=as_of, database_url_override=url)
+    again = run_flow(winback_campaign, config=config, as_of=as_of, now=as_of, **urls)
     console.print(
         f"[bold]re-run[/bold] of the same date: messages queued {again['messages_queued']}, "
         f"sent {again.get('sending', {}).get('sent', 0)} (nothing twice)"
     )
 
-    if true_lift is None:
-        from winback.app.demo_data import simulate_heterogeneous_response
+    with demo_source_writer(engine, warehouse_url) as shop:
+        if true_lift is None:
+            from winback.app.demo_data import simulate_heterogeneous_response
 
-        response = simulate_heterogeneous_response(
-            engine, result["run_id"], window_days=config.attribution_days, seed=seed + 4
-        )
-    else:
-        response = simulate_campaign_response(
-            engine, result["run_id"], window_days=config.attribution_days, true_lift=true_lift, seed=seed + 4
-        )
+            response = simulate_heterogeneous_response(
+                engine, result["run_id"], window_days=config.attribution_days, seed=seed + 4, warehouse=shop
+            )
+        else:
+            response = simulate_campaign_response(
+                engine, result["run_id"], window_days=config.attribution_days, true_lift=true_lift, seed=seed + 4,
+                warehouse=shop,
+            )  # fmt: skip
     closed = as_of + dt.timedelta(days=config.attribution_days + 1)
     run_flow(
         track_returns,
         run_id=result["run_id"],
         window_days=config.attribution_days,
         now=closed,
-        database_url_override=url,
+        **urls,
     )
     effect = response.true_ate
     note = f"Demo truth: contact raises the 30-day return probability by {effect * 100:+.1f} pp on average (simulated)."
     if true_lift is None:
-        _print_policy_truth(console, engine, config, result["run_id"], as_of)
+        src = SourceTables.from_settings(Settings(), database_url=url, warehouse_url=warehouse_url)
+        _print_policy_truth(console, engine, config, result["run_id"], as_of, src)
     report = run_flow(
         retention_report,
         config=config,
         run_id=result["run_id"],
         out_dir=str(out),
         notes=[note],
-        database_url_override=url,
+        **urls,
     )
     overall = report["overall"][0]
     print_overall(overall, report.get("window_open"), config.currency)
@@ -207,11 +246,13 @@ def print_next_steps(console: Console, database: Path, customer: str | None, def
         console.print(f"next: winback preview {customer}", soft_wrap=True, markup=False)
 
 
-def _print_policy_truth(console: Console, engine: Any, config: CampaignConfig, run_id: int, as_of: dt.datetime) -> None:
+def _print_policy_truth(
+    console: Console, engine: Any, config: CampaignConfig, run_id: int, as_of: dt.datetime, src: Any
+) -> None:
     """The simulation's truth: incremental returns per 1,000 contacts, uplift policy against constant lift."""
     from winback.app.demo_history import policy_truth
 
-    truth = policy_truth(engine, config, run_id, as_of)
+    truth = policy_truth(engine, config, run_id, as_of, src)
     console.print(
         f"[bold]truth[/bold] incremental returns per 1,000 contacts at the same budget: uplift policy "
         f"{truth.uplift_per_1000:.1f} ({truth.uplift_contacts:,} contacts), constant-lift policy "

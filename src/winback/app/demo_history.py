@@ -52,9 +52,15 @@ def run_past_campaigns(
     url: str,
     runs: int = PAST_RUNS,
     seed: int,
+    warehouse_url: str | None = None,
 ) -> list[int]:
-    """Replay ``runs`` campaigns, :data:`SPACING_DAYS` apart, before ``as_of``: decide, send, respond, track."""
+    """Replay ``runs`` campaigns, :data:`SPACING_DAYS` apart, before ``as_of``: decide, send, respond, track.
+
+    Each reads today's warehouse (`warehouse_url`, read only; None: the source tables are in the state at `url`);
+    the simulated customers' answers are written to it, between runs, by the demo's one writable engine.
+    """
     from winback.app.commands.common import run_flow
+    from winback.app.demo_data.writable import demo_source_writer
     from winback.flows.campaign import winback_campaign
     from winback.flows.dispatch import dispatch_outbox
     from winback.flows.track import track_returns
@@ -62,16 +68,16 @@ def run_past_campaigns(
     done = []
     for k in range(runs, 0, -1):
         at = as_of - dt.timedelta(days=SPACING_DAYS * k)
-        result = run_flow(
-            winback_campaign, config=config, as_of=at, now=at, data_read_at=as_of, database_url_override=url
-        )
-        run_flow(dispatch_outbox, now=at + dt.timedelta(days=1, hours=8), database_url_override=url)
-        response = simulate_heterogeneous_response(
-            engine, result["run_id"], window_days=config.attribution_days, seed=seed + k
-        )
+        urls = {"database_url_override": url, "warehouse_url_override": warehouse_url}
+        result = run_flow(winback_campaign, config=config, as_of=at, now=at, data_read_at=as_of, **urls)
+        run_flow(dispatch_outbox, now=at + dt.timedelta(days=1, hours=8), **urls)
+        with demo_source_writer(engine, warehouse_url) as shop:
+            response = simulate_heterogeneous_response(
+                engine, result["run_id"], window_days=config.attribution_days, seed=seed + k, warehouse=shop
+            )
         run_flow(
             track_returns, run_id=result["run_id"], window_days=config.attribution_days,
-            now=at + dt.timedelta(days=config.attribution_days + 1), database_url_override=url,
+            now=at + dt.timedelta(days=config.attribution_days + 1), **urls,
         )  # fmt: skip
         console.print(
             f"[bold]past run[/bold] {at:%Y-%m-%d}: {response.decided_treatment:,} contacted, "
@@ -107,9 +113,9 @@ class PolicyTruth:
         return self.uplift_per_1000 / self.constant_per_1000 if self.constant_per_1000 > 0 else float("inf")
 
 
-def _incremental(engine: Engine, decisions: pd.DataFrame, window_days: int) -> tuple[int, float]:
+def _incremental(warehouse: Engine, decisions: pd.DataFrame, window_days: int) -> tuple[int, float]:
     contacted = decisions.loc[decisions["action"] == "contact"].reset_index(drop=True)
-    with engine.connect() as conn:
+    with warehouse.connect() as conn:
         truth = pd.DataFrame(
             conn.execute(select(demo_truth.c.customer_id, demo_truth.c.daily_rate, demo_truth.c.alive_at_as_of)).all(),
             columns=["customer_id", "daily_rate", "alive"],
@@ -119,19 +125,25 @@ def _incremental(engine: Engine, decisions: pd.DataFrame, window_days: int) -> t
     return len(contacted), float(true_effect(contacted, np.nan_to_num(p0)).sum())
 
 
-def policy_truth(engine: Engine, config: CampaignConfig, run_id: int, as_of: dt.datetime) -> PolicyTruth:
-    """Today's run decided on the uplift model; the same run on the per-offer-kind lift, at the same budget."""
-    src = SourceTables.from_settings(Settings())
+def policy_truth(
+    engine: Engine, config: CampaignConfig, run_id: int, as_of: dt.datetime, src: SourceTables | None = None
+) -> PolicyTruth:
+    """Today's run decided on the uplift model; the same run on the per-offer-kind lift, at the same budget.
+
+    `src`: the source tables and where they are read (default: as the settings say); the truth is read there.
+    """
+    src = src or SourceTables.from_settings(Settings())
     policy = load_policy(config.policy_file)
     rfm = stages.summarise_batch(engine, src, as_of, (None, None))
     failures, reach, _ = stages.context_batch(engine, src, as_of, (None, None), config.aggrieved.lookback_days)
     scored, _ = score_customers(rfm, config.economics, config.use_models)
     frames: dict[bool, Any] = {
         with_uplift: stages.decisions_for(
-            engine, as_of, run_id, scored, failures, reach, config, policy, with_uplift=with_uplift
+            engine, as_of, run_id, scored, failures, reach, config, policy, with_uplift=with_uplift, src=src
         )
         for with_uplift in (True, False)
     }
-    uplift_n, uplift_gain = _incremental(engine, frames[True], config.attribution_days)
-    constant_n, constant_gain = _incremental(engine, frames[False], config.attribution_days)
+    warehouse = src.reader(engine)
+    uplift_n, uplift_gain = _incremental(warehouse, frames[True], config.attribution_days)
+    constant_n, constant_gain = _incremental(warehouse, frames[False], config.attribution_days)
     return PolicyTruth(uplift_n, uplift_gain, constant_n, constant_gain)

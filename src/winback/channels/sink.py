@@ -17,7 +17,7 @@ from pathlib import Path
 from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
 from winback.messages.redact import mask_email, mask_phone
 from winback.messages.safe_text import CUSTOM_ARG_MAX_CHARS, header_value, sms_body, subject_line
-from winback.settings import DEFAULT_SINK_PATH, Settings
+from winback.settings import DEFAULT_SINK_PATH
 
 DEFAULT_PATH = DEFAULT_SINK_PATH
 
@@ -28,9 +28,9 @@ class SinkChannel:
     name = "sink"
     rate_limited = False
 
-    def __init__(self, path: Path | str | None = None) -> None:
-        """`path`: the journal; a caller that gives none gets WINBACK_SINK_PATH's, read now."""
-        self.path = Path(path or Settings().sink_path)
+    def __init__(self, path: Path | str) -> None:
+        """`path`: the journal (WINBACK_SINK_PATH's, as the edge read it: `settings.sink_path`)."""
+        self.path = Path(path)
         self._fh = None
         self._lock = threading.Lock()
 

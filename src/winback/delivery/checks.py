@@ -9,6 +9,7 @@ reason.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
@@ -17,11 +18,15 @@ from winback.errors import ConfigError, DeliveryError
 from winback.settings import Settings
 from winback.warehouse import outbox
 from winback.warehouse.db import error_line
+from winback.warehouse.journeys import ReturnedCheck
 from winback.warehouse.models import Suppression
-from winback.warehouse.queries import SendTimeFlags, send_time_flags
+from winback.warehouse.queries import SendTimeFlags
+from winback.warehouse.send_time import send_time_facts
 from winback.warehouse.source import SourceTables, missing_tables
 
 log = logging.getLogger(__name__)
+
+StopCheck = Callable[[list[dict]], dict[str, str]]  # row id → why it stops (a journey's follow-ups: ReturnedCheck)
 
 ERASED = "customer erased: not in the customers table at send time"
 DO_NOT_CONTACT = "do-not-contact at send time"
@@ -43,6 +48,9 @@ _warned_no_source = False
 
 def send_time_source(engine: Engine, tables: SourceTables | None = None) -> SourceTables | None:
     """The tables consent is re-checked in at send time: `tables`, by default those WINBACK_SOURCE_MAPPING names.
+
+    Pass the edge's tables; the default (the environment read here) is kept only for `send_due` called
+    without a source, until its callers pass theirs (tests/test_settings_edge.py's NOT_YET).
 
     A database with neither a customers nor a consents table and no mapping configured holds an outbox and
     nothing else (the tests' senders, a bare outbox): there is no record to check, which is logged once,
@@ -68,10 +76,18 @@ def send_time_source(engine: Engine, tables: SourceTables | None = None) -> Sour
 
 
 def blocked_at_send_time(engine: Engine, source: SourceTables | None, rows: list[dict]) -> dict[str, str]:
-    """Row id → why it must not go now (`block_reason`); one lookup per claim, by customer id.
+    """Row id → why it must not go now (`block_reason`); one lookup per claim, by customer id."""
+    return checked_at_send_time(engine, source, rows)
 
-    winback's own opt-outs come from its state, the customers' records from the warehouse in ONE query per
-    claim (a claim is a few hundred rows, under the 5,000 ids of a query). A warehouse that cannot be read
+
+def checked_at_send_time(
+    engine: Engine, source: SourceTables | None, rows: list[dict], stop_check: StopCheck | None = None
+) -> dict[str, str]:
+    """Row id → why it must not go now: `block_reason`, else the caller's `stop_check`; ONE warehouse query.
+
+    winback's own opt-outs come from its state, the customers' records from the warehouse in one query per
+    claim (a claim is a few hundred rows, under the 5,000 ids of a query), with the latest orders a journey's
+    follow-ups stop on (`journeys.ReturnedCheck`) read in the same query. A warehouse that cannot be read
     raises WarehouseUnreachable: the caller gives the claim back and sending pauses, nothing sent unchecked.
     """
     customers = list({r["customer_id"] for r in rows})
@@ -80,19 +96,27 @@ def blocked_at_send_time(engine: Engine, source: SourceTables | None, rows: list
             select(Suppression.customer_id, Suppression.channel).where(Suppression.customer_id.in_(customers))
         )
         suppressed = {(c, ch) for c, ch in found}
-    flags = None
+    facts = None
     if source is not None:
+        returning = stop_check.customers(rows) if isinstance(stop_check, ReturnedCheck) else set()
         try:
             with source.reader(engine).connect() as warehouse:
-                flags = send_time_flags(warehouse, source, customers)
+                facts = send_time_facts(warehouse, source, customers, returning)
         except DBAPIError as exc:
             raise WarehouseUnreachable(
                 f"warehouse unreachable at send time ({error_line(exc)}): sending paused, {len(rows)} claimed "
                 "message(s) given back to the queue, nothing sent unchecked"
             ) from None
+    if stop_check is None:
+        stopped = {}
+    elif isinstance(stop_check, ReturnedCheck) and facts is not None:
+        stopped = stop_check.stopped(rows, facts.last_order)
+    else:
+        stopped = stop_check(rows)
     blocked = {}
     for row in rows:
-        reason = block_reason(row["customer_id"], row["channel"], flags, suppressed)
+        reason = block_reason(row["customer_id"], row["channel"], facts.flags if facts else None, suppressed)
+        reason = reason or stopped.get(row["id"])
         if reason is not None:
             blocked[row["id"]] = reason
     return blocked

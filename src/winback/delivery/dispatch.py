@@ -38,11 +38,11 @@ from winback.delivery.checks import (
     FRAUD_FLAG,
     SUPPRESSED,
     SourceTablesMissing,
-    blocked_at_send_time,
+    checked_at_send_time,
     give_back,
     send_time_source,
 )
-from winback.delivery.limits import RateLimiter, RetryPolicy, SendLimits
+from winback.delivery.limits import RetryPolicy, SendLimits, SharedRateLimiter
 from winback.delivery.prepare import Prepared, outcome_change, prepare
 from winback.delivery.reconcile import reconcile
 from winback.delivery.recorder import ClaimRecorder
@@ -56,7 +56,7 @@ from winback.warehouse.timeutil import utcnow
 
 __all__ = [
     "CONSENT_WITHDRAWN", "DO_NOT_CONTACT", "ERASED", "FRAUD_FLAG", "HELD", "LOCAL_CLAIM_SIZE", "SUPPRESSED",
-    "Channel", "DispatchReport", "Prepared", "RateLimiter", "RetryPolicy", "SendCrashed", "SendLimits",
+    "Channel", "DispatchReport", "Prepared", "RetryPolicy", "SendCrashed", "SendLimits", "SharedRateLimiter",
     "SourceTablesMissing", "prepare", "reconcile", "send_due", "send_time_source",
 ]  # fmt: skip
 
@@ -115,13 +115,14 @@ def send_due(
     run_id: int | None = None,
     campaign_id: str = "",
     now: dt.datetime | None = None,
-    limits: SendLimits | None = None,
+    limits: SendLimits = SendLimits(),  # noqa: B008 (frozen)
     retry: RetryPolicy = RetryPolicy(),  # noqa: B008 (frozen)
     max_messages: int | None = None,
     claim_size: int = 200,
     stop_check: Callable[[list[dict]], dict[str, str]] | None = None,
     source: SourceTables | None = None,
     links: UnsubscribeLinks | None = None,
+    channel: str | None = None,
 ) -> DispatchReport:
     """Send every due message (of one run, or all) until none is left.
 
@@ -131,12 +132,13 @@ def send_due(
     before its call and its answer as it arrives. A crash therefore leaves at most one claim's rows in
     `sending`, of which only the calls in flight (`limits.concurrency`) had started; `reconcile` puts the
     others back in the queue. When every channel is a local journal (reconciled exactly, never `unknown`),
-    claims are larger and recorded whole: fewer commits, same guarantee. `limits` and `links` (unsubscribe
-    links) default to the configured ones.
+    claims are larger and recorded whole: fewer commits, same guarantee. The per-channel rates of `limits`
+    (built from the settings by the caller, see SendLimits.from_settings) are kept by every sender together
+    (SharedRateLimiter). `links` (unsubscribe links) default to the configured ones; `channel` limits this
+    sender to that channel's messages (an SMS sender apart from the email ones).
     """
     if not any(_is_remote(channel) for channel in channels.values()):
         claim_size = max(claim_size, LOCAL_CLAIM_SIZE)
-    limits = limits or SendLimits.from_env()
     links = links or configured_links()
     source = source if source is not None else send_time_source(engine)  # a caller's own tables are trusted
     report = DispatchReport()
@@ -151,7 +153,7 @@ def send_due(
             handled, lost_races = 0, 0
             while max_messages is None or handled < max_messages:
                 with engine.begin() as conn:
-                    due_ids = outbox.due(conn, now, claim_size, run_id)
+                    due_ids = outbox.due(conn, now, claim_size, run_id, channel)
                     rows = outbox.claim(conn, due_ids, token)
                 if not rows:
                     lost_races += 1
@@ -185,7 +187,7 @@ class _Sender:
 
     def __post_init__(self) -> None:
         limits = self.limits
-        self.buckets = {"email": RateLimiter(limits.email_per_second), "sms": RateLimiter(limits.sms_per_second)}
+        self.buckets = {name: SharedRateLimiter(self.engine, name, limits.rate(name)) for name in ("email", "sms")}
 
     def clock(self) -> dt.datetime:
         """The sender's time now: `now` plus the real time elapsed (Retry-After counts from here)."""
@@ -193,8 +195,7 @@ class _Sender:
 
     def send_claim(self, rows: list[dict], report: DispatchReport) -> None:
         try:
-            blocked = blocked_at_send_time(self.engine, self.source, rows)
-            stopped = self.stop_check(rows) if self.stop_check else {}
+            blocked = checked_at_send_time(self.engine, self.source, rows, self.stop_check)
         except Exception:
             give_back(self.engine, rows, self.token)
             raise
@@ -203,7 +204,7 @@ class _Sender:
         ready: list[Prepared] = []
         done: list[tuple[Prepared, SendOutcome]] = []
         for row in rows:
-            reason = blocked.get(row["id"]) or stopped.get(row["id"])
+            reason = blocked.get(row["id"])
             if reason is not None:
                 done.append((Prepared(row), Skipped(reason)))
                 continue

@@ -6,9 +6,13 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
 
 from winback.settings import Settings
+from winback.warehouse import rate_buckets
 
 
 @dataclass(frozen=True)
@@ -25,63 +29,67 @@ class RetryPolicy:
         return max(backoff, retry_after or 0.0)
 
 
-class RateLimiter:
-    """A token bucket: at most `per_second` sends on average, bursts up to one second's worth."""
+class SharedRateLimiter:
+    """A channel's rate, kept by every sender together: tokens come from its bucket in the state database.
 
-    def __init__(self, per_second: float) -> None:
-        self.per_second = per_second
-        self._tokens = per_second
-        self._last = time.monotonic()
+    Each sender (any process, any machine) takes its tokens from the one bucket per channel
+    (`warehouse.rate_buckets`), so N senders together stay within `per_second` on average, with bursts of up
+    to one second's worth (`capacity`). Tokens are taken a few at a time (about 1/20 s of the rate) and
+    handed out to this sender's threads, so the database sees about 20 short transactions a second per
+    sender and channel, not one per message. A take that finds too few tokens waits for the refill.
+    """
+
+    TAKE_SECONDS = 0.05  # tokens taken per round trip: this much of a second's rate
+
+    def __init__(self, engine: Engine, channel: str, per_second: float, clock: Callable[[], float] = time.time) -> None:
+        self.engine, self.channel, self.per_second, self.clock = engine, channel, per_second, clock
+        self.capacity = max(1.0, per_second)
+        self.chunk = max(1, int(per_second * self.TAKE_SECONDS))
+        self._held = 0
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
-        """Wait until a send is allowed by the rate (blocking, thread-safe)."""
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self.per_second, self._tokens + (now - self._last) * self.per_second)
-                self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.per_second
-            time.sleep(wait)
+        """Wait until a send is allowed by the shared rate (blocking, thread-safe)."""
+        with self._lock:  # one thread takes from the bucket at a time; the others wait for its tokens
+            while self._held == 0:
+                now = self.clock()
+                with self.engine.begin() as conn:
+                    if rate_buckets.take(conn, self.channel, self.chunk, self.per_second, self.capacity, now):
+                        self._held = self.chunk
+                        break
+                with self.engine.connect() as conn:
+                    wait = rate_buckets.seconds_until(
+                        conn, self.channel, self.chunk, self.per_second, self.capacity, now
+                    )
+                time.sleep(max(wait, 0.001))
+            self._held -= 1
 
 
 @dataclass(frozen=True)
 class SendLimits:
-    """Per-channel messages per second, in-flight concurrency and sender processes.
+    """Per-channel messages per second (shared by every sender), in-flight calls per sender, and senders.
 
-    From WINBACK_EMAIL_RATE, WINBACK_SMS_RATE, WINBACK_SEND_CONCURRENCY and WINBACK_SEND_PROCESSES
-    (default: one per CPU; used only for large sends, see delivery.parallel_send). `concurrency` is also
-    the most messages a crash can leave `unknown`: only rows whose call has started can be.
+    From WINBACK_EMAIL_RATE, WINBACK_SMS_RATE, WINBACK_SEND_CONCURRENCY and WINBACK_SENDERS (default: one per
+    CPU; the most concurrent senders a large send starts, see delivery.senders), read once at the edge with
+    `from_settings`. `concurrency` is also the most messages a crash can leave `unknown`: only rows whose
+    call has started can be.
     """
 
     email_per_second: float = 100.0
     sms_per_second: float = 10.0
     concurrency: int = 8
-    processes: int = 1
+    senders: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SendLimits:
-        """The limits the settings configure; WINBACK_SEND_PROCESSES unset means one per CPU."""
+        """The limits the settings configure; WINBACK_SENDERS unset means one per CPU."""
         return cls(
             email_per_second=settings.email_rate,
             sms_per_second=settings.sms_rate,
             concurrency=settings.send_concurrency,
-            processes=settings.send_processes or os.cpu_count() or 1,
+            senders=settings.senders or os.cpu_count() or 1,
         )
 
-    @classmethod
-    def from_env(cls) -> SendLimits:
-        """The environment's limits: for a caller that was handed none."""
-        return cls.from_settings(Settings())
-
-    def shared_by(self, senders: int) -> SendLimits:
-        """Each of `senders` parallel senders' part: together they keep the per-channel rates."""
-        return replace(
-            self,
-            email_per_second=self.email_per_second / senders,
-            sms_per_second=self.sms_per_second / senders,
-            processes=1,
-        )
+    def rate(self, channel: str) -> float:
+        """Messages per second allowed on `channel` (email or sms), across every sender."""
+        return self.sms_per_second if channel == "sms" else self.email_per_second

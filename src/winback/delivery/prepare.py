@@ -15,7 +15,7 @@ from winback.messages.contact_data import locale_region, normalise_email, normal
 from winback.messages.quiet_hours import next_allowed, send_window
 from winback.messages.redact import redact_text
 from winback.messages.render import Brand, RenderError, build_context, render
-from winback.messages.unsubscribe import UnsubscribeLinks, configured_links
+from winback.messages.unsubscribe import UnsubscribeLinks
 from winback.warehouse.suppressions import suppress
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ def prepare(
     row: dict,
     campaign_id: str = "",
     brand: Brand = Brand(),  # noqa: B008
-    links: UnsubscribeLinks | None = None,
+    *,
+    links: UnsubscribeLinks,
 ) -> Prepared:
     """Check the address and render the message; bad data becomes an outcome, never an exception."""
     channel = row["channel"]
@@ -44,7 +45,7 @@ def prepare(
         address, problem = normalise_phone(row["to_address"], locale_region(row["context"].get("locale")))
     if problem:
         return Prepared(row, outcome=Skipped(problem))
-    link = (links or configured_links()).url(row["customer_id"], channel)
+    link = links.url(row["customer_id"], channel)
     try:
         rendered = render(row["template"], channel, build_context(row["context"], brand, link))
     except (RenderError, ValueError) as exc:

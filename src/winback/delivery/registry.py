@@ -11,16 +11,15 @@ from winback.delivery.dispatch import Channel
 from winback.settings import Settings
 
 
-def configured_channels(settings: Settings | None = None) -> dict[str, Channel]:
-    """The sender for each channel (`{"email": ..., "sms": ...}`) as the settings configure them.
+def configured_channels(settings: Settings) -> dict[str, Channel]:
+    """The sender for each channel (`{"email": ..., "sms": ...}`) as the edge's settings configure them.
 
-    The settings default to the environment's; both channels fall back to one shared sink. A
-    half-configured provider raises ConfigError before anything is sent.
+    Both channels fall back to one shared sink. A half-configured provider raises ConfigError before
+    anything is sent.
     """
     # the SDKs log request bodies (addresses, numbers) at DEBUG/INFO: keep them out of winback's logs
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     logging.getLogger("python_http_client").setLevel(logging.INFO)
-    settings = settings or Settings()
     sendgrid = SendGridSettings.from_settings(settings)
     twilio = TwilioSettings.from_settings(settings)
     sink = SinkChannel(settings.sink_path)

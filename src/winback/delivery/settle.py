@@ -61,7 +61,10 @@ class UnknownPolicy:
 
     @classmethod
     def from_env(cls) -> UnknownPolicy:
-        """The environment's waits: for a caller that was handed none."""
+        """The environment's waits, read now: only for `reconcile` without a policy (stages/campaign.py).
+
+        Kept until that caller passes the edge's `UnknownPolicy.from_settings` (tests/test_settings_edge.py).
+        """
         return cls.from_settings(Settings())
 
 

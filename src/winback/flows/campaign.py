@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -14,17 +15,21 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as prefect_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from winback.child_process import run_in_child
 from winback.config import CampaignConfig
+from winback.delivery.limits import SendLimits
+from winback.delivery.registry import configured_channels
+from winback.flows.dispatch import start_sender_tasks
+from winback.flows.partitions import partitioned_reads
 from winback.flows.retries import unless_bad_input
 from winback.offers.policy import load_policy
 from winback.segments.calibration import model_version
 from winback.segments.scoring import score_customers
 from winback.settings import Settings
 from winback.stages import campaign as stages
+from winback.stages import reads
+from winback.stages.partition_plan import PartitionPlan, plan_partitions
 from winback.warehouse import quarantine
 from winback.warehouse.db import engine_for
-from winback.warehouse.quality import Findings
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc, utcnow
 
@@ -50,40 +55,38 @@ def find_run(url: str, config: CampaignConfig, as_of: dt.datetime) -> stages.Run
 
 
 @task(**task_opts)
+def plan_reads(url: str, src: SourceTables, settings: Settings) -> PartitionPlan:
+    """How the reads are spread: one process for a small run, Dask partitions for a large one or when asked."""
+    customers = reads.count_customers(engine_for(url), src)
+    return plan_partitions(
+        customers, partition_size=settings.partition_size, dask_address=settings.dask_address, cores=os.cpu_count() or 1
+    )
+
+
+@task(**task_opts)
 def plan_batches(url: str, src: SourceTables, batch_size: int) -> list[tuple[str | None, str | None]]:
     """Customer id ranges of about `batch_size` customers each, so every read is one batch at a time."""
-    return stages.plan_batches(engine_for(url), src, batch_size)
+    return reads.plan_batches(engine_for(url), src, batch_size)
 
 
 @task(**task_opts)
 def summarise_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple, rules: Any) -> pd.DataFrame:
     """One id range's order summary, aggregated in SQL."""
-    return stages.order_batch(engine_for(url), src, as_of, id_range, rules)
-
-
-@task(**task_opts)
-def summarise_elsewhere(
-    url: str, src: SourceTables, as_of: dt.datetime, batches: list[tuple], rules: Any
-) -> pd.DataFrame:
-    """Every batch's summary, computed in a child process: the other core, while this one reads the rest."""
-    return run_in_child(stages.order_batches, url, src, as_of, batches, rules)
+    return reads.order_batch(engine_for(url), src, as_of, id_range, rules)
 
 
 @task(**task_opts)
 def context_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple, lookback: int, rules: Any) -> tuple:
     """One id range's open failures and reachability, with the findings on its bad rows."""
-    return stages.context_batch(engine_for(url), src, as_of, id_range, lookback, rules)
+    return reads.context_batch(engine_for(url), src, as_of, id_range, lookback, rules)
 
 
 @task(**task_opts)
-def gate(url: str, src: SourceTables, rules: Any, summary: pd.DataFrame, contexts: list[tuple]) -> tuple:
+def gate(url: str, src: SourceTables, rules: Any, gathered: reads.PartitionReads) -> tuple:
     """The data-quality gate over everything read: a broken feed stops the run here, before any decision."""
-    failures = pd.concat([c[0] for c in contexts], ignore_index=True)
-    reach = pd.concat([c[1] for c in contexts], ignore_index=True)
-    findings = Findings()
-    for c in contexts:
-        findings.extend(c[2])
-    rfm, gated = stages.gate(engine_for(url), src, rules, summary, failures, reach, findings)
+    rfm, gated = reads.gate(
+        engine_for(url), src, rules, gathered.summary, gathered.failures, gathered.reach, gathered.findings
+    )
     return rfm, gated.failures, gated.reach, gated
 
 
@@ -97,7 +100,7 @@ def quarantine_line(url: str, run_id: int) -> str:
 @task(**task_opts)
 def calibrate(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple) -> dict[str, Any]:
     """The activity model's holdout calibration check on one batch, logged alongside the run."""
-    return stages.calibrate(engine_for(url), src, as_of, id_range)
+    return reads.calibrate(engine_for(url), src, as_of, id_range)
 
 
 @task(**task_opts)
@@ -148,15 +151,20 @@ def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int
 
 @task(**task_opts, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=unless_bad_input)
 def queue_and_send(
-    url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime
+    url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime, limits: SendLimits
 ) -> tuple[int, dict[str, int]]:
-    """Queue the run's messages and send them; retried on a transient failure, never on bad input."""
-    return stages.queue_and_send_run(engine_for(url), src, run, config, now)  # channels from the environment
+    """Queue the run's messages and send them; retried on a transient failure, never on bad input.
+
+    A large run's other senders are `send_outbox` task runs (flows.dispatch), sending while it queues.
+    """
+    channels = configured_channels(Settings())  # secrets are read here, as every sender task reads its own
+    senders = start_sender_tasks(url, src)
+    return stages.queue_and_send_run(engine_for(url), src, run, config, now, channels, limits, senders)
 
 
 # two at a time: SQLite hands rows over holding and releasing the GIL per row, so reading threads of one
 # process only contend (1M customers: 6 threads 19.1 s, 2 threads 14.4-16.8 s, one after the other 16.0 s);
-# the summaries of a large warehouse go to a child process instead (summarise_elsewhere)
+# a large run's reads go to Dask worker processes instead (flows/partitions.py)
 @flow(name="winback-campaign", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def winback_campaign(
     config: CampaignConfig | None = None,
@@ -164,19 +172,21 @@ def winback_campaign(
     now: dt.datetime | None = None,
     database_url_override: str | None = None,
     data_read_at: dt.datetime | None = None,
+    warehouse_url_override: str | None = None,
 ) -> dict[str, Any]:
     """Run a campaign for `as_of` (default: now); re-running the same date resumes and sends nothing twice.
 
     `data_read_at` (default: `now`) is when the warehouse is read: rows dated after it are in the future
     and quarantined, while rows between `as_of` and it are history the run does not see yet. Replaying an
     earlier date on today's warehouse (the demo's past campaigns) sends at `now` = that date but reads today.
+    `warehouse_url_override` (default: WINBACK_WAREHOUSE_URL's rule) is where the source tables are read.
     """
     config = config or CampaignConfig()
     settings = Settings()  # read once, here: the tasks get its values
     url = database_url_override or settings.database_url
     as_of = utc(as_of or scheduled_or_now())
     now = utc(now or utcnow())
-    src = SourceTables.from_settings(settings)
+    src = SourceTables.from_settings(settings, database_url=url, warehouse_url=warehouse_url_override)
     logger = get_run_logger()
     timings: dict[str, float] = {}
     peaks: dict[str, int] = {}
@@ -193,7 +203,9 @@ def winback_campaign(
         url, src, as_of, utc(data_read_at) if data_read_at else now, config
     )  # the mapping whole, before anything (dry run too)
     if config.dry_run:  # decided and counted, written nowhere: see stages.preview_run
-        scored, failures, reach, model, result["batches"], gated = _read_and_score(url, src, as_of, config, lap, rules)
+        scored, failures, reach, model, result["batches"], gated = _read_and_score(
+            url, src, as_of, config, lap, rules, settings
+        )
         result["dry_run"] = preview(url, as_of, scored, failures, reach, config, gated, src)
         result["quarantine"] = result["dry_run"]["quality"]["line"]
         lap("decide")
@@ -202,7 +214,9 @@ def winback_campaign(
     known = find_run(url, config, as_of)
     if known is None or known.status == "started":
         # read and gated before the run is stored: a broken feed stops here with nothing written
-        scored, failures, reach, model, result["batches"], gated = _read_and_score(url, src, as_of, config, lap, rules)
+        scored, failures, reach, model, result["batches"], gated = _read_and_score(
+            url, src, as_of, config, lap, rules, settings
+        )
         run = start_run(url, config, as_of)
         result["run_id"] = run.run_id
         result["decisions"] = decide(url, run, scored, failures, reach, config, model, gated, src)
@@ -214,7 +228,9 @@ def winback_campaign(
         logger.info("run %s already decided (%s): resuming", run.run_id, run.status)
     result["offers_issued"] = issue_offers(url, run, config)
     lap("offers")
-    result["messages_queued"], result["sending"] = queue_and_send(url, src, run, config, now)
+    result["messages_queued"], result["sending"] = queue_and_send(
+        url, src, run, config, now, SendLimits.from_settings(settings)
+    )
     lap("queue_and_send")
     result["quarantine"] = quarantine_line(url, run.run_id)
     logger.info(result["quarantine"])
@@ -224,21 +240,34 @@ def winback_campaign(
 
 
 def _read_and_score(
-    url: str, src: SourceTables, as_of: dt.datetime, config: CampaignConfig, lap: Callable[[str], None], rules: Any
+    url: str,
+    src: SourceTables,
+    as_of: dt.datetime,
+    config: CampaignConfig,
+    lap: Callable[[str], None],
+    rules: Any,
+    settings: Settings,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], int, Any]:
-    """The warehouse read in batches (summaries, failures, reachability), gated, and the customers scored."""
-    batches = plan_batches(url, src, config.batch_size)
-    if len(batches) > 1:  # a large warehouse: the orders' summaries in a child process, on the other core
-        summaries = [summarise_elsewhere.submit(url, src, as_of, batches, rules)]
+    """The warehouse read in batches or partitions (summaries, failures, reachability), gated, and scored."""
+    plan = plan_reads(url, src, settings)
+    lookback = config.aggrieved.lookback_days
+    batches = plan_batches(url, src, plan.partition_size or config.batch_size)
+    # the calibration check reads its own slice of the warehouse: it runs while the rest is read and scored
+    calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
+    if plan.partitioned:
+        get_run_logger().info(
+            "%d customer partitions on %s", len(batches), plan.address or f"a local Dask cluster of {plan.workers}"
+        )
+        gathered = partitioned_reads(plan, url, src, as_of, batches, lookback, rules)
     else:
         summaries = [summarise_batch.submit(url, src, as_of, b, rules) for b in batches]
-    lookback = config.aggrieved.lookback_days
-    contexts = [context_batch.submit(url, src, as_of, b, lookback, rules) for b in batches]
-    # the calibration check reads its own slice of the warehouse: it runs while the rest is scored
-    calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
-    summary = pd.concat([s.result() for s in summaries], ignore_index=True)
-    rfm, failures, reach, gated = gate(url, src, rules, summary, [c.result() for c in contexts])
-    lap("summarise_failures_and_reach")
+        contexts = [context_batch.submit(url, src, as_of, b, lookback, rules) for b in batches]
+        gathered = reads.joined(
+            [reads.PartitionReads(s.result(), *c.result()) for s, c in zip(summaries, contexts, strict=True)]
+        )
+    lap("read")
+    rfm, failures, reach, gated = gate(url, src, rules, gathered)
+    lap("gate")
     scored, model = score(rfm, config)
     if calibration is not None:
         checked = calibration.result()  # awaited either way: a failed check fails the run

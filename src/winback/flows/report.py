@@ -71,6 +71,7 @@ def retention_report(
     out_dir: str = "reports_out",
     notes: list[str] | None = None,
     database_url_override: str | None = None,
+    warehouse_url_override: str | None = None,
 ) -> dict[str, Any]:
     """Report a campaign's run: HTML + CSV/JSON files and Prefect artifacts.
 
@@ -81,7 +82,8 @@ def retention_report(
     config = config or CampaignConfig()
     settings = Settings()
     url = database_url_override or settings.database_url
-    report = assemble(url, SourceTables.from_settings(settings), run_id, config, notes or [])
+    src = SourceTables.from_settings(settings, database_url=url, warehouse_url=warehouse_url_override)
+    report = assemble(url, src, run_id, config, notes or [])
     files = write_files(report, out_dir)
     keys = publish_artifacts(report)
     return {

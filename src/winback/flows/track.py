@@ -41,11 +41,13 @@ def track_returns(
     window_days: int = 30,
     now: dt.datetime | None = None,
     database_url_override: str | None = None,
+    warehouse_url_override: str | None = None,
 ) -> dict[str, Any]:
     """Rebuild the returns of one run, or of every run still inside (or a week past) its window."""
     settings = Settings()
     url = database_url_override or settings.database_url
-    src = SourceTables.from_settings(settings)  # once for every run tracked
+    # once for every run tracked
+    src = SourceTables.from_settings(settings, database_url=url, warehouse_url=warehouse_url_override)
     now = utc(now or utcnow())
     tracked = {rid: track(url, src, rid, window_days, now) for rid in runs_to_track(url, now, window_days, run_id)}
     return {"tracked": tracked}

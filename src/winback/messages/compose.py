@@ -20,7 +20,7 @@ from winback.listing import first_few
 from winback.messages.contact_data import recipient_time_zone
 from winback.messages.quiet_hours import next_allowed, send_window_context
 from winback.messages.render import Brand, RenderError, build_context, render
-from winback.messages.unsubscribe import unsubscribe_url
+from winback.messages.unsubscribe import CHECK_LINKS
 from winback.warehouse.bulk import python_values
 from winback.warehouse.outbox import message_id
 
@@ -206,7 +206,7 @@ def check_templates(rows: list[dict[str, Any]], brand: Brand = Brand()) -> None:
         if key in rendered or len(failed.get(key, ())) >= TEMPLATE_CHECK_ROWS:
             continue
         try:
-            ctx = build_context(row["context"], brand, unsubscribe_url(row["customer_id"], row["channel"]))
+            ctx = build_context(row["context"], brand, CHECK_LINKS.url(row["customer_id"], row["channel"]))
             render(row["template"], row["channel"], ctx)
         except ValueError as exc:  # RenderError is one
             failed.setdefault(key, []).append((row["customer_id"], exc))

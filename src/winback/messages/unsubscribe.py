@@ -1,8 +1,7 @@
 """Signed unsubscribe links: the link itself proves which customer and channel, so no login is needed.
 
 `UnsubscribeLinks` holds the signing secret and the public base URL (WINBACK_UNSUBSCRIBE_SECRET and
-WINBACK_PUBLIC_URL, read by the caller's `Settings`). The module functions take one; a caller that passes
-none gets the configured settings, read then.
+WINBACK_PUBLIC_URL, read by the edge's `Settings` and handed down: `UnsubscribeLinks.from_settings`).
 """
 
 from __future__ import annotations
@@ -55,7 +54,11 @@ class UnsubscribeLinks:
 
 
 def configured_links() -> UnsubscribeLinks:
-    """The links the environment configures: for a caller that was handed none (one read per call)."""
+    """The links the environment configures, read now: only for `delivery.dispatch.send_due` called without.
+
+    Not yet passed down by every caller of `send_due` (see tests/test_settings_edge.py's NOT_YET); every other
+    caller is handed its `UnsubscribeLinks.from_settings(settings)` from the edge.
+    """
     return UnsubscribeLinks.from_settings(Settings())
 
 
@@ -67,16 +70,5 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def make_token(customer_id: str, channel: str, links: UnsubscribeLinks | None = None) -> str:
-    """See `UnsubscribeLinks.token`."""
-    return (links or configured_links()).token(customer_id, channel)
-
-
-def read_token(token: str, links: UnsubscribeLinks | None = None) -> tuple[str, str]:
-    """See `UnsubscribeLinks.read`."""
-    return (links or configured_links()).read(token)
-
-
-def unsubscribe_url(customer_id: str, channel: str, links: UnsubscribeLinks | None = None) -> str:
-    """See `UnsubscribeLinks.url`."""
-    return (links or configured_links()).url(customer_id, channel)
+# the links a template check renders with; a real message gets the configured ones (delivery.prepare)
+CHECK_LINKS = UnsubscribeLinks()

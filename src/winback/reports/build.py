@@ -309,7 +309,7 @@ def build_report(
         currency=config.currency,
         window_days=window.days,
         observed_days=window.observed_days,
-        uplift=evaluate_uplift(conn, run_id, campaign_id, stats or {}, dict(econ.contact_cost), utcnow()),
+        uplift=evaluate_uplift(conn, run_id, campaign_id, stats or {}, dict(econ.contact_cost), utcnow(), econ.margin),
         variants=variant_comparison(conn, run_id),
     )
 
@@ -318,21 +318,48 @@ DATA_QUALITY_NOTE = "Data quality: "  # the template shows these notes in a sect
 
 
 def data_quality_notes(conn: Connection, run_id: int) -> list[str]:
-    """The run's quarantine in words: how many source rows it left out (or values it set aside), per table.
+    """The run's quarantine in words: how many source rows it left out (or used without a value), per table.
 
     None when it has none (a run from before the gate has none either, so "all passed" would not be known).
     """
-    counts = quarantine.counts(conn, run_id)
+    return quality_note_lines(quarantine.counts(conn, run_id), run_id)
+
+
+# what one row of each of the demo's tables is, in words; a mapped table is named as it is
+_ROW_NOUNS = {"customers": "customer", "orders": "order", "service_failures": "service-failure", "consents": "consent"}
+
+
+def _rows(table: str, n: int | None = None) -> str:
+    """Rows of `table` in words: 19 customer rows, 1 order row, 3 rows of dim_customer (no `n`: customer rows)."""
+    rows = "row" if n == 1 else "rows"
+    noun = _ROW_NOUNS.get(table.rsplit(".", 1)[-1])
+    what = f"{noun} {rows}" if noun else f"{rows} of {table}"
+    return what if n is None else f"{n:,} {what}"
+
+
+def quality_note_lines(counts: pd.DataFrame, run_id: int) -> list[str]:
+    """The data-quality notes, in words a marketer reads, from the quarantine's counts (source_table, scope, n).
+
+    A "row" finding left the whole row out; a "field" finding ignored one value and used the rest of the row.
+    """
     if counts.empty:
         return []
     total = int(counts["n"].sum())
+    them = "it" if total == 1 else "them"
     lines = [
-        f"{DATA_QUALITY_NOTE}{total:,} source row{'s' if total != 1 else ''} quarantined by the data-quality gate "
-        f"and not used as they were; list them with `winback quality --run-id {run_id}`."
+        f"{DATA_QUALITY_NOTE}{total:,} entr{'y' if total == 1 else 'ies'} in your data had a problem (such as an "
+        f"impossible amount, an unknown customer or an unreadable yes/no), so this run set {them} aside; "
+        f"`winback quality --run-id {run_id}` lists each one."
     ]
     for row in counts.itertuples(index=False):
-        what = "rows not used" if row.scope == "row" else "values set aside"
-        lines.append(f"{DATA_QUALITY_NOTE}{row.source_table}: {int(row.n):,} {what}.")
+        n, table = int(row.n), str(row.source_table)
+        if row.scope == "row":
+            lines.append(f"{DATA_QUALITY_NOTE}{_rows(table, n)} set aside: not used at all.")
+        else:
+            values = "1 value" if n == 1 else f"{n:,} values"
+            lines.append(
+                f"{DATA_QUALITY_NOTE}{values} in {_rows(table)} ignored as unreadable; the rest of each row was used."
+            )
     return lines
 
 

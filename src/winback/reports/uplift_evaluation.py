@@ -6,12 +6,17 @@ of the uplift the model predicted for them, the observed uplift by predicted-upl
 targeting by the model would have returned against targeting by the per-offer-kind (constant) lift and at
 random, at the same budget (the same number of customers contacted, the top share of the run's
 randomized customers by each policy's ranking).
+
+Spend too, where the run had a validated spend model: the Qini coefficient of the predicted spend uplift
+against the revenue in the window, and the policy revenue, the incremental revenue per 1,000 contacted of
+targeting by the model's expected incremental value (predicted uplift × value + predicted spend uplift ×
+margin), by the constant lift and at random, at the same budgets.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,6 +54,10 @@ class UpliftEvaluation:
     deciles: pd.DataFrame  # reports.uplift_metrics.DECILE_COLUMNS
     policies: pd.DataFrame  # share, policy, n_targeted, per_1000, per_1000_low, per_1000_high
     runs: pd.DataFrame  # run_id, as_of, n_treated, n_holdout, qini, qini_low, qini_high
+    spend_qini: float = float("nan")  # of the predicted spend uplift against the window's revenue (NaN: none)
+    spend_qini_low: float = float("nan")
+    spend_qini_high: float = float("nan")
+    revenue_policies: pd.DataFrame = field(default_factory=pd.DataFrame)  # as policies, revenue per 1,000
 
 
 def constant_lift_score(frame: pd.DataFrame, lifts: dict[str, float], contact_cost: dict[str, float]) -> np.ndarray:
@@ -67,6 +76,7 @@ def _thin(curve: pd.DataFrame, points: int = CURVE_POINTS) -> pd.DataFrame:
 
 
 def _policies(score: np.ndarray, constant: np.ndarray, treated: np.ndarray, returned: np.ndarray) -> pd.DataFrame:
+    """Per 1,000 targeted, the outcome's uplift of each policy's top shares (returns, or revenue in money)."""
     rows = []
     for share in TARGET_SHARES:
         for policy, ranking in zip(POLICIES, (score, constant, None), strict=True):
@@ -105,6 +115,7 @@ def evaluate_uplift(
     stats: dict[str, Any],
     contact_cost: dict[str, float],
     until: dt.datetime,
+    margin: float = 0.3,
 ) -> UpliftEvaluation:
     """The uplift section of the report for run ``run_id`` of ``campaign_id``.
 
@@ -116,6 +127,8 @@ def evaluate_uplift(
         Per channel, as the campaign's economics state it.
     until
         Now: which runs count as closed for the table of every closed run.
+    margin
+        The campaign's gross margin: the spend uplift's worth in the model policy's ranking by value.
     """
     closed = closed_runs(conn, campaign_id, until).tail(RECENT_RUNS)
     ids = sorted({int(run_id), *closed["run_id"].astype(int)})
@@ -133,6 +146,7 @@ def evaluate_uplift(
     low, high = qini_interval(score, treated, returned, replicates=200)
     lifts = {str(k): float(v) for k, v in (stats.get("lift_used") or {}).items()}
     constant = constant_lift_score(mine, lifts, contact_cost)
+    spend = _spend(mine, treated, constant, margin)
     return UpliftEvaluation(
         run_id=run_id,
         note=None,
@@ -145,4 +159,24 @@ def evaluate_uplift(
         deciles=uplift_by_decile(score, treated, returned),
         policies=_policies(score, constant, treated, returned),
         runs=runs,
+        **spend,
     )
+
+
+def _spend(mine: pd.DataFrame, treated: np.ndarray, constant: np.ndarray, margin: float) -> dict[str, Any]:
+    """The spend Qini and the policy revenue, where the run predicted spend uplifts (else nothing)."""
+    spend = mine["predicted_spend_uplift"].to_numpy(dtype=float)
+    if not np.isfinite(spend).any():
+        return {}
+    spend = np.nan_to_num(spend)
+    revenue = mine["revenue"].fillna(0.0).to_numpy(dtype=float)
+    low, high = qini_interval(spend, treated, revenue, replicates=200)
+    value = mine["predicted_uplift"].to_numpy(dtype=float) * mine["customer_value"].fillna(0.0).to_numpy() + (
+        spend * margin
+    )
+    return {
+        "spend_qini": qini_coefficient(spend, treated, revenue),
+        "spend_qini_low": low,
+        "spend_qini_high": high,
+        "revenue_policies": _policies(value, constant, treated, revenue),
+    }

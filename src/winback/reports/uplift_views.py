@@ -3,7 +3,8 @@
 Element ids (a contract with the tests, as in `reports.html`): section ``uplift``; ``uplift-qini`` (the
 coefficient and its interval) or ``uplift-note`` (why there is none); ``<svg class="chart" id="chart-qini">``
 with ``<polyline class="curve" data-series="model">`` and ``data-series="random"``; tables
-``table-uplift-deciles``, ``table-uplift-policies`` and ``table-uplift-runs``.
+``table-uplift-deciles``, ``table-uplift-policies`` and ``table-uplift-runs``; where the run predicted
+spend, ``uplift-spend-qini`` and the table ``table-uplift-revenue`` (its CSV: ``uplift_policy_revenue.csv``).
 """
 
 from __future__ import annotations
@@ -76,19 +77,25 @@ def _deciles(frame: pd.DataFrame, conf: str) -> TableView:
     return TableView("table-uplift-deciles", "Observed uplift by predicted-uplift decile", headers, rows)
 
 
-def _policies(frame: pd.DataFrame, conf: str) -> TableView:
+def _policies(frame: pd.DataFrame, conf: str, revenue: bool = False) -> TableView:
+    what = "revenue" if revenue else "returns"
     headers = [Header("Contacting"), Header("Policy"), Header("Customers\ncontacted", "num"),
-               Header(f"Incremental returns per\n1,000 contacted ({conf} CI)", "num")]  # fmt: skip
+               Header(f"Incremental {what} per\n1,000 contacted ({conf} CI)", "num")]  # fmt: skip
+    shown = "{:+,.0f}" if revenue else "{:+.1f}"
     rows = [
         [
             Cell(f"top {fmt_pct(r['share'])}", "share", _raw(r["share"]), css="group"),
             Cell(str(r["policy"]), "policy", css="group"),
             Cell(fmt_int(r["n_targeted"]), "n_targeted", _raw(r["n_targeted"]), css="num"),
-            Cell("—" if is_missing(r["per_1000"]) else f"{r['per_1000']:+.1f}", "per_1000", _raw(r["per_1000"]),
-                 sub=fmt_range(r["per_1000_low"], r["per_1000_high"], lambda v: f"{v:+.1f}"), css="num"),
+            Cell("—" if is_missing(r["per_1000"]) else shown.format(r["per_1000"]), "per_1000", _raw(r["per_1000"]),
+                 sub=fmt_range(r["per_1000_low"], r["per_1000_high"], shown.format), css="num"),
         ]
         for r in frame.to_dict("records")
     ]  # fmt: skip
+    if revenue:
+        caption = ("Policy revenue at the same budget: by the model's expected value (return and spend uplift), "
+                   "by the per-offer-kind (constant) lift, at random")  # fmt: skip
+        return TableView("table-uplift-revenue", caption, headers, rows)
     caption = "Targeting at the same budget: by the uplift model, by the per-offer-kind (constant) lift, at random"
     return TableView("table-uplift-policies", caption, headers, rows)
 
@@ -126,11 +133,16 @@ def uplift_view(evaluation: UpliftEvaluation, conf: str) -> dict[str, Any]:
         "deciles": _deciles(evaluation.deciles, conf) if scored else None,
         "policies": _policies(evaluation.policies, conf) if scored else None,
         "runs": _runs(evaluation.runs, conf) if len(evaluation.runs) else None,
+        "spend_qini": None if not scored or is_missing(evaluation.spend_qini) else f"{evaluation.spend_qini:,.2f}",
+        "spend_qini_value": evaluation.spend_qini,
+        "spend_qini_ci": fmt_range(evaluation.spend_qini_low, evaluation.spend_qini_high, lambda v: f"{v:,.2f}"),
+        "revenue": _policies(evaluation.revenue_policies, conf, True) if len(evaluation.revenue_policies) else None,
     }
 
 
 def uplift_tables(evaluation: UpliftEvaluation) -> dict[str, pd.DataFrame]:
     """The section's tables for the report's CSV/JSON twins (only those with rows)."""
     tables = {"uplift_qini_curve": evaluation.curve, "uplift_deciles": evaluation.deciles,
-              "uplift_policies": evaluation.policies, "uplift_runs": evaluation.runs}  # fmt: skip
+              "uplift_policies": evaluation.policies, "uplift_runs": evaluation.runs,
+              "uplift_policy_revenue": evaluation.revenue_policies}  # fmt: skip
     return {name: frame for name, frame in tables.items() if len(frame)}

@@ -1,10 +1,13 @@
 """Who gets contacted, who is held out, who is skipped, and why, in words and numbers.
 
-expected gain = lift × customer value − expected offer cost − contact cost, for the offer and for the message alone
+expected gain = lift × customer value × h + spend uplift × margin − expected offer cost − contact cost,
+for the offer and for the message alone
 
 The lift is the uplift model's prediction for this customer and option, where the run's model decides for
 that offer kind, else the per-offer-kind lift (see `segments.option_lifts`); a customer the model expects a
-message to push away is skipped, and says so.
+message to push away is skipped, and says so. The spend uplift (what the message adds to spend inside the
+attribution window) and h (the share of the CLV horizon after that window) apply where the model and its
+spend model decide; elsewhere the spend uplift is 0 and h = 1 (docs/models.md).
 
 The policy's offer competes with the plain message (no compensation): whichever has the higher
 expected gain is chosen, so an offer is only made where it pays for itself. An aggrieved customer is
@@ -61,6 +64,7 @@ DECISION_COLUMNS = [
     "reason",
     "last_order_at",
     "predicted_uplift",
+    "predicted_spend_uplift",
     "variant",
 ]
 
@@ -297,9 +301,11 @@ def decide(
     frame = price_offers(frame, policy, econ.redemption_rate)
     contact_cost = frame["channel"].map(econ.contact_cost).fillna(0.0).astype(float)
     lifts = option_lifts(frame, econ.lift_prior, uplift, frame["exclusion"].isna().to_numpy())
-    gain = lifts.offer * frame["customer_value"] - frame["offer_cost"] - contact_cost
+    remaining = max(0.0, 1.0 - config.attribution_days / econ.horizon_days)
+    offer_value, plain_value = lifts.values(frame["customer_value"], econ.margin, remaining)
+    gain = offer_value - frame["offer_cost"] - contact_cost
     # the same message without compensation is always an option: keep the offer only when it pays more
-    plain_gain = lifts.plain * frame["customer_value"] - contact_cost
+    plain_gain = plain_value - contact_cost
     aggrieved = frame["segment"] == "aggrieved"
     # an aggrieved customer is owed the apology whatever they are worth; only compensation must pay
     plain = (plain_gain > gain) | (aggrieved & (gain <= econ.min_expected_gain))
@@ -324,9 +330,7 @@ def decide(
         before = frame["offer_cost"]
         frame, walk_cost = variant_offers(frame, frame["variant"], config, policy)
         changed = frame["offer_cost"] != before
-        frame.loc[changed, "expected_gain"] = (
-            lifts.offer * frame["customer_value"] - frame["offer_cost"] - contact_cost
-        )[changed].round(2)
+        frame.loc[changed, "expected_gain"] = (offer_value - frame["offer_cost"] - contact_cost)[changed].round(2)
 
     order = ratio[eligible].sort_values(ascending=False, kind="stable").index
     within = pd.Series(False, index=frame.index)
@@ -344,7 +348,9 @@ def decide(
     frame.loc[unfunded, "expected_gain"] = plain_gain[unfunded].round(2)
     within |= unfunded
     # the reasons quote what was decided: for those now sent the message alone, its lift and cost
-    lift, by_model, frame["predicted_uplift"] = lifts.chosen(frame["offer_kind"] == "none")
+    lift, by_model, frame["predicted_uplift"], frame["predicted_spend_uplift"] = lifts.chosen(
+        frame["offer_kind"] == "none"
+    )
     cost = frame["offer_cost"] + contact_cost
 
     frame["action"] = np.select(

@@ -8,9 +8,9 @@ added where missing, and sending picks up whatever is still queued.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -18,25 +18,22 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from winback.config import CampaignConfig
-from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile, send_due
-from winback.delivery.parallel_send import HelperSenders, send_in_processes, senders_for
-from winback.delivery.registry import configured_channels
+from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile
+from winback.delivery.senders import SenderJob, run_sender, senders_for
 from winback.messages.channel_choice import choose_channels
 from winback.messages.compose import check_templates, plan_rows
 from winback.offers.issue import issue_offers, offer_amounts
 from winback.offers.policy import CompensationPolicy
-from winback.segments.calibration import holdout_check
 from winback.segments.candidates import build_candidates
 from winback.segments.decision import decide
 from winback.segments.decision_features import stored_features
 from winback.segments.holdout import run_key
 from winback.segments.learning import updated_lifts
-from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
 from winback.segments.uplift.decision_model import train_decision_uplift
 from winback.settings import Settings
 from winback.stages import quality
+from winback.stages.reads import context_batch, summarise_batch  # noqa: F401 (app.demo_history reads them here)
 from winback.warehouse import outbox, quarantine, queries, runs
-from winback.warehouse.db import make_engine
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.models import CampaignRun, Decision
 from winback.warehouse.past_outcomes import past_outcomes
@@ -44,6 +41,9 @@ from winback.warehouse.quality import Findings, QualityRules
 from winback.warehouse.returns import measured_lift_by_offer_kind
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import to_epoch_days, utc
+
+# how a flow starts `count` more senders on a job; what it returns waits for them and sums their reports
+StartSenders = Callable[[SenderJob, int], Callable[[], DispatchReport]]
 
 
 @dataclass(frozen=True)
@@ -93,104 +93,6 @@ def _tx(engine: Engine) -> Iterator[tuple[Session, Connection]]:
     """One transaction for ORM and Core work alike: commits on success, rolls back on error."""
     with Session(engine) as session, session.begin():
         yield session, session.connection()
-
-
-def plan_batches(engine: Engine, src: SourceTables, batch_size: int) -> list[queries.IdRange]:
-    """Customer id ranges of about `batch_size` customers each, so no read holds the whole table at once."""
-    with src.reader(engine).connect() as conn:
-        return queries.id_partitions(conn, src, batch_size)
-
-
-def summarise_batch(engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange) -> pd.DataFrame:
-    """Recency/frequency/tenure/spend for one id range, aggregated in SQL."""
-    with src.reader(engine).connect() as conn:
-        summary = queries.customer_summary(conn, src, as_of, id_range)
-    rfm = queries.summary_to_rfm(summary, as_of)
-    rfm["last_day"] = summary["last_day"]
-    return rfm
-
-
-def summarise_batches(url: str, src: SourceTables, as_of: dt.datetime, batches: list[queries.IdRange]) -> pd.DataFrame:
-    """Every batch's summary, one after the other, in one frame: what a child process computes (by URL)."""
-    engine = make_engine(url)
-    try:
-        return pd.concat([summarise_batch(engine, src, as_of, b) for b in batches], ignore_index=True)
-    finally:
-        engine.dispose()
-
-
-def order_batch(
-    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange, rules: QualityRules
-) -> pd.DataFrame:
-    """One id range's `queries.order_summary`: aggregated in SQL, customers with odd rows flagged.
-
-    The gate judges their rows once every batch is read (see stages.quality.gate_reads).
-    """
-    with src.reader(engine).connect() as conn:
-        return queries.order_summary(conn, src, as_of, id_range, rules)
-
-
-def order_batches(
-    url: str, src: SourceTables, as_of: dt.datetime, batches: list[queries.IdRange], rules: QualityRules
-) -> pd.DataFrame:
-    """Every batch's `order_batch`, one after the other, in one frame: what a child process computes (by URL)."""
-    engine = make_engine(url)
-    try:
-        return pd.concat([order_batch(engine, src, as_of, b, rules) for b in batches], ignore_index=True)
-    finally:
-        engine.dispose()
-
-
-def gate(
-    engine: Engine,
-    src: SourceTables,
-    rules: QualityRules,
-    summary: pd.DataFrame,
-    failures: pd.DataFrame,
-    reach: pd.DataFrame,
-    findings: Findings,
-) -> tuple[pd.DataFrame, quality.GatedReads]:
-    """The reads judged as a whole (a broken feed stops here), then the summary as scoring takes it."""
-    gated = quality.gate_reads(engine, src, rules, summary, failures, reach, findings)
-    rfm = queries.summary_to_rfm(gated.summary, rules.as_of)
-    rfm["last_day"] = gated.summary["last_day"]
-    return rfm, gated
-
-
-def calibrate(
-    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: queries.IdRange, holdout_days: int = 91
-) -> dict[str, object]:
-    """The activity model's calibration check on one batch: fit to `as_of - holdout_days`, compare after."""
-    cut = as_of - dt.timedelta(days=holdout_days)
-    with src.reader(engine).connect() as conn:
-        summary = queries.customer_summary(conn, src, cut, id_range)
-        actual = queries.orders_after(conn, src, cut, as_of, id_range)
-    rfm = queries.summary_to_rfm(summary, cut)
-    if (rfm["frequency"] > 0).sum() < MIN_CUSTOMERS_TO_FIT:
-        return {"skipped": f"fewer than {MIN_CUSTOMERS_TO_FIT} repeat buyers before {cut:%Y-%m-%d}"}
-    return holdout_check(rfm, actual, holdout_days)
-
-
-def context_batch(
-    engine: Engine,
-    src: SourceTables,
-    as_of: dt.datetime,
-    id_range: queries.IdRange,
-    lookback_days: int,
-    rules: QualityRules | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, Findings]:
-    """Open failures and reachability (flags, consent per channel) for one id range, each row judged.
-
-    Returns both frames without their bad rows, and the findings (what was quarantined, how much was read).
-    """
-    findings = Findings()
-    with src.reader(engine).connect() as conn:
-        reach = queries.reachability(conn, src, id_range, findings=findings)
-        known = quality.known_customers(reach, findings)
-        failures = queries.open_failures(
-            conn, src, as_of, lookback_days, id_range, rules=rules, findings=findings, known=known
-        )
-    return failures, reach, findings
 
 
 def decide_run(
@@ -338,9 +240,11 @@ def decisions_for(
     policy: CompensationPolicy,
     *,
     with_uplift: bool = True,
+    src: SourceTables | None = None,
 ) -> pd.DataFrame:
     """What a run would decide, stored nowhere; ``with_uplift=False``: on the per-offer-kind lift alone."""
-    return _decisions(engine, as_of, run_id, scored, failures, reach, config, policy, with_uplift=with_uplift)[0]
+    frames = (scored, failures, reach)
+    return _decisions(engine, as_of, run_id, *frames, config, policy, src=src, with_uplift=with_uplift)[0]
 
 
 def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
@@ -402,26 +306,29 @@ def queue_run_messages(
 def send_run(
     engine: Engine,
     run: RunHandle,
-    channels: dict[str, Channel] | None,
+    channels: dict[str, Channel],
     campaign_id: str,
     now: dt.datetime,
-    limits: SendLimits | None = None,
+    limits: SendLimits = SendLimits(),  # noqa: B008 (frozen)
+    start_senders: StartSenders | None = None,
 ) -> dict[str, int]:
     """Settle anything a crash left mid-send, then send every due message of the run.
 
-    `channels=None` means the ones the environment configures; only then may a large send spread over
-    several processes (each helper builds its channels from that same environment).
+    Given `start_senders` (the flow's way to start more senders, each building its channels from the
+    settings `channels` came from), a large send spreads over several senders; without it, one sends all.
     """
-    limits = limits or SendLimits.from_env()
     senders = 1
-    if channels is None:
-        channels = configured_channels()
+    if start_senders is not None:
         with engine.connect() as conn:
             senders = senders_for(outbox.due_count(conn, now, run.run_id), limits)
     settled = reconcile(engine, channels, run.run_id)
-    report = send_in_processes(
-        engine, channels, senders, run_id=run.run_id, campaign_id=campaign_id, now=now, limits=limits
-    )
+    job = SenderJob(run.run_id, campaign_id, now, limits)
+    join = start_senders(job, senders - 1) if start_senders is not None and senders > 1 else None
+    try:
+        report = run_sender(engine, channels, job)
+    finally:  # the other senders are waited for, whatever this one did
+        others = join() if join is not None else DispatchReport()
+    report.merge(others.as_dict())
     return _sent(engine, run, report, settled)
 
 
@@ -431,28 +338,34 @@ def queue_and_send_run(
     run: RunHandle,
     config: CampaignConfig,
     now: dt.datetime,
-    limits: SendLimits | None = None,
+    channels: dict[str, Channel],
+    limits: SendLimits = SendLimits(),  # noqa: B008 (frozen)
+    start_senders: StartSenders | None = None,
 ) -> tuple[int, dict[str, int]]:
-    """`queue_run_messages` then `send_run`, the sending overlapping the queueing on the other cores.
+    """`queue_run_messages` then `send_run`, the sending overlapping the queueing in other senders.
 
-    Queueing renders nothing and runs on one core; for a large run, helper sender processes start first
-    and send each partition as soon as it is committed, then this process joins them on what is left.
-    Every row is still committed before it is claimed, so the guarantees are send_run's. Channels come
-    from the environment, as helpers build theirs from it.
+    Queueing renders nothing and runs on one core; for a large run (and given `start_senders`, see
+    send_run), the other senders start first, following the run: they send each partition as soon as it is
+    committed, and this one joins them on what is left. Every row is still committed before it is claimed,
+    so the guarantees are send_run's.
     """
-    limits = limits or SendLimits.from_env()
-    with engine.connect() as conn:
-        senders = senders_for(runs.contacts_decided(conn, run.run_id), limits)
+    senders = 1
+    if start_senders is not None:
+        with engine.connect() as conn:
+            senders = senders_for(runs.contacts_decided(conn, run.run_id), limits)
     if senders <= 1:
         queued = queue_run_messages(engine, src, run, config, now)
-        return queued, send_run(engine, run, None, config.campaign_id, now, limits)
-    channels = configured_channels()
+        return queued, send_run(engine, run, channels, config.campaign_id, now, limits)
+    assert start_senders is not None
     settled = reconcile(engine, channels, run.run_id)
-    share = limits.shared_by(senders)
-    job = {"run_id": run.run_id, "campaign_id": config.campaign_id, "now": now, "limits": share}
-    with HelperSenders(engine, senders - 1, **job, follow_run=True) as helpers:
+    job = SenderJob(run.run_id, config.campaign_id, now, limits)
+    join = start_senders(replace(job, follow_run=True), senders - 1)
+    try:
         queued = queue_run_messages(engine, src, run, config, now)
-        report = helpers.join(send_due(engine, channels, **job))
+        report = run_sender(engine, channels, job)
+    finally:  # after a failed queueing, the followers stop once idle (delivery.senders.FOLLOW_IDLE_SECONDS)
+        others = join()
+    report.merge(others.as_dict())
     return queued, _sent(engine, run, report, settled)
 
 

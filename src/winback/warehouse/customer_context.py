@@ -17,7 +17,6 @@ from sqlalchemy import Connection, Select, and_, select
 
 from winback.warehouse.crossread import among, by_ids
 from winback.warehouse.frames import fetch_frame, frame_from_rows, raw_rows
-from winback.warehouse.quality import as_flag
 from winback.warehouse.source import SourceTables
 
 
@@ -179,33 +178,7 @@ class SendTimeFlags(NamedTuple):
 
 
 def send_time_flags(conn: Connection, src: SourceTables, customer_ids: list[str]) -> SendTimeFlags:
-    """Current flags and granted consents of these customers, for a sender's claim (a few hundred ids).
+    """Current flags and granted consents of these customers (see `warehouse.send_time`, which reads them)."""
+    from winback.warehouse.send_time import send_time_facts
 
-    One query per 5,000 ids: customers left-joined to all their consent rows, the ids in key order (index
-    pages in order) and the rows as the driver gives them (text and booleans need no processing): this runs
-    for every claim of the send loop. A channel counts as granted only when every consent row for it
-    grants it: a history table mapped by mistake must not turn a withdrawal back into consent.
-    """
-    cu, co = src.customers, src.consents
-    cid = src.col(cu, "customer_id")
-    joined = cu.outerjoin(co, src.col(co, "customer_id") == cid)
-    columns = (cid, src.col(cu, "do_not_contact"), src.col(cu, "fraud_flag"), src.col(co, "channel"),
-               src.col(co, "granted"))  # fmt: skip
-    ids = sorted(customer_ids)
-    flags = SendTimeFlags(set(), set(), set(), set())
-    refused: set[tuple[str, str]] = set()
-    for start in range(0, len(ids), 5000):
-        stmt = select(*columns).select_from(joined).where(among(conn, cid, ids[start : start + 5000]))
-        for found, dnc, fraud, channel, granted in raw_rows(conn, stmt):
-            customer = str(found)  # as the outbox holds it, should the source key be a number
-            flags.found.add(customer)
-            # read strictly: "no" is not a yes because it is a non-empty string; what is not a clear no
-            # protects the customer (flags) and what is not a clear yes is not consent
-            if as_flag(dnc) is not False:
-                flags.do_not_contact.add(customer)
-            if as_flag(fraud) is not False:
-                flags.fraud_flag.add(customer)
-            if channel is not None:
-                (flags.granted if as_flag(granted) else refused).add((customer, channel))
-    flags.granted.difference_update(refused)
-    return flags
+    return send_time_facts(conn, src, customer_ids).flags

@@ -24,6 +24,10 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
+        if url.startswith("duckdb"):
+            # no pre-ping: DuckDB's connection keeps the ping's unfetched result open, and the next bulk write on
+            # it fails ("connection has an unfinished result"); an embedded file has no server to drop it anyway
+            return create_engine(url, hide_parameters=True)
         return create_engine(url, pool_pre_ping=True, hide_parameters=True)
     except ImportError as exc:  # a dialect whose driver is not installed (mysql://, mssql://, ...)
         scheme = url.split(":", 1)[0]

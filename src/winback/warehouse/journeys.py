@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.orm import Session
@@ -67,32 +66,52 @@ def supersede_other_journeys(conn: Connection, campaign_id: str, customer_id: st
     return result.rowcount
 
 
-def returned_customers(engine: Engine, src: SourceTables) -> Callable[[list[dict]], dict[str, str]]:
-    """A send-time check for `send_due`: later journey steps stop once the customer ordered again."""
+class ReturnedCheck:
+    """A send-time check for `send_due`: later journey steps stop once the customer ordered again.
 
-    def check(rows: list[dict]) -> dict[str, str]:
+    The sender reads the claim's latest orders in its one warehouse query per claim (`warehouse.send_time`,
+    asking for `customers(rows)`) and hands them to `stopped`; called on its own, the check reads them itself.
+    """
+
+    def __init__(self, engine: Engine, src: SourceTables) -> None:
+        self.engine = engine
+        self.src = src
+
+    @staticmethod
+    def customers(rows: list[dict]) -> set[str]:
+        """The customers whose latest order decides: those with a later journey step in the claim."""
+        return {r["customer_id"] for r in rows if r["step"] in LATER_STEPS}
+
+    def stopped(self, rows: list[dict], last_order: dict[str, dt.datetime]) -> dict[str, str]:
+        """Row id → why it stops, given the customers' latest orders (the journeys' starts read from the state)."""
         later = [r for r in rows if r["step"] in LATER_STEPS]
         if not later:
             return {}
-        o = src.orders
-        cid, at = src.col(o, "customer_id"), src.col(o, "ordered_at")
-        with engine.connect() as conn:  # the runs from winback's state, the orders from the warehouse
+        with self.engine.connect() as conn:
             starts = dict(
                 conn.execute(
                     select(CampaignRun.id, CampaignRun.as_of).where(CampaignRun.id.in_({r["run_id"] for r in later}))
                 ).all()
             )
-        with src.reader(engine).connect() as conn:
-            last = dict(
-                conn.execute(
-                    select(cid, func.max(at)).where(cid.in_({r["customer_id"] for r in later})).group_by(cid)
-                ).all()
-            )
         stop = {}
         for r in later:
-            ordered = last.get(r["customer_id"])
+            ordered = last_order.get(r["customer_id"])
             if ordered is not None and utc(ordered) > utc(starts[r["run_id"]]):
                 stop[r["id"]] = "customer returned: journey stopped"
         return stop
 
-    return check
+    def __call__(self, rows: list[dict]) -> dict[str, str]:
+        """The check on its own: the latest orders read here, one query."""
+        wanted = self.customers(rows)
+        if not wanted:
+            return {}
+        o, src = self.src.orders, self.src
+        cid, at = src.col(o, "customer_id"), src.col(o, "ordered_at")
+        with src.reader(self.engine).connect() as conn:
+            last = dict(conn.execute(select(cid, func.max(at)).where(cid.in_(wanted)).group_by(cid)).all())
+        return self.stopped(rows, last)
+
+
+def returned_customers(engine: Engine, src: SourceTables) -> ReturnedCheck:
+    """A send-time check for `send_due`: later journey steps stop once the customer ordered again."""
+    return ReturnedCheck(engine, src)

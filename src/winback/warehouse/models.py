@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -150,6 +151,8 @@ class Decision(Base):
     features: Mapped[dict[str, Any] | None] = mapped_column(SerialisedJSON)
     # the uplift model's predicted effect of the decided message on the return probability (None: no model)
     predicted_uplift: Mapped[float | None]
+    # its predicted effect on the spend inside the attribution window, in money (None: no validated spend model)
+    predicted_spend_uplift: Mapped[float | None]
     # the message/offer variant the customer was randomised to (None: the campaign declares none, or held out)
     variant: Mapped[str | None] = mapped_column(String(32))
 
@@ -318,6 +321,21 @@ class QuarantinedRow(Base):
     problem: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(String(8))  # row | field
     recorded_at: Mapped[dt.datetime]
+
+
+class RateBucket(Base):
+    """A channel's token bucket, shared by every sender on this state database (warehouse.rate_buckets).
+
+    `tokens` as of `updated_at` (epoch seconds, the senders' clocks); `version` moves on every take, so a
+    sender's compare-and-set fails when another sender took tokens meanwhile.
+    """
+
+    __tablename__ = "wb_rate_buckets"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 # ---------------------------------------------------------------- demo source tables

@@ -51,8 +51,15 @@ def enqueue(conn: Connection, rows: list[dict[str, Any]]) -> int:
     return insert_columns(conn, OutboxMessage.__table__, columns, skip_existing="id")
 
 
-def due(conn: Connection, now: dt.datetime, limit: int, run_id: int | None = None) -> list[str]:
-    """Ids of up to `limit` queued messages due by `now`, oldest due first (of one run when given)."""
+def due(
+    conn: Connection, now: dt.datetime, limit: int, run_id: int | None = None, channel: str | None = None
+) -> list[str]:
+    """Ids of up to `limit` queued messages due by `now`, oldest due first (of one run, one channel when given).
+
+    On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` until the caller's transaction ends: run
+    with `claim` in one transaction, concurrent senders each get rows no other sender is taking, instead of
+    racing for the same first rows. On SQLite, `claim`'s guard settles a race: the loser gets fewer rows.
+    """
     stmt = (
         select(OutboxMessage.id)
         .where(OutboxMessage.status == "queued", OutboxMessage.not_before <= now)
@@ -61,6 +68,10 @@ def due(conn: Connection, now: dt.datetime, limit: int, run_id: int | None = Non
     )
     if run_id is not None:
         stmt = stmt.where(OutboxMessage.run_id == run_id)
+    if channel is not None:
+        stmt = stmt.where(OutboxMessage.channel == channel)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
     return list(conn.execute(stmt).scalars())
 
 

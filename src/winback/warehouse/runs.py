@@ -66,7 +66,7 @@ def contacts_decided(conn: Connection, run_id: int) -> int:
 # every column a decision carries, as the table defines them (the run and the time are added on insert)
 DECISION_FIELDS = tuple(c.name for c in Decision.__table__.columns if c.name not in ("id", "run_id", "decided_at"))
 # columns a decision may lack (stored as NULL): what it knew, the uplift predicted, the variant drawn
-OPTIONAL_DECISION_FIELDS = ("features", "predicted_uplift", "variant")
+OPTIONAL_DECISION_FIELDS = ("features", "predicted_uplift", "predicted_spend_uplift", "variant")
 
 
 def record_decisions(

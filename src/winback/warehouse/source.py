@@ -178,16 +178,21 @@ class SourceTables:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SourceTables:
+    def from_settings(
+        cls, settings: Settings, *, database_url: str | None = None, warehouse_url: str | None = None
+    ) -> SourceTables:
         """The tables WINBACK_SOURCE_MAPPING names (the file is read now), else the demo's.
 
         They live in the warehouse WINBACK_WAREHOUSE_URL names (None when that is winback's own database).
+        A flow given its URLs (`database_url_override`, `warehouse_url_override`) passes them: the warehouse
+        is then `warehouse_url`, else the one that goes with `database_url` (see `Settings.warehouse_url_for`).
         """
-        warehouse = settings.warehouse_url if settings.separate_warehouse else None
+        state = database_url or settings.database_url
+        warehouse = warehouse_url or settings.warehouse_url_for(state)
         return cls(
             SourceMapping.load(settings.source_mapping),
             mapped=settings.source_mapping is not None,
-            warehouse_url=warehouse,
+            warehouse_url=warehouse if warehouse != state else None,
         )
 
     def reader(self, state: Engine) -> Engine:

@@ -38,8 +38,14 @@ COLUMNS = [
 FLOATS = ("severity", "p_active", "customer_value", "offer_value", "offer_amount", "offer_cost", "revenue")
 
 
-def closed_run_arms(conn: Connection, campaign_id: str, before: dt.datetime) -> pd.DataFrame:
+def closed_run_arms(conn: Connection, campaign_id: str, before: dt.datetime, *, features: bool = True) -> pd.DataFrame:
     """Treated and held-out customers of the campaign's runs whose window closed (and was tracked) by `before`.
+
+    Parameters
+    ----------
+    features
+        False: without the stored features (``decision_id`` instead, for :func:`stored_feature_texts`), when
+        only a sample's are needed: the JSON text is most of what a million rows weigh.
 
     Returns
     -------
@@ -48,6 +54,7 @@ def closed_run_arms(conn: Connection, campaign_id: str, before: dt.datetime) -> 
         and ``revenue`` in the window; one row per (run, customer), ordered by run and customer.
     """
     before = utc(before)
+    stored = cast(Decision.features, Text) if features else Decision.id  # the text: parsed for many rows at once
     stmt = (
         select(
             Decision.run_id,
@@ -63,7 +70,7 @@ def closed_run_arms(conn: Connection, campaign_id: str, before: dt.datetime) -> 
             Decision.offer_value,
             Decision.offer_amount,
             Decision.offer_cost,
-            cast(Decision.features, Text),  # the stored text: parsed for the whole run at once, not per row
+            stored,
             Return.returned,
             Return.revenue,
         )
@@ -79,13 +86,26 @@ def closed_run_arms(conn: Connection, campaign_id: str, before: dt.datetime) -> 
         )
         .order_by(Decision.run_id, Decision.customer_id)
     )
-    frame = frame_from_rows(raw_rows(conn, stmt), COLUMNS, dict.fromkeys(FLOATS, "float64"))
+    columns = COLUMNS if features else [("decision_id" if c == "features" else c) for c in COLUMNS]
+    frame = frame_from_rows(raw_rows(conn, stmt), columns, dict.fromkeys(FLOATS, "float64"))
     frame["returned"] = frame["returned"].astype(bool)
     return frame
 
 
+def stored_feature_texts(conn: Connection, decision_ids: pd.Series, batch: int = 10_000) -> list[str | None]:
+    """The stored features (JSON text) of these decisions, in the same order; None where none was stored."""
+    ids = [int(i) for i in decision_ids]
+    texts: dict[int, str | None] = {}
+    for start in range(0, len(ids), batch):
+        part = ids[start : start + batch]
+        stmt = select(Decision.id, cast(Decision.features, Text)).where(Decision.id.in_(part))
+        texts.update(raw_rows(conn, stmt))
+    return [texts.get(i) for i in ids]
+
+
 SCORED_COLUMNS = ["run_id", "customer_id", "arm", "returned", "revenue", "predicted_uplift", "offer_kind",
-                  "customer_value", "offer_cost", "channel", "variant", "segment"]  # fmt: skip
+                  "customer_value", "offer_cost", "channel", "variant", "segment",
+                  "predicted_spend_uplift"]  # fmt: skip
 
 
 def scored_arms(conn: Connection, run_ids: list[int]) -> pd.DataFrame:
@@ -94,7 +114,8 @@ def scored_arms(conn: Connection, run_ids: list[int]) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        :data:`SCORED_COLUMNS`; ``predicted_uplift`` is NaN where the run decided without an uplift model.
+        :data:`SCORED_COLUMNS`; ``predicted_uplift`` is NaN where the run decided without an uplift model,
+        ``predicted_spend_uplift`` where it had no validated spend model.
     """
     stmt = (
         select(
@@ -110,12 +131,15 @@ def scored_arms(conn: Connection, run_ids: list[int]) -> pd.DataFrame:
             Decision.channel,
             Decision.variant,
             Decision.segment,
+            Decision.predicted_spend_uplift,
         )
         .join(Decision, and_(Decision.run_id == Return.run_id, Decision.customer_id == Return.customer_id))
         .where(Return.run_id.in_(run_ids))
         .order_by(Return.run_id, Return.customer_id)
     )
-    floats = dict.fromkeys(("revenue", "predicted_uplift", "customer_value", "offer_cost"), "float64")
+    floats = dict.fromkeys(
+        ("revenue", "predicted_uplift", "customer_value", "offer_cost", "predicted_spend_uplift"), "float64"
+    )
     frame = frame_from_rows(raw_rows(conn, stmt), SCORED_COLUMNS, floats)
     frame["returned"] = frame["returned"].astype(bool)
     return frame

@@ -51,29 +51,37 @@ def demo_data(
     customers: Annotated[int, typer.Option(help="how many customers")] = 20_000,
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     as_of: AsOfOpt = None,
+    to_warehouse: Annotated[
+        bool,
+        typer.Option(
+            "--to-warehouse",
+            help="write them to WINBACK_WAREHOUSE_URL, which winback otherwise only reads (this command alone may)",
+        ),
+    ] = False,
 ) -> None:
-    """Build demo source tables at WINBACK_WAREHOUSE_URL (else WINBACK_DATABASE_URL): the one command writing there."""
-    from sqlalchemy import create_engine
+    """Build the demo's source tables in winback's database, or with --to-warehouse in the warehouse."""
+    from sqlalchemy.engine import make_url
 
     from winback.app.demo import DEFAULT_AS_OF
     from winback.app.demo_data import generate_demo_warehouse
+    from winback.app.demo_data.writable import writable_warehouse
+    from winback.errors import ConfigError
     from winback.warehouse.readonly import normalised_url
 
     settings = load_settings()
+    when = utc(as_of) or DEFAULT_AS_OF
     if not settings.separate_warehouse:
         with open_database(settings, migrated=False) as (engine, _):
-            summary = generate_demo_warehouse(
-                engine, customers=customers, seed=seed, as_of=utc(as_of) or DEFAULT_AS_OF, replace=True
-            )
+            summary = generate_demo_warehouse(engine, customers=customers, seed=seed, as_of=when, replace=True)
         console.print(summary)
         return
-    engine = create_engine(normalised_url(settings.warehouse_url), hide_parameters=True)
-    where = engine.url.render_as_string(hide_password=True)
-    console.print(f"writing the demo's source tables to the warehouse at {where} (the one command that writes there)")
-    try:
-        summary = generate_demo_warehouse(
-            engine, customers=customers, seed=seed, as_of=utc(as_of) or DEFAULT_AS_OF, replace=True
+    where = make_url(normalised_url(settings.warehouse_url)).render_as_string(hide_password=True)
+    if not to_warehouse:
+        raise ConfigError(
+            f"the warehouse at {where} is read only to winback: pass --to-warehouse to write the demo's "
+            "source tables there (the one command that may)"
         )
-    finally:
-        engine.dispose()
+    console.print(f"writing the demo's source tables to the warehouse at {where} (the one command that writes there)")
+    with writable_warehouse(settings.warehouse_url) as engine:
+        summary = generate_demo_warehouse(engine, customers=customers, seed=seed, as_of=when, replace=True)
     console.print(summary)

@@ -22,34 +22,31 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Text, and_, cast, delete, func, insert, select
 
 from winback.app.demo_data import effects
-from winback.app.demo_data.response import ResponseSummary, _return_orders
-from winback.app.demo_data.tables import demo_truth, withheld_orders
+from winback.app.demo_data.response import ResponseSummary, _return_orders, run_and_codes
+from winback.app.demo_data.tables import with_truth, withheld_orders
 from winback.segments.decision_features import features_frame
-from winback.warehouse.models import CampaignRun, Decision, DemoOrder, DemoServiceFailure, Offer
+from winback.warehouse.models import Decision, DemoOrder, DemoServiceFailure
 from winback.warehouse.timeutil import utc
 
 END_SLACK = dt.timedelta(days=1)  # a run this close to the last generated order is at the end of history
 
 
-def _decided(conn: Connection, run_id: int) -> pd.DataFrame:
-    """The run's treated and held-out customers: what the decision saw (columns and features) and the truth."""
+def _decided(state: Connection, run_id: int) -> pd.DataFrame:
+    """The run's treated and held-out customers as the decision saw them (columns and features), from the state."""
     d = Decision.__table__
-    rows = conn.execute(
+    rows = state.execute(
         select(d.c.customer_id, d.c.arm, d.c.segment, d.c.severity, d.c.customer_value, d.c.offer_kind,
-               cast(d.c.features, Text), demo_truth.c.daily_rate, demo_truth.c.alive_at_as_of, demo_truth.c.spend_scale)
-        .select_from(d.outerjoin(demo_truth, demo_truth.c.customer_id == d.c.customer_id))
+               cast(d.c.features, Text))
         .where(d.c.run_id == run_id, d.c.arm.in_(("treatment", "holdout")))
         .order_by(d.c.customer_id)
     ).all()  # fmt: skip
-    columns = ["customer_id", "arm", "segment", "severity", "customer_value", "offer_kind", "features",
-               "daily_rate", "alive", "spend_scale"]  # fmt: skip
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
-    missing = frame["daily_rate"].isna()
-    if missing.any():
-        raise ValueError(
-            f"run {run_id}: {int(missing.sum())} decided customers have no demo_truth row "
-            f"(e.g. {frame.loc[missing, 'customer_id'].iloc[0]}); is this a demo warehouse?"
-        )
+    columns = ["customer_id", "arm", "segment", "severity", "customer_value", "offer_kind", "features"]
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+
+def _known(decided: pd.DataFrame, warehouse: Connection, run_id: int) -> pd.DataFrame:
+    """The decided customers with their truth (from the warehouse) and their decision features unpacked."""
+    frame = with_truth(decided, warehouse, run_id)
     for col in ("severity", "customer_value", "daily_rate", "spend_scale"):
         frame[col] = frame[col].astype(float)
     known = features_frame(frame["features"]).set_axis(frame.index)
@@ -70,14 +67,10 @@ def _undo(conn: Connection, run_id: int) -> int:
     return conn.execute(delete(orders).where(orders.c.order_id.like(f"R{run_id}-%"))).rowcount or 0
 
 
-def _window_returners(conn: Connection, run_id: int, start: dt.datetime, end: dt.datetime) -> set[str]:
-    o, d = DemoOrder.__table__, Decision.__table__
-    stmt = (
-        select(o.c.customer_id)
-        .distinct()
-        .join(d, and_(d.c.customer_id == o.c.customer_id, d.c.run_id == run_id, d.c.arm.is_not(None)))
-        .where(o.c.ordered_at > start, o.c.ordered_at <= end)
-    )
+def _window_returners(conn: Connection, start: dt.datetime, end: dt.datetime) -> set[str]:
+    """Customers with an order in (start, end], read from the warehouse (the caller keeps the run's own)."""
+    o = DemoOrder.__table__
+    stmt = select(o.c.customer_id).distinct().where(o.c.ordered_at > start, o.c.ordered_at <= end)
     return set(conn.execute(stmt).scalars())
 
 
@@ -99,9 +92,18 @@ def _withhold(conn: Connection, run_id: int, customers: list[str], start: dt.dat
 
 
 def simulate_heterogeneous_response(
-    engine: Engine, run_id: int, *, window_days: int = 30, redemption_share: float = 0.6, seed: int = 11
+    engine: Engine,
+    run_id: int,
+    *,
+    window_days: int = 30,
+    redemption_share: float = 0.6,
+    seed: int = 11,
+    warehouse: Engine | None = None,
 ) -> ResponseSummary:
     """Write (or, for a past run, rewrite) what the run's decided customers do in its window; see the module.
+
+    `engine` is winback's state (the run, its decisions and offers); `warehouse` a writable engine on the demo's
+    source tables when they live apart from it (the orders are written there), else `engine` holds both.
 
     Returns
     -------
@@ -109,22 +111,21 @@ def simulate_heterogeneous_response(
         ``true_ate`` is the average true effect of contact over the decided customers (given, for a past run,
         whether each would have returned uncontacted); ``true_lift`` is NaN (the effect is not one number).
     """
-    runs, offers, orders = CampaignRun.__table__, Offer.__table__, DemoOrder.__table__
-    with engine.begin() as conn:
-        as_of_raw = conn.execute(select(runs.c.as_of).where(runs.c.id == run_id)).scalar_one_or_none()
-        if as_of_raw is None:
-            raise ValueError(f"no campaign run {run_id}")
-        as_of = utc(as_of_raw)
-        end = as_of + dt.timedelta(days=window_days)
+    orders = DemoOrder.__table__
+    shop = warehouse or engine
+    with engine.connect() as state:
+        as_of, codes = run_and_codes(state, run_id)
+        decided = _decided(state, run_id)
+    end = as_of + dt.timedelta(days=window_days)
+    with shop.begin() as conn:
         replaced = _undo(conn, run_id)
-        frame = _decided(conn, run_id)
-        codes = dict(conn.execute(select(offers.c.customer_id, offers.c.code).where(offers.c.run_id == run_id)).all())
+        frame = _known(decided, conn, run_id)
         last = conn.execute(select(func.max(orders.c.ordered_at)).where(~orders.c.order_id.like("R%"))).scalar_one()
         last = utc(last) if last is not None else as_of
         rng = np.random.default_rng(np.random.SeedSequence([seed, run_id, 1]))
         p0 = frame["alive"].astype(float).to_numpy() * (1.0 - np.exp(-frame["daily_rate"].to_numpy() * window_days))
         if end <= last:  # the future is in the warehouse: who ordered in the window would have returned anyway
-            untreated = frame["customer_id"].isin(_window_returners(conn, run_id, as_of, end)).to_numpy()
+            untreated = frame["customer_id"].isin(_window_returners(conn, as_of, end)).to_numpy()
         elif as_of >= last - END_SLACK:
             untreated = rng.random(len(frame)) < p0
         else:

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, delete, select
 
 from winback.app.demo_data.parameters import ORDER_SHAPE
-from winback.app.demo_data.tables import demo_truth
+from winback.app.demo_data.tables import with_truth
 from winback.warehouse.models import CampaignRun, Decision, DemoOrder, Offer
 from winback.warehouse.timeutil import utc
 
@@ -54,24 +54,25 @@ class ResponseSummary:
         return self.returned_treatment / self.decided_treatment - self.returned_holdout / self.decided_holdout
 
 
-def _decided(conn: Connection, run_id: int) -> pd.DataFrame:
-    """Treatment and holdout customers of the run with their latent state; refuses non-demo customers."""
+def _decided(state: Connection, run_id: int) -> pd.DataFrame:
+    """Treatment and holdout customers of the run, from winback's state (their truth is in the warehouse)."""
     d = Decision.__table__
-    rows = conn.execute(
-        select(d.c.customer_id, d.c.arm, demo_truth.c.daily_rate, demo_truth.c.alive_at_as_of,
-               demo_truth.c.spend_scale)
-        .select_from(d.outerjoin(demo_truth, demo_truth.c.customer_id == d.c.customer_id))
+    rows = state.execute(
+        select(d.c.customer_id, d.c.arm)
         .where(d.c.run_id == run_id, d.c.arm.in_(("treatment", "holdout")))
         .order_by(d.c.customer_id)
-    ).all()  # fmt: skip
-    frame = pd.DataFrame(rows, columns=["customer_id", "arm", "daily_rate", "alive", "spend_scale"])
-    missing = frame["daily_rate"].isna()
-    if missing.any():
-        raise ValueError(
-            f"run {run_id}: {int(missing.sum())} decided customers have no demo_truth row "
-            f"(e.g. {frame.loc[missing, 'customer_id'].iloc[0]}); is this a demo warehouse?"
-        )
-    return frame
+    ).all()
+    return pd.DataFrame([tuple(r) for r in rows], columns=["customer_id", "arm"])
+
+
+def run_and_codes(state: Connection, run_id: int) -> tuple[dt.datetime, dict[str, str]]:
+    """The run's as-of and its customers' coupon codes, from winback's state."""
+    runs, offers = CampaignRun.__table__, Offer.__table__
+    as_of_raw = state.execute(select(runs.c.as_of).where(runs.c.id == run_id)).scalar_one_or_none()
+    if as_of_raw is None:
+        raise ValueError(f"no campaign run {run_id}")
+    codes = dict(state.execute(select(offers.c.customer_id, offers.c.code).where(offers.c.run_id == run_id)).all())
+    return utc(as_of_raw), codes
 
 
 def _return_orders(
@@ -117,6 +118,7 @@ def simulate_campaign_response(
     true_lift: float = 0.05,
     redemption_share: float = 0.6,
     seed: int = 11,
+    warehouse: Engine | None = None,
 ) -> ResponseSummary:
     """Write the orders the decided customers place in the `window_days` after the run's as_of.
 
@@ -126,18 +128,18 @@ def simulate_campaign_response(
     treatment effect on the return probability over the decided customers, `ResponseSummary.true_ate`
     (= true_lift unless clipping at 1 bites). Idempotent: orders "R<run_id>-…" from an earlier call are
     deleted first and the same seed regenerates the same orders. Offers are not marked redeemed — only
-    the business's orders carry the coupon code, as in a real warehouse.
+    the business's orders carry the coupon code, as in a real warehouse. `warehouse`: a writable engine on
+    the demo's source tables when they live apart from winback's state (`engine`).
     """
     if not 0.0 <= true_lift <= 1.0:
         raise ValueError("true_lift must be an absolute probability lift in [0, 1]")
-    runs, offers, orders = CampaignRun.__table__, Offer.__table__, DemoOrder.__table__
-    with engine.begin() as conn:
-        as_of_raw = conn.execute(select(runs.c.as_of).where(runs.c.id == run_id)).scalar_one_or_none()
-        if as_of_raw is None:
-            raise ValueError(f"no campaign run {run_id}")
-        as_of = utc(as_of_raw)
-        frame = _decided(conn, run_id)
-        codes = dict(conn.execute(select(offers.c.customer_id, offers.c.code).where(offers.c.run_id == run_id)).all())
+    orders = DemoOrder.__table__
+    shop = warehouse or engine
+    with engine.connect() as state:
+        as_of, codes = run_and_codes(state, run_id)
+        decided = _decided(state, run_id)
+    with shop.begin() as conn:
+        frame = with_truth(decided, conn, run_id)  # refuses customers the demo did not make
         replaced = conn.execute(delete(orders).where(orders.c.order_id.like(f"R{run_id}-%"))).rowcount
         rng = np.random.default_rng(np.random.SeedSequence([seed, run_id]))
         base = frame["alive"].astype(float).to_numpy() * (1.0 - np.exp(-frame["daily_rate"].to_numpy() * window_days))

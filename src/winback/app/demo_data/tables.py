@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Engine, Float, Integer, MetaData, Numeric, String, Table, func, select
+import pandas as pd
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    func,
+    select,
+)
 
 from winback.warehouse.models import NAMING_CONVENTION, DemoConsent, DemoCustomer, DemoOrder, DemoServiceFailure
 
@@ -37,6 +52,25 @@ TABLES: dict[str, Table] = {
     "consents": DemoConsent.__table__,  # type: ignore[dict-item]
     "demo_truth": demo_truth,
 }
+
+
+def with_truth(decided: pd.DataFrame, warehouse: Connection, run_id: int) -> pd.DataFrame:
+    """`decided` (read from winback's state) with each customer's hidden state from the warehouse's demo_truth.
+
+    Joined here, in Python, not in SQL: the state and the warehouse may be two databases. Refuses customers
+    without a truth row (not a demo warehouse).
+    """
+    t = demo_truth
+    rows = warehouse.execute(select(t.c.customer_id, t.c.daily_rate, t.c.alive_at_as_of, t.c.spend_scale)).all()
+    truth = pd.DataFrame([tuple(r) for r in rows], columns=["customer_id", "daily_rate", "alive", "spend_scale"])
+    frame = decided.merge(truth, on="customer_id", how="left")
+    missing = frame["daily_rate"].isna()
+    if missing.any():
+        raise ValueError(
+            f"run {run_id}: {int(missing.sum())} decided customers have no demo_truth row "
+            f"(e.g. {frame.loc[missing, 'customer_id'].iloc[0]}); is this a demo warehouse?"
+        )
+    return frame
 
 
 def table_counts(engine: Engine) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,7 +229,8 @@ def generate_demo_warehouse(
         _load_blocks(SINKS[engine.dialect.name](raw.driver_connection), seed, customers, chunk_size, clock, counts)
         _finish(engine, raw.driver_connection, indexes)
     except BaseException:
-        raw.rollback()
+        with suppress(Exception):  # DuckDB has no transaction to roll back after some errors: keep the first one
+            raw.rollback()
         raise
     finally:
         if sqlite:

@@ -15,12 +15,20 @@ per-offer-kind lift (`segments.learning`) only when
 
 Otherwise the kind keeps the per-offer-kind lift, and each decision's reason says which was used.
 
+Incremental spend: beside the return, a second model predicts what the message adds to the customer's spend
+inside the attribution window (revenue in the window, treated minus not; each customer's revenue capped at
+the :data:`SPEND_CAP_QUANTILE` quantile so that a few large orders do not decide the fit). It is chosen among
+:data:`SPEND_CANDIDATES` (ridge-penalised learners, quick on a million rows) and used only where the return
+model decides and the spend model, too, ranks better than random on the held-out runs (see
+`segments.option_lifts` for the gain it enters).
+
 Speed: at most :data:`MAX_TRAINING_ROWS` customers are used (a random sample, the same for a given state),
 and the learner is chosen on at most 100,000 of them (`selection.fit_uplift`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +38,20 @@ from sqlalchemy import Connection
 
 from winback.errors import DataError
 from winback.segments.decision_features import features_frame, model_frame
-from winback.segments.uplift.learners import Candidate
+from winback.segments.uplift.learners import Candidate, Linear
 from winback.segments.uplift.model import UpliftModel
 from winback.segments.uplift.selection import DEFAULT_CANDIDATES, fit_uplift
-from winback.warehouse.uplift_history import closed_run_arms
+from winback.warehouse.uplift_history import closed_run_arms, stored_feature_texts
 
 MIN_HOLDOUT_PER_KIND = 200
 MAX_TRAINING_ROWS = 200_000
+SPEND_CAP_QUANTILE = 0.995
+SPEND_CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("t", Linear(penalty=1e-2)),
+    Candidate("dr", Linear(penalty=1e-2)),
+    Candidate("dr", Linear(penalty=1e-4)),
+)
+SCORING_CHUNK = 250_000  # at least learners.PARALLEL_MIN_ROWS: boosted trees keep both cores
 MODEL_SOURCE = "uplift model"
 LIFT_SOURCE = "per offer kind"
 
@@ -49,6 +64,7 @@ class DecisionUplift:
     trusted: frozenset[str] = frozenset()
     summary: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)  # a typical customer: medians and commonest levels
+    spend_model: UpliftModel | None = None  # incremental spend in the window; None: not fitted or not validated
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted uplift (return probability, treated minus not) for decision frames of any run.
@@ -56,13 +72,33 @@ class DecisionUplift:
         Features the model knows but the frame lacks (a run without failures has no failure columns) are
         missing values, which the model was fitted to handle.
         """
+        return self.predict_both(frame)[0]
+
+    def predict_both(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted uplift of the return and of the spend in the window (NaN where there is no such model).
+
+        By chunks of :data:`SCORING_CHUNK` rows: the feature matrices stay small (a million rows' one-hot
+        matrix is most of a gigabyte) and each chunk's is built once for both models when they share a layout.
+        """
+        returns, spends = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
         if self.model is None:
-            return np.full(len(frame), np.nan)
-        inputs = model_frame(frame)
-        absent = [c for c in self.model.encoder.features if c not in inputs.columns]
-        if absent:
-            inputs = inputs.assign(**dict.fromkeys(absent, np.nan))
-        return self.model.predict(inputs)
+            return returns, spends
+        spend_model = self.spend_model
+        shared = spend_model is not None and self.model.same_layout(spend_model)
+        for start in range(0, len(frame), SCORING_CHUNK):
+            part = slice(start, start + SCORING_CHUNK)
+            inputs = _with_features(model_frame(frame.iloc[part]), self.model)
+            x = self.model.matrix(inputs)
+            returns[part] = self.model.learner.predict(x)
+            if spend_model is not None:
+                spends[part] = spend_model.learner.predict(x if shared else spend_model.matrix(inputs))
+        return returns, spends
+
+
+def _with_features(inputs: pd.DataFrame, model: UpliftModel) -> pd.DataFrame:
+    """Features the model knows but the frame lacks, as missing values."""
+    absent = [c for c in model.encoder.features if c not in inputs.columns]
+    return inputs.assign(**dict.fromkeys(absent, np.nan)) if absent else inputs
 
 
 def _no_model(note: str, **facts: Any) -> DecisionUplift:
@@ -76,6 +112,9 @@ def training_frame(arms: pd.DataFrame) -> pd.DataFrame:
     frame = model_frame(decided)
     frame["treated"] = (arms["arm"] == "treatment").astype(int).to_numpy()
     frame["returned"] = arms["returned"].astype(int).to_numpy()
+    revenue = arms["revenue"].fillna(0.0).clip(lower=0.0).to_numpy(dtype=float)
+    cap = float(np.quantile(revenue, SPEND_CAP_QUANTILE)) if len(revenue) else 0.0
+    frame["spend"] = np.minimum(revenue, cap)
     frame["run_id"] = arms["run_id"].to_numpy()
     cell = [arms["run_id"], arms["segment"]]
     frame["propensity"] = frame.groupby(cell)["treated"].transform("mean").to_numpy()
@@ -97,6 +136,7 @@ def train_decision_uplift(
     min_holdout_per_kind: int = MIN_HOLDOUT_PER_KIND,
     max_rows: int = MAX_TRAINING_ROWS,
     candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES,
+    spend_candidates: tuple[Candidate, ...] = SPEND_CANDIDATES,
 ) -> DecisionUplift:
     """Fit the uplift model a run of ``campaign_id`` at ``as_of`` decides with, from the runs closed by then.
 
@@ -104,18 +144,67 @@ def train_decision_uplift(
     ----------
     conn
         winback's state (decisions with features, tracked returns).
-    min_holdout_per_kind
-        The fallback rule's threshold (see the module docstring).
-    candidates
-        The learners to choose from (`explain` passes the one chosen at decision time, to refit it quickly).
+    min_holdout_per_kind, max_rows, candidates, spend_candidates
+        As :func:`fit_decision_models`.
 
     Returns
     -------
     DecisionUplift
         Without a model when no offer kind has enough evidence or the fit fails on the data; its
-        ``summary`` says why, or how the model was chosen and checked.
+        ``summary`` says why, or how the model was chosen and checked. A model fitted in this process on the
+    very same closed runs (their rows' fingerprint) with the same settings is reused, not fitted again.
     """
-    arms = closed_run_arms(conn, campaign_id, as_of)
+    arms = closed_run_arms(conn, campaign_id, as_of, features=False)  # the sample's features are read below
+    settings = (seed, min_holdout_per_kind, max_rows, candidates, spend_candidates)
+    # a stored decision never changes (its customer, arm, features): its id and tracked outcome identify the row;
+    # numbers only, which hash without factorizing a million strings
+    rows = int(pd.util.hash_pandas_object(arms[["decision_id", "returned", "revenue"]], index=False).sum())
+    key = (campaign_id, len(arms), rows, settings)
+    if key in _FITTED:  # the same closed runs, the same settings: the same model (a re-run, a dry run, the demo)
+        return _FITTED[key]
+    fitted = fit_decision_models(arms, seed=seed, min_holdout_per_kind=min_holdout_per_kind, max_rows=max_rows,
+                                 candidates=candidates, spend_candidates=spend_candidates,
+                                 features=lambda ids: stored_feature_texts(conn, ids))  # fmt: skip
+    while len(_FITTED) >= FITTED_KEPT:
+        del _FITTED[next(iter(_FITTED))]
+    _FITTED[key] = fitted
+    return fitted
+
+
+# Fitted models of this process, by their data's fingerprint and settings: a run decided again for the same
+# moment (a re-run, a dry run, the demo's policy comparison) reuses the fit instead of repeating it.
+FITTED_KEPT = 4
+_FITTED: dict[tuple[Any, ...], DecisionUplift] = {}
+
+
+def fit_decision_models(
+    arms: pd.DataFrame,
+    *,
+    seed: int = 0,
+    min_holdout_per_kind: int = MIN_HOLDOUT_PER_KIND,
+    max_rows: int = MAX_TRAINING_ROWS,
+    candidates: tuple[Candidate, ...] = DEFAULT_CANDIDATES,
+    spend_candidates: tuple[Candidate, ...] = SPEND_CANDIDATES,
+    features: Callable[[pd.Series], list[str | None]] | None = None,
+) -> DecisionUplift:
+    """The return and spend models fitted on closed runs' randomized customers (`closed_run_arms`).
+
+    Parameters
+    ----------
+    arms
+        One row per treated or held-out customer of the closed runs, with stored features (or, with
+        ``features``, their ``decision_id``) and outcomes.
+    features
+        Reads the stored features of the sampled customers' decisions (by ``decision_id``), when ``arms``
+        came without them.
+    min_holdout_per_kind
+        The fallback rule's threshold (see the module docstring).
+    max_rows
+        At most this many customers are used (a random sample).
+    candidates, spend_candidates
+        The learners to choose from, for the return and for the spend (`explain` passes the ones chosen at
+        decision time, to refit them quickly).
+    """
     if arms.empty:
         return _no_model("no closed, tracked run with stored features yet")
     evidence = evidence_by_kind(arms)
@@ -133,9 +222,11 @@ def train_decision_uplift(
     if len(arms) > max_rows:
         arms = arms.sample(n=max_rows, random_state=seed).sort_index()
         facts["sampled"] = max_rows
+    if "features" not in arms.columns and features is not None:
+        arms = arms.assign(features=features(arms["decision_id"])).drop(columns=["decision_id"])
     frame = training_frame(arms)
     runs = int(frame["run_id"].nunique())
-    exclude = ("treated", "returned", "run_id", "propensity")
+    exclude = ("treated", "returned", "spend", "run_id", "propensity")
     # a feature no customer has a value for (no failures in these runs) tells nothing, and trees refuse it
     names = [c for c in frame.columns if c not in exclude and frame[c].notna().any()]
     try:
@@ -169,7 +260,38 @@ def train_decision_uplift(
         "n_training": report.n_training,
         "n_validation": report.n_validation,
     }
-    return DecisionUplift(model, trusted, summary, _typical(frame[names]))
+    spend_model, spend_summary = _spend_model(frame, names, runs, spend_candidates, seed) if trusted else (None, {})
+    summary |= spend_summary
+    return DecisionUplift(model, trusted, summary, _typical(frame[names]), spend_model)
+
+
+def _spend_model(
+    frame: pd.DataFrame, names: list[str], runs: int, candidates: tuple[Candidate, ...], seed: int
+) -> tuple[UpliftModel | None, dict[str, Any]]:
+    """The incremental-spend model, fitted as the return's (same rows, runs held out), kept if it ranks above random."""
+    try:
+        model, report = fit_uplift(
+            frame,
+            "treated",
+            "spend",
+            names,
+            propensity=frame["propensity"].to_numpy(),
+            groups="run_id" if runs >= 2 else None,
+            validation_share=0.25,
+            candidates=candidates,
+            seed=seed,
+        )
+    except DataError as exc:
+        return None, {"spend_used": False, "spend_note": f"the spend model could not be fitted: {exc}"}
+    qini = report.validation_qini
+    validated = bool(np.isfinite(qini) and qini > 0)
+    return (model if validated else None), {
+        "spend_used": validated,
+        "spend_note": "" if validated else "the spend model ranked no better than random on the held-out runs",
+        "spend_learner": report.chosen,
+        "spend_candidate": next(i for i, c in enumerate(candidates) if c.name == report.chosen),
+        "spend_validation_qini": None if not np.isfinite(qini) else qini,
+    }
 
 
 def _typical(frame: pd.DataFrame) -> dict[str, Any]:

@@ -17,7 +17,12 @@ import pandas as pd
 from sqlalchemy import Connection, Text, cast, select
 
 from winback.segments.decision_features import country_of, features_frame
-from winback.segments.uplift.decision_model import MODEL_SOURCE, DecisionUplift, train_decision_uplift
+from winback.segments.uplift.decision_model import (
+    MODEL_SOURCE,
+    SPEND_CANDIDATES,
+    DecisionUplift,
+    train_decision_uplift,
+)
 from winback.segments.uplift.selection import DEFAULT_CANDIDATES
 from winback.warehouse.models import CampaignRun, Decision
 from winback.warehouse.timeutil import utc
@@ -42,7 +47,8 @@ LABELS = {
 def _decision(conn: Connection, run_id: int, customer_id: str) -> dict[str, Any] | None:
     columns = [Decision.segment, Decision.failure_category, Decision.severity, Decision.p_active,
                Decision.customer_value, Decision.channel, Decision.offer_kind, Decision.offer_value,
-               Decision.offer_amount, Decision.offer_cost, Decision.predicted_uplift, Decision.reason]  # fmt: skip
+               Decision.offer_amount, Decision.offer_cost, Decision.predicted_uplift, Decision.reason,
+               Decision.predicted_spend_uplift]  # fmt: skip
     row = conn.execute(
         select(*columns, cast(Decision.features, Text).label("features"), CampaignRun.campaign_id,
                CampaignRun.as_of, CampaignRun.stats)
@@ -92,11 +98,30 @@ def drivers(uplift: DecisionUplift, customer: pd.DataFrame, count: int = DRIVERS
     return sorted(out, key=lambda d: -abs(d[3]))[:count]
 
 
+def _spend_line(predicted: float | None, summary: dict[str, Any]) -> str:
+    """The predicted incremental spend in the window, or why there is none."""
+    if predicted is None or (isinstance(predicted, float) and np.isnan(predicted)):
+        note = summary.get("spend_note") or "no spend model"
+        return f"predicted spend uplift: none ({note}); the gain counts the customer value alone"
+    qini = summary.get("spend_validation_qini") or 0.0
+    return (
+        f"predicted spend uplift {predicted:+,.2f} in the attribution window (counted × margin in the gain); "
+        f"{summary.get('spend_learner', 'spend model')}, Qini on held-out runs {qini:,.2f}"
+    )
+
+
 def uplift_lines(conn: Connection, run_id: int, customer_id: str) -> list[str]:
-    """What `winback explain` prints about the uplift behind a decision: the prediction and its drivers."""
+    """What `winback explain` prints about the uplift behind a decision: the prediction, its drivers, the spend."""
     decided = _decision(conn, run_id, customer_id)
     if decided is None:
         return []
+    lines = _return_lines(conn, decided)
+    if decided["predicted_uplift"] is None or decided["features"] is None:
+        return lines
+    return [*lines, _spend_line(decided["predicted_spend_uplift"], (decided["stats"] or {}).get("uplift") or {})]
+
+
+def _return_lines(conn: Connection, decided: dict[str, Any]) -> list[str]:
     summary = (decided["stats"] or {}).get("uplift") or {}
     predicted = decided["predicted_uplift"]
     if predicted is None or decided["features"] is None:
@@ -113,7 +138,16 @@ def uplift_lines(conn: Connection, run_id: int, customer_id: str) -> list[str]:
     if not isinstance(candidate, int) or not 0 <= candidate < len(DEFAULT_CANDIDATES):
         return lines
     as_of: dt.datetime = utc(decided["as_of"])
-    uplift = train_decision_uplift(conn, decided["campaign_id"], as_of, candidates=(DEFAULT_CANDIDATES[candidate],))
+    spend = summary.get("spend_candidate")
+    known = isinstance(spend, int) and 0 <= spend < len(SPEND_CANDIDATES)
+    spend_candidates = (SPEND_CANDIDATES[spend],) if known else SPEND_CANDIDATES[:1]
+    uplift = train_decision_uplift(
+        conn,
+        decided["campaign_id"],
+        as_of,
+        candidates=(DEFAULT_CANDIDATES[candidate],),
+        spend_candidates=spend_candidates,
+    )
     if uplift.model is None:
         return [*lines, f"drivers: the model cannot be refitted ({uplift.summary.get('note')})"]
     own = {k: decided[k] for k in ("segment", "failure_category", "severity", "p_active", "customer_value",

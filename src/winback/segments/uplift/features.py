@@ -95,11 +95,15 @@ class FeatureEncoder:
 
     def check(self, frame: pd.DataFrame, row_label: RowLabel = row_number) -> None:
         """Refuse a table lacking a feature, or with text where a number is expected (naming row and value)."""
+        self.check_columns(frame)
+        for col in self.numeric:
+            self._numbers(frame[col], col, row_label)
+
+    def check_columns(self, frame: pd.DataFrame) -> None:
+        """Refuse a table lacking a feature (the matrices refuse text where a number is expected)."""
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             raise DataError(f"missing feature column(s) the model needs: {', '.join(map(repr, missing))}")
-        for col in self.numeric:
-            self._numbers(frame[col], col, row_label)
 
     @staticmethod
     def _numbers(column: pd.Series, name: str, row_label: RowLabel) -> np.ndarray:
@@ -116,23 +120,25 @@ class FeatureEncoder:
         return np.where(np.isinf(values), np.nan, values)
 
     def _codes(self, frame: pd.DataFrame, col: str) -> np.ndarray:
-        """Level index per row: 0..L-1 for known levels, L for any other value, -1 for missing."""
-        text = _as_text(frame[col])
+        """Level index per row: 0..L-1 for known levels, L for any other value, -1 for missing.
+
+        Each distinct value is read as text once (a million rows hold a handful of countries), not each row.
+        """
+        codes, uniques = pd.factorize(frame[col], use_na_sentinel=True)
         levels = self.levels[col]
-        codes = pd.Index(levels, dtype=object).get_indexer(text).astype(np.int64)
-        codes[(codes < 0) & text.notna().to_numpy()] = len(levels)
-        return codes
+        known = pd.Index(levels, dtype=object).get_indexer(_as_text(pd.Series(uniques, dtype=object)))
+        known = np.where(known < 0, len(levels), known).astype(np.int64)
+        return np.where(codes < 0, -1, known[np.maximum(codes, 0)] if known.size else -1).astype(np.int64)
 
     def tree_matrix(self, frame: pd.DataFrame, row_label: RowLabel = row_number) -> np.ndarray:
         """Numbers as they are and categorical codes, NaN for missing: the gradient-boosting layout."""
-        columns = [self._numbers(frame[c], c, row_label) for c in self.numeric]
-        for col in self.categorical:
-            codes = self._codes(frame, col).astype(float)
-            codes[codes < 0] = np.nan
-            columns.append(codes)
-        if not columns:
-            return np.zeros((len(frame), 0))
-        return np.column_stack(columns)
+        out = np.empty((len(frame), len(self.numeric) + len(self.categorical)))
+        for i, col in enumerate(self.numeric):
+            out[:, i] = self._numbers(frame[col], col, row_label)
+        for i, col in enumerate(self.categorical, start=len(self.numeric)):
+            codes = self._codes(frame, col)
+            out[:, i] = np.where(codes < 0, np.nan, codes)
+        return out
 
     @property
     def categorical_mask(self) -> np.ndarray:
@@ -140,25 +146,28 @@ class FeatureEncoder:
         return np.array([False] * len(self.numeric) + [True] * len(self.categorical), dtype=bool)
 
     def linear_matrix(self, frame: pd.DataFrame, row_label: RowLabel = row_number) -> np.ndarray:
-        """Standardised, clipped numbers with missing flags, and one-hot frequent levels: the linear layout."""
-        columns: list[np.ndarray] = []
+        """Standardised, clipped numbers with missing flags, and one-hot frequent levels: the linear layout.
+
+        Filled in place, column by column, into one matrix: no per-feature blocks stacked afterwards.
+        """
+        width = len(self.numeric) + len(self.flagged) + sum(len(self.levels[c]) + 1 for c in self.categorical)
+        out = np.zeros((len(frame), width), order="F")
+        at = 0
         for col in self.numeric:
             values = self._numbers(frame[col], col, row_label)
             missing = np.isnan(values)
-            values = np.where(missing, self.medians[col], values)
-            columns.append(np.clip((values - self.means[col]) / self.scales[col], -CLIP_SD, CLIP_SD))
+            values[missing] = self.medians[col]
+            np.clip((values - self.means[col]) / self.scales[col], -CLIP_SD, CLIP_SD, out=out[:, at])
+            at += 1
             if col in self.flagged:
-                columns.append(missing.astype(float))
+                out[:, at] = missing
+                at += 1
         for col in self.categorical:
             codes = self._codes(frame, col)
-            width = len(self.levels[col]) + 1
-            onehot = np.zeros((len(frame), width))
-            present = codes >= 0
-            onehot[np.flatnonzero(present), codes[present]] = 1.0
-            columns.append(onehot)
-        if not columns:
-            return np.zeros((len(frame), 0))
-        return np.column_stack(columns)
+            present = np.flatnonzero(codes >= 0)
+            out[present, at + codes[present]] = 1.0
+            at += len(self.levels[col]) + 1
+        return out
 
     def describe(self) -> list[dict[str, object]]:
         """One entry per feature for the manifest: name, kind, and the median or the levels learned."""

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 EARLY_STOPPING_MIN_ROWS = 2_000
 # Below this many rows gradient boosting runs on one thread: its many short parallel sections cost more in
@@ -34,9 +35,19 @@ EARLY_STOPPING_MIN_ROWS = 2_000
 PARALLEL_MIN_ROWS = 200_000
 
 
+@cache
+def _threadpools() -> ThreadpoolController:
+    """The process's thread pools, found once.
+
+    Each `threadpool_limits` call would scan the loaded libraries again: ~10 ms, 1.5 s of a demo-sized fit's
+    150 limits.
+    """
+    return ThreadpoolController()
+
+
 def threads_for(rows: int) -> AbstractContextManager[Any]:
     """One OpenMP thread for small inputs, the default for large ones."""
-    return threadpool_limits(limits=1, user_api="openmp") if rows < PARALLEL_MIN_ROWS else nullcontext()
+    return _threadpools().limit(limits=1, user_api="openmp") if rows < PARALLEL_MIN_ROWS else nullcontext()
 
 
 class Model(Protocol):
@@ -151,7 +162,10 @@ def _fit_trees(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     if isinstance(model, _Sparse):
         model, x = model.model, _Sparse.fill(x, model.dead)
-    with threads_for(len(x)):
+    # only the boosted trees run OpenMP threads; setting their limit costs ~10 ms a call (it reads the
+    # process's libraries), which a linear model scored by chunks would pay for nothing
+    trees = isinstance(model, HistGradientBoostingClassifier | HistGradientBoostingRegressor)
+    with threads_for(len(x)) if trees else nullcontext():
         if hasattr(model, "predict_proba"):
             return model.predict_proba(x)[:, 1]
         return np.asarray(model.predict(x), dtype=float)

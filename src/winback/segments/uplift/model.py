@@ -27,12 +27,18 @@ class UpliftModel:
 
         Raises DataError when a feature is missing or a numeric feature holds text (naming the row).
         """
-        self.encoder.check(frame, row_label)
+        return self.learner.predict(self.matrix(frame, row_label))
+
+    def matrix(self, frame: pd.DataFrame, row_label: RowLabel = row_number) -> np.ndarray:
+        """The features of `frame` in the layout the learner takes (checked as :meth:`predict` says)."""
+        self.encoder.check_columns(frame)
         if self.candidate.base.layout == "linear":
-            x = self.encoder.linear_matrix(frame, row_label)
-        else:
-            x = self.encoder.tree_matrix(frame, row_label)
-        return self.learner.predict(x)
+            return self.encoder.linear_matrix(frame, row_label)
+        return self.encoder.tree_matrix(frame, row_label)
+
+    def same_layout(self, other: UpliftModel) -> bool:
+        """Whether `other` takes the very same matrix (same features, levels and scales, same layout)."""
+        return self.candidate.base.layout == other.candidate.base.layout and self.encoder == other.encoder
 
     def score(self, frame: pd.DataFrame, id_column: str, row_label: RowLabel = row_number) -> pd.DataFrame:
         """``id_column`` and ``uplift``: one row per input row, in the same order."""

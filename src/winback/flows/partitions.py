@@ -1,0 +1,136 @@
+"""A large campaign run's reads, context and summaries as partitions on Dask (prefect-dask).
+
+The customers are cut into id ranges (`WINBACK_PARTITION_SIZE` each, see stages.partition_plan); each
+partition is one Prefect task that opens the warehouse itself, reads only its own customers, and returns
+per-customer summaries, never orders. The subflow's task runner is chosen at run time: the cluster at
+`WINBACK_DASK_ADDRESS`, else a temporary `LocalCluster` of one worker process per core. A worker killed
+mid-partition costs a retry of that partition; a partition that fails for bad data names itself and its
+first bad ids once the others have finished. The global model fit and the gate stay in the flow, on what
+the partitions gathered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect_dask import DaskTaskRunner
+
+from winback.errors import DataError
+from winback.flows.retries import unless_bad_input
+from winback.stages import reads
+from winback.stages.partition_plan import PartitionPlan
+from winback.warehouse.db import engine_for
+from winback.warehouse.quality import QualityRules
+from winback.warehouse.source import SourceTables
+from winback.warehouse.summaries import IdRange
+
+PARTITION_RETRIES = 2
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=PARTITION_RETRIES,
+    retry_delay_seconds=1,
+    retry_condition_fn=unless_bad_input,
+    task_run_name="partition-{index}",
+)
+def read_partition(
+    url: str,
+    src: SourceTables,
+    as_of: dt.datetime,
+    index: int,
+    id_range: IdRange,
+    lookback_days: int,
+    rules: QualityRules,
+) -> reads.PartitionReads:
+    """One partition's order summaries, open failures and reachability, read on whichever worker runs it."""
+    return reads.read_partition(engine_for(url), src, as_of, index, id_range, lookback_days, rules)
+
+
+@flow(name="winback-partitions", log_prints=True)
+def read_partitions(
+    url: str,
+    src: SourceTables,
+    as_of: dt.datetime,
+    ranges: list[IdRange],
+    lookback_days: int,
+    rules: QualityRules,
+) -> reads.PartitionReads:
+    """Every partition read on the flow's Dask cluster and joined in partition order.
+
+    All partitions run to the end even when some fail; then one DataError lists those that failed for bad
+    data (each with its first bad ids), or the first other failure is raised.
+    """
+    futures = [
+        read_partition.submit(url, src, as_of, index, id_range, lookback_days, rules)
+        for index, id_range in enumerate(ranges)
+    ]
+    wait(futures)
+    outcomes = [future.result(raise_on_failure=False) for future in futures]
+    failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    bad_data = [str(exc) for exc in failed if isinstance(exc, DataError)]
+    if bad_data:
+        finished = len(ranges) - len(failed)
+        raise DataError(
+            f"{len(bad_data)} of {len(ranges)} partitions failed for bad data (the other {finished} finished): "
+            + " | ".join(bad_data)
+        )
+    if failed:
+        raise failed[0]
+    return reads.joined(outcomes)
+
+
+def task_runner(plan: PartitionPlan) -> DaskTaskRunner:
+    """The Dask task runner a partitioned plan asks for: its cluster's address, or a temporary local one.
+
+    A local cluster has one single-threaded worker process per planned worker: the reads hold the GIL
+    while rows are handed over, so threads of one process would take turns.
+    """
+    if plan.address is not None:
+        return DaskTaskRunner(address=plan.address)
+    cluster: dict[str, Any] = {"n_workers": plan.workers, "threads_per_worker": 1, "processes": True}
+    return DaskTaskRunner(cluster_kwargs={**cluster, "dashboard_address": ":0"})
+
+
+def partitioned_reads(
+    plan: PartitionPlan,
+    url: str,
+    src: SourceTables,
+    as_of: dt.datetime,
+    ranges: list[IdRange],
+    lookback_days: int,
+    rules: QualityRules,
+) -> reads.PartitionReads:
+    """`read_partitions` as a subflow on the plan's Dask cluster."""
+    subflow = read_partitions.with_options(task_runner=task_runner(plan))
+    with _one_prefect_api():
+        return subflow(url, src, as_of, ranges, lookback_days, rules)
+
+
+@contextmanager
+def _one_prefect_api() -> Iterator[None]:
+    """Workers report their task runs to this process's Prefect API, also when it is a temporary one.
+
+    Without a `PREFECT_API_URL`, Prefect starts a temporary server per process: each Dask worker would
+    start its own (seconds each, and runs recorded where nobody looks). Its address is handed down with
+    the tasks' settings instead. Workers on other machines cannot reach a temporary server on 127.0.0.1:
+    a cluster across machines goes with a real Prefect server (docs/scale.md).
+    """
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # this process's temporary server, already running for the flow
+    if server.server_process is None:
+        yield
+        return
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield

@@ -1,0 +1,72 @@
+"""How a campaign run's reads are spread: one process, a temporary local Dask cluster, or an existing one.
+
+Pure arithmetic on the run's size and the settings, so the choice is testable without a cluster. The flow
+(flows/partitions.py) turns the plan into a Dask task runner.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+# above this many customers a run is partitioned by default; below it, one process reads it about as fast
+LARGE_RUN = 250_000
+# customers per partition when none is set: at least two partitions per large run, so two workers share it,
+# and a worker's peak stays near 0.3 GiB (bench/scale.py; docs/benchmarks.md)
+DEFAULT_PARTITION_SIZE = 125_000
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """Where a run's reads go: `engine` "single" (this process), "local" (a temporary cluster) or "address"."""
+
+    engine: Literal["single", "local", "address"]
+    partition_size: int | None
+    partitions: int
+    workers: int
+    address: str | None = None
+
+    @property
+    def partitioned(self) -> bool:
+        """Whether the reads run as partitions on Dask."""
+        return self.engine != "single"
+
+
+def plan_partitions(
+    customers: int,
+    *,
+    partition_size: int | None,
+    dask_address: str | None,
+    cores: int,
+    large_run: int = LARGE_RUN,
+) -> PartitionPlan:
+    """The plan for a run of `customers`: partitioned when an address or a size is given, or the run is large.
+
+    Parameters
+    ----------
+    customers
+        Rows in the customers table.
+    partition_size
+        `WINBACK_PARTITION_SIZE`, or None.
+    dask_address
+        `WINBACK_DASK_ADDRESS`, or None.
+    cores
+        CPUs of this machine: a temporary local cluster gets one worker process per core, never more
+        workers than partitions.
+    large_run
+        Above this many customers a run is partitioned even with neither setting.
+
+    Returns
+    -------
+    PartitionPlan
+        "single" with no partition size for a small run without settings; else the partition size, how
+        many partitions it makes, and the workers of a local cluster (0 for an existing one: its own).
+    """
+    if dask_address is None and partition_size is None and customers <= large_run:
+        return PartitionPlan("single", None, 1, 1)
+    size = partition_size or DEFAULT_PARTITION_SIZE
+    partitions = max(1, math.ceil(customers / size))
+    if dask_address is not None:
+        return PartitionPlan("address", size, partitions, 0, dask_address)
+    return PartitionPlan("local", size, partitions, max(1, min(cores, partitions)))

@@ -1,0 +1,163 @@
+"""The campaign's reads of the warehouse, one id range at a time: what a batch or a partition computes.
+
+Each function opens the warehouse itself (read only, through `src.reader`), so a partition runs on any
+worker that can reach the warehouse: no rows travel from the flow to a worker, and only per-customer
+summaries travel back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from winback.errors import DataError
+from winback.segments.calibration import holdout_check
+from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
+from winback.stages import quality
+from winback.warehouse import queries
+from winback.warehouse.quality import Findings, QualityRules, check_share
+from winback.warehouse.source import SourceTables
+from winback.warehouse.summaries import IdRange
+
+
+@dataclass(frozen=True)
+class PartitionReads:
+    """What one partition hands back: per-customer order summaries, open failures, reachability, findings."""
+
+    summary: pd.DataFrame
+    failures: pd.DataFrame
+    reach: pd.DataFrame
+    findings: Findings
+
+
+def count_customers(engine: Engine, src: SourceTables) -> int:
+    """How many rows the customers table holds: what decides whether a run is partitioned."""
+    with src.reader(engine).connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(src.customers)).scalar_one())
+
+
+def plan_batches(engine: Engine, src: SourceTables, batch_size: int) -> list[IdRange]:
+    """Customer id ranges of about `batch_size` customers each, so no read holds the whole table at once."""
+    with src.reader(engine).connect() as conn:
+        return queries.id_partitions(conn, src, batch_size)
+
+
+def summarise_batch(engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: IdRange) -> pd.DataFrame:
+    """Recency/frequency/tenure/spend for one id range, aggregated in SQL."""
+    with src.reader(engine).connect() as conn:
+        summary = queries.customer_summary(conn, src, as_of, id_range)
+    rfm = queries.summary_to_rfm(summary, as_of)
+    rfm["last_day"] = summary["last_day"]
+    return rfm
+
+
+def order_batch(
+    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: IdRange, rules: QualityRules
+) -> pd.DataFrame:
+    """One id range's `queries.order_summary`: aggregated in SQL, customers with odd rows flagged.
+
+    The gate judges their rows once every batch is read (see stages.quality.gate_reads).
+    """
+    with src.reader(engine).connect() as conn:
+        return queries.order_summary(conn, src, as_of, id_range, rules)
+
+
+def context_batch(
+    engine: Engine,
+    src: SourceTables,
+    as_of: dt.datetime,
+    id_range: IdRange,
+    lookback_days: int,
+    rules: QualityRules | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, Findings]:
+    """Open failures and reachability (flags, consent per channel) for one id range, each row judged.
+
+    Returns both frames without their bad rows, and the findings (what was quarantined, how much was read).
+    """
+    findings = Findings()
+    with src.reader(engine).connect() as conn:
+        reach = queries.reachability(conn, src, id_range, findings=findings)
+        known = quality.known_customers(reach, findings)
+        failures = queries.open_failures(
+            conn, src, as_of, lookback_days, id_range, rules=rules, findings=findings, known=known
+        )
+    return failures, reach, findings
+
+
+def read_partition(
+    engine: Engine,
+    src: SourceTables,
+    as_of: dt.datetime,
+    index: int,
+    id_range: IdRange,
+    lookback_days: int,
+    rules: QualityRules,
+) -> PartitionReads:
+    """Partition `index`'s orders summarised, and its failures and reachability, judged on their own.
+
+    A partition whose customers, consents or failures are broken beyond `rules.max_bad_share` fails here
+    with a DataError naming the partition, its id range and its first bad ids: no retry changes that, and
+    the other partitions are read meanwhile. The gate judges all partitions' reads together afterwards.
+    """
+    summary = order_batch(engine, src, as_of, id_range, rules)
+    failures, reach, findings = context_batch(engine, src, as_of, id_range, lookback_days, rules)
+    try:
+        for table in (src.customers.name, src.consents.name, src.failures.name):
+            check_share(findings, table, rules.max_bad_share)
+    except DataError as exc:
+        raise DataError(f"{partition_name(index, id_range)}: {exc}") from None
+    return PartitionReads(summary, failures, reach, findings)
+
+
+def partition_name(index: int, id_range: IdRange) -> str:
+    """'partition 3 (customer ids from 'c250000' to before 'c500000')': how errors and logs name a partition."""
+    low, high = id_range
+    start = "the first" if low is None else repr(low)
+    end = "the last" if high is None else f"before {high!r}"
+    return f"partition {index} (customer ids from {start} to {end})"
+
+
+def joined(parts: list[PartitionReads]) -> PartitionReads:
+    """Every partition's reads in one, in partition order: what the gate judges as a whole."""
+    findings = Findings()
+    for part in parts:
+        findings.extend(part.findings)
+    return PartitionReads(
+        summary=pd.concat([p.summary for p in parts], ignore_index=True),
+        failures=pd.concat([p.failures for p in parts], ignore_index=True),
+        reach=pd.concat([p.reach for p in parts], ignore_index=True),
+        findings=findings,
+    )
+
+
+def gate(
+    engine: Engine,
+    src: SourceTables,
+    rules: QualityRules,
+    summary: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    findings: Findings,
+) -> tuple[pd.DataFrame, quality.GatedReads]:
+    """The reads judged as a whole (a broken feed stops here), then the summary as scoring takes it."""
+    gated = quality.gate_reads(engine, src, rules, summary, failures, reach, findings)
+    rfm = queries.summary_to_rfm(gated.summary, rules.as_of)
+    rfm["last_day"] = gated.summary["last_day"]
+    return rfm, gated
+
+
+def calibrate(
+    engine: Engine, src: SourceTables, as_of: dt.datetime, id_range: IdRange, holdout_days: int = 91
+) -> dict[str, object]:
+    """The activity model's calibration check on one batch: fit to `as_of - holdout_days`, compare after."""
+    cut = as_of - dt.timedelta(days=holdout_days)
+    with src.reader(engine).connect() as conn:
+        summary = queries.customer_summary(conn, src, cut, id_range)
+        actual = queries.orders_after(conn, src, cut, as_of, id_range)
+    rfm = queries.summary_to_rfm(summary, cut)
+    if (rfm["frequency"] > 0).sum() < MIN_CUSTOMERS_TO_FIT:
+        return {"skipped": f"fewer than {MIN_CUSTOMERS_TO_FIT} repeat buyers before {cut:%Y-%m-%d}"}
+    return holdout_check(rfm, actual, holdout_days)

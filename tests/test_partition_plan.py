@@ -1,0 +1,36 @@
+"""stages.partition_plan: which runs are partitioned, by how much, and on which cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from winback.stages.partition_plan import DEFAULT_PARTITION_SIZE, LARGE_RUN, plan_partitions
+
+
+def test_a_small_run_without_settings_reads_in_one_process() -> None:
+    plan = plan_partitions(LARGE_RUN, partition_size=None, dask_address=None, cores=8)
+    assert (plan.engine, plan.partition_size, plan.partitioned) == ("single", None, False)
+
+
+def test_a_large_run_gets_a_local_cluster_of_one_worker_per_core_at_most_one_per_partition() -> None:
+    plan = plan_partitions(1_000_000, partition_size=None, dask_address=None, cores=2)
+    assert (plan.engine, plan.partition_size, plan.partitions, plan.workers) == ("local", 125_000, 8, 2)
+    few = plan_partitions(LARGE_RUN + 1, partition_size=None, dask_address=None, cores=16)
+    assert (few.partitions, few.workers) == (3, 3)
+
+
+def test_a_partition_size_partitions_even_a_small_run() -> None:
+    plan = plan_partitions(2_000, partition_size=700, dask_address=None, cores=4)
+    assert (plan.engine, plan.partition_size, plan.partitions, plan.workers) == ("local", 700, 3, 3)
+
+
+@pytest.mark.parametrize("customers", [0, 10, 5_000_000])
+def test_an_address_sends_every_run_to_that_cluster(customers: int) -> None:
+    plan = plan_partitions(customers, partition_size=None, dask_address="tcp://10.0.0.5:8786", cores=2)
+    assert (plan.engine, plan.address, plan.workers, plan.partition_size) == (
+        "address",
+        "tcp://10.0.0.5:8786",
+        0,
+        DEFAULT_PARTITION_SIZE,
+    )
+    assert plan.partitions == max(1, -(-customers // DEFAULT_PARTITION_SIZE))
