@@ -23,10 +23,8 @@ import argparse
 import datetime as dt
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,37 +120,15 @@ def floor_seconds(url: str) -> float:
 
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
-    """A PostgreSQL cluster on a free local port for this run (as the test suite starts one); its admin URL."""
-    import glob
-    import socket
+    """A PostgreSQL cluster on a free local port for this run (the test suite's own); its admin URL."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from standins.postgres import local_postgres, pg_bin
 
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
+    bindir = pg_bin()
+    if bindir is None:
         raise SystemExit("PostgreSQL server binaries not installed (apt-get install postgresql)")
-    bindir = Path(found[-1]).parent
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    root = Path(tempfile.mkdtemp(prefix="winback-bench-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    initdb = [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "--no-sync", "-U", "postgres"]
-    subprocess.run([*as_postgres, *initdb], check=True, capture_output=True)
-    opts = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off "
-        "-c full_page_writes=off -c shared_buffers=256MB -c max_wal_size=4GB"
-    )
-    ctl = [str(bindir / "pg_ctl"), "-D", str(data)]
-    subprocess.run([*as_postgres, *ctl, "-o", opts, "-w", "-l", str(root / "log"), "start"], check=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_postgres, *ctl, "-m", "fast", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with local_postgres(bindir, "-c shared_buffers=256MB -c max_wal_size=4GB") as url:
+        yield url
 
 
 def postgres_databases(server: str) -> tuple[str, str]:
