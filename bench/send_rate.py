@@ -1,9 +1,11 @@
 """Benchmark: one sender process's cost per message (claim, checks, render, sink, outcome recorded).
 
-    .venv/bin/python bench/send_rate.py [--messages 40000] [--database bench/.cache/bench-1m.db]
+    .venv/bin/python bench/send_rate.py [--messages 40000] [--database bench/.cache/state-duckdb-1000000.db]
+                                        [--warehouse duckdb:///bench/.cache/warehouse-1000000.duckdb]
                                         [--wal-autocheckpoint PAGES]
 
-Runs on the database `bench/campaign.py` leaves behind (its outbox full of one run's messages): every row
+Runs on the state database `bench/campaign.py` leaves behind (its outbox full of one run's messages), the
+send-time checks reading its warehouse (WINBACK_WAREHOUSE_URL, default the DuckDB file it builds): every row
 of that run goes back to `queued`, then one `send_due` in this process, to the local sink, sends
 `--messages` of them. `--wal-autocheckpoint` overrides winback's SQLite setting, to compare.
 Last line: messages=… seconds=… us_per_message=…
@@ -36,9 +38,12 @@ AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)  # bench/campaign.py's as
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=40_000)
-    parser.add_argument("--database", type=Path, default=Path("bench/.cache/bench-1m.db"))
+    parser.add_argument("--database", type=Path, default=Path("bench/.cache/state-duckdb-1000000.db"))
+    parser.add_argument("--warehouse", default="duckdb:///bench/.cache/warehouse-1000000.duckdb")
     parser.add_argument("--wal-autocheckpoint", type=int, default=None)
     args = parser.parse_args()
+    os.environ.setdefault("WINBACK_WAREHOUSE_URL", args.warehouse)
+    os.environ.setdefault("WINBACK_DATABASE_URL", f"sqlite:///{args.database}")
     if not args.database.exists():
         raise SystemExit(f"{args.database}: run bench/campaign.py first, it builds and fills this database")
     engine = make_engine(f"sqlite:///{args.database}")

@@ -7,11 +7,7 @@ PATH). When they are missing the PostgreSQL half is skipped, loudly, except in C
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +25,7 @@ from winback.app.runtime import configure_prefect_environment
 configure_prefect_environment()
 
 from sqlalchemy import Connection, Engine, create_engine, insert, select, text  # noqa: E402
+from standins.postgres import local_postgres, pg_bin  # noqa: E402
 
 from winback.delivery.checks import send_time_source  # noqa: E402
 from winback.delivery.senders import SendSetup  # noqa: E402
@@ -49,59 +46,18 @@ CDNOW = Path(__file__).parent / "fixtures" / "cdnow_sample.csv"
 _PG_SKIPPED: list[str] = []
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A PostgreSQL cluster for the whole session on a free 127.0.0.1 port; yields its admin URL."""
-    bindir = _pg_bin()
+    bindir = pg_bin()
     if bindir is None:
         reason = "PostgreSQL server binaries not installed (apt-get install postgresql)"
         if os.environ.get("CI"):
             pytest.fail(f"{reason}: CI must test PostgreSQL")
         _PG_SKIPPED.append(reason)
         pytest.skip(reason)
-    root = Path(tempfile.mkdtemp(prefix="winback-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-    subprocess.run(
-        _as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "--no-sync", "-U", "postgres"]),
-        check=True,
-        capture_output=True,
-    )
-    port = _free_port()
-    opts = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
-    subprocess.run(
-        _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", str(root / "log"), "start"]),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run(
-            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with local_postgres(bindir) as url:
+        yield url
 
 
 def _new_pg_database(server: str) -> str:

@@ -214,9 +214,13 @@ def screen_sms_phones(
     region = dict(zip(details["customer_id"], details["locale"].map(locale_region), strict=True))
     column = src.customers.winback_names["phone"]  # type: ignore[attr-defined]
     bad: dict[str, str] = {}
+    judged: dict[tuple[object, object], str | None] = {}  # one parse per distinct number and region
     for customer in ids:
         number = phone.get(customer)
-        problem = sms_phone_problem(number, region.get(customer))
+        key = (number, region.get(customer))
+        if key not in judged:
+            judged[key] = sms_phone_problem(*key)  # type: ignore[arg-type]
+        problem = judged[key]
         if problem:
             bad[customer] = problem
             findings.add(src.customers.name, customer, column, mask_phone(number) if isinstance(number, str) else None,

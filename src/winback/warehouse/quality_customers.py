@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, func, select
 
+from winback.warehouse.crossread import among, ids_per_query
 from winback.warehouse.frames import raw_rows
 from winback.warehouse.quality import FIELD, Findings, first_problem, id_problems, parse_flags, quoted
 from winback.warehouse.quality_orders import _untyped, chunks
@@ -88,12 +89,14 @@ def _one_row_per_consent(
     ccid, kcid, kchannel = src.col(cu, "customer_id"), src.col(co, "customer_id"), src.col(co, "channel")
     customer_rows: dict = {}
     repeated_consents: list = []
-    for chunk in chunks(ids):
-        customer_rows.update(raw_rows(conn, select(_untyped(ccid), func.count()).where(ccid.in_(chunk)).group_by(ccid)))
+    for chunk in chunks(ids, ids_per_query(conn)):
+        customer_rows.update(
+            raw_rows(conn, select(_untyped(ccid), func.count()).where(among(conn, ccid, chunk)).group_by(ccid))
+        )
         repeated_consents += raw_rows(
             conn,
             select(_untyped(kcid), _untyped(kchannel), func.count())
-            .where(kcid.in_(chunk))
+            .where(among(conn, kcid, chunk))
             .group_by(kcid, kchannel)
             .having(func.count() > 1),
         )

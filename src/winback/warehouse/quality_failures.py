@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, select
 
 from winback.warehouse.crm import CATEGORIES
+from winback.warehouse.crossread import among, ids_per_query
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.quality import (
     Findings,
@@ -48,8 +49,8 @@ def orders_by_id(conn: Connection, src: SourceTables, order_ids: list, max_amoun
     o = src.orders
     cols = [_untyped(src.col(o, n)).label(n) for n in ("order_id", "customer_id", "amount")]
     rows: list = []
-    for chunk in chunks(sorted({i for i in order_ids if isinstance(i, str) and i}, key=str)):
-        rows += raw_rows(conn, select(*cols).where(src.col(o, "order_id").in_(chunk)))
+    for chunk in chunks(sorted({i for i in order_ids if isinstance(i, str) and i}, key=str), ids_per_query(conn)):
+        rows += raw_rows(conn, select(*cols).where(among(conn, src.col(o, "order_id"), chunk)))
     frame = frame_from_rows(rows, ["order_id", "customer_id", "amount"])
     frame["amount"] = parse_amounts(frame["amount"], max_amount)[0]
     grouped = frame.groupby("order_id", sort=False).agg(
@@ -143,11 +144,16 @@ def _repeated_failures(conn: Connection, src: SourceTables, frame: pd.DataFrame,
 def _order_problems(frame: pd.DataFrame, orders: pd.DataFrame) -> np.ndarray:
     """A failure's order, when it names one: a clean id, of an order that exists, placed by the same customer."""
     problems = id_problems(frame["order_id"], "order id")
-    for i, (order_id, customer_id) in enumerate(zip(frame["order_id"], frame["customer_id"], strict=True)):
+    # the owners looked up for every row at once: a lookup per row cost ~0.1 ms (3 s for 30,000 failures)
+    owners = frame["order_id"].map(orders["owner"]) if len(orders) else pd.Series(None, index=frame.index)
+    found = frame["order_id"].isin(orders.index).to_numpy()
+    for i, (order_id, customer_id, owner, known) in enumerate(
+        zip(frame["order_id"].tolist(), frame["customer_id"].tolist(), owners.tolist(), found, strict=True)
+    ):
         if missing(order_id) or (isinstance(order_id, str) and not order_id.strip()):
             problems[i] = None  # a failure need not concern an order
-        elif problems[i] is None and order_id not in orders.index:
+        elif problems[i] is None and not known:
             problems[i] = f"failure of unknown order {order_id} (not in the orders table)"
-        elif problems[i] is None and orders.at[order_id, "owner"] != customer_id:
-            problems[i] = f"order {order_id} belongs to customer {orders.at[order_id, 'owner']}, not {customer_id}"
+        elif problems[i] is None and owner != customer_id:
+            problems[i] = f"order {order_id} belongs to customer {owner}, not {customer_id}"
     return problems

@@ -16,7 +16,8 @@ import pandas as pd
 from sqlalchemy import Connection, func, select, type_coerce
 from sqlalchemy.types import NullType
 
-from winback.warehouse.frames import frame_from_rows, raw_rows
+from winback.warehouse.crossread import among, ids_per_query
+from winback.warehouse.frames import fetch_frame, frame_from_rows, raw_rows
 from winback.warehouse.quality import (
     Findings,
     QualityRules,
@@ -48,10 +49,11 @@ def orders_of(conn: Connection, src: SourceTables, customer_ids: list, by: str =
     o = src.orders
     names = ["order_id", "customer_id", "ordered_at", "amount"]
     cols = [_untyped(src.col(o, n)).label(n) for n in names]
-    rows: list = []
-    for chunk in chunks(customer_ids):
-        rows += raw_rows(conn, select(*cols).where(src.col(o, by).in_(chunk)))
-    return frame_from_rows(rows, names)
+    frames = [fetch_frame(conn, select(*cols).where(among(conn, src.col(o, by), chunk)), names)
+              for chunk in chunks(customer_ids, ids_per_query(conn))]  # fmt: skip
+    if not frames:
+        return frame_from_rows([], names)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def order_amount(
@@ -86,8 +88,8 @@ def duplicate_ids(conn: Connection, src: SourceTables, table_key: str, key: str,
     if ids is None:
         return dict(raw_rows(conn, stmt))
     found: dict = {}
-    for chunk in chunks(sorted({i for i in ids if not missing(i)}, key=str)):
-        found.update(raw_rows(conn, stmt.where(col.in_(chunk))))
+    for chunk in chunks(sorted({i for i in ids if not missing(i)}, key=str), ids_per_query(conn)):
+        found.update(raw_rows(conn, stmt.where(among(conn, col, chunk))))
     return found
 
 

@@ -7,16 +7,23 @@ range `[lo, hi)`, the unit a campaign batches on.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-from collections.abc import Callable, Collection, Iterator
-from typing import NamedTuple
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Select, and_, case, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 
-from winback.warehouse.crossread import by_ids
-from winback.warehouse.frames import frame_from_rows, raw_rows
+# the reads about particular customers and the id ranges live apart; callers find them here too
+from winback.warehouse.customer_context import (  # noqa: F401
+    CONTACT_COLUMNS,
+    SendTimeFlags,
+    consent_records,
+    contact_details,
+    contacts_to_queue,
+    send_time_flags,
+)
+from winback.warehouse.frames import fetch_frame
+from winback.warehouse.partitions import id_partitions  # noqa: F401
 from winback.warehouse.quality import EARLIEST, Findings, QualityRules
 from winback.warehouse.quality_customers import judge_customers
 from winback.warehouse.quality_failures import judge_failures
@@ -96,7 +103,7 @@ def open_failures(
     stmt = select(*(_untyped(col).label(name) for name, col in c.items())).where(
         or_(weighs, to_judge), _in_range(c["customer_id"], id_range)
     )
-    frame = frame_from_rows(raw_rows(conn, stmt), list(c))
+    frame = fetch_frame(conn, stmt, list(c))
     return judge_failures(conn, src, frame, as_of, lookback_days, rules, findings, known)
 
 
@@ -152,37 +159,8 @@ def reachability(
         "email_consent",
         "sms_consent",
     ]
-    frame = frame_from_rows(raw_rows(conn, stmt), columns)
+    frame = fetch_frame(conn, stmt, columns)
     return judge_customers(conn, src, frame, findings)
-
-
-def contact_details(conn: Connection, src: SourceTables, customer_ids: list[str]) -> pd.DataFrame:
-    """Names and addresses for the customers about to be messaged, fetched in chunks of ids."""
-    cu = src.customers
-    cols = ["customer_id", "first_name", "email", "phone", "locale", "time_zone", "preferred_channel"]
-    frames = []
-    for start in range(0, len(customer_ids), 5000):
-        chunk = customer_ids[start : start + 5000]
-        stmt = select(*(src.col(cu, n).label(n) for n in cols)).where(src.col(cu, "customer_id").in_(chunk))
-        frames.append(pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols))
-    if not frames:
-        return pd.DataFrame(columns=cols)
-    return pd.concat(frames, ignore_index=True)
-
-
-def id_partitions(conn: Connection, src: SourceTables, batch_size: int) -> list[IdRange]:
-    """Split the customer-id space into ranges of about `batch_size` customers (ordered by id).
-
-    The boundaries come from the customers table's primary-key order, so each range is an index range
-    scan and batches can run on separate workers later.
-    """
-    cid = src.col(src.customers, "customer_id")
-    total = conn.execute(select(func.count()).select_from(src.customers)).scalar_one()
-    bounds: list[str | None] = [None]
-    for offset in range(batch_size, int(total), batch_size):
-        bounds.append(conn.execute(select(cid).order_by(cid).offset(offset).limit(1)).scalar_one())
-    bounds.append(None)
-    return list(itertools.pairwise(bounds))
 
 
 def last_orders(
@@ -227,137 +205,6 @@ def failure_profile(conn: Connection, src: SourceTables, since: dt.datetime, unt
     return pd.DataFrame.from_records(conn.execute(stmt).fetchall(), columns=cols)
 
 
-CONTACT_COLUMNS = [
-    "customer_id",
-    "segment",
-    "channel",
-    "failure_id",
-    "failure_category",
-    "decided_cost",
-    "first_name",
-    "email",
-    "phone",
-    "locale",
-    "time_zone",
-    "code",
-    "offer_kind",
-    "offer_value",
-    "currency",
-    "expires_at",
-    "order_id",
-    "occurred_at",
-    "resolved_at",
-    "description",
-    "last_order_at",
-    "variant",
-]
-
-
-def contacts_to_queue(
-    conn: Connection, src: SourceTables, run_id: int, partition: int = 25_000, warehouse: Connection | None = None
-) -> Iterator[pd.DataFrame]:
-    """Everything a run's messages need, for contacted customers without an outbox row yet, in partitions.
-
-    The warehouse and winback's state may be two databases, so nothing joins across them: each partition's
-    decisions and offers come from the state (`conn`), then those customers' names and addresses and their
-    failures from the warehouse (`warehouse`, default `conn`) by batches of ids, merged here. A customer no
-    longer in the customers table gets no message, as before.
-    """
-    from winback.warehouse.models import Decision, Offer, OutboxMessage
-
-    warehouse = warehouse if warehouse is not None else conn
-    queued = select(OutboxMessage.id).where(
-        OutboxMessage.run_id == Decision.run_id, OutboxMessage.customer_id == Decision.customer_id
-    )
-    stmt = (
-        select(
-            Decision.customer_id,
-            Decision.segment,
-            Decision.channel,
-            Decision.failure_id,
-            Decision.failure_category,
-            Decision.offer_cost,
-            Offer.code,
-            Offer.kind,
-            Offer.value,
-            Offer.currency,
-            Offer.expires_at,
-            Decision.last_order_at,
-            Decision.variant,
-        )
-        .outerjoin(Offer, and_(Offer.run_id == Decision.run_id, Offer.customer_id == Decision.customer_id))
-        .where(Decision.run_id == run_id, Decision.action == "contact", ~queued.exists())
-        .order_by(Decision.customer_id)
-    )
-    after = ""  # keyset pages on the customer id: flat memory on every database, no server-side cursor
-    while rows := raw_rows(conn, stmt.where(Decision.customer_id > after).limit(partition)):
-        after = rows[-1][0]
-        state = frame_from_rows(rows, _STATE_COLUMNS, {"decided_cost": "float64", "offer_value": "float64"})
-        people = by_ids(warehouse, _people_query(src), state["customer_id"].tolist(), _PEOPLE_COLUMNS)
-        people["customer_id"] = people["customer_id"].astype(str)
-        failure_ids = state["failure_id"].dropna().astype(str).unique().tolist()
-        failures = by_ids(warehouse, _failures_query(src), failure_ids, _FAILURE_COLUMNS)
-        failures["failure_id"] = failures["failure_id"].astype(str)
-        frame = state.merge(people, on="customer_id", how="inner")
-        frame = frame.merge(failures.drop_duplicates("failure_id"), on="failure_id", how="left")
-        frame = frame[CONTACT_COLUMNS].sort_values("customer_id", ignore_index=True)
-        for col in ("expires_at", "occurred_at", "resolved_at", "last_order_at"):
-            frame[col] = pd.to_datetime(frame[col], utc=True)
-        yield frame
-
-
-_STATE_COLUMNS = ["customer_id", "segment", "channel", "failure_id", "failure_category", "decided_cost", "code",
-                  "offer_kind", "offer_value", "currency", "expires_at", "last_order_at", "variant"]  # fmt: skip
-_PEOPLE_COLUMNS = ["customer_id", "first_name", "email", "phone", "locale", "time_zone"]
-_FAILURE_COLUMNS = ["failure_id", "order_id", "occurred_at", "resolved_at", "description"]
-
-
-def _people_query(src: SourceTables) -> Callable[[list], Select]:
-    cu = src.customers
-    return lambda ids: select(*(src.col(cu, n).label(n) for n in _PEOPLE_COLUMNS)).where(
-        src.col(cu, "customer_id").in_(ids)
-    )
-
-
-def _failures_query(src: SourceTables) -> Callable[[list], Select]:
-    f = src.failures
-    return lambda ids: select(*(src.col(f, n).label(n) for n in _FAILURE_COLUMNS)).where(
-        src.col(f, "failure_id").in_(ids)
-    )
-
-
-def consent_records(
-    conn: Connection, src: SourceTables, customer_id: str, warehouse: Connection | None = None
-) -> pd.DataFrame:
-    """What a customer agreed to and revoked, with source and time.
-
-    Both the business's consent records (from `warehouse`, default `conn`) and winback's own opt-outs
-    (webhooks, replies, provider answers, from `conn`). Columns: channel, state, source, at, origin.
-    """
-    from winback.warehouse.models import Suppression
-
-    co = src.consents
-    given = (
-        (warehouse if warehouse is not None else conn)
-        .execute(
-            select(
-                src.col(co, "channel"), src.col(co, "granted"), src.col(co, "source"), src.col(co, "recorded_at")
-            ).where(src.col(co, "customer_id") == customer_id)
-        )
-        .all()
-    )
-    revoked = conn.execute(
-        select(Suppression.channel, Suppression.reason, Suppression.source, Suppression.created_at).where(
-            Suppression.customer_id == customer_id
-        )
-    ).all()
-    rows = [(ch, "granted" if ok else "not granted", source, at, "customer record") for ch, ok, source, at in given]
-    rows += [(ch, f"opted out ({reason})", source, at, "winback") for ch, reason, source, at in revoked]
-    frame = pd.DataFrame.from_records(rows, columns=["channel", "state", "source", "at", "origin"])
-    frame["at"] = pd.to_datetime(frame["at"], utc=True)
-    return frame.sort_values(["channel", "at"], ignore_index=True)
-
-
 def orders_after(
     conn: Connection, src: SourceTables, start: dt.datetime, end: dt.datetime, id_range: IdRange | None = None
 ) -> pd.Series:
@@ -373,22 +220,3 @@ def orders_after(
         select(_untyped(cid), func.count()).where(at > start, at <= end, good, _in_range(cid, id_range)).group_by(cid)
     ).all()
     return pd.Series({c: int(n) for c, n in rows}, dtype="int64")
-
-
-class SendTimeFlags(NamedTuple):
-    """A claim's customers as their records stand when their messages are about to go, as sets of ids.
-
-    Sets rather than an object per customer: the sender asks four membership questions per message.
-    """
-
-    found: set[str]  # still in the customers table (the others were erased)
-    do_not_contact: set[str]
-    fraud_flag: set[str]
-    granted: set[tuple[str, str]]  # (customer, channel) whose consent is granted now
-
-
-def send_time_flags(conn: Connection, src: SourceTables, customer_ids: list[str]) -> SendTimeFlags:
-    """Current flags and granted consents of these customers (see `warehouse.send_time`, which reads them)."""
-    from winback.warehouse.send_time import send_time_facts
-
-    return send_time_facts(conn, src, customer_ids).flags

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from winback.errors import ConfigError
@@ -56,7 +56,11 @@ def warehouse_engine(url: str) -> Engine:
     backend = url.split(":", 1)[0].split("+", 1)[0]
     try:
         if backend == "duckdb":
-            return create_engine(url, connect_args={"read_only": True}, hide_parameters=True)
+            # no progress bar: DuckDB draws it on the process's stdout for a query over 2 s, which would
+            # corrupt a child process's result stream (child_process) and any piped output
+            engine = create_engine(url, connect_args={"read_only": True}, hide_parameters=True)
+            event.listen(engine, "connect", _no_progress_bar)
+            return engine
         if backend == "sqlite":
             return create_engine(_sqlite_read_only(url), hide_parameters=True)
         if backend == "postgresql":
@@ -69,6 +73,10 @@ def warehouse_engine(url: str) -> Engine:
             f"no driver for {backend}:// warehouse URLs ({exc.name or exc}): install {package}; "
             "check WINBACK_WAREHOUSE_URL"
         ) from None
+
+
+def _no_progress_bar(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_connection.execute("SET enable_progress_bar = false")
 
 
 def _sqlite_read_only(url: str) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     column,
+    func,
     inspect,
     select,
     table,
@@ -343,11 +344,12 @@ def _duckdb_type(name: str) -> object:
 def _declared_unique(inspector, t: TableClause, column_name: str) -> bool:  # type: ignore[no-untyped-def]
     """Whether the database enforces `column_name` alone as unique: a primary key, unique constraint or index.
 
-    DuckDB: not asked (duckdb-engine's borrowed PostgreSQL reflection fails there and aborts the transaction);
-    winback checks the keys itself, as for any dialect that cannot tell.
+    DuckDB: read from its own catalogue (`duckdb_constraints()`), as duckdb-engine's borrowed PostgreSQL
+    reflection fails there and aborts the transaction. A key declared there is enforced, so the run's
+    whole-table duplicate checks (a GROUP BY of ten million order ids) are not needed.
     """
     if inspector.dialect.name == "duckdb":
-        return False
+        return _duckdb_declared_unique(inspector.bind, t, column_name)
     try:
         if inspector.get_pk_constraint(t.name, schema=t.schema).get("constrained_columns") == [column_name]:
             return True
@@ -359,3 +361,18 @@ def _declared_unique(inspector, t: TableClause, column_name: str) -> bool:  # ty
         )
     except NotImplementedError:  # a dialect that cannot tell: check the keys ourselves
         return False
+
+
+def _duckdb_declared_unique(conn: Connection | Engine, t: TableClause, column_name: str) -> bool:
+    """Whether DuckDB's catalogue holds a primary key or unique constraint on `column_name` alone."""
+    found = func.duckdb_constraints().table_valued(
+        "schema_name", "table_name", "constraint_type", "constraint_column_names"
+    )
+    stmt = select(found.c.constraint_column_names).where(
+        found.c.table_name == t.name, found.c.constraint_type.in_(["PRIMARY KEY", "UNIQUE"])
+    )
+    if t.schema:
+        stmt = stmt.where(found.c.schema_name == t.schema)
+    with conn.connect() if isinstance(conn, Engine) else nullcontext(conn) as c:
+        keys = [list(names) for (names,) in c.execute(stmt)]
+    return any([name.lower() for name in names] == [column_name.lower()] for names in keys)

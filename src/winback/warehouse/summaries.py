@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import Connection, Float, and_, case, cast, distinct, func, or_, select
+from sqlalchemy import Connection, Double, and_, case, cast, distinct, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from winback.warehouse.frames import frame_from_rows, raw_rows
+from winback.warehouse.frames import fetch_frame
 from winback.warehouse.quality import EARLIEST, Findings, QualityRules
 from winback.warehouse.quality_orders import SUMMARY_COLUMNS, settle_suspects
 from winback.warehouse.quality_sql import SourceSql, flag
@@ -82,15 +82,16 @@ def order_summary(
             func.count(distinct(epoch_day_number(day_of))).label("n_days"),
             epoch_days(func.min(at)).label("first_day"),
             epoch_days(func.max(at)).label("last_day"),
-            # a float in SQL: a NUMERIC sum would come back as one Decimal per customer, slower than the scan
-            cast(func.sum(amount), Float).label("total_spend"),
+            # a double in SQL: a NUMERIC sum would come back as one Decimal per customer, slower than the scan
+            # (and FLOAT is single precision on DuckDB: cents lost on a big spender's total)
+            cast(func.sum(amount), Double).label("total_spend"),
             flag(suspect).label("suspect"),
         )
         .where(sql.window(at, as_of), in_range(cid, id_range))
         .group_by(cid)
         .order_by(cid)
     )
-    frame = frame_from_rows(raw_rows(conn, stmt), [*SUMMARY_COLUMNS, "suspect"], SUMMARY_DTYPES)
+    frame = fetch_frame(conn, stmt, [*SUMMARY_COLUMNS, "suspect"], SUMMARY_DTYPES)
     frame["suspect"] = frame["suspect"].astype(bool)
     return frame
 
