@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 from conftest import AS_OF, environment_sink, send_setup
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from winback.config import CampaignConfig, DataQuality
 from winback.offers.policy import CompensationPolicy
@@ -297,7 +298,8 @@ def run(engine: Engine, cfg: CampaignConfig, now: dt.datetime = AS_OF, src: Sour
     scored, model = score_customers(rfm, cfg.economics, cfg.use_models)
     policy = CompensationPolicy.default()
     stages.decide_run(engine, run, scored, gated.failures, gated.reach, cfg, policy, model.as_dict(), gated, src=src)
-    stages.issue_run_offers(engine, run, cfg)
+    with Session(engine) as session, session.begin():
+        stages.issue_run_offers(session, run, cfg)
     stages.queue_run_messages(engine, src, run, cfg, now)
     stages.send_run(
         engine, run, {"email": (sink := environment_sink()), "sms": sink}, cfg.campaign_id, now, setup=send_setup(src)

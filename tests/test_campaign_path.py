@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from conftest import AS_OF, environment_sink, local_tables, send_setup
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from winback.app.demo_data import simulate_campaign_response
 from winback.config import CampaignConfig
@@ -46,7 +47,8 @@ def run_campaign(
             model.as_dict(),
             src=local_tables(),
         )
-    stages.issue_run_offers(engine, run, config)
+    with Session(engine) as session, session.begin():
+        stages.issue_run_offers(session, run, config)
     stages.queue_run_messages(engine, SRC, run, config, now)
     stages.send_run(
         engine, run, {"email": (sink := environment_sink()), "sms": sink}, config.campaign_id, now, setup=send_setup()

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from conftest import AS_OF, _new_pg_database, environment_sink, select_only_reader, send_setup
 from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.orm import Session
 
 from winback.app.demo_data import generate_demo_warehouse
 from winback.config import CampaignConfig
@@ -57,7 +58,8 @@ def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
     scored, model = score_customers(rfm, CONFIG.economics, CONFIG.use_models)
     policy = CompensationPolicy.default()
     stages.decide_run(state, run, scored, gated.failures, gated.reach, CONFIG, policy, model.as_dict(), gated, src=src)
-    stages.issue_run_offers(state, run, CONFIG)
+    with Session(state) as session, session.begin():
+        stages.issue_run_offers(session, run, CONFIG)
     queued = stages.queue_run_messages(state, src, run, CONFIG, AS_OF)
     stages.send_run(
         state,

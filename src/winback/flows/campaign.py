@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run as prefect_flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from sqlalchemy.orm import Session
 
 from winback.config import CampaignConfig
 from winback.delivery.limits import SendLimits
@@ -52,7 +53,8 @@ def check_source(url: str, src: SourceTables, as_of: dt.datetime, now: dt.dateti
 @task(**task_opts)
 def find_run(url: str, config: CampaignConfig, as_of: dt.datetime) -> stages.RunHandle | None:
     """The run already started for `as_of`, if any; writes nothing."""
-    return stages.find_run(engine_for(url), config, as_of)
+    with engine_for(url).connect() as conn:
+        return stages.find_run(conn, config, as_of)
 
 
 @task(**task_opts)
@@ -149,7 +151,8 @@ def preview(
 @task(**task_opts)
 def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int:
     """Issue the offer codes of the run's contacted customers; how many were issued."""
-    return stages.issue_run_offers(engine_for(url), run, config)
+    with Session(engine_for(url)) as session, session.begin():  # the task owns the transaction
+        return stages.issue_run_offers(session, run, config)
 
 
 @task(**task_opts, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=unless_bad_input)

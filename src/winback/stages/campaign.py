@@ -63,16 +63,18 @@ def start_run(engine: Engine, config: CampaignConfig, as_of: dt.datetime) -> Run
         return RunHandle(run.id, run.status, utc(run.as_of))
 
 
-def find_run(engine: Engine, config: CampaignConfig, as_of: dt.datetime) -> RunHandle | None:
-    """The run for this campaign and date if one was started, without starting one (nothing is written)."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(CampaignRun.id, CampaignRun.status, CampaignRun.as_of).where(
-                CampaignRun.campaign_id == config.campaign_id,
-                CampaignRun.as_of == utc(as_of),
-                CampaignRun.journey_key == "",
-            )
-        ).first()
+def find_run(conn: Connection, config: CampaignConfig, as_of: dt.datetime) -> RunHandle | None:
+    """The run for this campaign and date if one was started, without starting one (nothing is written).
+
+    Read on the caller's connection.
+    """
+    row = conn.execute(
+        select(CampaignRun.id, CampaignRun.status, CampaignRun.as_of).where(
+            CampaignRun.campaign_id == config.campaign_id,
+            CampaignRun.as_of == utc(as_of),
+            CampaignRun.journey_key == "",
+        )
+    ).first()
     return None if row is None else RunHandle(row.id, row.status, utc(row.as_of))
 
 
@@ -247,22 +249,26 @@ def decisions_for(
     return _decisions(engine, as_of, run_id, *frames, config, policy, src=src, with_uplift=with_uplift)[0]
 
 
-def issue_run_offers(engine: Engine, run: RunHandle, config: CampaignConfig) -> int:
-    """Issue an offer code to each contacted customer of the run and mark it offered; how many were issued."""
-    with _tx(engine) as (session, conn):
-        contacts = frame_from_rows(
-            raw_rows(
-                conn,
-                select(Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost).where(
-                    Decision.run_id == run.run_id, Decision.action == "contact"
-                ),
+def issue_run_offers(session: Session, run: RunHandle, config: CampaignConfig) -> int:
+    """Issue an offer code to each contacted customer of the run and mark it offered; how many were issued.
+
+    Written in the caller's transaction (`session`, begun and committed by the caller): the codes and the
+    run's move to `offered` commit together.
+    """
+    conn = session.connection()
+    contacts = frame_from_rows(
+        raw_rows(
+            conn,
+            select(Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost).where(
+                Decision.run_id == run.run_id, Decision.action == "contact"
             ),
-            ["customer_id", "offer_kind", "offer_value", "offer_cost"],
-            {"offer_value": "float64", "offer_cost": "float64"},
-        )
-        issued = issue_offers(conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days)
-        runs.advance(session, run.run_id, "offered", offers_issued=issued)
-        session.flush()
+        ),
+        ["customer_id", "offer_kind", "offer_value", "offer_cost"],
+        {"offer_value": "float64", "offer_cost": "float64"},
+    )
+    issued = issue_offers(conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days)
+    runs.advance(session, run.run_id, "offered", offers_issued=issued)
+    session.flush()
     return issued
 
 
