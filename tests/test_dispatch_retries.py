@@ -15,6 +15,7 @@ import datetime as dt
 import random
 import threading
 import time
+from typing import Any
 
 import pytest
 from conftest import AS_OF, LINKS, local_source
@@ -27,7 +28,7 @@ from standins.twilio_api import TwilioStandin
 from winback.channels.sendgrid import SendGridChannel
 from winback.channels.twilio import TwilioChannel
 from winback.delivery import limits as send_limits
-from winback.delivery.dispatch import RetryPolicy, SendLimits, SharedRateLimiter, send_due
+from winback.delivery.dispatch import DispatchReport, RetryPolicy, SendLimits, SharedRateLimiter, send_due
 from winback.warehouse.models import OutboxMessage, Suppression
 from winback.warehouse.suppressions import suppress
 from winback.warehouse.timeutil import utc, utcnow
@@ -40,6 +41,11 @@ NOW = AS_OF + dt.timedelta(days=1)
 
 def channels(sg: SendGridStandin, tw: TwilioStandin) -> dict:
     return {"email": SendGridChannel(sg.settings()), "sms": TwilioChannel(tw.settings())}
+
+
+def send(engine: Engine, sg: SendGridStandin, tw: TwilioStandin, **options: Any) -> DispatchReport:
+    """One `send_due` on the real adapters against the stand-ins, with the source and links the edge hands it."""
+    return send_due(engine, channels(sg, tw), source=local_source(engine), links=LINKS, **options)
 
 
 def outbox_rows(engine: Engine, run_id: int) -> dict[str, dict]:
@@ -69,14 +75,7 @@ def test_429_waits_at_least_retry_after(
     standin.fail_next(429, retry_after=120)
     run = queue_messages(engine, [("C1", channel, address)], AS_OF)
 
-    assert send_due(
-        engine,
-        channels(sendgrid_standin, twilio_standin),
-        run_id=run.run_id,
-        now=NOW,
-        source=local_source(engine),
-        links=LINKS,
-    ).as_dict() == {"retry": 1}
+    assert send(engine, sendgrid_standin, twilio_standin, run_id=run.run_id, now=NOW).as_dict() == {"retry": 1}
     row = outbox_rows(engine, run.run_id)["C1"]
     assert row["status"] == "queued"
     assert row["attempts"] == 1
@@ -85,22 +84,10 @@ def test_429_waits_at_least_retry_after(
     assert len(standin.received) == 1
 
     # not due before the provider's Retry-After; sent once it is
-    early = send_due(
-        engine,
-        channels(sendgrid_standin, twilio_standin),
-        now=NOW + dt.timedelta(seconds=119),
-        source=local_source(engine),
-        links=LINKS,
-    )
+    early = send(engine, sendgrid_standin, twilio_standin, now=NOW + dt.timedelta(seconds=119))
     assert early.as_dict() == {}
     assert len(standin.received) == 1
-    later = send_due(
-        engine,
-        channels(sendgrid_standin, twilio_standin),
-        now=row["not_before"],
-        source=local_source(engine),
-        links=LINKS,
-    )
+    later = send(engine, sendgrid_standin, twilio_standin, now=row["not_before"])
     assert later.as_dict() == {"sent": 1}
     assert outbox_rows(engine, run.run_id)["C1"]["attempts"] == 2
     assert len(standin.accepted) == 1
@@ -115,14 +102,7 @@ def test_server_errors_are_retried_with_exponential_backoff_then_sent(
     policy = RetryPolicy(base_seconds=30, cap_seconds=3600)
     now = NOW
     for attempt in (1, 2, 3):
-        report = send_due(
-            engine,
-            channels(sendgrid_standin, twilio_standin),
-            now=now,
-            retry=policy,
-            source=local_source(engine),
-            links=LINKS,
-        )
+        report = send(engine, sendgrid_standin, twilio_standin, now=now, retry=policy)
         assert report.as_dict() == {"retry": 1}
         row = outbox_rows(engine, run.run_id)["C1"]
         assert (row["status"], row["attempts"], row["last_error"]) == ("queued", attempt, "internal error")
@@ -130,14 +110,7 @@ def test_server_errors_are_retried_with_exponential_backoff_then_sent(
         assert 0 < delay <= 30 * 2 ** (attempt - 1), f"attempt {attempt}: backoff window doubles"
         now = row["not_before"]
 
-    assert send_due(
-        engine,
-        channels(sendgrid_standin, twilio_standin),
-        now=now,
-        retry=policy,
-        source=local_source(engine),
-        links=LINKS,
-    ).as_dict() == {"sent": 1}
+    assert send(engine, sendgrid_standin, twilio_standin, now=now, retry=policy).as_dict() == {"sent": 1}
     row = outbox_rows(engine, run.run_id)["C1"]
     assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 4, None)
     assert [e.status for e in sendgrid_standin.received] == [500, 500, 500, 202]
@@ -158,30 +131,14 @@ def test_retryable_failures_become_failed_after_max_attempts(
     policy = RetryPolicy(max_attempts=3, base_seconds=1, cap_seconds=10)
     now = NOW
     for expected in ("retry", "retry", "failed"):
-        report = send_due(
-            engine,
-            channels(sendgrid_standin, twilio_standin),
-            now=now,
-            retry=policy,
-            source=local_source(engine),
-            links=LINKS,
-        )
+        report = send(engine, sendgrid_standin, twilio_standin, now=now, retry=policy)
         assert report.as_dict() == {expected: 1}
         now += dt.timedelta(minutes=1)
     row = outbox_rows(engine, run.run_id)["C1"]
     assert (row["status"], row["attempts"]) == ("failed", 3)
     assert reason in row["last_error"]
     assert len(standin.received) == 3
-    assert (
-        send_due(
-            engine,
-            channels(sendgrid_standin, twilio_standin),
-            now=now + dt.timedelta(days=1),
-            source=local_source(engine),
-            links=LINKS,
-        ).as_dict()
-        == {}
-    )
+    assert send(engine, sendgrid_standin, twilio_standin, now=now + dt.timedelta(days=1)).as_dict() == {}
     assert len(standin.received) == 3
 
 
@@ -196,14 +153,7 @@ def test_a_retry_waits_for_the_recipients_morning_rather_than_landing_in_quiet_h
               "locale": "en_GB", "time_zone": "Europe/London"}  # fmt: skip
     run = queue_planned(engine, [person], evening)
     sendgrid_standin.fail_next(429, retry_after=1500)  # try again in 25 minutes: 21:05
-    report = send_due(
-        engine,
-        channels(sendgrid_standin, twilio_standin),
-        run_id=run.run_id,
-        now=evening,
-        source=local_source(engine),
-        links=LINKS,
-    )
+    report = send(engine, sendgrid_standin, twilio_standin, run_id=run.run_id, now=evening)
     assert report.as_dict() == {"retry": 1}
     row = outbox_rows(engine, run.run_id)["C1"]
     assert (row["status"], row["attempts"]) == ("queued", 1)
@@ -229,24 +179,13 @@ def test_rejected_message_fails_at_once_with_the_providers_reason(
 ) -> None:
     standin = sendgrid_standin if channel == "email" else twilio_standin
     run = queue_messages(engine, [("C1", channel, address)], AS_OF)
-    assert send_due(
-        engine, channels(sendgrid_standin, twilio_standin), now=NOW, source=local_source(engine), links=LINKS
-    ).as_dict() == {"failed": 1}
+    assert send(engine, sendgrid_standin, twilio_standin, now=NOW).as_dict() == {"failed": 1}
     row = outbox_rows(engine, run.run_id)["C1"]
     assert (row["status"], row["attempts"]) == ("failed", 1)
     assert reason in row["last_error"]
     assert address not in row["last_error"], "the recipient is masked in stored errors"
     assert [e.status for e in standin.received] == [400]
-    assert (
-        send_due(
-            engine,
-            channels(sendgrid_standin, twilio_standin),
-            now=NOW + dt.timedelta(days=1),
-            source=local_source(engine),
-            links=LINKS,
-        ).as_dict()
-        == {}
-    )
+    assert send(engine, sendgrid_standin, twilio_standin, now=NOW + dt.timedelta(days=1)).as_dict() == {}
     assert len(standin.received) == 1
 
 
@@ -256,14 +195,7 @@ def test_twilio_opt_out_fails_and_suppresses_the_customers_sms(
     run = queue_messages(
         engine, [("C1", "sms", twilio_api.OPTED_OUT_TEST_NUMBER), ("C2", "sms", "+14155552671")], AS_OF
     )
-    report = send_due(
-        engine,
-        channels(sendgrid_standin, twilio_standin),
-        run_id=run.run_id,
-        now=NOW,
-        source=local_source(engine),
-        links=LINKS,
-    )
+    report = send(engine, sendgrid_standin, twilio_standin, run_id=run.run_id, now=NOW)
     assert report.as_dict() == {"failed": 1, "sent": 1}
     row = outbox_rows(engine, run.run_id)["C1"]
     assert (row["status"], row["attempts"], row["last_error"]) == ("failed", 1, "recipient opted out")
@@ -273,9 +205,7 @@ def test_twilio_opt_out_fails_and_suppresses_the_customers_sms(
 
     # the customer's next SMS (another campaign) is stopped before it reaches Twilio
     later = queue_messages(engine, [("C1", "sms", twilio_api.OPTED_OUT_TEST_NUMBER)], AS_OF, campaign_id="later")
-    assert send_due(
-        engine, channels(sendgrid_standin, twilio_standin), now=NOW, source=local_source(engine), links=LINKS
-    ).as_dict() == {"skipped": 1}
+    assert send(engine, sendgrid_standin, twilio_standin, now=NOW).as_dict() == {"skipped": 1}
     assert outbox_rows(engine, later.run_id)["C1"]["last_error"] == "suppressed at send time"
     assert len(twilio_standin.received) == 2
 
@@ -290,14 +220,7 @@ def test_suppression_recorded_after_queueing_skips_without_calling_the_provider(
         suppress(conn, "C2", "sms", "stop", "twilio webhook", AS_OF)
         suppress(conn, "C3", "sms", "stop", "twilio webhook", AS_OF)  # another channel: C3's email still goes
 
-    report = send_due(
-        engine,
-        channels(sendgrid_standin, twilio_standin),
-        run_id=run.run_id,
-        now=NOW,
-        source=local_source(engine),
-        links=LINKS,
-    )
+    report = send(engine, sendgrid_standin, twilio_standin, run_id=run.run_id, now=NOW)
     assert report.as_dict() == {"skipped": 2, "sent": 1}
     rows = outbox_rows(engine, run.run_id)
     assert {c: (r["status"], r["last_error"]) for c, r in rows.items()} == {
