@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
+from winback.delivery.checks import StopCheck
 from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, send_due
 from winback.messages.unsubscribe import UnsubscribeLinks
 from winback.warehouse.models import CampaignRun
@@ -30,8 +30,6 @@ from winback.warehouse.source import SourceTables
 MIN_MESSAGES_PER_SENDER = 10_000  # below this another sender's start-up costs more than it saves
 FOLLOW_POLL_SECONDS = 0.2  # a following sender looks for newly queued rows this often
 FOLLOW_IDLE_SECONDS = 120.0  # nothing new this long while the run is not queued whole: its queueing is gone
-
-StopCheck = Callable[[list[dict]], dict[str, str]]
 
 
 @dataclass(frozen=True)

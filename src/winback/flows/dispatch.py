@@ -23,6 +23,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 from winback.delivery.dispatch import DispatchReport, SendLimits, reconcile, send_time_source
 from winback.delivery.registry import configured_channels
 from winback.delivery.senders import SenderJob, run_sender
+from winback.delivery.settle import UnknownPolicy
 from winback.errors import DeliveryError
 from winback.flows.retries import unless_bad_input
 from winback.messages.unsubscribe import UnsubscribeLinks
@@ -38,7 +39,10 @@ from winback.warehouse.timeutil import utc, utcnow
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=unless_bad_input)
 def reconcile_outbox(url: str, run_id: int | None = None) -> dict[str, int]:
     """Settle what crashed senders left `sending` (of one run, or all), before new senders start."""
-    return reconcile(engine_for(url), configured_channels(Settings()), run_id)
+    settings = Settings()  # channels and waits read here, never passed as task parameters
+    return reconcile(
+        engine_for(url), configured_channels(settings), run_id, policy=UnknownPolicy.from_settings(settings)
+    )
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=unless_bad_input)
@@ -52,7 +56,8 @@ def send_outbox(url: str, src: SourceTables, job: SenderJob) -> dict[str, int]:
     engine = engine_for(url)
     settings = Settings()
     channels = configured_channels(settings)
-    settled = reconcile(engine, channels, job.run_id) if (task_run.run_count or 1) > 1 else {}
+    policy = UnknownPolicy.from_settings(settings)
+    settled = reconcile(engine, channels, job.run_id, policy=policy) if (task_run.run_count or 1) > 1 else {}
     report = run_sender(
         engine,
         channels,

@@ -14,7 +14,7 @@ counted twice. Elsewhere the spend uplift is 0 and h = 1: the formula is today's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -34,8 +34,8 @@ class OptionLifts:
     plain_by_model: np.ndarray
     offer_predicted: np.ndarray
     plain_predicted: np.ndarray
-    offer_spend: np.ndarray = field(default_factory=lambda: np.zeros(0))  # predicted spend uplift (NaN: none)
-    plain_spend: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    offer_spend: np.ndarray  # the predicted spend uplift in the window (NaN: no spend model)
+    plain_spend: np.ndarray
 
     def chosen(self, plain: pd.Series | np.ndarray) -> tuple[pd.Series, np.ndarray, np.ndarray, np.ndarray]:
         """For the option each row ended with (``plain`` True: the message alone): lift, by model, prediction, spend."""
@@ -62,10 +62,8 @@ class OptionLifts:
     def _value(
         lift: pd.Series, by_model: np.ndarray, spend: np.ndarray, value: pd.Series, margin: float, remaining: float
     ) -> pd.Series:
-        spent = by_model & np.isfinite(spend) if spend.size else np.zeros(len(lift), dtype=bool)
-        weight = np.where(spent, remaining, 1.0)
-        extra = np.where(spent, np.nan_to_num(spend) * margin, 0.0) if spend.size else 0.0
-        return lift * value * weight + extra
+        spent = by_model & np.isfinite(spend)
+        return lift * value * np.where(spent, remaining, 1.0) + np.where(spent, np.nan_to_num(spend) * margin, 0.0)
 
 
 def option_lifts(

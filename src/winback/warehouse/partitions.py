@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from winback.warehouse.source import SourceTables
 from winback.warehouse.summaries import IdRange
@@ -17,9 +17,16 @@ def id_partitions(conn: Connection, src: SourceTables, batch_size: int) -> list[
     scan and batches can run on separate workers later.
     """
     cid = src.col(src.customers, "customer_id")
-    total = conn.execute(select(func.count()).select_from(src.customers)).scalar_one()
     bounds: list[str | None] = [None]
-    for offset in range(batch_size, int(total), batch_size):
-        bounds.append(conn.execute(select(cid).order_by(cid).offset(offset).limit(1)).scalar_one())
+    while True:
+        # keyset walk: each boundary is found from the previous one, so the index is read once in all
+        # (an OFFSET from the start per boundary reads customers² / batch_size rows)
+        after = select(cid).order_by(cid).offset(batch_size).limit(1)
+        if bounds[-1] is not None:
+            after = after.where(cid >= bounds[-1])
+        bound = conn.execute(after).scalar_one_or_none()
+        if bound is None:
+            break
+        bounds.append(bound)
     bounds.append(None)
     return list(itertools.pairwise(bounds))
