@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -61,12 +60,10 @@ def test_report_with_nothing_to_report_says_so_at_once(shell: Shell) -> None:
     """Was: 16 s and two Prefect tracebacks before "no campaign runs for winback-default yet"."""
     created = shell("winback db upgrade")
     assert created.returncode == 0 and (shell.folder / "winback.db").exists()
-    started = time.perf_counter()
     nothing = shell("winback report")
     assert nothing.returncode == 1
     assert nothing.stdout == "no runs yet: run `winback campaign` (or `make demo`)\n"
     assert not (shell.prefect_home / "prefect.db").exists(), "Prefect was started to find there was nothing"
-    assert time.perf_counter() - started < 30  # no flow run: a second or two, even on a busy machine
 
 
 def test_a_mistyped_database_is_named_and_never_created(shell: Shell) -> None:

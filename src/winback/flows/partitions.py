@@ -12,6 +12,7 @@ the partitions gathered.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -93,10 +94,14 @@ def task_runner(plan: PartitionPlan) -> DaskTaskRunner:
     A local cluster has one single-threaded worker process per planned worker: the reads hold the GIL
     while rows are handed over, so threads of one process would take turns.
     """
+    # Dask's own INFO lines (a cluster's start and stop, a closed comm at shutdown) reach the user's terminal
+    # through Prefect's root handler; a partition's failure reaches the flow as its task's error anyway
+    logging.getLogger("distributed").setLevel(logging.ERROR)
     if plan.address is not None:
         return DaskTaskRunner(address=plan.address)
     cluster: dict[str, Any] = {"n_workers": plan.workers, "threads_per_worker": 1, "processes": True}
-    return DaskTaskRunner(cluster_kwargs={**cluster, "dashboard_address": ":0"})
+    quiet = {"dashboard_address": ":0", "silence_logs": logging.ERROR}  # the same in the worker processes
+    return DaskTaskRunner(cluster_kwargs={**cluster, **quiet})
 
 
 def partitioned_reads(
