@@ -13,9 +13,9 @@ def test_a_small_run_without_settings_reads_in_one_process() -> None:
 
 
 def test_a_large_run_gets_a_local_cluster_of_one_worker_per_core_at_most_one_per_partition() -> None:
-    plan = plan_partitions(1_000_000, partition_size=None, dask_address=None, cores=2)
-    assert (plan.engine, plan.partition_size, plan.partitions, plan.workers) == ("local", 125_000, 8, 2)
-    few = plan_partitions(LARGE_RUN + 1, partition_size=None, dask_address=None, cores=16)
+    plan = plan_partitions(10_000_000, partition_size=None, dask_address=None, cores=2)
+    assert (plan.engine, plan.partition_size, plan.partitions, plan.workers) == ("local", 125_000, 80, 2)
+    few = plan_partitions(250_001, partition_size=None, dask_address=None, cores=16, large_run=250_000)
     assert (few.partitions, few.workers) == (3, 3)
 
 

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias="WINBACK_PARTITION_SIZE",
         description="Customers per partition of a campaign run; set, it partitions any run. Default: runs of "
-        "more than 250,000 customers are partitioned by 125,000, smaller ones read in one process.",
+        "more than 2,000,000 customers are partitioned by 125,000, smaller ones read in one process.",
     )
     # -- links in messages, and the server
     public_url: str = Field(

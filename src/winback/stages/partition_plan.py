@@ -10,8 +10,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-# above this many customers a run is partitioned by default; below it, one process reads it about as fast
-LARGE_RUN = 250_000
+# above this many customers a run is partitioned by default. Measured on 2 cores with a DuckDB warehouse at
+# 1M customers (docs/benchmarks.md): one process read in 5.1 s, 2 partitions on a local cluster in 11.6 s,
+# 8 in 17.7 s (DuckDB is multi-threaded already, and each partition scans the orders for its id range), so
+# a machine's own cluster only pays once one process's reads would hold too much memory
+LARGE_RUN = 2_000_000
 # customers per partition when none is set: at least two partitions per large run, so two workers share it,
 # and a worker's peak stays near 0.3 GiB (bench/scale.py; docs/benchmarks.md)
 DEFAULT_PARTITION_SIZE = 125_000
