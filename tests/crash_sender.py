@@ -29,6 +29,7 @@ import sys
 import sqlalchemy.dialects.sqlite.pysqlite
 import twilio.rest.api.v2010.account.message  # noqa: F401
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from winback.channels.sink import SinkChannel
 from winback.delivery.dispatch import Channel, SendLimits, send_time_source
@@ -84,7 +85,8 @@ def queue_messages(
     from winback.config import CampaignConfig
     from winback.stages import campaign as stages
 
-    run = stages.start_run(engine, CampaignConfig(campaign_id=campaign_id), at)
+    with Session(engine) as session, session.begin():
+        run = stages.start_run(session, CampaignConfig(campaign_id=campaign_id), at)
     rows = [outbox_row(run.run_id, c, ch, a, at, offers and i % 2 == 0) for i, (c, ch, a) in enumerate(recipients)]
     with engine.begin() as conn:
         outbox.enqueue(conn, rows)

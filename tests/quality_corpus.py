@@ -294,10 +294,14 @@ def run(engine: Engine, cfg: CampaignConfig, now: dt.datetime = AS_OF, src: Sour
     failures = pd.concat([ctx[0] for ctx in contexts], ignore_index=True)
     reach = pd.concat([ctx[1] for ctx in contexts], ignore_index=True)
     rfm, gated = reads.gate(engine, src, rules, summary, failures, reach, findings)
-    run = stages.start_run(engine, cfg, AS_OF)
+    with Session(engine) as session, session.begin():
+        run = stages.start_run(session, cfg, AS_OF)
     scored, model = score_customers(rfm, cfg.economics, cfg.use_models)
     policy = CompensationPolicy.default()
-    stages.decide_run(engine, run, scored, gated.failures, gated.reach, cfg, policy, model.as_dict(), gated, src=src)
+    with Session(engine) as session, session.begin():
+        stages.decide_run(
+            session, run, scored, gated.failures, gated.reach, cfg, policy, model.as_dict(), gated, src=src
+        )
     with Session(engine) as session, session.begin():
         stages.issue_run_offers(session, run, cfg)
     stages.queue_run_messages(engine, src, run, cfg, now)

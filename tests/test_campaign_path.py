@@ -28,7 +28,8 @@ def run_campaign(
     engine: Engine, config: CampaignConfig, now: dt.datetime = AS_OF, as_of: dt.datetime = AS_OF
 ) -> stages.RunHandle:
     """The flow's stages in order, without Prefect (the flow itself is tested in test_flows.py)."""
-    run = stages.start_run(engine, config, as_of)
+    with Session(engine) as session, session.begin():
+        run = stages.start_run(session, config, as_of)
     if run.status == "started":
         batches = reads.plan_batches(engine, SRC, config.batch_size)
         rfm = pd.concat([reads.summarise_batch(engine, SRC, as_of, b) for b in batches], ignore_index=True)
@@ -36,17 +37,18 @@ def run_campaign(
         failures = pd.concat([c[0] for c in ctx], ignore_index=True)
         reach = pd.concat([c[1] for c in ctx], ignore_index=True)
         scored, model = score_customers(rfm, config.economics, config.use_models)
-        stages.decide_run(
-            engine,
-            run,
-            scored,
-            failures,
-            reach,
-            config,
-            CompensationPolicy.default(),
-            model.as_dict(),
-            src=local_tables(),
-        )
+        with Session(engine) as session, session.begin():
+            stages.decide_run(
+                session,
+                run,
+                scored,
+                failures,
+                reach,
+                config,
+                CompensationPolicy.default(),
+                model.as_dict(),
+                src=local_tables(),
+            )
     with Session(engine) as session, session.begin():
         stages.issue_run_offers(session, run, config)
     stages.queue_run_messages(engine, SRC, run, config, now)

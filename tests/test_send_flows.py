@@ -20,6 +20,7 @@ import pytest
 from conftest import AS_OF, LINKS, local_source, send_setup
 from crash_sender import queue_messages
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from winback.channels.sink import SinkChannel
 from winback.config import CampaignConfig
@@ -87,7 +88,8 @@ def test_queue_and_send_run_sends_while_it_queues(
     sink_path = tmp_path / "sink.jsonl"
     monkeypatch.setenv("WINBACK_SINK_PATH", str(sink_path))
     config = CampaignConfig(campaign_id="overlap")
-    run = stages.start_run(demo_engine, config, AS_OF)
+    with Session(demo_engine) as session, session.begin():
+        run = stages.start_run(session, config, AS_OF)
     monkeypatch.setattr(stages, "queue_run_messages", lambda *a, **k: 0)  # decide and offer only, here
     monkeypatch.setattr(stages, "send_run", lambda *a, **k: {})
     run_campaign(demo_engine, config)

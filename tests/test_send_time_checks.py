@@ -17,6 +17,7 @@ import pytest
 from conftest import AS_OF, LINKS, local_source
 from crash_sender import queue_messages
 from sqlalchemy import Engine, delete, insert, select, text, update
+from sqlalchemy.orm import Session
 
 from winback.channels.outcomes import OutgoingMessage, SendOutcome, Sent
 from winback.config import CampaignConfig
@@ -91,7 +92,8 @@ def queue_planned(
 ) -> stages.RunHandle:
     """Queue one `winback` message per person through `plan_rows`, as a campaign does; email unless `channels`
     names another channel for a customer."""
-    run = stages.start_run(engine, CampaignConfig(campaign_id=campaign_id), now)
+    with Session(engine) as session, session.begin():
+        run = stages.start_run(session, CampaignConfig(campaign_id=campaign_id), now)
     frame = pd.DataFrame(
         [
             {key: p.get(key) for key in ("customer_id", "email", "phone", "locale", "time_zone", "first_name")}

@@ -42,7 +42,8 @@ def _state(tmp_path: Path, name: str) -> Engine:
 
 def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
     """The campaign, track and report stages (as the flows call them) on `state`, reading `src`'s warehouse."""
-    run = stages.start_run(state, CONFIG, AS_OF)
+    with Session(state) as session, session.begin():
+        run = stages.start_run(session, CONFIG, AS_OF)
     rules = stages.check_source(state, src, AS_OF, AS_OF, CONFIG)
     batches = reads.plan_batches(state, src, CONFIG.batch_size)
     summary = pd.concat([reads.order_batch(state, src, AS_OF, b, rules) for b in batches], ignore_index=True)
@@ -57,7 +58,10 @@ def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
     rfm, gated = reads.gate(state, src, rules, summary, failures, reach, findings)
     scored, model = score_customers(rfm, CONFIG.economics, CONFIG.use_models)
     policy = CompensationPolicy.default()
-    stages.decide_run(state, run, scored, gated.failures, gated.reach, CONFIG, policy, model.as_dict(), gated, src=src)
+    with Session(state) as session, session.begin():
+        stages.decide_run(
+            session, run, scored, gated.failures, gated.reach, CONFIG, policy, model.as_dict(), gated, src=src
+        )
     with Session(state) as session, session.begin():
         stages.issue_run_offers(session, run, CONFIG)
     queued = stages.queue_run_messages(state, src, run, CONFIG, AS_OF)

@@ -41,7 +41,8 @@ task_opts: dict[str, Any] = {"cache_policy": NO_CACHE}
 @task(**task_opts)
 def start_run(url: str, config: CampaignConfig, as_of: dt.datetime) -> stages.RunHandle:
     """The campaign's run for `as_of`, started or resumed (see stages.campaign.start_run)."""
-    return stages.start_run(engine_for(url), config, as_of)
+    with Session(engine_for(url)) as session, session.begin():  # the task owns the transaction
+        return stages.start_run(session, config, as_of)
 
 
 @task(**task_opts)
@@ -128,7 +129,8 @@ def decide(
 ) -> dict[str, int]:
     """Decide every candidate and store the decisions; counts by action."""
     policy = load_policy(config.policy_file)
-    return stages.decide_run(engine_for(url), run, scored, failures, reach, config, policy, model, gated, src=src)
+    with Session(engine_for(url)) as session, session.begin():  # the task owns the transaction
+        return stages.decide_run(session, run, scored, failures, reach, config, policy, model, gated, src=src)
 
 
 @task(**task_opts)

@@ -54,13 +54,15 @@ class RunHandle:
     as_of: dt.datetime
 
 
-def start_run(engine: Engine, config: CampaignConfig, as_of: dt.datetime) -> RunHandle:
-    """The run for this campaign and date, started if new: a crashed or repeated run resumes where it stopped."""
-    with _tx(engine) as (session, _conn):
-        runs.ensure_campaign(session, config.campaign_id, "winback", config.model_dump(mode="json"))
-        run = runs.get_or_start_run(session, config.campaign_id, as_of)
-        session.flush()
-        return RunHandle(run.id, run.status, utc(run.as_of))
+def start_run(session: Session, config: CampaignConfig, as_of: dt.datetime) -> RunHandle:
+    """The run for this campaign and date, started if new: a crashed or repeated run resumes where it stopped.
+
+    Written in the caller's transaction (`session`, begun and committed by the caller).
+    """
+    runs.ensure_campaign(session, config.campaign_id, "winback", config.model_dump(mode="json"))
+    run = runs.get_or_start_run(session, config.campaign_id, as_of)
+    session.flush()
+    return RunHandle(run.id, run.status, utc(run.as_of))
 
 
 def find_run(conn: Connection, config: CampaignConfig, as_of: dt.datetime) -> RunHandle | None:
@@ -97,7 +99,7 @@ def _tx(engine: Engine) -> Iterator[tuple[Session, Connection]]:
 
 
 def decide_run(
-    engine: Engine,
+    session: Session,
     run: RunHandle,
     scored: pd.DataFrame,
     failures: pd.DataFrame,
@@ -109,33 +111,36 @@ def decide_run(
     *,
     src: SourceTables,
 ) -> dict[str, int]:
-    """Decide every candidate and store the decisions with their reasons and features, in one transaction.
+    """Decide every candidate and store the decisions with their reasons and features: one unit of work.
 
-    With `gated` (the data-quality gate's verdict), the customers it skipped get their decision rows and the
-    run's quarantine is stored in the same transaction.
+    Read and written in the caller's transaction (`session`, begun and committed by the caller); the source
+    tables are read through `src.reader` (the warehouse's own read-only engine, or the state's when they
+    live there). With `gated` (the data-quality gate's verdict), the customers it skipped get their decision
+    rows and the run's quarantine is stored in the same transaction.
     """
+    conn = session.connection()
     findings = gated.findings if gated is not None else Findings()
+    frames = (scored, failures, reach)
     decisions, lifts, uplift = _decisions(
-        engine, run.as_of, run.run_id, scored, failures, reach, config, policy, findings, src=src
+        conn, src.reader(conn.engine), run.as_of, run.run_id, *frames, config, policy, findings, src=src
     )
     decisions = _with_gate_skips(decisions, gated)
     counts = decisions["action"].value_counts().to_dict()
     set_aside = quality.masked_findings(findings)
-    with _tx(engine) as (session, conn):
-        if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
-            runs.record_decisions(conn, run.run_id, decisions, stored_features(decisions))
-            quarantine.store(conn, run.run_id, set_aside)
-        runs.advance(
-            session,
-            run.run_id,
-            "decided",
-            decisions={k: int(v) for k, v in counts.items()},
-            model=model,
-            lift_used={k: round(v, 4) for k, v in lifts.items()},
-            uplift=uplift,
-            quarantined=len(set_aside),
-        )
-        session.flush()
+    if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
+        runs.record_decisions(conn, run.run_id, decisions, stored_features(decisions))
+        quarantine.store(conn, run.run_id, set_aside)
+    runs.advance(
+        session,
+        run.run_id,
+        "decided",
+        decisions={k: int(v) for k, v in counts.items()},
+        model=model,
+        lift_used={k: round(v, 4) for k, v in lifts.items()},
+        uplift=uplift,
+        quarantined=len(set_aside),
+    )
+    session.flush()
     return {k: int(v) for k, v in counts.items()}
 
 
@@ -158,9 +163,10 @@ def preview_run(
     The data-quality gate runs as in a real run; its quarantine is summarised, not stored.
     """
     findings = gated.findings if gated is not None else Findings()
-    decisions, lifts, uplift = _decisions(
-        engine, as_of, None, scored, failures, reach, config, policy, findings, src=src
-    )
+    with engine.connect() as conn:
+        decisions, lifts, uplift = _decisions(
+            conn, src.reader(engine), as_of, None, scored, failures, reach, config, policy, findings, src=src
+        )
     decisions = _with_gate_skips(decisions, gated)
     contacted = decisions.loc[decisions["action"] == "contact"]
     offers = contacted.loc[contacted["offer_kind"] != "none"]
@@ -190,7 +196,8 @@ def _counts(frame: pd.DataFrame, columns: list[str]) -> dict[str, int]:
 
 
 def _decisions(
-    engine: Engine,
+    state: Connection,
+    warehouse: Engine,
     as_of: dt.datetime,
     run_id: int | None,
     scored: pd.DataFrame,
@@ -212,19 +219,18 @@ def _decisions(
     kept, time zones and locales of those to be messaged; what is set aside goes to `findings`.
     """
     findings = findings if findings is not None else Findings()
-    with engine.connect() as conn:
-        history = runs.contact_history(conn, as_of, exclude_run_id=run_id)
-        history = history.merge(past_outcomes(conn, as_of, run_id), on="customer_id", how="outer")
-        suppressed = runs.suppressions(conn)
-        measured = measured_lift_by_offer_kind(conn, config.campaign_id, as_of)
-        uplift = train_decision_uplift(conn, config.campaign_id, as_of) if with_uplift else None
+    history = runs.contact_history(state, as_of, exclude_run_id=run_id)
+    history = history.merge(past_outcomes(state, as_of, run_id), on="customer_id", how="outer")
+    suppressed = runs.suppressions(state)
+    measured = measured_lift_by_offer_kind(state, config.campaign_id, as_of)
+    uplift = train_decision_uplift(state, config.campaign_id, as_of) if with_uplift else None
     lifts = updated_lifts(config.economics.lift_prior, measured)
     if lifts != config.economics.lift_prior:
         economics = config.economics.model_copy(update={"lift_prior": lifts})
         config = config.model_copy(update={"economics": economics})
     reach = choose_channels(reach, suppressed)
     candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(as_of))
-    with src.reader(engine).connect() as conn:
+    with warehouse.connect() as conn:
         candidates = quality.screen_sms_phones(conn, src, candidates, suppressed, findings)
         decided = decide(candidates, config, policy, uplift, run_key(config.campaign_id, as_of))
         decisions = quality.contact_fallbacks(conn, src, decided, reach, findings)
@@ -246,7 +252,10 @@ def decisions_for(
 ) -> pd.DataFrame:
     """What a run would decide, stored nowhere; ``with_uplift=False``: on the per-offer-kind lift alone."""
     frames = (scored, failures, reach)
-    return _decisions(engine, as_of, run_id, *frames, config, policy, src=src, with_uplift=with_uplift)[0]
+    with engine.connect() as conn:
+        return _decisions(
+            conn, src.reader(engine), as_of, run_id, *frames, config, policy, src=src, with_uplift=with_uplift
+        )[0]
 
 
 def issue_run_offers(session: Session, run: RunHandle, config: CampaignConfig) -> int:
@@ -278,7 +287,10 @@ def queue_run_messages(
     """Enqueue a message for each contacted customer that has none yet (rendered when it is sent).
 
     Works in partitions of customers, each committed on its own, so memory stays flat at any size and a
-    crash keeps what was queued.
+    crash keeps what was queued. That is why it takes the state `engine` rather than the caller's
+    transaction: each partition must commit before the next is read, since a large run's other senders send
+    every partition as soon as it is committed (see queue_and_send_run); the run's move to `queued` is the
+    last, separate transaction.
     """
     added = 0
     checked = False
@@ -325,6 +337,11 @@ def send_run(
     Given `start_senders` (the flow's way to start more senders, each building its channels from the
     settings `channels` came from), a large send spreads over several senders; without it, one sends all.
     `setup` is what the edge read for sending (`SendSetup.from_settings`).
+
+    It takes the state `engine` rather than the caller's transaction because sending commits per row by
+    design (issue #17): each row's claim and start are committed before its provider call, and its outcome
+    after, so a crash between the two is found and settled by the next reconcile instead of sending twice.
+    No caller transaction could hold that protocol; the run's move to `sent` is its own last transaction.
     """
     senders = 1
     if start_senders is not None:
@@ -338,7 +355,8 @@ def send_run(
     finally:  # the other senders are waited for, whatever this one did
         others = join() if join is not None else DispatchReport()
     report.merge(others.as_dict())
-    return _sent(engine, run, report, settled)
+    with _tx(engine) as (session, _conn):
+        return _sent(session, run, report, settled)
 
 
 def queue_and_send_run(
@@ -377,13 +395,13 @@ def queue_and_send_run(
     finally:  # after a failed queueing, the followers stop once idle (delivery.senders.FOLLOW_IDLE_SECONDS)
         others = join()
     report.merge(others.as_dict())
-    return queued, _sent(engine, run, report, settled)
+    with _tx(engine) as (session, _conn):
+        return queued, _sent(session, run, report, settled)
 
 
-def _sent(engine: Engine, run: RunHandle, report: DispatchReport, settled: dict[str, int]) -> dict[str, int]:
-    """Record the send's outcome on the run; the report as the flow returns it."""
-    with _tx(engine) as (session, conn):
-        counts = outbox.status_counts(conn, run.run_id)
-        runs.advance(session, run.run_id, "sent", outbox=counts, reconciled=settled)
-        session.flush()
+def _sent(session: Session, run: RunHandle, report: DispatchReport, settled: dict[str, int]) -> dict[str, int]:
+    """Record the send's outcome on the run, in the caller's transaction; the report as the flow returns it."""
+    counts = outbox.status_counts(session.connection(), run.run_id)
+    runs.advance(session, run.run_id, "sent", outbox=counts, reconciled=settled)
+    session.flush()
     return {**report.as_dict(), **{f"reconciled_{k}": v for k, v in settled.items()}}
