@@ -3,6 +3,10 @@
 Each stage reads what it needs from the warehouse and writes its result back, so a run can stop after
 any stage and resume: decisions are made once per (campaign, as-of), offers and outbox rows are only
 added where missing, and sending picks up whatever is still queued.
+
+A stage that is one unit of work (`start_run`, `find_run`, `decide_run`, `issue_run_offers`) works in the
+caller's transaction on winback's state; queueing and sending take the state engine, since they commit in
+steps by design (see their docstrings). The source tables are read through `src.reader(...)`.
 """
 
 from __future__ import annotations
