@@ -70,6 +70,38 @@ def test_the_corpus_in_a_duckdb_warehouse_apart_is_gated_alike(tmp_path: Path, f
     state.dispose()
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_padded_or_over_long_order_id_is_quarantined_in_a_duckdb_warehouse(tmp_path: Path, flavour: str) -> None:
+    """DuckDB's aggregation flags a customer whose order ids are padded or too long, so their rows are judged.
+
+    The order itself is quarantined (as SQLite, which judges every text-typed row, does); its customer keeps
+    their good rows and is messaged.
+    """
+    from winback.app.demo_data.writable import writable_warehouse
+    from winback.warehouse.db import make_engine
+    from winback.warehouse.migrate import upgrade
+
+    built = corpus.build(flavour)
+    cid = built.history(built.customer("VK05"))
+    built.expect("padded order id", "orders", built.order(" A1", cid, AS_OF - 90 * corpus.DAY, 20.0), "order_id")
+    long_id = "L" * 80
+    built.expect("over-long order id", "orders", built.order(long_id, cid, AS_OF - 91 * corpus.DAY, 20.0), "order_id")
+    built.messaged.add(cid)
+    warehouse_url, state_url = f"duckdb:///{tmp_path / 'corpus.duckdb'}", f"sqlite:///{tmp_path / 'state.db'}"
+    with writable_warehouse(warehouse_url) as writer:
+        corpus.load(writer, built)
+    state = make_engine(state_url)
+    upgrade(state_url, engine=state)
+    run = corpus.run(state, corpus.config(), src=SourceTables(SourceMapping(), warehouse_url=warehouse_url))
+    _assert_named_or_skipped_and_healthy_messaged(state, built, run.run_id)
+    held, decisions, _ = tables(state, run.run_id)
+    problems = dict(zip(held["record_id"], held["problem"], strict=True))
+    assert problems["' A1'"] == "order id ' A1' has surrounding whitespace"
+    assert problems[long_id] == "order id longer than 64 characters"
+    assert decisions.set_index("customer_id").loc[cid, "action"] == "contact"
+    state.dispose()
+
+
 def _assert_named_or_skipped_and_healthy_messaged(engine: Engine, built: corpus.Corpus, run_id: int) -> None:
     held, decisions, outbox = tables(engine, run_id)
 

@@ -112,10 +112,14 @@ def gate_reads(
     settled = queries.typed_summary(settled)
     skipped = _skipped(findings, reach, settled, failures, src.customers.name, (src.orders.name, src.failures.name))
     out = skipped["customer_id"]
+    if not out.empty:
+        settled = settled.loc[~settled["customer_id"].isin(out)]
+        failures = failures.loc[~failures["customer_id"].isin(out)]
+        reach = reach.loc[~reach["customer_id"].isin(out)]
     return GatedReads(
-        summary=settled.loc[~settled["customer_id"].isin(out)].reset_index(drop=True),
-        failures=failures.loc[~failures["customer_id"].isin(out) & failures["customer_id"].isin(known)],
-        reach=reach.loc[~reach["customer_id"].isin(out)].reset_index(drop=True),
+        summary=settled.reset_index(drop=True),
+        failures=failures.loc[failures["customer_id"].isin(known)],
+        reach=reach.reset_index(drop=True),
         findings=findings,
         skipped=skipped,
     )
@@ -148,11 +152,12 @@ def _skipped(
         for c, p in zip(held["customer_id"], held["problem"], strict=True)
     }
     theirs = rows.loc[rows["source_table"].isin(history_tables)]  # what would have made them a candidate
-    lost = theirs.loc[
+    # looked up only when there is anything to look up: `isin` hashes every id of the other side (a million)
+    lost = theirs if theirs.empty else theirs.loc[
         theirs["customer_id"].isin(reach["customer_id"])
         & ~theirs["customer_id"].isin(summary["customer_id"])
         & ~theirs["customer_id"].isin(failures["customer_id"])
-    ]
+    ]  # fmt: skip
     for customer, group in lost.groupby("customer_id", sort=True):
         tables = ", ".join(f"{t}: {n}" for t, n in group["source_table"].value_counts().sort_index().items())
         reasons.setdefault(

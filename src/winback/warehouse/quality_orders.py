@@ -161,8 +161,10 @@ def settle_suspects(
 ) -> pd.DataFrame:
     """The summary with every suspect customer's rows judged: bad ones quarantined, figures recomputed.
 
-    `summary` is `queries.order_summary`'s frame (a `suspect` flag per customer). With `known` (the customer
-    ids of the customers table), orders of anyone else are quarantined too. With `read_total`, the orders
+    `summary` is `queries.order_summary`'s frame (a `suspect` flag per customer). A customer whose id is not
+    fit to store (padded, over-long) has their rows judged too. With `known` (the customer ids of the
+    customers table), orders of anyone else are quarantined too: the summary's own `known` column answers
+    that where the warehouse computed it, else the ids are looked up in `known`. With `read_total`, the orders
     read by the whole run: the judging stops, raising a DataError, as soon as more than the allowed share of
     them is bad, so a broken feed is never fetched whole.
     """
@@ -170,10 +172,9 @@ def settle_suspects(
     names = src.orders.winback_names  # type: ignore[attr-defined]
     ids = summary["customer_id"]
     odd = summary["suspect"].to_numpy(dtype=bool, copy=True)
-    if known is not None:  # an id with spaces around it is not a known one either
-        odd |= ~ids.isin(known).to_numpy()
-    else:
-        odd |= id_problems(ids, "customer id") != None  # noqa: E711
+    odd |= id_problems(ids, "customer id") != None  # noqa: E711
+    if known is not None:
+        odd |= ~(summary["known"] if "known" in summary else ids.isin(known)).to_numpy(dtype=bool)
     duplicates = rules.duplicate_orders
     if duplicates:
         odd |= ids.isin({c for owners in duplicates.values() for c in owners}).to_numpy()
