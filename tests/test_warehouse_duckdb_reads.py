@@ -101,3 +101,20 @@ def test_dates_compare_as_instants(duckdb_file: str) -> None:
         frame = fetch_frame(conn, select(t.c.id, t.c.happened).where(t.c.id == "c"), ["id", "happened"])
     assert frame["happened"].iloc[0] == pd.Timestamp(dt.datetime(2025, 6, 30, 21, 59, 59, tzinfo=dt.UTC))
     engine.dispose()
+
+
+def test_distinct_count_on_duckdb_counts_what_count_distinct_counts(duckdb_file: str) -> None:
+    """DuckDB's list form of the distinct count gives count(DISTINCT ...)'s numbers, NULLs and empty groups too."""
+    from sqlalchemy import distinct, func, literal_column
+
+    from winback.warehouse.summaries import distinct_count
+
+    rows = "VALUES ('a', 1), ('a', 1), ('a', 2), ('a', NULL), ('b', NULL), ('b', NULL), ('c', 5), ('d', 3), ('d', 4)"
+    g = select(literal_column("g"), literal_column("d")).select_from(text(f"({rows}) AS v(g, d)")).subquery()
+    engine = warehouse_engine(duckdb_file)
+    with engine.connect() as conn:
+        got = conn.execute(select(g.c.g, distinct_count(g.c.d)).group_by(g.c.g).order_by(g.c.g)).all()
+        want = conn.execute(select(g.c.g, func.count(distinct(g.c.d))).group_by(g.c.g).order_by(g.c.g)).all()
+    engine.dispose()
+    assert "list_unique" in str(select(distinct_count(g.c.d)).compile(dialect=engine.dialect))
+    assert [tuple(r) for r in got] == [tuple(r) for r in want] == [("a", 2), ("b", 0), ("c", 1), ("d", 2)]

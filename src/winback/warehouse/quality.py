@@ -335,26 +335,28 @@ def id_problems(values: pd.Series, what: str) -> np.ndarray:
 
 
 _SEPARATOR = "\n"
-_WHITESPACE = re.compile(r"\s")
-_CONTROL_BUT_SEPARATOR = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+# a control character, or whitespace (as `\s` has it), other than the separator: one character class
+_ODD_BUT_SEPARATOR = re.compile("[\x00-\x09\x0b-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+_VISIBLE_ASCII = bytes(range(0x21, 0x7F))  # what an ASCII id may hold: anything else is odd (or the separator)
 
 
 def _all_clean_ids(items: list[Any]) -> bool:
     """Whether every id is text, clean and short enough, decided over all of them at once (C loops, no regex per id).
 
-    The ids are joined by a line break and searched once: no control character, and no whitespace but the
-    line breaks between them (so none around an id). Whitespace inside an id, or anything else unsure,
-    answers False, and the caller judges each id.
+    The ids are joined by a line break and searched once: no control character, no whitespace but the line
+    breaks between them (so none around an id), and no line break inside an id (counted, not matched one by
+    one). Whitespace inside an id, or anything else unsure, answers False, and the caller judges each id.
     """
-    if not items or not all(type(v) is str for v in items):  # exactly str: anything else is judged one by one
+    if not items or set(map(type, items)) != {str}:  # exactly str: anything else is judged one by one
         return False
     lengths = list(map(len, items))
     if min(lengths) == 0 or max(lengths) > ID_MAX:
         return False
     joined = _SEPARATOR.join(items)
-    if _CONTROL_BUT_SEPARATOR.search(joined) is not None:
-        return False
-    return joined.count(_SEPARATOR) == len(items) - 1 == len(_WHITESPACE.findall(joined))
+    if joined.isascii():  # the usual case: delete every visible character, and only the separators may be left
+        rest = joined.encode("ascii").translate(None, _VISIBLE_ASCII)
+        return len(rest) == rest.count(_SEPARATOR.encode()) == len(items) - 1
+    return joined.count(_SEPARATOR) == len(items) - 1 and _ODD_BUT_SEPARATOR.search(joined) is None
 
 
 def first_problem(*columns: tuple[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

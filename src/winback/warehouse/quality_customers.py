@@ -28,12 +28,16 @@ def judge_customers(conn: Connection, src: SourceTables, frame: pd.DataFrame, fi
     """
     customers, consents = src.customers.name, src.consents.name
     cnames, knames = src.customers.winback_names, src.consents.winback_names  # type: ignore[attr-defined]
-    frame, repeated_consents = _one_row_per_consent(conn, src, frame, findings)
+    twice = frame["customer_id"].duplicated(keep=False).to_numpy()
+    if twice.any():  # a repeated customer, or a repeated consent: the tables say which
+        frame, repeated_consents = _one_row_per_consent(conn, src, frame, twice, findings)
+        twice = frame["customer_id"].duplicated(keep=False).to_numpy()
+    else:
+        repeated_consents = {}
     findings.count_read(customers, len(frame))
     ids = frame["customer_id"]
     id_issue = id_problems(ids, "customer id")
     repeated = np.full(len(ids), None, dtype=object)
-    twice = ids.duplicated(keep=False).to_numpy()
     if twice.any():
         counts = ids[twice].value_counts()
         repeated[twice] = [f"customer id appears {counts[c]} times" for c in ids[twice]]
@@ -73,17 +77,14 @@ def judge_customers(conn: Connection, src: SourceTables, frame: pd.DataFrame, fi
 
 
 def _one_row_per_consent(
-    conn: Connection, src: SourceTables, frame: pd.DataFrame, findings: Findings
+    conn: Connection, src: SourceTables, frame: pd.DataFrame, repeated: np.ndarray, findings: Findings
 ) -> tuple[pd.DataFrame, dict[str, set]]:
     """Collapse the extra rows a repeated consent (same customer and channel) adds to the join, quarantining them.
 
     Returns the frame and, per channel, the customers whose consent was repeated (not given). Repeated
     customer ids stay (they are the customers' problem, judged by the caller). Which one it is, is asked of
-    the tables, for the repeated ids only.
+    the tables, for the repeated ids only (`repeated`: the rows whose customer id is on another row too).
     """
-    repeated = frame["customer_id"].duplicated(keep=False)
-    if not repeated.any():
-        return frame, {}
     ids = sorted(set(frame.loc[repeated, "customer_id"].dropna()), key=str)
     cu, co = src.customers, src.consents
     ccid, kcid, kchannel = src.col(cu, "customer_id"), src.col(co, "customer_id"), src.col(co, "channel")

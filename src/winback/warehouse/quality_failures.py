@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select
 
 from winback.warehouse.crm import CATEGORIES
 from winback.warehouse.crossread import among, ids_per_query
-from winback.warehouse.frames import frame_from_rows, raw_rows
+from winback.warehouse.frames import fetch_frame
 from winback.warehouse.quality import (
     Findings,
     QualityRules,
@@ -48,10 +48,13 @@ def orders_by_id(conn: Connection, src: SourceTables, order_ids: list, max_amoun
     """Per order id: its rows' count, their customer (the first) and the amount (NaN unless one good amount)."""
     o = src.orders
     cols = [_untyped(src.col(o, n)).label(n) for n in ("order_id", "customer_id", "amount")]
-    rows: list = []
-    for chunk in chunks(sorted({i for i in order_ids if isinstance(i, str) and i}, key=str), ids_per_query(conn)):
-        rows += raw_rows(conn, select(*cols).where(among(conn, src.col(o, "order_id"), chunk)))
-    frame = frame_from_rows(rows, ["order_id", "customer_id", "amount"])
+    names = ["order_id", "customer_id", "amount"]
+    wanted = sorted({i for i in order_ids if isinstance(i, str) and i}, key=str)
+    # columns, not rows: on DuckDB a DECIMAL amount arrives as floats, judged in one vectorised pass
+    frames = [fetch_frame(conn, select(*cols).where(among(conn, src.col(o, "order_id"), chunk)), names)
+              for chunk in chunks(wanted, ids_per_query(conn))]  # fmt: skip
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0] if frames else fetch_frame(
+        conn, None, names)  # fmt: skip
     frame["amount"] = parse_amounts(frame["amount"], max_amount)[0]
     grouped = frame.groupby("order_id", sort=False).agg(
         rows=("customer_id", "size"), owner=("customer_id", "first"), amount=("amount", "first")
