@@ -99,7 +99,8 @@ def gate_reads(
     """Judge what the batches read as a whole; a broken table stops the run here (DataError), before any decision.
 
     `summary` is the batches' `order_summary` (suspects unsettled); `failures`, `reach` and `findings` come
-    from `open_failures` and `reachability` (judged already, per batch).
+    from `open_failures` and `reachability` (judged already, per batch: a failure of a customer the
+    customers table does not hold is quarantined there, as `stages.reads.context_batch` reads them).
     """
     for table in (src.customers.name, src.consents.name, src.failures.name):
         check_share(findings, table, rules.max_bad_share)
@@ -118,7 +119,7 @@ def gate_reads(
         reach = reach.loc[~reach["customer_id"].isin(out)]
     return GatedReads(
         summary=settled.reset_index(drop=True),
-        failures=failures.loc[failures["customer_id"].isin(known)],
+        failures=failures,
         reach=reach.reset_index(drop=True),
         findings=findings,
         skipped=skipped,
