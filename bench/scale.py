@@ -88,7 +88,7 @@ def main() -> None:
     from campaign import build_once
 
     for customers in [int(n) for n in args.sizes.split(",")]:
-        build_once(ROOT / "bench" / ".cache" / f"scale-{customers}.db", customers)
+        build_once(f"sqlite:///{ROOT / 'bench' / '.cache' / f'scale-{customers}.db'}", customers)
         for workers in [int(n) for n in args.workers.split(",")]:
             one = [sys.executable, __file__, "--one", str(customers), str(workers)]
             subprocess.run([*one, "--partition-size", str(args.partition_size)], check=True, cwd=ROOT)
