@@ -100,28 +100,29 @@ def _why_segment(frame: pd.DataFrame, aggrieved: np.ndarray) -> np.ndarray:
     return out
 
 
-def _numbers(
-    frame: pd.DataFrame, rows: np.ndarray, cost: pd.Series, lift: pd.Series, by_model: np.ndarray, symbol: str
-) -> np.ndarray:
-    """The figures behind a decision, for the given rows: probability, value, gain against cost, lift and its source."""
+def _figures(
+    frame: pd.DataFrame, cost: pd.Series, lift: pd.Series, by_model: np.ndarray, symbol: str
+) -> tuple[str, Callable[[np.ndarray], list[list]]]:
+    """The figures behind a decision: probability, value, gain against cost, lift and its source.
 
-    def pick(values: pd.Series) -> list[float]:
-        return values.to_numpy()[rows].tolist()
-
+    Returned as a `%` template and the function giving its values at some rows, so that each reason is
+    written in one piece: the figures are never a string of their own (a few hundred MB at 1M customers).
+    """
     sign = symbol.replace("%", "%%")
-    return formatted(
-        f"p_active %s, value {sign}%.2f; expected gain {sign}%.2f vs cost {sign}%.2f (lift %s pts, %s)",
-        pick(frame["p_active"].round(2)),
-        pick(frame["customer_value"].round(2)),
-        pick(frame["expected_gain"]),
-        pick(cost),
-        pick((lift * 100).round(1)),
-        np.where(by_model[rows], MODEL_SOURCE, LIFT_SOURCE).tolist(),
+    template = f"p_active %s, value {sign}%.2f; expected gain {sign}%.2f vs cost {sign}%.2f (lift %s pts, %s)"
+    columns = (
+        frame["p_active"].round(2).to_numpy(),
+        frame["customer_value"].round(2).to_numpy(),
+        frame["expected_gain"].to_numpy(),
+        cost.to_numpy(),
+        (lift * 100).round(1).to_numpy(),
+        np.where(by_model, MODEL_SOURCE, LIFT_SOURCE),
     )
+    return template, lambda rows: [column[rows].tolist() for column in columns]
 
 
-def _offer_words(frame: pd.DataFrame, rows: np.ndarray, symbol: str) -> np.ndarray:
-    """'15% off by email', 'the message alone (no offer) by sms', ... for the given rows.
+def _offer_words(frame: pd.DataFrame, rows: np.ndarray, symbol: str) -> list[list]:
+    """'15% off', 'by', 'email' ... for the given rows, as the values of the template `OFFER`.
 
     Each distinct offer is put in words once: a run has a few dozen (kind, value) pairs.
     """
@@ -134,12 +135,10 @@ def _offer_words(frame: pd.DataFrame, rows: np.ndarray, symbol: str) -> np.ndarr
         if text is None:
             text = said[pair] = KIND_WORDS[pair[0]].format(v=pair[1], s=symbol)
         words.append(text)
-    return formatted("%s by %s", words, strings(frame["channel"][rows], missing="-").tolist())
+    return [words, strings(frame["channel"][rows], missing="-").tolist()]
 
 
-def _only(rows: np.ndarray, build: Build) -> np.ndarray:
-    """build(rows) at those rows, None elsewhere: text made only for the reasons that quote it."""
-    return _first_match(len(rows), [(rows, build)])
+OFFER = "%s by %s"  # '15% off by email', 'the message alone (no offer) by sms'
 
 
 def reasons(
@@ -181,27 +180,43 @@ def reasons(
     excluded = frame["exclusion"].notna().to_numpy()
     action = frame["action"].to_numpy()
     why = _why_segment(frame, (frame["segment"] == "aggrieved").to_numpy())
-    numbers = _only(~excluded, lambda m: _numbers(frame, m, cost, lift, by_model, symbol))
+    numbers, figures = _figures(frame, cost, lift, by_model, symbol)
     harmful = ~eligible.to_numpy() & by_model & (lift.to_numpy() < 0)
-    offer = _only(action != "skip", lambda m: _offer_words(frame, m, symbol))
     prefix = np.full(len(frame), "", dtype=object)
     prefix[owed.to_numpy()] = "apology owed (not for the value); "
     prefix[unfunded.to_numpy()] = "apology only: compensation over budget; "
     rank_text = rank.fillna(0).astype(int).to_numpy()
     total = int(rank.notna().sum())
 
-    def text(template: str, *parts: np.ndarray) -> Build:
-        return lambda m: formatted(template, *(part[m].tolist() for part in parts))
+    def text(template: str, *parts: np.ndarray, quoted: bool = False, offered: bool = False) -> Build:
+        """Rows' reasons by one template: the given columns, then the figures and the offer if quoted."""
 
-    harmful_text = "skipped: a message is predicted to lower their chance of returning; %s; %s"
+        def build(m: np.ndarray) -> np.ndarray:
+            values = [part[m].tolist() for part in parts]
+            values += figures(m) if quoted else []
+            values += _offer_words(frame, m, symbol) if offered else []
+            return formatted(template, *values)
+
+        return build
+
+    worth = f"%s; {numbers}"  # why they are in the segment; the figures
     return _first_match(
         len(frame),
         [
             (excluded, text("%s; %s", exclusion, why)),
-            (harmful, text(harmful_text, why, numbers)),
-            (~eligible.to_numpy(), text("skipped: not worth it; %s; %s", why, numbers)),
-            (~within.to_numpy(), text(f"skipped: over budget (ranked %s of {total}); %s; %s", rank_text, why, numbers)),
-            (action == "holdout", text("holdout (random control); %s; %s; would get %s", why, numbers, offer)),
+            (
+                harmful,
+                text(f"skipped: a message is predicted to lower their chance of returning; {worth}", why, quoted=True),
+            ),
+            (~eligible.to_numpy(), text(f"skipped: not worth it; {worth}", why, quoted=True)),
+            (
+                ~within.to_numpy(),
+                text(f"skipped: over budget (ranked %s of {total}); {worth}", rank_text, why, quoted=True),
+            ),
+            (
+                action == "holdout",
+                text(f"holdout (random control); {worth}; would get {OFFER}", why, quoted=True, offered=True),
+            ),
         ],
-        text("contact: %s%s; %s; %s", prefix, why, numbers, offer),
+        text(f"contact: %s{worth}; {OFFER}", prefix, why, quoted=True, offered=True),
     )
