@@ -41,14 +41,28 @@ def message_id(run_id: int, customer_id: str, step: str) -> str:
 def enqueue(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert rows whose id is not there yet; returns how many were new. Existing rows are never touched.
 
-    Every row carries the same keys, the columns it sets. One executemany of tuples (warehouse.bulk) that
-    skips ids already present, rather than a lookup of the ids first.
+    Every row carries the same keys, the columns it sets (`enqueue_columns` for rows already in columns).
     """
     if not rows:
         return 0
-    rows = sorted(rows, key=lambda r: r["id"])  # ids are hashes: in order, the inserts touch neighbouring pages
-    columns = {name: [r[name] for r in rows] for name in rows[0]}
-    return insert_columns(conn, OutboxMessage.__table__, columns, skip_existing="id")
+    return enqueue_columns(conn, {name: [r[name] for r in rows] for name in rows[0]})
+
+
+def enqueue_columns(conn: Connection, columns: dict[str, list[Any]]) -> int:
+    """`enqueue` for rows given as columns (equal-length lists, one of them `id`); how many were new.
+
+    One executemany of tuples (warehouse.bulk) that skips ids already present, rather than a lookup of the
+    ids first. A context may be JSON text already (`messages.compose.plan_columns`): stored as it is.
+    """
+    ids = columns["id"]
+    if not ids:
+        return 0
+    # ids are hashes: in order, the inserts touch neighbouring pages
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    return insert_columns(
+        conn, OutboxMessage.__table__, {name: [values[i] for i in order] for name, values in columns.items()},
+        skip_existing="id",
+    )  # fmt: skip
 
 
 def due(
