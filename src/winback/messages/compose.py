@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype, is_object_dtype
 
@@ -24,7 +23,7 @@ from winback.messages.quiet_hours import next_allowed, send_window_context
 from winback.messages.render import Brand, RenderError, build_context, render
 from winback.messages.unsubscribe import CHECK_LINKS
 from winback.warehouse.bulk import python_values
-from winback.warehouse.outbox import message_id
+from winback.warehouse.outbox import decoded_context, message_id
 
 REQUIRED = ("customer_id", "segment", "channel", "email", "phone", "locale", "time_zone", "first_name")
 CONTEXT_FIELDS = (
@@ -212,16 +211,8 @@ def rows_of(columns: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     names = list(columns)
     rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
     for row in rows:
-        row["context"] = _decoded(row["context"])
+        row["context"] = decoded_context(row["context"])
     return rows
-
-
-def _decoded(text: str) -> Any:
-    """JSON text as `json.loads` reads it; by orjson, except for what only json writes (NaN, Infinity)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
 
 
 def plan_rows(
