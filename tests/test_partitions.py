@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pandas as pd
@@ -148,6 +149,7 @@ def test_a_worker_killed_mid_partition_changes_nothing(
     _partitioned(monkeypatch, cluster)
     killed: list[int] = []
     errors: list[BaseException] = []
+    started = time.time()
     with shop.connect() as lock:
         lock.execute(text("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"))
         killer = threading.Thread(target=_kill_a_busy_worker, args=(cluster, lock, killed, errors))
@@ -162,6 +164,17 @@ def test_a_worker_killed_mid_partition_changes_nothing(
     assert len(killed) == 1
     assert result["batches"] == 3
     _assert_same(single_process_outcome, _outcome(shop))
+    # the scheduler handed the killed worker's partitions (the one it ran, maybe one queued behind it) to the
+    # other worker once each: every partition ran to the end once more than it was killed
+    handed = _times_handed_to_a_worker(cluster, started)
+    assert len(handed) == 3
+    assert sorted(handed.values())[-1] == 2 and set(handed.values()) <= {1, 2}
+
+
+def _times_handed_to_a_worker(cluster: distributed.LocalCluster, since: float) -> Counter[str]:
+    """How many times the scheduler gave each task to a worker since `since` (its transition log)."""
+    log = cluster.scheduler.transition_log
+    return Counter(step.key for step in log if step.finish == "processing" and step.timestamp >= since)
 
 
 def _kill_a_busy_worker(cluster, lock, killed: list[int], errors: list[BaseException]) -> None:  # type: ignore[no-untyped-def]
