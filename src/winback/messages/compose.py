@@ -215,21 +215,9 @@ def rows_of(columns: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def plan_rows(
-    frame: pd.DataFrame,
-    run_id: int,
-    now: dt.datetime,
-    *,
-    quiet_start_hour: int = 21,
-    quiet_end_hour: int = 8,
-    variants: Mapping[str, list[Variant]] | None = None,
-) -> list[dict[str, Any]]:
-    """`plan_columns` as one outbox row (a dict, its context decoded) per contacted customer."""
-    return rows_of(
-        plan_columns(
-            frame, run_id, now, quiet_start_hour=quiet_start_hour, quiet_end_hour=quiet_end_hour, variants=variants
-        )
-    )
+def plan_rows(frame: pd.DataFrame, run_id: int, now: dt.datetime, **options: Any) -> list[dict[str, Any]]:
+    """`plan_columns` (same `options`) as one outbox row, a dict with its context decoded, per customer."""
+    return rows_of(plan_columns(frame, run_id, now, **options))
 
 
 def _variant_context(spec: Variant | None) -> dict[str, Any]:
