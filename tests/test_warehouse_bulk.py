@@ -144,3 +144,64 @@ def test_decisions_with_last_order_times_round_trip(engine: Engine) -> None:
         "C2": dt.datetime(2025, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
         "C3": dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC),
     }
+
+
+def test_numpy_columns_are_bound_as_the_column_types_bind_python_values(engine: Engine) -> None:
+    """Floats with NaN, whole numbers in a float column for an integer column, serialised JSON text and None.
+
+    The numpy fast paths must store what the per-value path (Python values, the types' processors) stores.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from winback.warehouse.models import Decision
+
+    run_id = _run(engine)
+    n = 6
+    severity = pd.Series([1.0, np.nan, 4.0, 0.0, -3.0, np.nan])
+    gain = pd.Series([0.1, np.nan, -0.0, 1e300, 12.345, np.nan])
+    features = ['{"a":1}', None, '{"b":"Zoë"}', "{}", None, '{"c":[1,2]}']
+    base = {
+        "segment": ["lapsed"] * n, "action": ["skip"] * n, "reason": ["r"] * n,
+        "failure_category": pd.Series(["x", None, "y", None, "z", "w"], dtype="str"),
+    }  # fmt: skip
+    with engine.begin() as conn:
+        for prefix, as_python in (("P", True), ("N", False)):
+            columns = {
+                **base,
+                "customer_id": [f"{prefix}{i}" for i in range(n)],
+                "severity": [None if np.isnan(v) else v for v in severity] if as_python else severity,
+                "expected_gain": [None if np.isnan(v) else v for v in gain] if as_python else gain,
+                "features": features if as_python else pd.Series(features, dtype=object),
+            }
+            if as_python:
+                columns["failure_category"] = (
+                    columns["failure_category"].astype(object).where(columns["failure_category"].notna(), None).tolist()
+                )
+            insert_columns(conn, Decision.__table__, columns, {"run_id": run_id, "decided_at": AT})
+    names = ["severity", "expected_gain", "features", "failure_category"]
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(Decision.customer_id, *(Decision.__table__.c[c] for c in names)).order_by(Decision.customer_id)
+        ).all()
+    python = [row[1:] for row in stored if row[0].startswith("P")]
+    numpy = [row[1:] for row in stored if row[0].startswith("N")]
+    assert [tuple(map(type, r)) for r in numpy] == [tuple(map(type, r)) for r in python]
+    assert numpy == python
+    assert [r[0] for r in numpy] == [1, None, 4, 0, -3, None] and type(numpy[0][0]) is int
+    assert [r[1] for r in numpy] == [0.1, None, -0.0, 1e300, 12.345, None]
+    assert numpy[2][2] == {"b": "Zoë"} and numpy[1][2] is None
+
+
+def test_python_values_of_numpy_columns() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from winback.warehouse.bulk import python_values
+
+    floats = python_values(pd.Series([1.5, np.nan, -0.0]))
+    assert floats == [1.5, None, -0.0] and type(floats[0]) is float
+    ints = python_values(pd.Series([1, 2], dtype="int32"))
+    assert ints == [1, 2] and type(ints[0]) is int
+    assert python_values(pd.Series([True, False])) == [True, False]
+    assert python_values(pd.Series(["a", None], dtype="str")) == ["a", None]

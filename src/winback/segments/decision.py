@@ -22,8 +22,6 @@ optimum when costs are small against the budget, as they are for coupons).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 from babel.numbers import get_currency_symbol
@@ -33,18 +31,10 @@ from winback.offers.policy import CompensationPolicy, price_offers
 from winback.segments.decision_features import STORED
 from winback.segments.holdout import assign_holdout
 from winback.segments.option_lifts import option_lifts
-from winback.segments.text import money, str_each, strings
-from winback.segments.uplift.decision_model import LIFT_SOURCE, MODEL_SOURCE, DecisionUplift
+from winback.segments.reasons import exclusions, reasons
+from winback.segments.uplift.decision_model import DecisionUplift
 from winback.segments.variants import draw_variants, variant_offers
 
-KIND_WORDS = {
-    "percent_discount": "{v:g}% off",
-    "store_credit": "{s}{v:.2f} store credit",
-    "free_shipping": "free shipping",
-    "refund_share": "{v:g}% refund",
-    "free_service": "a free service",
-    "none": "the message alone (no offer)",
-}
 DECISION_COLUMNS = [
     "customer_id",
     "segment",
@@ -67,184 +57,6 @@ DECISION_COLUMNS = [
     "predicted_spend_uplift",
     "variant",
 ]
-
-
-Build = Callable[[np.ndarray], np.ndarray | str]
-
-
-def _exclusions(frame: pd.DataFrame, config: CampaignConfig) -> np.ndarray:
-    """The first reason each customer must not be contacted, or None."""
-    cooldown = config.contact.cooldown_days
-    cap = config.contact.max_messages_per_30_days
-    days_since_contact = frame["days_since_contact"].to_numpy(dtype=float)
-    messages_30d = frame["messages_30d"].to_numpy()
-    held_until = frame["held_out_until"] if "held_out_until" in frame else pd.Series(pd.NaT, index=frame.index)
-    held_by = frame["held_out_by"] if "held_out_by" in frame else pd.Series(None, index=frame.index, dtype=object)
-    cases: list[tuple[np.ndarray, Build]] = [
-        (frame["do_not_contact"].to_numpy(dtype=bool), lambda m: "excluded: do-not-contact flag"),
-        (frame["fraud_flag"].to_numpy(dtype=bool), lambda m: "excluded: fraud/chargeback flag"),
-        (
-            frame["channel"].isna().to_numpy(),
-            lambda m: "excluded: " + strings(frame["channel_reason"][m], missing="no channel"),
-        ),
-        (
-            held_until.notna().to_numpy(),
-            lambda m: (
-                "excluded: in the holdout of "
-                + strings(held_by[m], missing="an earlier run")
-                + " until "
-                + strings(pd.to_datetime(held_until[m], utc=True).dt.strftime("%Y-%m-%d"), missing="?")
-            ),
-        ),
-        (days_since_contact < 0, lambda m: "excluded: a message to them is already scheduled"),
-        (
-            days_since_contact < cooldown,
-            lambda m: (
-                "excluded: contacted "
-                + str_each(np.floor(days_since_contact[m]).astype(int))
-                + f" days ago (cooldown {cooldown} days)"
-            ),
-        ),
-        (
-            messages_30d >= cap,
-            lambda m: "excluded: frequency cap (" + str_each(messages_30d[m].astype(int)) + f" of {cap} in 30 days)",
-        ),
-        (
-            frame["returned_since_failure"].to_numpy(dtype=bool),
-            lambda m: "excluded: already returned (ordered after the failure)",
-        ),
-    ]
-    return _first_match(len(frame), cases)
-
-
-def _first_match(size: int, cases: list[tuple[np.ndarray, Build]], default: Build | None = None) -> np.ndarray:
-    """Like np.select for text, but each case's text is built only for the rows it applies to (else None)."""
-    out = np.full(size, None, dtype=object)
-    free = np.ones(size, dtype=bool)
-    for mask, build in cases:
-        hit = free & mask
-        if hit.any():
-            out[hit] = build(hit)
-        free &= ~hit
-    if default is not None and free.any():
-        out[free] = default(free)
-    return out
-
-
-def _why_segment(frame: pd.DataFrame, aggrieved: np.ndarray) -> np.ndarray:
-    """What put each customer in their segment: the failure for the aggrieved, the lapse for the others."""
-    out = np.empty(len(frame), dtype=object)
-    severity = frame["severity"].fillna(0).astype(int).to_numpy()[aggrieved]
-    category = [c.replace("_", " ") for c in strings(frame["failure_category"])[aggrieved]]
-    unresolved = frame["unresolved"].fillna(False).astype(bool).to_numpy()[aggrieved]
-    out[aggrieved] = (
-        "severity-"
-        + str_each(severity)
-        + " "
-        + np.array(category, dtype=object)
-        + np.where(unresolved, " (unresolved)", "").astype(object)
-    )
-    lapsed_because = frame.get("lapsed_because", pd.Series("", index=frame.index))
-    out[~aggrieved] = "lapsed, " + strings(lapsed_because)[~aggrieved]
-    return out
-
-
-def _numbers(
-    frame: pd.DataFrame, rows: np.ndarray, cost: pd.Series, lift: pd.Series, by_model: np.ndarray, symbol: str
-) -> np.ndarray:
-    """The figures behind a decision, for the given rows: probability, value, gain against cost, lift and its source."""
-
-    def pick(values: pd.Series) -> np.ndarray:
-        return values.to_numpy()[rows]
-
-    return (
-        "p_active "
-        + str_each(pick(frame["p_active"].round(2)))
-        + f", value {symbol}"
-        + money(pick(frame["customer_value"].round(2)))
-        + f"; expected gain {symbol}"
-        + money(pick(frame["expected_gain"]))
-        + f" vs cost {symbol}"
-        + money(pick(cost))
-        + " (lift "
-        + str_each(pick((lift * 100).round(1)))
-        + " pts, "
-        + np.where(by_model[rows], MODEL_SOURCE, LIFT_SOURCE).astype(object)
-        + ")"
-    )
-
-
-def _offer_words(frame: pd.DataFrame, rows: np.ndarray, symbol: str) -> np.ndarray:
-    """'15% off by email', 'the message alone (no offer) by sms', ... for the given rows."""
-    kinds = frame["offer_kind"].to_numpy()[rows]
-    values = frame["offer_value"].to_numpy()[rows].tolist()
-    words = [KIND_WORDS[k].format(v=v, s=symbol) for k, v in zip(kinds, values, strict=True)]
-    return np.array(words, dtype=object) + " by " + strings(frame["channel"], missing="-")[rows]
-
-
-def _only(rows: np.ndarray, build: Build) -> np.ndarray:
-    """build(rows) at those rows, None elsewhere: text made only for the reasons that quote it."""
-    return _first_match(len(rows), [(rows, build)])
-
-
-def _reasons(
-    frame: pd.DataFrame,
-    cost: pd.Series,
-    lift: pd.Series,
-    by_model: np.ndarray,
-    symbol: str,
-    eligible: pd.Series,
-    within: pd.Series,
-    owed: pd.Series,
-    unfunded: pd.Series,
-    rank: pd.Series,
-) -> np.ndarray:
-    """Each decision's reason, in words and numbers.
-
-    Each row's reason is built only from the parts its case needs: at 1M customers, building every
-    variant for every row (or np.select's fixed-width strings) costs gigabytes.
-    """
-    exclusion = frame["exclusion"].to_numpy()
-    excluded = frame["exclusion"].notna().to_numpy()
-    action = frame["action"].to_numpy()
-    why = _why_segment(frame, (frame["segment"] == "aggrieved").to_numpy())
-    numbers = _only(~excluded, lambda m: _numbers(frame, m, cost, lift, by_model, symbol))
-    harmful = ~eligible.to_numpy() & by_model & (lift.to_numpy() < 0)
-    offer = _only(action != "skip", lambda m: _offer_words(frame, m, symbol))
-    prefix = np.full(len(frame), "", dtype=object)
-    prefix[owed.to_numpy()] = "apology owed (not for the value); "
-    prefix[unfunded.to_numpy()] = "apology only: compensation over budget; "
-    rank_text = rank.fillna(0).astype(int).to_numpy()
-    total = int(rank.notna().sum())
-    return _first_match(
-        len(frame),
-        [
-            (excluded, lambda m: exclusion[m] + "; " + why[m]),
-            (
-                harmful,
-                lambda m: (
-                    "skipped: a message is predicted to lower their chance of returning; " + why[m] + "; " + numbers[m]
-                ),
-            ),
-            (~eligible.to_numpy(), lambda m: "skipped: not worth it; " + why[m] + "; " + numbers[m]),
-            (
-                ~within.to_numpy(),
-                lambda m: (
-                    "skipped: over budget (ranked "
-                    + str_each(rank_text[m])
-                    + f" of {total}); "
-                    + why[m]
-                    + "; "
-                    + numbers[m]
-                ),
-            ),
-            (
-                action == "holdout",
-                lambda m: "holdout (random control); " + why[m] + "; " + numbers[m] + "; would get " + offer[m],
-            ),
-        ],
-        lambda m: "contact: " + prefix[m] + why[m] + "; " + numbers[m] + "; " + offer[m],
-    )
 
 
 def last_order_times(last_day: pd.Series | None, length: int) -> pd.Series:
@@ -297,7 +109,7 @@ def decide(
     econ = config.economics
     symbol = get_currency_symbol(config.currency, locale="en")
     frame = candidates.reset_index(drop=True)  # pandas copy-on-write: our edits never reach the caller
-    frame["exclusion"] = pd.Series(_exclusions(frame, config), index=frame.index, dtype=object)
+    frame["exclusion"] = pd.Series(exclusions(frame, config), index=frame.index, dtype=object)
     frame = price_offers(frame, policy, econ.redemption_rate)
     contact_cost = frame["channel"].map(econ.contact_cost).fillna(0.0).astype(float)
     lifts = option_lifts(frame, econ.lift_prior, uplift, frame["exclusion"].isna().to_numpy())
@@ -360,8 +172,8 @@ def decide(
     frame.loc[frame["action"] != "contact", "variant"] = None
 
     frame["last_order_at"] = last_order_times(frame.get("last_day"), len(frame))
-    reasons = _reasons(frame, cost, lift, by_model, symbol, eligible, within, owed, unfunded, rank)
-    frame["reason"] = pd.Series(reasons, index=frame.index, dtype=object)  # as text, not inferred as str dtype
+    said = reasons(frame, cost, lift, by_model, symbol, eligible, within, owed, unfunded, rank)
+    frame["reason"] = pd.Series(said, index=frame.index, dtype=object)  # as text, not inferred as str dtype
     passthrough = ("expected_spend", "mean_spend", "order_id", "description", "occurred_at", "resolved_at",
                    "unresolved", "locale", "time_zone", *STORED)  # fmt: skip
     return frame[DECISION_COLUMNS + [c for c in dict.fromkeys(passthrough) if c in frame.columns]]

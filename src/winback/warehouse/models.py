@@ -52,6 +52,7 @@ class SerialisedJSON(TypeDecorator[Any]):
 
     impl = JSON
     cache_ok = True
+    passes_text = True  # warehouse.bulk binds a column of text (and None) as it is, without calling process
 
     def bind_processor(self, dialect: Dialect) -> Any:
         """The dialect's JSON serialiser, passing text through unchanged."""
