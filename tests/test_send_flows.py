@@ -97,18 +97,18 @@ def test_queue_and_send_run_sends_while_it_queues(
     monkeypatch.setenv("WINBACK_SINK_PATH", str(sink_path))
     monkeypatch.setattr(senders_module, "MIN_MESSAGES_PER_SENDER", 10)
     monkeypatch.setattr(queries, "contacts_to_queue", partial(queries.contacts_to_queue, partition=40))
-    enqueue, overlapped, helper_threads = outbox.enqueue, [], set()
+    enqueue, overlapped, helper_threads = outbox.enqueue_columns, [], set()
 
     def helper_claimed(ids: list[str]) -> bool:
         with demo_engine.connect() as conn:
             tokens = conn.execute(select(OutboxMessage.claimed_by).where(OutboxMessage.id.in_(ids))).scalars()
             return any(token and token in helper_threads for token in tokens)
 
-    def enqueue_then_wait(conn, rows):  # type: ignore[no-untyped-def]
-        added = enqueue(conn, rows)
+    def enqueue_then_wait(conn, columns):  # type: ignore[no-untyped-def]
+        added = enqueue(conn, columns)
         if len(overlapped) < 2:  # the first two partitions: a follower must take each while queueing goes on
             conn.commit()  # this partition is visible to the others now
-            ids, deadline = [r["id"] for r in rows], time.monotonic() + 30
+            ids, deadline = list(columns["id"]), time.monotonic() + 30
             while not helper_claimed(ids) and time.monotonic() < deadline:
                 time.sleep(0.05)
             overlapped.append(helper_claimed(ids))
@@ -149,7 +149,7 @@ def test_queue_and_send_run_sends_while_it_queues(
         return value
 
     monkeypatch.setattr(outbox, "sender_token", tracked_token)
-    monkeypatch.setattr(outbox, "enqueue", enqueue_then_wait)
+    monkeypatch.setattr(outbox, "enqueue_columns", enqueue_then_wait)
     limits = SendLimits(email_per_second=1e6, sms_per_second=1e6, concurrency=4, senders=2)
     own = SinkChannel(sink_path)
     channels = {"email": own, "sms": own}

@@ -222,7 +222,7 @@ class _Sender:
         self._record(done, held, report)  # before any call: a crash mid-send must not leave them `sending`
         # journaled inline (the local sink): sent at once, recorded together; its journal answers after a crash
         inline = [p for p in ready if _recorded_with_claim(self._channel(p))]
-        self._record([(p, self._channel(p).send(p.message)) for p in inline], {}, report)  # type: ignore[arg-type]
+        self._record(self._send_inline(inline), {}, report)
         calls = [p for p in ready if not _recorded_with_claim(self._channel(p))]
         if calls:
             self._call(calls, report)
@@ -239,6 +239,23 @@ class _Sender:
             outbox.apply_changes(conn, changes)
         for change in changes:
             report.add(change["_kind"])
+
+    def _send_inline(self, inline: list[Prepared]) -> list[tuple[Prepared, SendOutcome]]:
+        """Send to the local journals, each channel's messages at once where it can (`send_many`)."""
+        by_channel: dict[int, tuple[Channel, list[Prepared]]] = {}
+        for item in inline:
+            channel = self._channel(item)
+            by_channel.setdefault(id(channel), (channel, []))[1].append(item)
+        done: list[tuple[Prepared, SendOutcome]] = []
+        for channel, items in by_channel.values():
+            messages = [item.message for item in items]
+            # looked up on the class: a wrapper that forwards other attributes must still see each send
+            if getattr(type(channel), "send_many", None) is not None:
+                outcomes = channel.send_many(messages)  # type: ignore[attr-defined]
+            else:
+                outcomes = [channel.send(message) for message in messages]  # type: ignore[arg-type]
+            done += zip(items, outcomes, strict=True)
+        return done
 
     def _channel(self, item: Prepared) -> Channel:
         return self.channels[item.row["channel"]]

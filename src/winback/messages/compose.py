@@ -8,6 +8,7 @@ is queued, naming the template.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ from winback.messages.quiet_hours import next_allowed, send_window_context
 from winback.messages.render import Brand, RenderError, build_context, render
 from winback.messages.unsubscribe import CHECK_LINKS
 from winback.warehouse.bulk import python_values
-from winback.warehouse.outbox import message_id
+from winback.warehouse.outbox import decoded_context, message_id
 
 REQUIRED = ("customer_id", "segment", "channel", "email", "phone", "locale", "time_zone", "first_name")
 CONTEXT_FIELDS = (
@@ -120,7 +121,7 @@ def _variant_specs(frame: pd.DataFrame, variants: Mapping[str, list[Variant]] | 
                                                 strict=True)]  # fmt: skip
 
 
-def plan_rows(
+def plan_columns(
     frame: pd.DataFrame,
     run_id: int,
     now: dt.datetime,
@@ -128,13 +129,15 @@ def plan_rows(
     quiet_start_hour: int = 21,
     quiet_end_hour: int = 8,
     variants: Mapping[str, list[Variant]] | None = None,
-) -> list[dict[str, Any]]:
-    """One outbox row per contacted customer, ready to insert.
+) -> dict[str, list[Any]]:
+    """One outbox row per contacted customer, as columns ready to insert (`outbox.enqueue_columns`).
 
     Built column by column (a partition holds tens of thousands of customers); a missing address is "".
     Each row's context carries its recipient's zone and these quiet hours: the sender keeps them too. A
     customer drawn to a variant (``variant`` column, specs in ``variants`` per segment) gets its template and
-    its subject (kept in the context as ``subject_template``, rendered at send time like the rest).
+    its subject (kept in the context as ``subject_template``, rendered at send time like the rest). The
+    context is JSON text, exactly ``json.dumps`` of the row's context (`plan_rows` gives it as a dict), made
+    one column at a time: each distinct value is encoded once, not each cell.
     """
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -145,42 +148,76 @@ def plan_rows(
     customers = python_values(frame["customer_id"])
     steps = [_step_for(s) for s in python_values(frame["segment"])]
     address = frame["email"].where(frame["channel"] == "email", frame["phone"])
-    # the zone and quiet hours go with the row: the sender checks them again when it claims the row
-    windows = {zone: send_window_context(zone, quiet_start_hour, quiet_end_hour) for zone in set(zones)}
-    merged = zip(*(_json_column(frame[f]) for f in fields), strict=True)
     specs = _variant_specs(frame, variants)
-    contexts = [
-        {**dict(zip(fields, values, strict=True)), **windows[zone], **_variant_context(spec)}
-        for values, zone, spec in zip(merged, zones, specs, strict=True)
-    ]
     templates = [spec.template if spec is not None and spec.template else step for spec, step in zip(specs, steps,
                  strict=True)]  # fmt: skip
-    return [
-        {
-            "id": message_id(run_id, customer, step),
-            "run_id": run_id,
-            "customer_id": customer,
-            "step": step,
-            "channel": channel,
-            "template": template,
-            "to_address": to_address,
-            "context": context,
-            "status": "queued",
-            "attempts": 0,
-            "not_before": send_at[zone],
-            "created_at": now,
-        }
-        for customer, step, template, channel, to_address, context, zone in zip(
-            customers,
-            steps,
-            templates,
-            python_values(frame["channel"]),
-            address.to_numpy(dtype=object, na_value="").tolist(),
-            contexts,
-            zones,
-            strict=True,
-        )
-    ]
+    n = len(customers)
+    return {
+        "id": [message_id(run_id, customer, step) for customer, step in zip(customers, steps, strict=True)],
+        "run_id": [run_id] * n,
+        "customer_id": customers,
+        "step": steps,
+        "channel": python_values(frame["channel"]),
+        "template": templates,
+        "to_address": address.to_numpy(dtype=object, na_value="").tolist(),
+        # the zone and quiet hours go with the row: the sender checks them again when it claims the row
+        "context": _context_texts(frame, fields, zones, specs, (quiet_start_hour, quiet_end_hour)),
+        "status": ["queued"] * n,
+        "attempts": [0] * n,
+        "not_before": [send_at[zone] for zone in zones],
+        "created_at": [now] * n,
+    }
+
+
+def _context_texts(
+    frame: pd.DataFrame,
+    fields: list[str],
+    zones: list[str | None],
+    specs: list[Variant | None],
+    quiet_hours: tuple[int, int],
+) -> list[str]:
+    """``json.dumps`` of each row's context (merge fields, then send window and variant), column by column."""
+    cells = [_json_texts(_json_column(frame[f])) for f in fields]
+    head = ", ".join(f"{json.dumps(name).replace('%', '%%')}: %s" for name in fields)
+    tails: dict[tuple[str | None, int], str] = {}
+    for zone, spec in zip(zones, specs, strict=True):
+        key = (zone, id(spec))
+        if key not in tails:
+            tail = {**send_window_context(zone, *quiet_hours), **_variant_context(spec)}
+            clash = set(tail) & set(fields)
+            if clash:  # a dict merge would overwrite in place: the text below would differ from json.dumps
+                raise ValueError(f"plan_rows: context keys given twice: {', '.join(sorted(clash))}")
+            tails[key] = json.dumps(tail)[1:-1]
+    template = "{" + head + (", %s}" if head else "%s}")
+    row_tails = [tails[(zone, id(spec))] for zone, spec in zip(zones, specs, strict=True)]
+    return [template % values for values in zip(*cells, row_tails, strict=True)]
+
+
+def _json_texts(values: list[Any]) -> list[str]:
+    """Each value as ``json.dumps`` writes it, encoded once per distinct (type, value)."""
+    known: dict[tuple[type, Any], str] = {}
+    out = []
+    for value in values:
+        key = (type(value), value)
+        text = known.get(key)
+        if text is None:
+            text = known[key] = json.dumps(value)
+        out.append(text)
+    return out
+
+
+def rows_of(columns: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    """`plan_columns`' columns as one dict per row, each context decoded (what `plan_rows` returns)."""
+    names = list(columns)
+    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    for row in rows:
+        row["context"] = decoded_context(row["context"])
+    return rows
+
+
+def plan_rows(frame: pd.DataFrame, run_id: int, now: dt.datetime, **options: Any) -> list[dict[str, Any]]:
+    """`plan_columns` (same `options`) as one outbox row, a dict with its context decoded, per customer."""
+    return rows_of(plan_columns(frame, run_id, now, **options))
 
 
 def _variant_context(spec: Variant | None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from winback.config import CampaignConfig
 from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile, send_time_source
 from winback.delivery.senders import SenderJob, SendSetup, run_sender, senders_for
 from winback.messages.channel_choice import choose_channels
-from winback.messages.compose import check_templates, plan_rows
+from winback.messages.compose import check_templates, plan_columns, rows_of
 from winback.offers.issue import issue_offers, offer_amounts
 from winback.offers.policy import CompensationPolicy
 from winback.segments.candidates import build_candidates
@@ -305,7 +305,7 @@ def queue_run_messages(
             frame = quality.screen_names(frame.drop_duplicates("customer_id"), src, findings)
             frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
             frame["offer_amount"] = offer_amounts(frame["offer_kind"], frame["offer_value"], frame["decided_cost"])
-            rows = plan_rows(
+            columns = plan_columns(
                 frame,
                 run.run_id,
                 now,
@@ -314,10 +314,10 @@ def queue_run_messages(
                 variants=config.variants,
             )
             if not checked:
-                check_templates(rows)  # a broken template stops the run before anything is queued
+                check_templates(rows_of(columns))  # a broken template stops the run before anything is queued
                 checked = True
             with engine.begin() as conn:
-                added += outbox.enqueue(conn, rows)
+                added += outbox.enqueue_columns(conn, columns)
     with _tx(engine) as (session, conn):
         quarantine.add(conn, run.run_id, quality.masked_findings(findings))
         runs.advance(session, run.run_id, "queued", messages_queued=added)

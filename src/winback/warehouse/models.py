@@ -209,7 +209,7 @@ class OutboxMessage(Base):
     channel: Mapped[str] = mapped_column(String(8))  # email | sms
     template: Mapped[str] = mapped_column(String(64))
     to_address: Mapped[str] = mapped_column(String(320))  # as the CRM holds it; validated at send time
-    context: Mapped[dict[str, Any]] = mapped_column(JSON)  # the merge fields; rendered at send time
+    context: Mapped[dict[str, Any]] = mapped_column(SerialisedJSON)  # the merge fields; rendered at send time
     subject: Mapped[str | None] = mapped_column(Text)  # what was sent, filled in when it is sent
     body_text: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12))

@@ -18,13 +18,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import json
 import os
 import socket
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+import orjson
+from sqlalchemy import Connection, Text, bindparam, func, insert, select, type_coerce, update
 
 from winback.warehouse.bulk import insert_columns, update_by_key
 from winback.warehouse.models import CampaignRun, OutboxHistory, OutboxMessage
@@ -41,14 +43,28 @@ def message_id(run_id: int, customer_id: str, step: str) -> str:
 def enqueue(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert rows whose id is not there yet; returns how many were new. Existing rows are never touched.
 
-    Every row carries the same keys, the columns it sets. One executemany of tuples (warehouse.bulk) that
-    skips ids already present, rather than a lookup of the ids first.
+    Every row carries the same keys, the columns it sets (`enqueue_columns` for rows already in columns).
     """
     if not rows:
         return 0
-    rows = sorted(rows, key=lambda r: r["id"])  # ids are hashes: in order, the inserts touch neighbouring pages
-    columns = {name: [r[name] for r in rows] for name in rows[0]}
-    return insert_columns(conn, OutboxMessage.__table__, columns, skip_existing="id")
+    return enqueue_columns(conn, {name: [r[name] for r in rows] for name in rows[0]})
+
+
+def enqueue_columns(conn: Connection, columns: dict[str, list[Any]]) -> int:
+    """`enqueue` for rows given as columns (equal-length lists, one of them `id`); how many were new.
+
+    One executemany of tuples (warehouse.bulk) that skips ids already present, rather than a lookup of the
+    ids first. A context may be JSON text already (`messages.compose.plan_columns`): stored as it is.
+    """
+    ids = columns["id"]
+    if not ids:
+        return 0
+    # ids are hashes: in order, the inserts touch neighbouring pages
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    return insert_columns(
+        conn, OutboxMessage.__table__, {name: [values[i] for i in order] for name, values in columns.items()},
+        skip_existing="id",
+    )  # fmt: skip
 
 
 def due(
@@ -107,10 +123,33 @@ def claim(conn: Connection, ids: Iterable[str], token: str) -> list[dict[str, An
         update(table)
         .where(table.c.id.in_(ids), status == "queued")
         .values(status="sending", claimed_by=token, claimed_at=utcnow(), attempts=table.c.attempts + 1)
-        .returning(*(table.c[name] for name in CLAIMED_COLUMNS))
+        .returning(*(_claimed_column(table, name) for name in CLAIMED_COLUMNS))
     )
     names = list(won.keys())
-    return [dict(zip(names, row, strict=True)) for row in won]  # a Row's mapping view costs ~10x more
+    rows = [dict(zip(names, row, strict=True)) for row in won]  # a Row's mapping view costs ~10x more
+    for row in rows:
+        row["context"] = decoded_context(row["context"])
+    return rows
+
+
+def _claimed_column(table: Any, name: str) -> Any:
+    """A claimed column as RETURNING reads it: the context as its text, decoded by `decoded_context`."""
+    if name == "context":
+        return type_coerce(table.c.context, Text).label("context")
+    return table.c[name]
+
+
+def decoded_context(value: Any) -> Any:
+    """A context as stored JSON text reads (`json.loads`), by orjson; json only for NaN or Infinity.
+
+    A driver that decodes JSON itself (psycopg) hands over the dict: it is returned as it is.
+    """
+    if not isinstance(value, str | bytes):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return json.loads(value)
 
 
 def release(conn: Connection, not_before: dict[str, dt.datetime], token: str) -> None:

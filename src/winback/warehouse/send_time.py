@@ -85,16 +85,25 @@ def send_time_facts(
                                                                      .where(among(conn, cid, chunk))):  # fmt: skip
             customer = str(found)  # as the outbox holds it, should the source key be a number
             flags.found.add(customer)
-            if as_flag(dnc) is not False:
+            if _flag(dnc) is not False:
                 flags.do_not_contact.add(customer)
-            if as_flag(fraud) is not False:
+            if _flag(fraud) is not False:
                 flags.fraud_flag.add(customer)
             if channel is not None:
-                (flags.granted if as_flag(granted) else refused).add((customer, channel))
+                (flags.granted if _flag(granted) else refused).add((customer, channel))
             if ordered is not None:
                 last_order[customer] = _timestamp(ordered)
     flags.granted.difference_update(refused)
     return SendTimeFacts(flags, last_order)
+
+
+def _flag(value: Any) -> bool | None:
+    """`as_flag`, answered at once for what a boolean column holds (three flags a row, every claim)."""
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    return as_flag(value)
 
 
 def _timestamp(value: Any) -> dt.datetime:
