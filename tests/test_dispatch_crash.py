@@ -68,7 +68,7 @@ from winback.channels.twilio import TwilioChannel
 from winback.delivery.dispatch import SendLimits, reconcile, send_due
 from winback.delivery.settle import UnknownPolicy
 from winback.stages import campaign as stages
-from winback.warehouse import outbox
+from winback.warehouse import outbox_unknown
 
 sendgrid_standin = sendgrid_api.sendgrid_standin
 twilio_standin = twilio_api.twilio_standin
@@ -169,7 +169,7 @@ def test_kill9_at_a_random_moment_leaves_unknown_only_the_calls_in_flight(
     # SendGrid answers through signed events for the emails it had; the rest are listed for an operator
     accepted_email = {sendgrid_message_id(e): e.response.headers["X-Message-Id"] for e in sg.accepted}
     with engine.connect() as conn:
-        unknown_email = {r["id"] for r in outbox.unknown_rows(conn, run.run_id)}
+        unknown_email = {r["id"] for r in outbox_unknown.unknown_rows(conn, run.run_id)}
     had = sorted(unknown_email & set(accepted_email))
     if had:
         events = [sendgrid_event(oid, accepted_email[oid], n) for n, oid in enumerate(had)]

@@ -39,7 +39,7 @@ from winback.delivery.dispatch import SendCrashed, SendLimits, reconcile, send_d
 from winback.delivery.settle import UnknownPolicy
 from winback.messages.redact import mask_email
 from winback.reports.build import delivery_funnel, unknown_notes
-from winback.warehouse import outbox
+from winback.warehouse import outbox_unknown
 from winback.warehouse.db import make_engine
 from winback.warehouse.migrate import upgrade
 from winback.warehouse.models import Campaign, CampaignRun, OutboxMessage
@@ -78,7 +78,7 @@ def rows_of(engine: Engine, run_id: int) -> dict[str, dict]:
 
 def moves(engine: Engine, mid: str) -> list[tuple[str, str, str]]:
     with engine.connect() as conn:
-        return [(h["from_status"], h["to_status"], h["actor"]) for h in outbox.history(conn, [mid])]
+        return [(h["from_status"], h["to_status"], h["actor"]) for h in outbox_unknown.history(conn, [mid])]
 
 
 def crash(engine: Engine, channels: dict, run_id: int) -> None:  # type: ignore[type-arg]
@@ -180,7 +180,7 @@ def test_a_twilio_unknown_never_sent_is_requeued_once_after_the_visibility_delay
 
     assert reconcile(engine, channels, run.run_id, policy=DECIDE_NOW).get("requeued_by_lookup", 0) == 0
     with engine.begin() as conn:  # an operator decides: sent once, at last
-        outbox.requeue_unknown(conn, [row["id"]], NOW, "operator", "test")
+        outbox_unknown.requeue_unknown(conn, [row["id"]], NOW, "operator", "test")
     assert send_due(
         engine, channels, run_id=run.run_id, now=NOW, limits=FAST, source=local_source(engine), links=LINKS
     ).as_dict() == {"sent": 1}
@@ -246,7 +246,7 @@ def test_a_sendgrid_unknown_is_settled_by_a_signed_event_and_the_rest_listed(
 
     assert reconcile(engine, channels, run.run_id, policy=DECIDE_NOW) == {"unknown_for_operator": 1}
     with engine.connect() as conn:
-        assert [r["customer_id"] for r in outbox.unknown_rows(conn, run.run_id)] == ["E2"]
+        assert [r["customer_id"] for r in outbox_unknown.unknown_rows(conn, run.run_id)] == ["E2"]
     assert (
         send_due(
             engine, channels, run_id=run.run_id, now=NOW, limits=FAST, source=local_source(engine), links=LINKS

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from winback.delivery.events import reconcile_unknown_from_events
 from winback.delivery.settle import UnknownPolicy, settle_unknown
-from winback.warehouse import outbox
+from winback.warehouse import outbox, outbox_unknown
 from winback.warehouse.timeutil import utcnow
 
 CRASHED_MID_CALL = "crashed between the provider call's start and its answer"
@@ -64,13 +64,23 @@ def reconcile(
                     status = "sent" if mid in left else "queued"
                     outbox.mark(conn, mid, status, provider="sink" if mid in left else None)
                     counts[status] += 1
-                outbox.add_history(conn, sorted(left), at, ("sending", "sent"), "reconcile", "in the sink's journal")
-                outbox.add_history(conn, sorted(ids - left), at, ("sending", "queued"), "reconcile",
-                                   "not in the sink's journal: never left")  # fmt: skip
+                outbox_unknown.add_history(
+                    conn, sorted(left), at, ("sending", "sent"), "reconcile", "in the sink's journal"
+                )
+                outbox_unknown.add_history(
+                    conn,
+                    sorted(ids - left),
+                    at,
+                    ("sending", "queued"),
+                    "reconcile",
+                    "not in the sink's journal: never left",
+                )
                 continue
-            requeued = outbox.requeue_unstarted(conn, sorted(ids), at, NEVER_STARTED)
+            requeued = outbox_unknown.requeue_unstarted(conn, sorted(ids), at, NEVER_STARTED)
             counts["queued"] += len(requeued)
-            counts["unknown"] += len(outbox.mark_unknown(conn, sorted(ids - set(requeued)), at, CRASHED_MID_CALL))
+            counts["unknown"] += len(
+                outbox_unknown.mark_unknown(conn, sorted(ids - set(requeued)), at, CRASHED_MID_CALL)
+            )
         # provider events that arrived while a row was still `sending` settle it now
         counts["sent_by_event"] = reconcile_unknown_from_events(conn, utcnow())
     counts.update(settle_unknown(engine, journals, run_id, now=at, policy=policy))

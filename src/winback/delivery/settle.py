@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from winback.messages.contact_data import locale_region, normalise_phone
 from winback.messages.redact import mask_phone, redact_text
 from winback.settings import Settings
-from winback.warehouse import outbox
+from winback.warehouse import outbox_unknown
 from winback.warehouse.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def settle_unknown(
             counts.update(_look_up(engine, channel, name, run_id, now, policy))
     waited = now - dt.timedelta(seconds=policy.operator_wait_seconds)
     with engine.connect() as conn:
-        waiting = outbox.unknown_rows(conn, run_id, since_before=waited)
+        waiting = outbox_unknown.unknown_rows(conn, run_id, since_before=waited)
     if waiting:
         counts["unknown_for_operator"] = len(waiting)
         log.warning(
@@ -100,8 +100,8 @@ def _look_up(
 ) -> Counter[str]:
     counts: Counter[str] = Counter()
     with engine.connect() as conn:
-        rows = outbox.unknown_rows(conn, run_id, channel=name)
-        requeued = outbox.requeued_before(conn, [r["id"] for r in rows], LOOKUP_ACTOR)
+        rows = outbox_unknown.unknown_rows(conn, run_id, channel=name)
+        requeued = outbox_unknown.requeued_before(conn, [r["id"] for r in rows], LOOKUP_ACTOR)
     visible_after = dt.timedelta(seconds=policy.lookup_visibility_seconds)
     for row in rows:
         if not row["body_text"]:  # started before texts were recorded: nothing to match on
@@ -117,7 +117,7 @@ def _look_up(
         with engine.begin() as conn:
             if found.sid:
                 reason = f"{LOOKUP_ACTOR}: listed as {found.sid}"
-                outbox.settle_unknown_as_sent(conn, row["id"], "twilio", found.sid, now, LOOKUP_ACTOR, reason)
+                outbox_unknown.settle_unknown_as_sent(conn, row["id"], "twilio", found.sid, now, LOOKUP_ACTOR, reason)
                 counts["sent_by_lookup"] += 1
             elif found.others == 0 and now - row["since"] >= visible_after and row["id"] not in requeued:
                 age = (now - row["since"]).total_seconds()
@@ -125,7 +125,7 @@ def _look_up(
                     f"{LOOKUP_ACTOR}: not listed {age:.0f} s after its call (visibility delay "
                     f"{visible_after.total_seconds():.0f} s): it never left; re-queued once"
                 )
-                outbox.requeue_unknown(conn, [row["id"]], now, LOOKUP_ACTOR, reason)
+                outbox_unknown.requeue_unknown(conn, [row["id"]], now, LOOKUP_ACTOR, reason)
                 log.warning("unknown message %s to %s re-queued: %s", row["id"], mask_phone(to), reason)
                 counts["requeued_by_lookup"] += 1
             else:

@@ -63,10 +63,12 @@ def _masked(channel: str, address: str) -> str:
 def _rows(
     engine: Engine, run_id: int | None, older_than: dt.timedelta | None, now: dt.datetime
 ) -> list[dict[str, Any]]:
-    from winback.warehouse import outbox
+    from winback.warehouse import outbox_unknown
 
     with engine.connect() as conn:
-        return outbox.unknown_rows(conn, run_id, since_before=now - older_than if older_than is not None else None)
+        return outbox_unknown.unknown_rows(
+            conn, run_id, since_before=now - older_than if older_than is not None else None
+        )
 
 
 @outbox_app.command("unknown")
@@ -106,7 +108,7 @@ def resend(
     yes: Annotated[bool, typer.Option("--yes", help="confirm: they will be sent again")] = False,
 ) -> None:
     """Put `unknown` messages back in the queue (the next dispatch sends them), only with --yes."""
-    from winback.warehouse import outbox
+    from winback.warehouse import outbox_unknown
     from winback.warehouse.timeutil import utcnow
 
     if not unknown:
@@ -126,7 +128,7 @@ def resend(
             raise typer.Exit(1)
         reason = f"operator: winback outbox resend --unknown --older-than {older_than} --yes"
         with engine.begin() as conn:
-            moved = outbox.requeue_unknown(conn, [r["id"] for r in rows], now, OPERATOR, reason)
+            moved = outbox_unknown.requeue_unknown(conn, [r["id"] for r in rows], now, OPERATOR, reason)
         console.print(
             f"re-queued {len(moved)} message(s), recorded in the outbox history; `winback dispatch` sends them"
         )
