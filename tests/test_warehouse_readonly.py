@@ -68,3 +68,26 @@ def test_a_warehouse_url_without_its_driver_is_one_line_naming_what_to_install()
     ) as caught:
         warehouse_engine("mysql://user:secret@db.example/shop")
     assert "\n" not in str(caught.value) and "secret" not in str(caught.value)
+
+
+def test_a_released_duckdb_reader_lets_go_of_the_file_and_reads_again(tmp_path: Path) -> None:
+    """The campaign releases the warehouse after its reads (DuckDB's cache of them); later reads still work."""
+    from winback.warehouse.source import SourceMapping, SourceTables
+
+    path = tmp_path / "shop.duckdb"
+    _filled(sa.create_engine(f"duckdb:///{path}"))
+    state = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    src = SourceTables(SourceMapping(), warehouse_url=f"duckdb:///{path}")
+    reader = src.reader(state)
+    with reader.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar() == 2
+    assert reader.pool.checkedin() == 1  # the pooled connection holds the file open
+
+    src.release_reader(state)
+    assert src.reader(state).pool.checkedin() == 0  # let go
+
+    with src.reader(state).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar() == 2
+    src.release_reader(state)
+    src.release_reader(state)  # nothing open: nothing to do
+    assert SourceTables(SourceMapping()).reader(state) is state  # one database: the state engine is never disposed

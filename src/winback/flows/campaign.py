@@ -283,6 +283,7 @@ def _read_and_score(
         if model["method"] != "rules":
             model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
             model["calibration"] = checked
+    src.release_reader(engine_for(url))  # what DuckDB cached of the reads: deciding reads a few customers' rows
     lap("score")
     return scored, failures, reach, model, len(batches), gated
 

@@ -25,7 +25,7 @@ def choose_channels(reach: pd.DataFrame, suppressed: pd.DataFrame | None = None)
     missing = [c for c in REQUIRED if c not in reach.columns]
     if missing:
         raise ValueError(f"choose_channels: required columns missing: {', '.join(missing)}")
-    out = reach.copy()
+    out = reach.copy(deep=False)  # copy-on-write: the new columns never reach `reach`, its columns are shared
     blocked = {"email": pd.Series(False, index=out.index), "sms": pd.Series(False, index=out.index)}
     if suppressed is not None and not suppressed.empty:
         for channel in ("email", "sms"):

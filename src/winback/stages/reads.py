@@ -8,7 +8,7 @@ summaries travel back.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 from sqlalchemy import Engine, func, select
@@ -142,11 +142,15 @@ def gate(
     reach: pd.DataFrame,
     findings: Findings,
 ) -> tuple[pd.DataFrame, quality.GatedReads]:
-    """The reads judged as a whole (a broken feed stops here), then the summary as scoring takes it."""
+    """The reads judged as a whole (a broken feed stops here), then the summary as scoring takes it.
+
+    The verdict comes back without its summary (no rows, same columns): `rfm` is what the run goes on with,
+    and the verdict is kept until the decisions are stored (a second million-row frame, ~70 MiB, otherwise).
+    """
     gated = quality.gate_reads(engine, src, rules, summary, failures, reach, findings)
     rfm = queries.summary_to_rfm(gated.summary, rules.as_of)
     rfm["last_day"] = gated.summary["last_day"]
-    return rfm, gated
+    return rfm, replace(gated, summary=gated.summary.iloc[:0])
 
 
 def calibrate(
