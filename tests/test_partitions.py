@@ -134,9 +134,14 @@ def test_partitioned_run_makes_the_single_process_decisions(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _partitioned(monkeypatch, cluster)
+    started = time.time()
     result = _run(shop)
     assert result["batches"] == 3
     _assert_same(single_process_outcome, _outcome(shop))
+    # the calibration check ran on a worker, as one more task, and its verdict is stored with the model
+    assert result["model"]["calibration"]["customers"] > 0
+    assert len(_times_handed_to_a_worker(cluster, started, "calibrate_batch")) == 1
+    assert len(_times_handed_to_a_worker(cluster, started, "read_partition")) == 3
 
 
 def test_a_worker_killed_mid_partition_changes_nothing(
@@ -166,19 +171,23 @@ def test_a_worker_killed_mid_partition_changes_nothing(
     _assert_same(single_process_outcome, _outcome(shop))
     # the scheduler handed the killed worker's partitions (the one it ran, maybe one queued behind it) to the
     # other worker once each: every partition ran to the end once more than it was killed
-    handed = _times_handed_to_a_worker(cluster, started)
+    handed = _times_handed_to_a_worker(cluster, started, "read_partition")
     assert len(handed) == 3
     assert sorted(handed.values())[-1] == 2 and set(handed.values()) <= {1, 2}
 
 
-def _times_handed_to_a_worker(cluster: distributed.LocalCluster, since: float) -> Counter[str]:
-    """How many times the scheduler gave each task to a worker since `since` (its transition log)."""
+def _times_handed_to_a_worker(cluster: distributed.LocalCluster, since: float, task: str) -> Counter[str]:
+    """How many times the scheduler gave each run of `task` to a worker since `since` (its transition log)."""
     log = cluster.scheduler.transition_log
-    return Counter(step.key for step in log if step.finish == "processing" and step.timestamp >= since)
+    return Counter(
+        step.key
+        for step in log
+        if step.finish == "processing" and step.timestamp >= since and str(step.key).startswith(task)
+    )
 
 
 def _kill_a_busy_worker(cluster, lock, killed: list[int], errors: list[BaseException]) -> None:  # type: ignore[no-untyped-def]
-    """Once both workers hold a partition (blocked on the lock), SIGKILL one, then release the lock."""
+    """Once both workers hold a task (blocked on the lock), SIGKILL one reading a partition, then release the lock."""
     try:
         with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
             deadline = time.monotonic() + 90
@@ -189,7 +198,10 @@ def _kill_a_busy_worker(cluster, lock, killed: list[int], errors: list[BaseExcep
                 time.sleep(0.05)
             assert len(busy) == 2, f"the partitions never reached the workers: {client.processing()}"
             time.sleep(0.5)  # inside the blocked read, not just handed the task
-            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+            # a worker reading a partition (the other may hold the calibration check, blocked on the lock too)
+            reading = [addr for addr, keys in client.processing().items()
+                       if any(str(key).startswith("read_partition") for key in keys)]  # fmt: skip
+            pid = client.run(os.getpid, workers=[reading[0]])[reading[0]]
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
     except BaseException as exc:  # reported by the test, not lost in this thread

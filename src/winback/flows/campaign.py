@@ -261,14 +261,17 @@ def _read_and_score(
     plan = plan_reads(url, src, settings)
     lookback = config.aggrieved.lookback_days
     batches = plan_batches(url, src, plan.partition_size or config.batch_size)
-    # the calibration check reads its own slice of the warehouse: it runs while the rest is read and scored
-    calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
+    # the calibration check reads its own slice of the warehouse: it runs while the rest is read and scored,
+    # on the cluster when there is one (it fits a model: the flow's process would take a worker's core)
+    calibration, checked = None, None
     if plan.partitioned:
         get_run_logger().info(
             "%d customer partitions on %s", len(batches), plan.address or f"a local Dask cluster of {plan.workers}"
         )
-        gathered = partitioned_reads(plan, url, src, as_of, batches, lookback, rules)
+        calibrate_range = batches[0] if config.use_models else None
+        gathered, checked = partitioned_reads(plan, url, src, as_of, batches, lookback, rules, calibrate_range)
     else:
+        calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
         summaries = [summarise_batch.submit(url, src, as_of, b, rules) for b in batches]
         contexts = [context_batch.submit(url, src, as_of, b, lookback, rules) for b in batches]
         gathered = reads.joined(
@@ -280,9 +283,9 @@ def _read_and_score(
     scored, model = score(rfm, config)
     if calibration is not None:
         checked = calibration.result()  # awaited either way: a failed check fails the run
-        if model["method"] != "rules":
-            model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
-            model["calibration"] = checked
+    if checked is not None and model["method"] != "rules":
+        model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
+        model["calibration"] = checked
     src.release_reader(engine_for(url))  # what DuckDB cached of the reads: deciding reads a few customers' rows
     lap("score")
     return scored, failures, reach, model, len(batches), gated

@@ -5,8 +5,9 @@ partition is one Prefect task that opens the warehouse itself, reads only its ow
 per-customer summaries, never orders. The subflow's task runner is chosen at run time: the cluster at
 `WINBACK_DASK_ADDRESS`, else a temporary `LocalCluster` of one worker process per core. A worker killed
 mid-partition costs a retry of that partition; a partition that fails for bad data names itself and its
-first bad ids once the others have finished. The global model fit and the gate stay in the flow, on what
-the partitions gathered.
+first bad ids once the others have finished. The activity model's calibration check (a fit on one batch) is
+one more task on the cluster, so the flow's process does not take a core from the workers while they read.
+The global model fit and the gate stay in the flow, on what the partitions gathered.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def read_partition(
     return reads.read_partition(engine_for(url), src, as_of, index, id_range, lookback_days, rules)
 
 
+@task(cache_policy=NO_CACHE, retries=PARTITION_RETRIES, retry_delay_seconds=1, retry_condition_fn=unless_bad_input)
+def calibrate_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: IdRange) -> dict[str, Any]:
+    """The activity model's holdout calibration check on one batch, run on whichever worker is free."""
+    return reads.calibrate(engine_for(url), src, as_of, id_range)
+
+
 @flow(name="winback-partitions", log_prints=True)
 def read_partitions(
     url: str,
@@ -63,12 +70,16 @@ def read_partitions(
     ranges: list[IdRange],
     lookback_days: int,
     rules: QualityRules,
-) -> reads.PartitionReads:
-    """Every partition read on the flow's Dask cluster and joined in partition order.
+    calibrate_range: IdRange | None = None,
+) -> tuple[reads.PartitionReads, dict[str, Any] | None]:
+    """Every partition read on the flow's Dask cluster and joined in partition order, and the calibration.
 
     All partitions run to the end even when some fail; then one DataError lists those that failed for bad
-    data (each with its first bad ids), or the first other failure is raised.
+    data (each with its first bad ids), or the first other failure is raised. Given `calibrate_range`, the
+    calibration check on it is submitted first (the longest task) and its result is the second value; its
+    failure fails the run once the partitions are done, as it would in the flow.
     """
+    calibration = calibrate_batch.submit(url, src, as_of, calibrate_range) if calibrate_range is not None else None
     futures = [
         read_partition.submit(url, src, as_of, index, id_range, lookback_days, rules)
         for index, id_range in enumerate(ranges)
@@ -85,7 +96,7 @@ def read_partitions(
         )
     if failed:
         raise failed[0]
-    return reads.joined(outcomes)
+    return reads.joined(outcomes), calibration.result() if calibration is not None else None
 
 
 def task_runner(plan: PartitionPlan) -> DaskTaskRunner:
@@ -112,11 +123,12 @@ def partitioned_reads(
     ranges: list[IdRange],
     lookback_days: int,
     rules: QualityRules,
-) -> reads.PartitionReads:
+    calibrate_range: IdRange | None = None,
+) -> tuple[reads.PartitionReads, dict[str, Any] | None]:
     """`read_partitions` as a subflow on the plan's Dask cluster."""
     subflow = read_partitions.with_options(task_runner=task_runner(plan))
     with _one_prefect_api():
-        return subflow(url, src, as_of, ranges, lookback_days, rules)
+        return subflow(url, src, as_of, ranges, lookback_days, rules, calibrate_range)
 
 
 @contextmanager
