@@ -142,6 +142,12 @@ def test_partitioned_run_makes_the_single_process_decisions(
     assert result["model"]["calibration"]["customers"] > 0
     assert len(_times_handed_to_a_worker(cluster, started, "calibrate_batch")) == 1
     assert len(_times_handed_to_a_worker(cluster, started, "read_partition")) == 3
+    # a partition's result is let go of on its worker once fetched, not kept until every partition is done
+    log = [step for step in cluster.scheduler.transition_log if step.timestamp >= started]
+    partition = [step for step in log if str(step.key).startswith("read_partition")]
+    last_done = max(step.timestamp for step in partition if step.finish == "memory")
+    released = [step for step in partition if step.start == "memory" and step.finish in {"released", "forgotten"}]
+    assert min(step.timestamp for step in released) < last_done
 
 
 def test_a_worker_killed_mid_partition_changes_nothing(

@@ -20,7 +20,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, as_completed
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
 
@@ -84,8 +84,7 @@ def read_partitions(
         read_partition.submit(url, src, as_of, index, id_range, lookback_days, rules)
         for index, id_range in enumerate(ranges)
     ]
-    wait(futures)
-    outcomes = [future.result(raise_on_failure=False) for future in futures]
+    outcomes = _gathered(futures)
     failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     bad_data = [str(exc) for exc in failed if isinstance(exc, DataError)]
     if bad_data:
@@ -97,6 +96,23 @@ def read_partitions(
     if failed:
         raise failed[0]
     return reads.joined(outcomes), calibration.result() if calibration is not None else None
+
+
+def _gathered(futures: list[PrefectFuture[Any]]) -> list[Any]:
+    """Each partition's outcome (its reads, or its exception) in partition order, fetched as it finishes.
+
+    A finished task's result stays in its worker's memory for as long as a future refers to it: fetched at
+    the end, a 10M run's 80 partitions piled up on two workers (2.3 GiB each). Each is let go of on the
+    cluster once fetched, so a worker holds little more than the partition it is reading.
+    """
+    slot = {id(future): index for index, future in enumerate(futures)}
+    outcomes: list[Any] = [None] * len(futures)
+    for future in as_completed(futures):
+        outcomes[slot[id(future)]] = future.result(raise_on_failure=False)
+        wrapped = getattr(future, "wrapped_future", None)  # a Dask future: the worker's copy is released
+        if wrapped is not None:
+            wrapped.release()
+    return outcomes
 
 
 def task_runner(plan: PartitionPlan) -> DaskTaskRunner:
