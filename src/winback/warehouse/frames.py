@@ -79,3 +79,15 @@ def _column(values: np.ndarray, dtype: Any) -> pd.Series:
     if series.dtype.kind == "M":
         series = series.dt.tz_localize("UTC")  # DuckDB gives a TIMESTAMPTZ as its UTC wall time
     return series if dtype is None else series.astype(dtype)
+
+
+def shared_values(values: pd.Series) -> pd.Series:
+    """The same column, each distinct value held once: every row refers to that one Python object.
+
+    A driver hands over a new string per row, so a million customers' locales are a million strings of
+    ~60 bytes for a few dozen distinct ones. Shared, they cost a pointer a row (about 170 MiB less for the
+    three such columns of a million customers' reachability) and the column is still plain objects.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.append(np.asarray(uniques, dtype=object), None)  # the last: a missing value (code -1)
+    return pd.Series(table[codes], index=values.index, dtype=object, name=values.name)

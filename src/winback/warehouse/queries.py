@@ -22,7 +22,7 @@ from winback.warehouse.customer_context import (  # noqa: F401
     contacts_to_queue,
     send_time_flags,
 )
-from winback.warehouse.frames import fetch_frame
+from winback.warehouse.frames import fetch_frame, shared_values
 from winback.warehouse.partitions import id_partitions  # noqa: F401
 from winback.warehouse.quality import EARLIEST, Findings, QualityRules
 from winback.warehouse.quality_customers import judge_customers
@@ -160,6 +160,8 @@ def reachability(
         "sms_consent",
     ]
     frame = fetch_frame(conn, stmt, columns)
+    for few_values in ("preferred_channel", "locale", "time_zone"):  # a few distinct values a million times
+        frame[few_values] = shared_values(frame[few_values])
     return judge_customers(conn, src, frame, findings)
 
 
