@@ -4,9 +4,8 @@ Before a claim of outbox rows goes out, winback re-reads its customers' records:
 do-not-contact, fraud flag, consent per channel, and, for the later steps of a service-recovery journey,
 whether the customer has ordered since (a customer who came back gets no more follow-ups). Both come from
 the warehouse, which may be a remote analytical database where every round trip costs: they are read
-together, customers left-joined to their consents and to their latest order, one statement per 10,000 ids
-(on DuckDB the ids as one list parameter, `crossread.among`: an `IN` list of 2,000 scanned the table per row;
-there a statement costs about one pass over the tables, so fewer and larger ones cost less an id).
+together, customers left-joined to their consents and to their latest order, one statement per 5,000 ids
+(on DuckDB the ids as one list parameter, `crossread.among`: an `IN` list of 2,000 scanned the table per row).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from winback.warehouse.queries import SendTimeFlags
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc
 
-IDS_PER_QUERY = 10_000
+IDS_PER_QUERY = 5000
 
 
 class SendTimeFacts(NamedTuple):
