@@ -143,8 +143,7 @@ def test_partitioned_run_makes_the_single_process_decisions(
     assert len(_times_handed_to_a_worker(cluster, started, "calibrate_batch")) == 1
     assert len(_times_handed_to_a_worker(cluster, started, "read_partition")) == 3
     # a partition's result is let go of on its worker once fetched, not kept until every partition is done
-    log = [step for step in cluster.scheduler.transition_log if step.timestamp >= started]
-    partition = [step for step in log if str(step.key).startswith("read_partition")]
+    partition = _transitions(cluster, started, "read_partition")
     last_done = max(step.timestamp for step in partition if step.finish == "memory")
     released = [step for step in partition if step.start == "memory" and step.finish in {"released", "forgotten"}]
     assert min(step.timestamp for step in released) < last_done
@@ -182,14 +181,15 @@ def test_a_worker_killed_mid_partition_changes_nothing(
     assert sorted(handed.values())[-1] == 2 and set(handed.values()) <= {1, 2}
 
 
-def _times_handed_to_a_worker(cluster: distributed.LocalCluster, since: float, task: str) -> Counter[str]:
-    """How many times the scheduler gave each run of `task` to a worker since `since` (its transition log)."""
+def _transitions(cluster: distributed.LocalCluster, since: float, task: str) -> list:
+    """The scheduler's transitions of `task`'s runs since `since` (its transition log)."""
     log = cluster.scheduler.transition_log
-    return Counter(
-        step.key
-        for step in log
-        if step.finish == "processing" and step.timestamp >= since and str(step.key).startswith(task)
-    )
+    return [step for step in log if step.timestamp >= since and str(step.key).startswith(task)]
+
+
+def _times_handed_to_a_worker(cluster: distributed.LocalCluster, since: float, task: str) -> Counter[str]:
+    """How many times the scheduler gave each run of `task` to a worker since `since`."""
+    return Counter(step.key for step in _transitions(cluster, since, task) if step.finish == "processing")
 
 
 def _kill_a_busy_worker(cluster, lock, killed: list[int], errors: list[BaseException]) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from winback.settings import Settings
 from winback.warehouse.db import make_engine
+from winback.warehouse.frames import shared_values
 from winback.warehouse.queries import contact_details, customer_summary, open_failures, reachability
 from winback.warehouse.source import SourceMapping, SourceTables
 
@@ -318,6 +319,27 @@ def test_reachability(crm: Engine, src: SourceTables) -> None:
     assert out.loc["K003", "preferred_channel"] == "sms"
     assert out.loc["K002", "locale"] == "de_DE"
     assert out.loc["K001", "time_zone"] == "Europe/London"
+
+
+def test_shared_values_keep_the_column_and_hold_each_value_once() -> None:
+    """Equal strings from a driver, one object per row, become one object per distinct value; None stays."""
+    # what a driver gives: equal strings, different objects
+    repeated = pd.Series(["".join(list(v)) if v else None for v in ["one", "two", None] * 3], dtype=object)
+    assert repeated.iloc[0] is not repeated.iloc[3]
+    shared = shared_values(repeated)
+    assert shared.dtype == object and shared.tolist() == repeated.tolist()
+    assert shared.iloc[0] is shared.iloc[3] is shared.iloc[6] and shared.iloc[1] is shared.iloc[4]
+    assert shared.iloc[2] is None and shared.index.equals(repeated.index)
+
+
+def test_reachability_holds_each_locale_time_zone_and_channel_once(demo_engine: Engine) -> None:
+    """On the 2,000-customer demo shop: a column of a few distinct values is not a string per customer."""
+    with demo_engine.connect() as conn:
+        reach = reachability(conn, SourceTables(SourceMapping()))
+    for name in ("preferred_channel", "locale", "time_zone"):
+        values = reach[name].dropna().tolist()
+        assert len(values) > 10 * len(set(values)), name
+        assert len({id(value) for value in values}) == len(set(values)), name
 
 
 def test_reachability_id_range(crm: Engine, src: SourceTables) -> None:

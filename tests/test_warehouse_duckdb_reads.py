@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, column, create_engine, select, table, text
+from sqlalchemy import column, create_engine, select, table, text
 
 from winback.warehouse.crossread import among, by_ids
-from winback.warehouse.frames import fetch_frame, frame_from_rows, raw_rows, shared_values
+from winback.warehouse.frames import fetch_frame, frame_from_rows, raw_rows
 from winback.warehouse.readonly import warehouse_engine
 from winback.warehouse.source import SourceMapping, SourceTables, source_schema
 
@@ -118,32 +118,3 @@ def test_distinct_count_on_duckdb_counts_what_count_distinct_counts(duckdb_file:
     engine.dispose()
     assert "list_unique" in str(select(distinct_count(g.c.d)).compile(dialect=engine.dialect))
     assert [tuple(r) for r in got] == [tuple(r) for r in want] == [("a", 2), ("b", 0), ("c", 1), ("d", 2)]
-
-
-def test_shared_values_keep_the_column_and_hold_each_value_once(duckdb_file: str) -> None:
-    """A few distinct values fetched a row at a time become one object each; missing stays missing."""
-    engine = warehouse_engine(duckdb_file)
-    k = table("k", column("id"), column("v"))
-    with engine.connect() as conn:
-        fetched = fetch_frame(conn, select(k.c.v).order_by(k.c.id), ["v"])
-    engine.dispose()
-    repeated = pd.concat([fetched["v"]] * 3, ignore_index=True)  # 'one', 'two', None, 'one', ...
-    # what a driver gives: equal strings, different objects
-    repeated = pd.Series([None if v is None else "".join(list(v)) for v in repeated], dtype=object, name="v")
-    assert repeated.iloc[0] is not repeated.iloc[3]
-    shared = shared_values(repeated)
-    assert shared.dtype == object and shared.tolist() == repeated.tolist()
-    assert shared.iloc[0] is shared.iloc[3] is shared.iloc[6] and shared.iloc[1] is shared.iloc[4]
-    assert shared.iloc[2] is None and shared.index.equals(repeated.index)
-
-
-def test_reachability_holds_each_locale_time_zone_and_channel_once(demo_engine: Engine) -> None:
-    """On the 2,000-customer demo shop: a column of a few distinct values is not a string per customer."""
-    from winback.warehouse.queries import reachability
-
-    with demo_engine.connect() as conn:
-        reach = reachability(conn, SourceTables(SourceMapping()))
-    for name in ("preferred_channel", "locale", "time_zone"):
-        values = reach[name].dropna().tolist()
-        assert len(values) > 10 * len(set(values)), name
-        assert len({id(value) for value in values}) == len(set(values)), name
