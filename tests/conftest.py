@@ -227,11 +227,16 @@ def settings(sink_path: Path) -> Settings:
 
 @pytest.fixture(autouse=True)
 def _hermetic_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No provider keys or outside settings leak in: the sink journal lives in the test's folder."""
+    """No provider keys or outside settings leak in: the sink journal lives in the test's folder.
+
+    Each test also runs in its own folder: the default state file (`winback.db`) and the demo warehouse
+    found beside it are relative to the working directory, and `make demo` leaves both in the checkout.
+    """
     for key in list(os.environ):
         if key.startswith(("SENDGRID_", "TWILIO_", "WINBACK_")):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("WINBACK_SINK_PATH", str(tmp_path / "sink.jsonl"))
+    monkeypatch.chdir(tmp_path)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]

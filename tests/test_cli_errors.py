@@ -154,7 +154,7 @@ def test_a_policy_file_is_read_beside_the_campaign_file_and_checked_at_once(tmp_
 
     folder = tmp_path / "campaigns"
     folder.mkdir()
-    policy = Path("src/winback/offers/default_policy.yaml").read_text()
+    policy = (Path(__file__).resolve().parents[1] / "src/winback/offers/default_policy.yaml").read_text()
     (folder / "policy.yaml").write_text(policy)
     (folder / "weekly.yaml").write_text("campaign_id: weekly\npolicy_file: policy.yaml\n")
     assert CampaignConfig.from_yaml(folder / "weekly.yaml").policy_file == str(folder / "policy.yaml")
