@@ -18,9 +18,15 @@ Exclusions come first and each names itself; then the offer is priced; then a de
 drawn per segment among the eligible; then the budget is spent greedily by expected gain per unit of
 cost, skipping any offer that no longer fits (the classic knapsack heuristic: within one item of the
 optimum when costs are small against the budget, as they are for coupons).
+
+The holdout and the walk look at the whole run (`segments.budget_walk`); the rest is worked out customer by
+customer. So `decide` is three steps a partitioned run can take apart: `price_candidates` on each part,
+`select_within_budget` once over every part's eligible customers, `finish_decisions` on each part again.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,9 +34,9 @@ from babel.numbers import get_currency_symbol
 
 from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy, price_offers
+from winback.segments.budget_walk import select_within_budget
 from winback.segments.decision_features import STORED
-from winback.segments.holdout import assign_holdout
-from winback.segments.option_lifts import option_lifts
+from winback.segments.option_lifts import OptionLifts, option_lifts
 from winback.segments.reasons import exclusions, reasons
 from winback.segments.uplift.decision_model import DecisionUplift
 from winback.segments.variants import draw_variants, variant_offers
@@ -67,22 +73,22 @@ def last_order_times(last_day: pd.Series | None, length: int) -> pd.Series:
     return pd.to_datetime(millis, unit="ms", utc=True).astype("datetime64[ms, UTC]")
 
 
-def spend_budget(costs: np.ndarray, held_out: np.ndarray, budget: float) -> np.ndarray:
-    """Greedy over customers already ranked by value per cost: take each one whose offer still fits.
+@dataclass(frozen=True)
+class PricedCandidates:
+    """Candidates with every option priced and judged, before the run-wide holdout and budget walk.
 
-    A customer who does not fit is skipped and the walk goes on, so cheaper offers (and plain messages,
-    which cost nothing) further down still get their chance. Held-out customers are selected by the same
-    rule, whether their offer would have fitted at that point, but spend nothing: the holdout stays
-    comparable with the treated without taking budget from them.
+    What `finish_decisions` needs to decide them once `budget_walk.select_within_budget` has run over the
+    eligible customers of the whole run (`walk`).
     """
-    remaining = budget + 1e-9
-    chosen = np.zeros(len(costs), dtype=bool)
-    for i, (cost, held) in enumerate(zip(costs.tolist(), held_out.tolist(), strict=True)):
-        if cost <= remaining:
-            chosen[i] = True
-            if not held:
-                remaining -= cost
-    return chosen
+
+    frame: pd.DataFrame
+    lifts: OptionLifts
+    offer_value: pd.Series  # the offer's expected incremental value before its costs
+    plain_gain: pd.Series  # the message alone's expected gain
+    contact_cost: pd.Series
+    eligible: pd.Series  # worth contacting: not excluded, and worth it (or owed the apology)
+    owed: pd.Series  # aggrieved and owed the apology whatever it is worth
+    walk: pd.DataFrame  # budget_walk.WALK_COLUMNS of the eligible rows, indexed as `frame`
 
 
 def decide(
@@ -106,8 +112,20 @@ def decide(
     holdout_key
         What the holdout is drawn with (`holdout.run_key`: a fresh draw per run); default the campaign id.
     """
+    key = holdout_key or config.campaign_id
+    priced = price_candidates(candidates, config, policy, uplift)
+    selected = select_within_budget(priced.walk, key, config.holdout_share, config.budget)
+    return finish_decisions(priced, selected, config, policy, key)
+
+
+def price_candidates(
+    candidates: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+    uplift: DecisionUplift | None = None,
+) -> PricedCandidates:
+    """Exclusions, each option's price and expected gain, and who is eligible: customer by customer."""
     econ = config.economics
-    symbol = get_currency_symbol(config.currency, locale="en")
     frame = candidates.reset_index(drop=True)  # pandas copy-on-write: our edits never reach the caller
     frame["exclusion"] = pd.Series(exclusions(frame, config), index=frame.index, dtype=object)
     frame = price_offers(frame, policy, econ.redemption_rate)
@@ -128,42 +146,58 @@ def decide(
 
     owed = aggrieved & (frame["expected_gain"] <= econ.min_expected_gain)
     eligible = frame["exclusion"].isna() & ((frame["expected_gain"] > econ.min_expected_gain) | aggrieved)
-    holdout = pd.Series(False, index=frame.index)
-    key = holdout_key or config.campaign_id
-    holdout[eligible] = assign_holdout(key, frame.loc[eligible, ["customer_id", "segment"]], config.holdout_share)
-    ratio = frame["expected_gain"] / cost.clip(lower=0.01)
-    # message/offer variants, drawn after the holdout among the rest; the budget is walked in the same order
-    # with each customer's dearest variant, so who is reached does not depend on the variant drawn
-    frame["variant"] = None
+    # the budget is walked with each customer's dearest variant, so who is reached does not depend on the
+    # variant drawn (segments.variants); the variants are drawn once the holdout is known
     walk_cost = frame["offer_cost"]
     if config.variants:
-        drawn = eligible & ~holdout
-        frame.loc[drawn, "variant"] = draw_variants(key, frame.loc[drawn, ["customer_id", "segment"]], config)
-        before = frame["offer_cost"]
-        frame, walk_cost = variant_offers(frame, frame["variant"], config, policy)
-        changed = frame["offer_cost"] != before
-        frame.loc[changed, "expected_gain"] = (offer_value - frame["offer_cost"] - contact_cost)[changed].round(2)
+        _, walk_cost = variant_offers(frame, pd.Series(None, index=frame.index, dtype=object), config, policy)
+    walk = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"],
+            "segment": frame["segment"],
+            "ratio": frame["expected_gain"] / cost.clip(lower=0.01),
+            "walk_cost": walk_cost.astype(float),
+        }
+    ).loc[eligible]
+    return PricedCandidates(frame, lifts, offer_value, plain_gain, contact_cost, eligible, owed, walk)
 
-    order = ratio[eligible].sort_values(ascending=False, kind="stable").index
-    within = pd.Series(False, index=frame.index)
-    within[order] = spend_budget(
-        walk_cost[order].to_numpy(dtype=float),
-        holdout[order].to_numpy(dtype=bool),
-        config.budget,
-    )
-    rank = pd.Series(np.nan, index=frame.index)
-    rank[order] = np.arange(1, len(order) + 1)
+
+def finish_decisions(
+    priced: PricedCandidates,
+    selected: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+    holdout_key: str,
+) -> pd.DataFrame:
+    """The decisions of `priced`'s customers, given the run-wide holdout and walk's verdict on them.
+
+    `selected` is `select_within_budget`'s result for these customers, indexed as `priced.walk`.
+    """
+    frame, eligible, aggrieved = priced.frame.copy(deep=False), priced.eligible, priced.frame["segment"] == "aggrieved"
+    holdout = selected["held"].reindex(frame.index, fill_value=False).astype(bool)
+    within = selected["within"].reindex(frame.index, fill_value=False).astype(bool)
+    rank = selected["rank"].reindex(frame.index)
+    # message/offer variants, drawn after the holdout among the rest
+    frame["variant"] = None
+    if config.variants:
+        drawn = eligible & ~holdout
+        frame.loc[drawn, "variant"] = draw_variants(holdout_key, frame.loc[drawn, ["customer_id", "segment"]], config)
+        before = frame["offer_cost"]
+        frame, _ = variant_offers(frame, frame["variant"], config, policy)
+        changed = frame["offer_cost"] != before
+        gain = priced.offer_value - frame["offer_cost"] - priced.contact_cost
+        frame.loc[changed, "expected_gain"] = gain[changed].round(2)
     # past the budget, an aggrieved customer still gets the apology, without compensation
     unfunded = eligible & ~within & aggrieved
     frame.loc[unfunded, "offer_kind"] = "none"
     frame.loc[unfunded, ["offer_value", "offer_amount", "offer_cost"]] = 0.0
-    frame.loc[unfunded, "expected_gain"] = plain_gain[unfunded].round(2)
+    frame.loc[unfunded, "expected_gain"] = priced.plain_gain[unfunded].round(2)
     within |= unfunded
     # the reasons quote what was decided: for those now sent the message alone, its lift and cost
-    lift, by_model, frame["predicted_uplift"], frame["predicted_spend_uplift"] = lifts.chosen(
+    lift, by_model, frame["predicted_uplift"], frame["predicted_spend_uplift"] = priced.lifts.chosen(
         frame["offer_kind"] == "none"
     )
-    cost = frame["offer_cost"] + contact_cost
+    cost = frame["offer_cost"] + priced.contact_cost
 
     frame["action"] = np.select(
         [eligible & within & holdout, eligible & within], ["holdout", "contact"], default="skip"
@@ -172,7 +206,9 @@ def decide(
     frame.loc[frame["action"] != "contact", "variant"] = None
 
     frame["last_order_at"] = last_order_times(frame.get("last_day"), len(frame))
-    said = reasons(frame, cost, lift, by_model, symbol, eligible, within, owed, unfunded, rank)
+    symbol = get_currency_symbol(config.currency, locale="en")
+    ranked_of = int(selected["ranked_of"].iloc[0]) if len(selected) else 0
+    said = reasons(frame, cost, lift, by_model, symbol, eligible, within, priced.owed, unfunded, rank, ranked_of)
     frame["reason"] = pd.Series(said, index=frame.index, dtype=object)  # as text, not inferred as str dtype
     passthrough = ("expected_spend", "mean_spend", "order_id", "description", "occurred_at", "resolved_at",
                    "unresolved", "locale", "time_zone", *STORED)  # fmt: skip

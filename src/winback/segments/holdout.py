@@ -41,14 +41,22 @@ def assign_holdout(campaign_id: str, customers: pd.DataFrame, share: float, stra
     """True for customers held out: within each stratum, the `share` with the lowest hash.
 
     Ranking by hash inside each stratum holds out exactly round(share × n) per segment (not merely in
-    expectation), which keeps per-segment lift estimable even for small segments.
+    expectation), which keeps per-segment lift estimable even for small segments. Equal hashes rank by
+    customer id, so the split does not depend on the order the customers come in (a partitioned run
+    gathers them in another order than one process).
     """
     if customers.empty:
         return pd.Series(dtype=bool)
-    u = pd.Series(hash_unit(campaign_id, customers["customer_id"]), index=customers.index)
-    rank = u.groupby(customers[strata]).rank(method="first")
-    size = customers.groupby(strata)[strata].transform("size")
-    return rank <= (size * share).round()
+    stratum, _ = pd.factorize(customers[strata], use_na_sentinel=True)
+    ids = customers["customer_id"].to_numpy().astype(str)
+    order = np.lexsort((ids, hash_unit(campaign_id, customers["customer_id"]), stratum))  # by stratum, hash, id
+    sorted_strata = stratum[order]
+    first = np.searchsorted(sorted_strata, sorted_strata, side="left")
+    size = np.searchsorted(sorted_strata, sorted_strata, side="right") - first
+    rank = np.arange(1, len(order) + 1) - first  # 1 for the lowest hash of each stratum
+    held = np.zeros(len(order), dtype=bool)
+    held[order] = (rank <= np.round(size * share)) & (sorted_strata >= 0)  # no stratum: never held out
+    return pd.Series(held, index=customers.index)
 
 
 def held_out(campaign_id: str, customer_id: str, share: float) -> bool:

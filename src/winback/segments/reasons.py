@@ -175,6 +175,7 @@ def reasons(
     owed: pd.Series,
     unfunded: pd.Series,
     rank: pd.Series,
+    ranked_of: int | None = None,
 ) -> np.ndarray:
     """Each decision's reason, in words and numbers.
 
@@ -193,6 +194,8 @@ def reasons(
     eligible, within, owed, unfunded, rank
         Per row: worth contacting, within the budget, owed the apology whatever the value, owed it without
         the compensation (over budget), and the rank by gain per cost among the eligible (NaN elsewhere).
+    ranked_of
+        How many the run ranked (default: those ranked here): a partition's reasons quote the whole run's.
 
     Returns
     -------
@@ -209,7 +212,7 @@ def reasons(
     prefix[owed.to_numpy()] = "apology owed (not for the value); "
     prefix[unfunded.to_numpy()] = "apology only: compensation over budget; "
     rank_text = rank.fillna(0).astype(int).to_numpy()
-    total = int(rank.notna().sum())
+    total = int(rank.notna().sum()) if ranked_of is None else ranked_of
 
     def text(template: str, *parts: np.ndarray | Build, quoted: bool = False, offered: bool = False) -> Build:
         """Rows' reasons by one template: the given columns (or column builders), then the figures and the offer."""

@@ -1,0 +1,73 @@
+"""The run-wide part of a decision: who is held out, the order the budget is walked in, and who fits.
+
+Everything else about a decision is worked out customer by customer (`segments.decision`), so a large run
+can decide its partitions apart; these three steps look at every eligible customer of the run at once, on
+a few numbers each (`WALK_COLUMNS`). Each has an explicit order, so gathering the same customers from any
+number of partitions, in any order, selects the same ones:
+
+- the holdout ranks customers by their hash within each segment, then by customer id;
+- the walk goes by expected gain per unit of cost, highest first, then by customer id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from winback.segments.holdout import assign_holdout
+
+# what each eligible customer brings to the run-wide step
+WALK_COLUMNS = ["customer_id", "segment", "ratio", "walk_cost"]
+
+
+def spend_budget(costs: np.ndarray, held_out: np.ndarray, budget: float) -> np.ndarray:
+    """Greedy over customers already ranked by value per cost: take each one whose offer still fits.
+
+    A customer who does not fit is skipped and the walk goes on, so cheaper offers (and plain messages,
+    which cost nothing) further down still get their chance. Held-out customers are selected by the same
+    rule, whether their offer would have fitted at that point, but spend nothing: the holdout stays
+    comparable with the treated without taking budget from them.
+    """
+    remaining = budget + 1e-9
+    chosen = np.zeros(len(costs), dtype=bool)
+    for i, (cost, held) in enumerate(zip(costs.tolist(), held_out.tolist(), strict=True)):
+        if cost <= remaining:
+            chosen[i] = True
+            if not held:
+                remaining -= cost
+    return chosen
+
+
+def walk_order(walk: pd.DataFrame) -> pd.Index:
+    """The rows of `walk` (WALK_COLUMNS) in the order the budget is spent: gain per cost, then customer id."""
+    ids = walk["customer_id"].to_numpy().astype(str)  # numpy sorts fixed-width text 2x faster than objects
+    return walk.index[np.lexsort((ids, -walk["ratio"].to_numpy(dtype=float)))]
+
+
+def select_within_budget(walk: pd.DataFrame, holdout_key: str, holdout_share: float, budget: float) -> pd.DataFrame:
+    """For every eligible customer of the run: held out, within the budget, and rank in the walk.
+
+    Parameters
+    ----------
+    walk
+        One row per eligible customer, WALK_COLUMNS, from one frame or gathered from many; its index is
+        kept, so each part can take its own rows back.
+    holdout_key
+        What the holdout is drawn with (`holdout.run_key`).
+
+    Returns
+    -------
+    DataFrame
+        `walk`'s index, with held (bool), within (bool), rank (1 for the first in the walk) and ranked_of
+        (how many the walk ranked: the reasons quote it).
+    """
+    held = assign_holdout(holdout_key, walk[["customer_id", "segment"]], holdout_share)
+    held = held.reindex(walk.index, fill_value=False).astype(bool)
+    order = walk_order(walk)
+    chosen = spend_budget(
+        walk.loc[order, "walk_cost"].to_numpy(dtype=float), held.loc[order].to_numpy(dtype=bool), budget
+    )
+    out = pd.DataFrame({"held": held, "within": False, "rank": np.nan, "ranked_of": len(walk)}, index=walk.index)
+    out.loc[order, "within"] = chosen
+    out.loc[order, "rank"] = np.arange(1, len(order) + 1, dtype=float)
+    return out
