@@ -83,7 +83,10 @@ def one_run(customers: int, workers: int, partition_size: int) -> None:
         f"customers={customers} workers={workers} seconds={seconds:.1f} read_seconds={read_s:.1f} "
         f"us_per_customer={seconds / customers * 1e6:.1f} peak_worker_rss_mb={max(worker_peaks.values()):.0f} "
         f"flow_rss_mb={flow_rss:.0f} cluster_start_s={cluster_s:.1f} prefect_start_s={prefect_s:.1f} "
-        f"partitions={result['batches']} " + " ".join(f"{stage}_s={s}" for stage, s in result["timings"].items()),
+        f"partitions={result['batches']} "
+        + " ".join(f"{stage}_s={s}" for stage, s in result["timings"].items())
+        + " "
+        + " ".join(f"{stage}_peak_mb={mb}" for stage, mb in result["peak_rss_mb"].items()),
         flush=True,
     )
 

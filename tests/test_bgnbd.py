@@ -340,3 +340,18 @@ def test_predictions_reject_bad_parameters_and_horizons() -> None:
         discounted_expected_purchases(
             _fit(0.2, 4.0, 0.8, 1.0), **data, horizon_periods=4, discount_rate_per_period=-0.1
         )
+
+
+def test_the_likelihood_in_chunks_sums_as_in_one_pass(
+    simulated: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large run's fit takes its repeat buyers a chunk at a time, to bound its memory: the same sums."""
+    import winback.segments.bgnbd_fit as bgnbd_fit
+
+    frequency, recency, T = simulated[:3]
+    params = (0.3, 4.5, 0.7, 2.2)
+    whole = log_likelihood(params, frequency, recency, T), log_likelihood_gradient(params, frequency, recency, T)
+    monkeypatch.setattr(bgnbd_fit, "LIKELIHOOD_CHUNK", 7_777)  # 200,000 customers: a few dozen chunks
+    chunked = log_likelihood(params, frequency, recency, T), log_likelihood_gradient(params, frequency, recency, T)
+    assert chunked[0] == pytest.approx(whole[0], rel=1e-12)
+    np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-11)

@@ -13,7 +13,7 @@ import pytest
 
 from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy
-from winback.segments.budget_walk import WALK_COLUMNS, select_within_budget, spend_budget, walk_order
+from winback.segments.budget_walk import WALK_COLUMNS, select_within_budget, spend_budget, walk_positions
 from winback.segments.decision import decide, finish_decisions, price_candidates
 from winback.segments.holdout import assign_holdout
 
@@ -98,7 +98,7 @@ def test_ties_in_gain_per_cost_are_walked_by_customer_id() -> None:
     walk = pd.DataFrame(
         {"customer_id": ["c3", "c1", "c2", "c0"], "segment": "lapsed", "ratio": [1.0, 1.0, 2.0, 1.0], "walk_cost": 5.0}
     )
-    assert walk.loc[walk_order(walk), "customer_id"].tolist() == ["c2", "c0", "c1", "c3"]
+    assert walk["customer_id"].iloc[walk_positions(walk)].tolist() == ["c2", "c0", "c1", "c3"]
     selected = select_within_budget(walk[WALK_COLUMNS], "k", 0.0, budget=10.0)
     assert selected.set_axis(walk["customer_id"])["within"].to_dict() == {
         "c3": False,

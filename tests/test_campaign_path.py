@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import AS_OF, environment_sink, local_tables, send_setup
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from winback.app.demo_data import simulate_campaign_response
@@ -28,6 +28,18 @@ def run_campaign(
     engine: Engine, config: CampaignConfig, now: dt.datetime = AS_OF, as_of: dt.datetime = AS_OF
 ) -> stages.RunHandle:
     """The flow's stages in order, without Prefect (the flow itself is tested in test_flows.py)."""
+    run = decide_campaign(engine, config, as_of)
+    with Session(engine) as session, session.begin():
+        stages.issue_run_offers(session, run, config)
+    stages.queue_run_messages(engine, SRC, run, config, now)
+    stages.send_run(
+        engine, run, {"email": (sink := environment_sink()), "sms": sink}, config.campaign_id, now, setup=send_setup()
+    )
+    return run
+
+
+def decide_campaign(engine: Engine, config: CampaignConfig, as_of: dt.datetime = AS_OF) -> stages.RunHandle:
+    """The run started and decided, as the flow's first stages do."""
     with Session(engine) as session, session.begin():
         run = stages.start_run(session, config, as_of)
     if run.status == "started":
@@ -49,13 +61,33 @@ def run_campaign(
                 model.as_dict(),
                 src=local_tables(),
             )
-    with Session(engine) as session, session.begin():
-        stages.issue_run_offers(session, run, config)
-    stages.queue_run_messages(engine, SRC, run, config, now)
-    stages.send_run(
-        engine, run, {"email": (sink := environment_sink()), "sms": sink}, config.campaign_id, now, setup=send_setup()
-    )
     return run
+
+
+def test_offers_are_issued_page_by_page_once_each(demo_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large run issues its codes a page of customers at a time; a re-run after a crash adds only the missing."""
+    config = CampaignConfig(campaign_id="pages", budget=2000.0, holdout_share=0.2)
+    run = decide_campaign(demo_engine, config)
+    monkeypatch.setattr(stages, "OFFER_PAGE", 7)
+    with Session(demo_engine) as session, session.begin():
+        issued = stages.issue_run_offers(session, run, config)
+    with demo_engine.connect() as conn:
+        owed = conn.execute(
+            select(func.count()).where(
+                Decision.run_id == run.run_id, Decision.action == "contact", Decision.offer_kind != "none"
+            )
+        ).scalar_one()
+        offers = pd.read_sql(select(Offer.customer_id, Offer.code).where(Offer.run_id == run.run_id), conn)
+    assert issued == owed == len(offers) > 7 * 3  # many pages
+    assert offers["customer_id"].is_unique and offers["code"].is_unique
+    lost = offers["customer_id"].iloc[::2].tolist()  # a crash before these were committed
+    with demo_engine.begin() as conn:
+        conn.execute(delete(Offer).where(Offer.run_id == run.run_id, Offer.customer_id.in_(lost)))
+    with Session(demo_engine) as session, session.begin():
+        assert stages.issue_run_offers(session, run, config) == len(lost)
+    with demo_engine.connect() as conn:
+        again = pd.read_sql(select(Offer.customer_id).where(Offer.run_id == run.run_id), conn)
+    assert sorted(again["customer_id"]) == sorted(offers["customer_id"])
 
 
 def test_batches_partition_every_customer_once(demo_engine: Engine) -> None:

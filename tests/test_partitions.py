@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -58,11 +60,11 @@ def _demo_database(server: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _run(engine: Engine) -> dict:
+def _run(engine: Engine, config: CampaignConfig = CONFIG) -> dict:
     from winback.flows.campaign import winback_campaign
 
     url = engine.url.render_as_string(hide_password=False)
-    return winback_campaign(config=CONFIG, as_of=AS_OF, now=AS_OF, database_url_override=url)
+    return winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
 
 
 def _partitioned(monkeypatch: pytest.MonkeyPatch, cluster: distributed.LocalCluster) -> None:
@@ -149,6 +151,24 @@ def test_partitioned_run_makes_the_single_process_decisions(
     assert min(step.timestamp for step in released) < last_done
 
 
+def test_a_partitioned_dry_run_counts_what_one_process_counts(
+    shop: Engine, cluster: distributed.LocalCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    dry = CONFIG.model_copy(update={"dry_run": True})
+    single = _run(shop, dry)["dry_run"]
+    _partitioned(monkeypatch, cluster)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the partitions are kept between steps
+    result = _run(shop, dry)
+    assert result["batches"] == 3
+    spread = result["dry_run"]
+    assert spread["decisions"]["contact"] > 0 and spread["offer_cost"] > 0
+    for key in ("decisions", "by_segment_and_action", "contacts_by_segment_and_channel", "offers", "offer_cost"):
+        assert spread[key] == single[key], key
+    assert len(spread["sample_reasons"]) == 5
+    assert all(reason.startswith("contact") for reason in spread["sample_reasons"])
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
 def test_a_worker_killed_mid_partition_changes_nothing(
     shop: Engine,
     cluster: distributed.LocalCluster,
@@ -217,9 +237,10 @@ def _kill_a_busy_worker(cluster, lock, killed: list[int], errors: list[BaseExcep
 
 
 def test_a_partition_of_bad_data_names_itself_and_its_first_ids_while_the_others_finish(
-    shop: Engine, cluster: distributed.LocalCluster, monkeypatch: pytest.MonkeyPatch
+    shop: Engine, cluster: distributed.LocalCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _partitioned(monkeypatch, cluster)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     src = SourceTables(SourceMapping())
     low, high = reads.plan_batches(shop, src, PARTITION_SIZE)[1]
     with shop.begin() as conn:
@@ -238,3 +259,4 @@ def test_a_partition_of_bad_data_names_itself_and_its_first_ids_while_the_others
     assert "1 of 3 partitions failed for bad data (the other 2 finished)" in message
     assert f"first {first} (fraud_flag" in message
     assert "partition 0" not in message and "partition 2" not in message
+    assert list(tmp_path.iterdir()) == []  # the partitions read were kept on disk, and are removed

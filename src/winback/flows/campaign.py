@@ -6,7 +6,8 @@ import datetime as dt
 import os
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -25,11 +26,12 @@ from winback.flows.partitions import partitioned_reads
 from winback.flows.retries import unless_bad_input
 from winback.offers.policy import load_policy
 from winback.segments.calibration import model_version
-from winback.segments.scoring import score_customers
+from winback.segments.scoring import Scorer, fit_scorer, score_customers
 from winback.settings import Settings
 from winback.stages import campaign as stages
-from winback.stages import reads
+from winback.stages import partitioned, reads
 from winback.stages.partition_plan import PartitionPlan, plan_partitions
+from winback.stages.partitioned import Gathered
 from winback.warehouse import quarantine
 from winback.warehouse.db import engine_for
 from winback.warehouse.source import SourceTables
@@ -151,6 +153,38 @@ def preview(
 
 
 @task(**task_opts)
+def fit_models(gathered: Gathered, config: CampaignConfig) -> Scorer:
+    """The one fit of a partitioned run, on every partition's model inputs in partition order (taken from it)."""
+    return fit_scorer(gathered.take_model_inputs(), config.economics, config.use_models, gathered.spend_problems())
+
+
+@task(**task_opts)
+def decide_partitions(
+    url: str,
+    run: stages.RunHandle,
+    gathered: Gathered,
+    scorer: Scorer,
+    config: CampaignConfig,
+    model: dict[str, Any],
+    *,
+    src: SourceTables,
+) -> dict[str, int]:
+    """Decide a partitioned run one partition at a time and store the decisions; counts by action."""
+    policy = load_policy(config.policy_file)
+    with Session(engine_for(url)) as session, session.begin():  # the task owns the transaction
+        return partitioned.decide_partitioned_run(session, run, gathered, scorer, config, policy, model, src=src)
+
+
+@task(**task_opts)
+def preview_partitions(
+    url: str, as_of: dt.datetime, gathered: Gathered, scorer: Scorer, config: CampaignConfig, *, src: SourceTables
+) -> dict[str, Any]:
+    """A partitioned dry run's summary, stored nowhere."""
+    policy = load_policy(config.policy_file)
+    return partitioned.preview_partitioned_run(engine_for(url), as_of, gathered, scorer, config, policy, src=src)
+
+
+@task(**task_opts)
 def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int:
     """Issue the offer codes of the run's contacted customers; how many were issued."""
     with Session(engine_for(url)) as session, session.begin():  # the task owns the transaction
@@ -211,11 +245,17 @@ def winback_campaign(
     rules = check_source(
         url, src, as_of, utc(data_read_at) if data_read_at else now, config
     )  # the mapping whole, before anything (dry run too)
+    plan = plan_reads(url, src, settings)
     if config.dry_run:  # decided and counted, written nowhere: see stages.preview_run
-        scored, failures, reach, model, result["batches"], gated = _read_and_score(
-            url, src, as_of, config, lap, rules, settings
-        )
-        result["dry_run"] = preview(url, as_of, scored, failures, reach, config, gated, src=src)
+        if plan.partitioned:
+            gathered, scorer, model, result["batches"] = _read_and_fit(url, src, as_of, config, lap, rules, plan)
+            with _removed_after(gathered):
+                result["dry_run"] = preview_partitions(url, as_of, gathered, scorer, config, src=src)
+        else:
+            scored, failures, reach, model, result["batches"], gated = _read_and_score(
+                url, src, as_of, config, lap, rules
+            )
+            result["dry_run"] = preview(url, as_of, scored, failures, reach, config, gated, src=src)
         result["quarantine"] = result["dry_run"]["quality"]["line"]
         lap("decide")
         logger.info("dry run: nothing written or sent")
@@ -223,12 +263,19 @@ def winback_campaign(
     known = find_run(url, config, as_of)
     if known is None or known.status == "started":
         # read and gated before the run is stored: a broken feed stops here with nothing written
-        scored, failures, reach, model, result["batches"], gated = _read_and_score(
-            url, src, as_of, config, lap, rules, settings
-        )
-        run = start_run(url, config, as_of)
-        result["run_id"] = run.run_id
-        result["decisions"] = decide(url, run, scored, failures, reach, config, model, gated, src=src)
+        if plan.partitioned:
+            gathered, scorer, model, result["batches"] = _read_and_fit(url, src, as_of, config, lap, rules, plan)
+            with _removed_after(gathered):
+                run = start_run(url, config, as_of)
+                result["run_id"] = run.run_id
+                result["decisions"] = decide_partitions(url, run, gathered, scorer, config, model, src=src)
+        else:
+            scored, failures, reach, model, result["batches"], gated = _read_and_score(
+                url, src, as_of, config, lap, rules
+            )
+            run = start_run(url, config, as_of)
+            result["run_id"] = run.run_id
+            result["decisions"] = decide(url, run, scored, failures, reach, config, model, gated, src=src)
         lap("decide")
         result["model"] = model
     else:
@@ -255,40 +302,79 @@ def _read_and_score(
     config: CampaignConfig,
     lap: Callable[[str], None],
     rules: Any,
-    settings: Settings,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any], int, Any]:
-    """The warehouse read in batches or partitions (summaries, failures, reachability), gated, and scored."""
-    plan = plan_reads(url, src, settings)
+    """A run in one process: the warehouse read in batches (summaries, failures, reachability), gated, scored."""
     lookback = config.aggrieved.lookback_days
-    batches = plan_batches(url, src, plan.partition_size or config.batch_size)
-    # the calibration check reads its own slice of the warehouse: it runs while the rest is read and scored,
-    # on the cluster when there is one (it fits a model: the flow's process would take a worker's core)
-    calibration, checked = None, None
-    if plan.partitioned:
-        get_run_logger().info(
-            "%d customer partitions on %s", len(batches), plan.address or f"a local Dask cluster of {plan.workers}"
-        )
-        calibrate_range = batches[0] if config.use_models else None
-        gathered, checked = partitioned_reads(plan, url, src, as_of, batches, lookback, rules, calibrate_range)
-    else:
-        calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
-        summaries = [summarise_batch.submit(url, src, as_of, b, rules) for b in batches]
-        contexts = [context_batch.submit(url, src, as_of, b, lookback, rules) for b in batches]
-        gathered = reads.joined(
-            [reads.PartitionReads(s.result(), *c.result()) for s, c in zip(summaries, contexts, strict=True)]
-        )
+    batches = plan_batches(url, src, config.batch_size)
+    # the calibration check reads its own slice of the warehouse: it runs while the rest is read and scored
+    calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
+    summaries = [summarise_batch.submit(url, src, as_of, b, rules) for b in batches]
+    contexts = [context_batch.submit(url, src, as_of, b, lookback, rules) for b in batches]
+    gathered = reads.joined(
+        [reads.PartitionReads(s.result(), *c.result()) for s, c in zip(summaries, contexts, strict=True)]
+    )
     lap("read")
     rfm, failures, reach, gated = gate(url, src, rules, gathered)
     lap("gate")
     scored, model = score(rfm, config)
-    if calibration is not None:
-        checked = calibration.result()  # awaited either way: a failed check fails the run
+    checked = calibration.result() if calibration is not None else None  # awaited either way: a failure fails
+    src.release_reader(engine_for(url))  # what DuckDB cached of the reads: deciding reads a few customers' rows
+    lap("score")
+    return scored, failures, reach, _calibrated(model, checked, as_of), len(batches), gated
+
+
+def _read_and_fit(
+    url: str,
+    src: SourceTables,
+    as_of: dt.datetime,
+    config: CampaignConfig,
+    lap: Callable[[str], None],
+    rules: Any,
+    plan: PartitionPlan,
+) -> tuple[Gathered, Scorer, dict[str, Any], int]:
+    """A partitioned run: every partition read and gated on the cluster and kept on disk, then the one fit.
+
+    The caller removes what was kept (`_removed_after`) once the partitions are decided.
+    """
+    batches = plan_batches(url, src, plan.partition_size or config.batch_size)
+    get_run_logger().info(
+        "%d customer partitions on %s", len(batches), plan.address or f"a local Dask cluster of {plan.workers}"
+    )
+    # the calibration check fits a model on one batch: on the cluster, or it would take a worker's core
+    calibrate_range = batches[0] if config.use_models else None
+    lookback = config.aggrieved.lookback_days
+    gathered, checked = partitioned_reads(plan, url, src, as_of, batches, lookback, rules, calibrate_range)
+    lap("read")
+    with _removed_on_error(gathered):
+        scorer = fit_models(gathered, config)
+        lap("score")
+    return gathered, scorer, _calibrated(scorer.summary.as_dict(), checked, as_of), len(batches)
+
+
+def _calibrated(model: dict[str, Any], checked: dict[str, Any] | None, as_of: dt.datetime) -> dict[str, Any]:
+    """The model's summary with its version and calibration check, when the models were fitted."""
     if checked is not None and model["method"] != "rules":
         model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
         model["calibration"] = checked
-    src.release_reader(engine_for(url))  # what DuckDB cached of the reads: deciding reads a few customers' rows
-    lap("score")
-    return scored, failures, reach, model, len(batches), gated
+    return model
+
+
+@contextmanager
+def _removed_after(gathered: Gathered) -> Iterator[None]:
+    """The partitions kept on disk are removed once the block is done, whatever happened in it."""
+    try:
+        yield
+    finally:
+        gathered.spill.close()
+
+
+@contextmanager
+def _removed_on_error(gathered: Gathered) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        gathered.spill.close()
+        raise
 
 
 def scheduled_or_now() -> dt.datetime:

@@ -2,12 +2,15 @@
 
 The customers are cut into id ranges (`WINBACK_PARTITION_SIZE` each, see stages.partition_plan); each
 partition is one Prefect task that opens the warehouse itself, reads only its own customers, and returns
-per-customer summaries, never orders. The subflow's task runner is chosen at run time: the cluster at
-`WINBACK_DASK_ADDRESS`, else a temporary `LocalCluster` of one worker process per core. A worker killed
-mid-partition costs a retry of that partition; a partition that fails for bad data names itself and its
-first bad ids once the others have finished. The activity model's calibration check (a fit on one batch) is
-one more task on the cluster, so the flow's process does not take a core from the workers while they read.
-The global model fit and the gate stay in the flow, on what the partitions gathered.
+per-customer summaries judged on their own (the data-quality gate), never orders. The flow keeps each on
+local disk as it arrives (stages.partitioned), so its memory does not grow with the run.
+
+The subflow's task runner is chosen at run time: the cluster at `WINBACK_DASK_ADDRESS`, else a temporary
+`LocalCluster` of one worker process per core. A worker killed mid-partition costs a retry of that
+partition; a partition that fails for bad data names itself and its first bad ids once the others have
+finished. The activity model's calibration check (a fit on one batch) is one more task on the cluster, so
+the flow's process does not take a core from the workers while they read. The global model fit, the budget
+walk and the storing of the decisions stay in the flow (stages.partitioned).
 """
 
 from __future__ import annotations
@@ -18,16 +21,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from distributed import as_completed as dask_completed
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, as_completed
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
+from prefect_dask.task_runners import PrefectDaskFuture
 
 from winback.errors import DataError
 from winback.flows.retries import unless_bad_input
 from winback.stages import reads
 from winback.stages.partition_plan import PartitionPlan
+from winback.stages.partitioned import Gathered, PartitionSpill
 from winback.warehouse.db import engine_for
 from winback.warehouse.quality import QualityRules
 from winback.warehouse.source import SourceTables
@@ -51,8 +56,8 @@ def read_partition(
     id_range: IdRange,
     lookback_days: int,
     rules: QualityRules,
-) -> reads.PartitionReads:
-    """One partition's order summaries, open failures and reachability, read on whichever worker runs it."""
+) -> reads.GatedPartition:
+    """One partition's order summaries, open failures and reachability, read and gated on whichever worker runs it."""
     return reads.read_partition(engine_for(url), src, as_of, index, id_range, lookback_days, rules)
 
 
@@ -71,48 +76,62 @@ def read_partitions(
     lookback_days: int,
     rules: QualityRules,
     calibrate_range: IdRange | None = None,
-) -> tuple[reads.PartitionReads, dict[str, Any] | None]:
-    """Every partition read on the flow's Dask cluster and joined in partition order, and the calibration.
+) -> tuple[Gathered, dict[str, Any] | None]:
+    """Every partition read on the flow's Dask cluster and kept on disk as it arrives, and the calibration.
 
     All partitions run to the end even when some fail; then one DataError lists those that failed for bad
-    data (each with its first bad ids), or the first other failure is raised. Given `calibrate_range`, the
-    calibration check on it is submitted first (the longest task) and its result is the second value; its
-    failure fails the run once the partitions are done, as it would in the flow.
+    data (each with its first bad ids), or the first other failure is raised, and what was kept is removed.
+    Given `calibrate_range`, the calibration check on it is submitted first (the longest task) and its result
+    is the second value; its failure fails the run once the partitions are done, as it would in the flow.
     """
     calibration = calibrate_batch.submit(url, src, as_of, calibrate_range) if calibrate_range is not None else None
     futures = [
         read_partition.submit(url, src, as_of, index, id_range, lookback_days, rules)
         for index, id_range in enumerate(ranges)
     ]
-    outcomes = _gathered(futures)
-    failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-    bad_data = [str(exc) for exc in failed if isinstance(exc, DataError)]
-    if bad_data:
-        finished = len(ranges) - len(failed)
-        raise DataError(
-            f"{len(bad_data)} of {len(ranges)} partitions failed for bad data (the other {finished} finished): "
-            + " | ".join(bad_data)
-        )
-    if failed:
-        raise failed[0]
-    return reads.joined(outcomes), calibration.result() if calibration is not None else None
+    gathered = Gathered(PartitionSpill())
+    try:
+        failed = []
+        for index, outcome in _finished(futures):
+            if isinstance(outcome, BaseException):
+                failed.append(outcome)
+            else:
+                gathered.keep(index, outcome)
+        bad_data = [str(exc) for exc in failed if isinstance(exc, DataError)]
+        if bad_data:
+            finished = len(ranges) - len(failed)
+            raise DataError(
+                f"{len(bad_data)} of {len(ranges)} partitions failed for bad data (the other {finished} finished): "
+                + " | ".join(bad_data)
+            )
+        if failed:
+            raise failed[0]
+        return gathered, calibration.result() if calibration is not None else None
+    except BaseException:
+        gathered.spill.close()
+        raise
 
 
-def _gathered(futures: list[PrefectFuture[Any]]) -> list[Any]:
-    """Each partition's outcome (its reads, or its exception) in partition order, fetched as it finishes.
+def _finished(futures: list[PrefectDaskFuture[Any]]) -> Iterator[tuple[int, Any]]:
+    """Each partition's index and outcome (its reads, or its exception), as it finishes.
 
-    A finished task's result stays in its worker's memory for as long as a future refers to it: fetched at
-    the end, a 10M run's 80 partitions piled up on two workers (2.3 GiB each). Each is let go of on the
-    cluster once fetched, so a worker holds little more than the partition it is reading.
+    Nothing here keeps a partition once the caller has taken it. A finished task's result stays on its
+    worker while a Dask future refers to it, so each is released on the cluster once fetched (fetched at
+    the end, a 10M run's 80 partitions piled up on two workers, 2.3 GiB each). And a Prefect future keeps
+    the result it fetched, as does Prefect's `as_completed` every future it was given until the last one is
+    done (a 10M run's flow held 2.9 GiB of partitions): each result is fetched through a Prefect future of
+    its own, dropped with the partition, while Dask's `as_completed` lets go of each future it hands over.
     """
-    slot = {id(future): index for index, future in enumerate(futures)}
-    outcomes: list[Any] = [None] * len(futures)
-    for future in as_completed(futures):
-        outcomes[slot[id(future)]] = future.result(raise_on_failure=False)
-        wrapped = getattr(future, "wrapped_future", None)  # a Dask future: the worker's copy is released
-        if wrapped is not None:
-            wrapped.release()
-    return outcomes
+    slot = {future.wrapped_future.key: (index, future.task_run_id) for index, future in enumerate(futures)}
+    wrapped = [future.wrapped_future for future in futures]
+    if not wrapped:
+        return
+    # the task runner's client is not Dask's default one: its loop is named
+    for finished in dask_completed(wrapped, loop=wrapped[0].client.loop):
+        index, task_run_id = slot[finished.key]
+        outcome = PrefectDaskFuture(task_run_id, finished).result(raise_on_failure=False)
+        finished.release()
+        yield index, outcome
 
 
 def task_runner(plan: PartitionPlan) -> DaskTaskRunner:
@@ -140,8 +159,8 @@ def partitioned_reads(
     lookback_days: int,
     rules: QualityRules,
     calibrate_range: IdRange | None = None,
-) -> tuple[reads.PartitionReads, dict[str, Any] | None]:
-    """`read_partitions` as a subflow on the plan's Dask cluster."""
+) -> tuple[Gathered, dict[str, Any] | None]:
+    """`read_partitions` as a subflow on the plan's Dask cluster; the caller closes the gathered spill."""
     subflow = read_partitions.with_options(task_runner=task_runner(plan))
     with _one_prefect_api():
         return subflow(url, src, as_of, ranges, lookback_days, rules, calibrate_range)

@@ -45,16 +45,30 @@ def offer_amounts(kinds: pd.Series, values: pd.Series, costs: pd.Series) -> pd.S
 
 
 def issue_offers(
-    conn: Connection, run_id: int, issued_at: dt.datetime, offers: pd.DataFrame, currency: str, expiry_days: int
+    conn: Connection,
+    run_id: int,
+    issued_at: dt.datetime,
+    offers: pd.DataFrame,
+    currency: str,
+    expiry_days: int,
+    page: tuple[str, str] | None = None,
 ) -> int:
     """Insert offers for rows of `offers` (customer_id, offer_kind, offer_value, offer_cost) not yet issued.
+
+    `page` is (after, last): `offers` holds the run's customers with ids after `after` up to `last` in the
+    database's order, so only the codes issued among them are looked up; default: the whole run's.
 
     Codes are issued at `issued_at` and valid through the `expiry_days`-th day after it (`expiry_for`), so
     a re-run with the same time gives the same dates. Customers whose decision carries no compensation
     (kind "none") get no code.
     """
     wanted = offers.loc[offers["offer_kind"] != "none"]
-    existing = set(conn.execute(select(Offer.customer_id).where(Offer.run_id == run_id)).scalars())
+    if wanted.empty:
+        return 0
+    issued_so_far = select(Offer.customer_id).where(Offer.run_id == run_id)
+    if page is not None:  # compared by the database, in its own order of ids, as the page was read
+        issued_so_far = issued_so_far.where(Offer.customer_id > page[0], Offer.customer_id <= page[1])
+    existing = set(conn.execute(issued_so_far).scalars())
     todo = wanted.loc[~wanted["customer_id"].isin(existing)]
     if todo.empty:
         return 0

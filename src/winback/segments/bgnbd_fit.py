@@ -14,6 +14,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln
 
 MIN_CUSTOMERS = 10
+LIKELIHOOD_CHUNK = 1_000_000  # repeat buyers per pass of the likelihood
 # L-BFGS-B works on log-parameters; the bounds only keep exp() finite on wild steps.
 _LOG_BOUND = 25.0
 
@@ -170,24 +171,26 @@ def _loglik_and_grad(theta: np.ndarray, d: _Data) -> tuple[float, np.ndarray]:
     g_r -= log_aT0.sum()
     g_alpha -= r * np.sum(1.0 / (alpha + d.zero_T))
 
-    # x > 0: logaddexp(A3, A4).
-    x, t_x, age = d.rep_x, d.rep_tx, d.rep_T
-    rx = r + x
-    log_aT = np.log(alpha + age)
-    log_atx = np.log(alpha + t_x)
-    log_bx1 = np.log(b + x - 1.0)
-    a3 = -rx * log_aT
-    a4 = np.log(a) - log_bx1 - rx * log_atx
-    diff = a4 - a3
-    ll += float(np.sum(np.maximum(a3, a4) + np.log1p(np.exp(-np.abs(diff)))))
-    w = expit(diff)
-    one_w = 1.0 - w
-    # Elementwise products and sums rather than `@`: a threaded BLAS dot is slower here, not faster.
-    g_r -= float(np.sum(one_w * log_aT + w * log_atx))
-    g_alpha -= float(np.sum(rx * (one_w / (alpha + age) + w / (alpha + t_x))))
-    w_sum = float(w.sum())
-    g_a += w_sum / a
-    g_b -= float(np.sum(w / (b + x - 1.0)))
+    # x > 0: logaddexp(A3, A4), a chunk of customers at a time: a dozen temporaries per customer, so at
+    # 10M customers one pass over all would hold ~0.8 GiB of them (one chunk: the same sums up to 1M)
+    for start in range(0, d.rep_x.size, LIKELIHOOD_CHUNK):
+        part = slice(start, start + LIKELIHOOD_CHUNK)
+        x, t_x, age = d.rep_x[part], d.rep_tx[part], d.rep_T[part]
+        rx = r + x
+        log_aT = np.log(alpha + age)
+        log_atx = np.log(alpha + t_x)
+        log_bx1 = np.log(b + x - 1.0)
+        a3 = -rx * log_aT
+        a4 = np.log(a) - log_bx1 - rx * log_atx
+        diff = a4 - a3
+        ll += float(np.sum(np.maximum(a3, a4) + np.log1p(np.exp(-np.abs(diff)))))
+        w = expit(diff)
+        one_w = 1.0 - w
+        # Elementwise products and sums rather than `@`: a threaded BLAS dot is slower here, not faster.
+        g_r -= float(np.sum(one_w * log_aT + w * log_atx))
+        g_alpha -= float(np.sum(rx * (one_w / (alpha + age) + w / (alpha + t_x))))
+        g_a += float(w.sum()) / a
+        g_b -= float(np.sum(w / (b + x - 1.0)))
     return ll, np.array([g_r, g_alpha, g_a, g_b])
 
 

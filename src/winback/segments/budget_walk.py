@@ -18,6 +18,7 @@ from winback.segments.holdout import assign_holdout
 
 # what each eligible customer brings to the run-wide step
 WALK_COLUMNS = ["customer_id", "segment", "ratio", "walk_cost"]
+WALK_CHUNK = 100_000  # customers walked per pass
 
 
 def spend_budget(costs: np.ndarray, held_out: np.ndarray, budget: float) -> np.ndarray:
@@ -30,18 +31,20 @@ def spend_budget(costs: np.ndarray, held_out: np.ndarray, budget: float) -> np.n
     """
     remaining = budget + 1e-9
     chosen = np.zeros(len(costs), dtype=bool)
-    for i, (cost, held) in enumerate(zip(costs.tolist(), held_out.tolist(), strict=True)):
-        if cost <= remaining:
-            chosen[i] = True
-            if not held:
-                remaining -= cost
+    for start in range(0, len(costs), WALK_CHUNK):  # Python numbers for a chunk at a time: 32 bytes each
+        part = slice(start, start + WALK_CHUNK)
+        for i, (cost, held) in enumerate(zip(costs[part].tolist(), held_out[part].tolist(), strict=True), start):
+            if cost <= remaining:
+                chosen[i] = True
+                if not held:
+                    remaining -= cost
     return chosen
 
 
-def walk_order(walk: pd.DataFrame) -> pd.Index:
-    """The rows of `walk` (WALK_COLUMNS) in the order the budget is spent: gain per cost, then customer id."""
+def walk_positions(walk: pd.DataFrame) -> np.ndarray:
+    """The positions of `walk`'s rows in the order the budget is spent: gain per cost, then customer id."""
     ids = walk["customer_id"].to_numpy().astype(str)  # numpy sorts fixed-width text 2x faster than objects
-    return walk.index[np.lexsort((ids, -walk["ratio"].to_numpy(dtype=float)))]
+    return np.lexsort((ids, -walk["ratio"].to_numpy(dtype=float)))
 
 
 def select_within_budget(walk: pd.DataFrame, holdout_key: str, holdout_share: float, budget: float) -> pd.DataFrame:
@@ -61,13 +64,10 @@ def select_within_budget(walk: pd.DataFrame, holdout_key: str, holdout_share: fl
         `walk`'s index, with held (bool), within (bool), rank (1 for the first in the walk) and ranked_of
         (how many the walk ranked: the reasons quote it).
     """
-    held = assign_holdout(holdout_key, walk[["customer_id", "segment"]], holdout_share)
-    held = held.reindex(walk.index, fill_value=False).astype(bool)
-    order = walk_order(walk)
-    chosen = spend_budget(
-        walk.loc[order, "walk_cost"].to_numpy(dtype=float), held.loc[order].to_numpy(dtype=bool), budget
-    )
-    out = pd.DataFrame({"held": held, "within": False, "rank": np.nan, "ranked_of": len(walk)}, index=walk.index)
-    out.loc[order, "within"] = chosen
-    out.loc[order, "rank"] = np.arange(1, len(order) + 1, dtype=float)
-    return out
+    held = assign_holdout(holdout_key, walk[["customer_id", "segment"]], holdout_share).to_numpy(dtype=bool)
+    order = walk_positions(walk)
+    within = np.zeros(len(walk), dtype=bool)
+    within[order] = spend_budget(walk["walk_cost"].to_numpy(dtype=float)[order], held[order], budget)
+    rank = np.empty(len(walk), dtype=float)
+    rank[order] = np.arange(1, len(order) + 1, dtype=float)
+    return pd.DataFrame({"held": held, "within": within, "rank": rank, "ranked_of": len(walk)}, index=walk.index)

@@ -18,6 +18,7 @@ def build_candidates(
     history: pd.DataFrame,
     config: CampaignConfig,
     as_of_day: float,
+    typical_gap: float | None = None,
 ) -> pd.DataFrame:
     """One row per customer in any requested segment, ready for `segments.decision.decide`.
 
@@ -36,6 +37,8 @@ def build_candidates(
         Output of `warehouse.runs.contact_history`.
     as_of_day
         The decision time in epoch days.
+    typical_gap
+        The whole run's median gap between orders (`scoring.Scorer`), when `scored` is one partition.
     """
     parts = []
     if "aggrieved" in config.segments:
@@ -46,7 +49,7 @@ def build_candidates(
         agg["returned_since_failure"] = (~agg["unresolved"].astype(bool)) & (agg["last_day"] > failure_day + 1)
         parts.append(agg)
     if "lapsed" in config.segments:
-        lapsed = lapsed_segment(scored, config.lapsed)
+        lapsed = lapsed_segment(scored, config.lapsed, typical_gap)
         if parts:
             lapsed = lapsed.loc[~lapsed["customer_id"].isin(parts[0]["customer_id"])]
         lapsed = lapsed.assign(segment="lapsed", returned_since_failure=False)

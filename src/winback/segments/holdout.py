@@ -12,6 +12,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+HASH_CHUNK = 100_000  # customers hashed per pass
+
 
 def hash_unit(campaign_id: str, customer_ids: pd.Series) -> np.ndarray:
     """A uniform number in [0, 1) per customer, fixed for a (campaign, customer) pair.
@@ -20,10 +22,15 @@ def hash_unit(campaign_id: str, customer_ids: pd.Series) -> np.ndarray:
     read as one buffer, so only the hashing itself runs per customer.
     """
     prefix = f"{campaign_id}:"
-    digests = b"".join(
-        hashlib.blake2b((prefix + cid).encode(), digest_size=8).digest() for cid in customer_ids.astype(str).tolist()
-    )
-    return np.frombuffer(digests, dtype=">u8").astype("float64") / 2.0**64
+    ids = customer_ids.astype(str)
+    out = np.empty(len(ids), dtype="float64")
+    for start in range(0, len(ids), HASH_CHUNK):  # a chunk's digests at a time: a run's are ~50 bytes each
+        digests = b"".join(
+            hashlib.blake2b((prefix + cid).encode(), digest_size=8).digest()
+            for cid in ids.iloc[start : start + HASH_CHUNK].tolist()
+        )
+        out[start : start + HASH_CHUNK] = np.frombuffer(digests, dtype=">u8").astype("float64") / 2.0**64
+    return out
 
 
 def run_key(campaign_id: str, as_of: dt.datetime) -> str:

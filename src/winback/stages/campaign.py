@@ -12,7 +12,8 @@ steps by design (see their docstrings). The source tables are read through `src.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,27 +25,22 @@ from sqlalchemy.orm import Session
 from winback.config import CampaignConfig
 from winback.delivery.dispatch import Channel, DispatchReport, SendLimits, reconcile, send_time_source
 from winback.delivery.senders import SenderJob, SendSetup, run_sender, senders_for
-from winback.messages.channel_choice import choose_channels
 from winback.messages.compose import check_templates, plan_columns, rows_of
 from winback.offers.issue import issue_offers, offer_amounts
 from winback.offers.policy import CompensationPolicy
-from winback.segments.candidates import build_candidates
-from winback.segments.decision import decide
 from winback.segments.decision_features import stored_features
-from winback.segments.holdout import run_key
-from winback.segments.learning import updated_lifts
-from winback.segments.uplift.decision_model import train_decision_uplift
-from winback.stages import quality
+from winback.stages import deciding, quality
+from winback.stages.preview import PreviewTally
 from winback.stages.reads import context_batch, summarise_batch  # noqa: F401 (app.demo_history reads them here)
 from winback.warehouse import outbox, quarantine, queries, runs
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.models import CampaignRun, Decision
-from winback.warehouse.past_outcomes import past_outcomes
 from winback.warehouse.quality import Findings, QualityRules
-from winback.warehouse.returns import measured_lift_by_offer_kind
 from winback.warehouse.source import SourceTables
-from winback.warehouse.timeutil import to_epoch_days, utc
+from winback.warehouse.timeutil import utc
 
+# contacted customers per page when offers are issued: ~50 MiB of rows and codes at a time
+OFFER_PAGE = 100_000
 # how a flow starts `count` more senders on a job; what it returns waits for them and sums their reports
 StartSenders = Callable[[SenderJob, int], Callable[[], DispatchReport]]
 
@@ -128,24 +124,46 @@ def decide_run(
     decisions, lifts, uplift = _decisions(
         conn, src.reader(conn.engine), run.as_of, run.run_id, *frames, config, policy, findings, src=src
     )
-    decisions = _with_gate_skips(decisions, gated)
-    counts = decisions["action"].value_counts().to_dict()
+    decisions = with_gate_skips(decisions, gated.skipped if gated is not None else None)
+    return store_decisions(session, run, [decisions], findings, model, lifts, uplift)
+
+
+def store_decisions(
+    session: Session,
+    run: RunHandle,
+    parts: Iterable[pd.DataFrame],
+    findings: Findings,
+    model: dict[str, Any],
+    lifts: dict[str, float],
+    uplift: dict[str, Any],
+) -> dict[str, int]:
+    """Store each part's decisions as it comes, then the run's quarantine, and mark the run decided.
+
+    In the caller's transaction: a run's decisions are stored whole or not at all, however many parts
+    they come in. `findings` is read once the last part is made (deciding sets contact data aside).
+    """
+    conn = session.connection()
+    store = session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None
+    counts: Counter[str] = Counter()
+    for decisions in parts:
+        counts.update({str(k): int(v) for k, v in decisions["action"].value_counts().items()})
+        if store:
+            runs.record_decisions(conn, run.run_id, decisions, stored_features(decisions))
     set_aside = quality.masked_findings(findings)
-    if session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None:
-        runs.record_decisions(conn, run.run_id, decisions, stored_features(decisions))
+    if store:
         quarantine.store(conn, run.run_id, set_aside)
     runs.advance(
         session,
         run.run_id,
         "decided",
-        decisions={k: int(v) for k, v in counts.items()},
+        decisions=dict(counts),
         model=model,
         lift_used={k: round(v, 4) for k, v in lifts.items()},
         uplift=uplift,
         quarantined=len(set_aside),
     )
     session.flush()
-    return {k: int(v) for k, v in counts.items()}
+    return dict(counts)
 
 
 def preview_run(
@@ -171,32 +189,29 @@ def preview_run(
         decisions, lifts, uplift = _decisions(
             conn, src.reader(engine), as_of, None, scored, failures, reach, config, policy, findings, src=src
         )
-    decisions = _with_gate_skips(decisions, gated)
-    contacted = decisions.loc[decisions["action"] == "contact"]
-    offers = contacted.loc[contacted["offer_kind"] != "none"]
+    tally = PreviewTally()
+    tally.add(with_gate_skips(decisions, gated.skipped if gated is not None else None))
+    return preview_summary(tally, config, lifts, uplift, findings)
+
+
+def preview_summary(
+    tally: PreviewTally, config: CampaignConfig, lifts: dict[str, float], uplift: dict[str, Any], findings: Findings
+) -> dict[str, Any]:
+    """The dry run's report: what the tally counted, the budget, the lifts and model used, the quarantine."""
     return {
-        "decisions": {k: int(v) for k, v in decisions["action"].value_counts().items()},
-        "by_segment_and_action": _counts(decisions, ["segment", "action"]),
-        "contacts_by_segment_and_channel": _counts(contacted, ["segment", "channel"]),
-        "offers": {str(kind): int(n) for kind, n in offers["offer_kind"].value_counts().items()},
-        "offer_cost": round(float(offers["offer_cost"].sum()), 2),
+        **tally.summary(),
         "budget": config.budget,
         "lift_used": {k: round(v, 4) for k, v in lifts.items()},
         "uplift": uplift,
-        "sample_reasons": contacted["reason"].head(5).tolist(),
         "quality": quality.quality_summary(quality.masked_findings(findings), None),
     }
 
 
-def _with_gate_skips(decisions: pd.DataFrame, gated: quality.GatedReads | None) -> pd.DataFrame:
-    """The decisions plus a skip row for each customer the data-quality gate set aside whole."""
-    if gated is None or not len(gated.skipped):
+def with_gate_skips(decisions: pd.DataFrame, skipped: pd.DataFrame | None) -> pd.DataFrame:
+    """The decisions plus a skip row for each customer the data-quality gate set aside whole (`skipped`)."""
+    if skipped is None or not len(skipped):
         return decisions
-    return pd.concat([decisions, quality.skip_decisions(gated.skipped, list(decisions.columns))], ignore_index=True)
-
-
-def _counts(frame: pd.DataFrame, columns: list[str]) -> dict[str, int]:
-    return {"/".join(map(str, key)): int(n) for key, n in frame.groupby(columns).size().items()}
+    return pd.concat([decisions, quality.skip_decisions(skipped, list(decisions.columns))], ignore_index=True)
 
 
 def _decisions(
@@ -214,31 +229,15 @@ def _decisions(
     src: SourceTables,
     with_uplift: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, float], dict[str, Any]]:
-    """Every candidate's decision, with the lifts measured so far and the uplift model where it has evidence.
+    """Every candidate's decision, with the lifts measured so far and the uplift model's summary.
 
-    Measured lifts replace the priors where known; the uplift model is trained from the closed runs, and its
-    summary is the third value.
-
-    Contact data is checked for the candidates only (see stages.quality): phone numbers before SMS is
-    kept, time zones and locales of those to be messaged; what is set aside goes to `findings`.
+    The run decided as one part (stages.deciding); what is set aside goes to `findings`.
     """
     findings = findings if findings is not None else Findings()
-    history = runs.contact_history(state, as_of, exclude_run_id=run_id)
-    history = history.merge(past_outcomes(state, as_of, run_id), on="customer_id", how="outer")
-    suppressed = runs.suppressions(state)
-    measured = measured_lift_by_offer_kind(state, config.campaign_id, as_of)
-    uplift = train_decision_uplift(state, config.campaign_id, as_of) if with_uplift else None
-    lifts = updated_lifts(config.economics.lift_prior, measured)
-    if lifts != config.economics.lift_prior:
-        economics = config.economics.model_copy(update={"lift_prior": lifts})
-        config = config.model_copy(update={"economics": economics})
-    reach = choose_channels(reach, suppressed)
-    candidates = build_candidates(scored, failures, reach, history, config, to_epoch_days(as_of))
+    context = deciding.decision_context(state, as_of, run_id, config, policy, with_uplift=with_uplift)
     with warehouse.connect() as conn:
-        candidates = quality.screen_sms_phones(conn, src, candidates, suppressed, findings)
-        decided = decide(candidates, config, policy, uplift, run_key(config.campaign_id, as_of))
-        decisions = quality.contact_fallbacks(conn, src, decided, reach, findings)
-    return decisions, lifts, uplift.summary if uplift else {}
+        decisions = deciding.decide_whole(conn, src, context, scored, failures, reach, findings)
+    return decisions, context.lifts, context.uplift_summary
 
 
 def decisions_for(
@@ -269,17 +268,22 @@ def issue_run_offers(session: Session, run: RunHandle, config: CampaignConfig) -
     run's move to `offered` commit together.
     """
     conn = session.connection()
-    contacts = frame_from_rows(
-        raw_rows(
-            conn,
-            select(Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost).where(
-                Decision.run_id == run.run_id, Decision.action == "contact"
-            ),
-        ),
-        ["customer_id", "offer_kind", "offer_value", "offer_cost"],
-        {"offer_value": "float64", "offer_cost": "float64"},
+    stmt = (
+        select(Decision.customer_id, Decision.offer_kind, Decision.offer_value, Decision.offer_cost)
+        .where(Decision.run_id == run.run_id, Decision.action == "contact")
+        .order_by(Decision.customer_id)
     )
-    issued = issue_offers(conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days)
+    issued, after = 0, ""  # keyset pages on the customer id: at 10M customers, millions of codes never at once
+    while rows := raw_rows(conn, stmt.where(Decision.customer_id > after).limit(OFFER_PAGE)):
+        page, after = (after, rows[-1][0]), rows[-1][0]
+        contacts = frame_from_rows(
+            rows,
+            ["customer_id", "offer_kind", "offer_value", "offer_cost"],
+            {"offer_value": "float64", "offer_cost": "float64"},
+        )
+        issued += issue_offers(
+            conn, run.run_id, run.as_of, contacts, config.currency, config.offer_expiry_days, page=page
+        )
     runs.advance(session, run.run_id, "offered", offers_issued=issued)
     session.flush()
     return issued

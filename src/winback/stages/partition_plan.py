@@ -10,11 +10,12 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-# above this many customers a run is partitioned by default. Measured on 2 cores with a DuckDB warehouse at
-# 1M customers (docs/benchmarks.md): one process read in 5.1 s, 2 partitions on a local cluster in 11.6 s,
-# 8 in 17.7 s (DuckDB is multi-threaded already, and each partition scans the orders for its id range), so
-# a machine's own cluster only pays once one process's reads would hold too much memory
-LARGE_RUN = 2_000_000
+# above this many customers a run is partitioned by default. One process reads faster on a small machine
+# (1M customers, 2 cores, DuckDB warehouse: 5.1 s in one process, 11.6 s in 2 partitions, 17.7 s in 8: DuckDB
+# is multi-threaded already, and each partition scans the orders of its id range), but it holds every
+# customer's rows: 1.6-2.0 GiB at 1M (bench/campaign.py), while a partitioned run's flow stays under 2 GiB
+# at 10M (bench/scale.py; docs/benchmarks.md). So one process up to 1M, partitions beyond
+LARGE_RUN = 1_000_000
 # customers per partition when none is set: at least two partitions per large run, so two workers share it,
 # and a worker's peak stays near 0.3 GiB (bench/scale.py; docs/benchmarks.md)
 DEFAULT_PARTITION_SIZE = 125_000

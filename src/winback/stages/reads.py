@@ -18,7 +18,7 @@ from winback.segments.calibration import holdout_check
 from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
 from winback.stages import quality
 from winback.warehouse import queries
-from winback.warehouse.quality import Findings, QualityRules, check_share
+from winback.warehouse.quality import Findings, QualityRules
 from winback.warehouse.source import SourceTables
 from winback.warehouse.summaries import IdRange
 
@@ -87,6 +87,20 @@ def context_batch(
     return failures, reach, findings
 
 
+@dataclass(frozen=True)
+class GatedPartition:
+    """One partition judged on its own: what scoring and deciding need of its customers, and who was skipped.
+
+    `rfm` is the summary as scoring takes it (`queries.summary_to_rfm`, plus `last_day`).
+    """
+
+    rfm: pd.DataFrame
+    failures: pd.DataFrame
+    reach: pd.DataFrame
+    findings: Findings
+    skipped: pd.DataFrame  # customer_id, reason
+
+
 def read_partition(
     engine: Engine,
     src: SourceTables,
@@ -95,21 +109,24 @@ def read_partition(
     id_range: IdRange,
     lookback_days: int,
     rules: QualityRules,
-) -> PartitionReads:
-    """Partition `index`'s orders summarised, and its failures and reachability, judged on their own.
+) -> GatedPartition:
+    """Partition `index`'s orders summarised, its failures and reachability, gated on their own.
 
-    A partition whose customers, consents or failures are broken beyond `rules.max_bad_share` fails here
-    with a DataError naming the partition, its id range and its first bad ids: no retry changes that, and
-    the other partitions are read meanwhile. The gate judges all partitions' reads together afterwards.
+    A partition whose customers, consents, failures or orders are broken beyond `rules.max_bad_share` fails
+    here with a DataError naming the partition, its id range and its first bad ids: no retry changes that,
+    and the other partitions are read meanwhile. Each customer's rows are judged within their own partition
+    (every table is read by the same id range), so the run's shares are the partitions' weighted together:
+    none over the limit means the run is not either.
     """
     summary = order_batch(engine, src, as_of, id_range, rules)
     failures, reach, findings = context_batch(engine, src, as_of, id_range, lookback_days, rules)
     try:
-        for table in (src.customers.name, src.consents.name, src.failures.name):
-            check_share(findings, table, rules.max_bad_share)
+        gated = quality.gate_reads(engine, src, rules, summary, failures, reach, findings)
     except DataError as exc:
         raise DataError(f"{partition_name(index, id_range)}: {exc}") from None
-    return PartitionReads(summary, failures, reach, findings)
+    rfm = queries.summary_to_rfm(gated.summary, rules.as_of)
+    rfm["last_day"] = gated.summary["last_day"]
+    return GatedPartition(rfm, gated.failures, gated.reach, gated.findings, gated.skipped)
 
 
 def partition_name(index: int, id_range: IdRange) -> str:
