@@ -153,8 +153,12 @@ def preview(
 
 
 @task(**task_opts)
-def fit_models(gathered: Gathered, config: CampaignConfig) -> Scorer:
-    """The one fit of a partitioned run, on every partition's model inputs in partition order (taken from it)."""
+def fit_models(gathered: Gathered, config: CampaignConfig, src: SourceTables, rules: Any) -> Scorer:
+    """The run's orders judged as a whole (a broken feed stops here), then the one fit of a partitioned run.
+
+    The fit is on every partition's model inputs in partition order, taken from `gathered`.
+    """
+    gathered.check_orders_share(src.orders.name, rules.max_bad_share)
     return fit_scorer(gathered.take_model_inputs(), config.economics, config.use_models, gathered.spend_problems())
 
 
@@ -344,9 +348,10 @@ def _read_and_fit(
     calibrate_range = batches[0] if config.use_models else None
     lookback = config.aggrieved.lookback_days
     gathered, checked = partitioned_reads(plan, url, src, as_of, batches, lookback, rules, calibrate_range)
+    src.release_reader(engine_for(url))  # what DuckDB cached of the mapping's checks and the partition plan
     lap("read")
     with _removed_on_error(gathered):
-        scorer = fit_models(gathered, config)
+        scorer = fit_models(gathered, config, src, rules)
         lap("score")
     return gathered, scorer, _calibrated(scorer.summary.as_dict(), checked, as_of), len(batches)
 

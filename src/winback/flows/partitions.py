@@ -129,7 +129,10 @@ def _finished(futures: list[PrefectDaskFuture[Any]]) -> Iterator[tuple[int, Any]
     # the task runner's client is not Dask's default one: its loop is named
     for finished in dask_completed(wrapped, loop=wrapped[0].client.loop):
         index, task_run_id = slot[finished.key]
-        outcome = PrefectDaskFuture(task_run_id, finished).result(raise_on_failure=False)
+        try:
+            outcome = PrefectDaskFuture(task_run_id, finished).result(raise_on_failure=False)
+        except Exception as exc:  # Dask's own failure (a worker lost too often): the others still finish
+            outcome = exc
         finished.release()
         yield index, outcome
 

@@ -45,7 +45,8 @@ def build_candidates(
         agg = aggrieved_segment(failures, config.aggrieved)
         agg = agg.merge(scored, on="customer_id", how="left")
         agg["segment"] = "aggrieved"
-        failure_day = (agg["occurred_at"] - EPOCH).dt.total_seconds() / 86_400.0  # unit-agnostic (pandas 3: µs)
+        # unit-agnostic (pandas 3: µs); typed first, as a part of a run may have no failure at all
+        failure_day = (pd.to_datetime(agg["occurred_at"], utc=True) - EPOCH).dt.total_seconds() / 86_400.0
         agg["returned_since_failure"] = (~agg["unresolved"].astype(bool)) & (agg["last_day"] > failure_day + 1)
         parts.append(agg)
     if "lapsed" in config.segments:
@@ -60,9 +61,8 @@ def build_candidates(
     for col in ("failure_id", "failure_category", "order_id", "description"):
         if col not in frame.columns:
             frame[col] = None
-    for col in ("severity", "order_amount"):
-        if col not in frame.columns:
-            frame[col] = float("nan")
+    for col in ("severity", "order_amount"):  # numbers even when no failure came (its empty frame is untyped)
+        frame[col] = frame[col].astype(float) if col in frame.columns else float("nan")
     if "unresolved" not in frame.columns:
         frame["unresolved"] = False
     frame["unresolved"] = frame["unresolved"].fillna(False).astype(bool)

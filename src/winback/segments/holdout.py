@@ -33,6 +33,17 @@ def hash_unit(campaign_id: str, customer_ids: pd.Series) -> np.ndarray:
     return out
 
 
+def id_ranks(customer_ids: pd.Series) -> np.ndarray:
+    """Each id's place in the ids' sorted order (as text): what ties are broken by, 8 bytes a customer.
+
+    Sorting the ids themselves as fixed-width text would cost 4 bytes per character of the longest id for
+    every customer (1.4 GiB for 10M UUIDs).
+    """
+    ranks = np.empty(len(customer_ids), dtype=np.int64)
+    ranks[np.argsort(customer_ids.astype(str).to_numpy(dtype=object), kind="stable")] = np.arange(len(customer_ids))
+    return ranks
+
+
 def run_key(campaign_id: str, as_of: dt.datetime) -> str:
     """The key a campaign run draws its holdout with: the campaign and the run's as-of.
 
@@ -55,7 +66,7 @@ def assign_holdout(campaign_id: str, customers: pd.DataFrame, share: float, stra
     if customers.empty:
         return pd.Series(dtype=bool)
     stratum, _ = pd.factorize(customers[strata], use_na_sentinel=True)
-    ids = customers["customer_id"].to_numpy().astype(str)
+    ids = id_ranks(customers["customer_id"])
     order = np.lexsort((ids, hash_unit(campaign_id, customers["customer_id"]), stratum))  # by stratum, hash, id
     sorted_strata = stratum[order]
     first = np.searchsorted(sorted_strata, sorted_strata, side="left")

@@ -38,7 +38,7 @@ from winback.stages import deciding
 from winback.stages.campaign import RunHandle, preview_summary, store_decisions, with_gate_skips
 from winback.stages.preview import PreviewTally
 from winback.stages.reads import GatedPartition
-from winback.warehouse.quality import Findings
+from winback.warehouse.quality import Findings, check_share
 from winback.warehouse.source import SourceTables
 
 
@@ -71,21 +71,24 @@ class Gathered:
     """What the flow holds of every partition while their frames wait on disk."""
 
     spill: PartitionSpill
+    kept: list[int] = field(default_factory=list)  # the partitions on disk
     inputs: dict[int, pd.DataFrame] = field(default_factory=dict)  # MODEL_INPUTS per partition
     bad_spend: list[pd.Series] = field(default_factory=list)  # repeat buyers the spend model cannot take
-    findings: dict[int, Findings] = field(default_factory=dict)
+    findings: dict[int, Findings] = field(default_factory=dict)  # per partition, until merged
+    merged: Findings = field(default_factory=Findings)
 
     def keep(self, index: int, part: GatedPartition) -> None:
         """Put partition `index` on disk, keeping its model inputs, spend problems and findings."""
         self.inputs[index] = part.rfm[MODEL_INPUTS].astype("float64")
         self.bad_spend.append(spend_problems(part.rfm))
         self.findings[index] = part.findings
+        self.kept.append(index)
         self.spill.put("read", index, (part.rfm, part.failures, part.reach, part.skipped))
 
     @property
     def indexes(self) -> list[int]:
         """The partitions kept, in partition order."""
-        return sorted(self.findings)
+        return sorted(self.kept)
 
     def take_model_inputs(self) -> pd.DataFrame:
         """Every partition's model inputs in partition order (the rows one process would fit on), let go of here.
@@ -100,11 +103,17 @@ class Gathered:
         return pd.concat(self.bad_spend, ignore_index=True) if self.bad_spend else pd.Series(dtype=object)
 
     def all_findings(self) -> Findings:
-        """The partitions' findings in one, in partition order (what the run's quarantine starts with)."""
-        merged = Findings()
-        for index in self.indexes:
-            merged.extend(self.findings[index])
-        return merged
+        """The partitions' findings in one, in partition order: what the run's quarantine starts with.
+
+        Merged once (each partition's are let go of then); the same object after, to which deciding adds.
+        """
+        for index in sorted(self.findings):
+            self.merged.extend(self.findings.pop(index))
+        return self.merged
+
+    def check_orders_share(self, orders_table: str, max_bad_share: float) -> None:
+        """The run's orders judged as a whole, as one process does: a DataError when too many are bad."""
+        check_share(self.all_findings(), orders_table, max_bad_share)
 
 
 def decide_partitions(

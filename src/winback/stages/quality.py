@@ -95,8 +95,13 @@ def gate_reads(
     failures: pd.DataFrame,
     reach: pd.DataFrame,
     findings: Findings,
+    *,
+    judge_orders_share: bool = True,
 ) -> GatedReads:
     """Judge what the batches read as a whole; a broken table stops the run here (DataError), before any decision.
+
+    With ``judge_orders_share=False`` (one partition of a run), the orders' bad share is left to the caller,
+    who judges it over the whole run (stages.partitioned), as one process would.
 
     `summary` is the batches' `order_summary` (suspects unsettled); `failures`, `reach` and `findings` come
     from `open_failures` and `reachability` (judged already, per batch: a failure of a customer the
@@ -108,8 +113,10 @@ def gate_reads(
     read = int(summary["n_orders"].sum())
     findings.count_read(src.orders.name, read)
     with src.reader(engine).connect() as conn:
-        settled = settle_suspects(conn, src, summary, rules, findings, known=known, read_total=read)
-    check_share(findings, src.orders.name, rules.max_bad_share)
+        total = read if judge_orders_share else None  # the early stop is for a run's share, not a part's
+        settled = settle_suspects(conn, src, summary, rules, findings, known=known, read_total=total)
+    if judge_orders_share:
+        check_share(findings, src.orders.name, rules.max_bad_share)
     settled = queries.typed_summary(settled)
     skipped = _skipped(findings, reach, settled, failures, src.customers.name, (src.orders.name, src.failures.name))
     out = skipped["customer_id"]

@@ -112,16 +112,17 @@ def read_partition(
 ) -> GatedPartition:
     """Partition `index`'s orders summarised, its failures and reachability, gated on their own.
 
-    A partition whose customers, consents, failures or orders are broken beyond `rules.max_bad_share` fails
-    here with a DataError naming the partition, its id range and its first bad ids: no retry changes that,
-    and the other partitions are read meanwhile. Each customer's rows are judged within their own partition
-    (every table is read by the same id range), so the run's shares are the partitions' weighted together:
-    none over the limit means the run is not either.
+    A partition whose customers, consents or failures are broken beyond `rules.max_bad_share` fails here
+    with a DataError naming the partition, its id range and its first bad ids: no retry changes that, and
+    the other partitions are read meanwhile. Each customer's rows are judged within their own partition
+    (every table is read by the same id range). The orders' bad share is judged over the whole run once
+    every partition is read (stages.partitioned), as in one process: a feed is broken when the run's orders
+    are, not when one id range's are.
     """
     summary = order_batch(engine, src, as_of, id_range, rules)
     failures, reach, findings = context_batch(engine, src, as_of, id_range, lookback_days, rules)
     try:
-        gated = quality.gate_reads(engine, src, rules, summary, failures, reach, findings)
+        gated = quality.gate_reads(engine, src, rules, summary, failures, reach, findings, judge_orders_share=False)
     except DataError as exc:
         raise DataError(f"{partition_name(index, id_range)}: {exc}") from None
     rfm = queries.summary_to_rfm(gated.summary, rules.as_of)

@@ -218,7 +218,9 @@ def parse_times(values: pd.Series, now: dt.datetime, *, required: bool = True) -
     else:
         items = values.astype(object).tolist()
         kinds = np.array([_time_kind(v) for v in items], dtype=object)
-    good_text = np.array([k == "text" and _TIMESTAMP.match(v) is not None for k, v in zip(kinds, items, strict=True)])
+    good_text = np.array(
+        [k == "text" and _TIMESTAMP.match(v) is not None for k, v in zip(kinds, items, strict=True)], dtype=bool
+    )  # typed: an id range may have no row at all
     for i in np.flatnonzero((kinds == "text") & ~good_text):
         problems[i] = f"{quoted(items[i])} is not a date (expected YYYY-MM-DD or YYYY-MM-DD HH:MM:SS)"
     for i in np.flatnonzero(kinds == "other"):
