@@ -122,11 +122,9 @@ def read_partition(
     summary = order_batch(engine, src, as_of, id_range, rules)
     failures, reach, findings = context_batch(engine, src, as_of, id_range, lookback_days, rules)
     try:
-        gated = quality.gate_reads(engine, src, rules, summary, failures, reach, findings, judge_orders_share=False)
+        rfm, gated = gate(engine, src, rules, summary, failures, reach, findings, judge_orders_share=False)
     except DataError as exc:
         raise DataError(f"{partition_name(index, id_range)}: {exc}") from None
-    rfm = queries.summary_to_rfm(gated.summary, rules.as_of)
-    rfm["last_day"] = gated.summary["last_day"]
     return GatedPartition(rfm, gated.failures, gated.reach, gated.findings, gated.skipped)
 
 
@@ -159,13 +157,20 @@ def gate(
     failures: pd.DataFrame,
     reach: pd.DataFrame,
     findings: Findings,
+    *,
+    judge_orders_share: bool = True,
 ) -> tuple[pd.DataFrame, quality.GatedReads]:
     """The reads judged as a whole (a broken feed stops here), then the summary as scoring takes it.
+
+    ``judge_orders_share=False``: one partition's reads, whose orders are judged with the run's (see
+    `quality.gate_reads`).
 
     The verdict comes back without its summary (no rows, same columns): `rfm` is what the run goes on with,
     and the verdict is kept until the decisions are stored (a second million-row frame, ~70 MiB, otherwise).
     """
-    gated = quality.gate_reads(engine, src, rules, summary, failures, reach, findings)
+    gated = quality.gate_reads(
+        engine, src, rules, summary, failures, reach, findings, judge_orders_share=judge_orders_share
+    )
     rfm = queries.summary_to_rfm(gated.summary, rules.as_of)
     rfm["last_day"] = gated.summary["last_day"]
     return rfm, replace(gated, summary=gated.summary.iloc[:0])
