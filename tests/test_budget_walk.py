@@ -64,10 +64,7 @@ def _in_parts(candidates: pd.DataFrame, config: CampaignConfig, parts: int) -> p
     priced = [price_candidates(chunk, config, POLICY) for chunk in chunks]
     walk = pd.concat([p.walk for p in priced], keys=range(parts))
     selected = select_within_budget(walk, "run-key", config.holdout_share, config.budget)
-    finished = [
-        finish_decisions(p, selected.xs(i).set_axis(p.walk.index), config, POLICY, "run-key")
-        for i, p in enumerate(priced)
-    ]
+    finished = [finish_decisions(p, selected.xs(i), config, POLICY, "run-key", len(walk)) for i, p in enumerate(priced)]
     return pd.concat(finished, ignore_index=True)
 
 

@@ -60,8 +60,7 @@ def select_within_budget(walk: pd.DataFrame, holdout_key: str, holdout_share: fl
     Returns
     -------
     DataFrame
-        `walk`'s index, with held (bool), within (bool), rank (1 for the first in the walk) and ranked_of
-        (how many the walk ranked: the reasons quote it).
+        `walk`'s index, with held (bool), within (bool) and rank (1 for the first in the walk, of `len(walk)`).
     """
     held = assign_holdout(holdout_key, walk[["customer_id", "segment"]], holdout_share).to_numpy(dtype=bool)
     order = walk_positions(walk)
@@ -69,4 +68,4 @@ def select_within_budget(walk: pd.DataFrame, holdout_key: str, holdout_share: fl
     within[order] = spend_budget(walk["walk_cost"].to_numpy(dtype=float)[order], held[order], budget)
     rank = np.empty(len(walk), dtype=float)
     rank[order] = np.arange(1, len(order) + 1, dtype=float)
-    return pd.DataFrame({"held": held, "within": within, "rank": rank, "ranked_of": len(walk)}, index=walk.index)
+    return pd.DataFrame({"held": held, "within": within, "rank": rank}, index=walk.index)

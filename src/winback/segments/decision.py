@@ -115,7 +115,7 @@ def decide(
     key = holdout_key or config.campaign_id
     priced = price_candidates(candidates, config, policy, uplift)
     selected = select_within_budget(priced.walk, key, config.holdout_share, config.budget)
-    return finish_decisions(priced, selected, config, policy, key)
+    return finish_decisions(priced, selected, config, policy, key, len(priced.walk))
 
 
 def price_candidates(
@@ -168,10 +168,12 @@ def finish_decisions(
     config: CampaignConfig,
     policy: CompensationPolicy,
     holdout_key: str,
+    ranked_of: int,
 ) -> pd.DataFrame:
     """The decisions of `priced`'s customers, given the run-wide holdout and walk's verdict on them.
 
-    `selected` is `select_within_budget`'s result for these customers, indexed as `priced.walk`.
+    `selected` is `select_within_budget`'s result for these customers, indexed as `priced.walk`; `ranked_of`
+    is how many customers the whole run's walk ranked (the reasons quote it).
     """
     frame, eligible, aggrieved = priced.frame.copy(deep=False), priced.eligible, priced.frame["segment"] == "aggrieved"
     holdout = selected["held"].reindex(frame.index, fill_value=False).astype(bool)
@@ -207,7 +209,6 @@ def finish_decisions(
 
     frame["last_order_at"] = last_order_times(frame.get("last_day"), len(frame))
     symbol = get_currency_symbol(config.currency, locale="en")
-    ranked_of = int(selected["ranked_of"].iloc[0]) if len(selected) else 0
     said = reasons(frame, cost, lift, by_model, symbol, eligible, within, priced.owed, unfunded, rank, ranked_of)
     frame["reason"] = pd.Series(said, index=frame.index, dtype=object)  # as text, not inferred as str dtype
     passthrough = ("expected_spend", "mean_spend", "order_id", "description", "occurred_at", "resolved_at",

@@ -123,10 +123,14 @@ def finish_part(
     context: DecisionContext,
     part: PricedPart,
     selected: pd.DataFrame,
+    ranked_of: int,
     findings: Findings,
 ) -> pd.DataFrame:
-    """One part's decisions, given the walk's verdict on its customers; fallbacks for contact data noted."""
-    decided = finish_decisions(part.priced, selected, context.config, context.policy, context.holdout_key)
+    """One part's decisions, given the walk's verdict on its customers; fallbacks for contact data noted.
+
+    `ranked_of` is how many customers the run's walk ranked, which the reasons quote.
+    """
+    decided = finish_decisions(part.priced, selected, context.config, context.policy, context.holdout_key, ranked_of)
     return quality.contact_fallbacks(warehouse, src, decided, part.reach, findings)
 
 
@@ -141,4 +145,5 @@ def decide_whole(
 ) -> pd.DataFrame:
     """A run decided as one part, in one process."""
     part = price_part(warehouse, src, context, scored, failures, reach, findings)
-    return finish_part(warehouse, src, context, part, select(context, part.priced.walk), findings)
+    walk = part.priced.walk
+    return finish_part(warehouse, src, context, part, select(context, walk), len(walk), findings)

@@ -135,12 +135,14 @@ def decide_partitions(
             walks[index] = part.priced.walk
             spill.put("priced", index, (part, skipped))
             del rfm, failures, reach, scored, part
-        selected = deciding.select(context, pd.concat(walks, names=["partition", "row"]))
+        walk = pd.concat(walks, names=["partition", "row"])
         del walks
+        selected, ranked_of = deciding.select(context, walk), len(walk)
+        del walk
         for index in indexes:
             part, skipped = spill.take("priced", index)
             mine = _rows_of(selected, index)
-            decisions = deciding.finish_part(conn, src, context, part, mine, findings)
+            decisions = deciding.finish_part(conn, src, context, part, mine, ranked_of, findings)
             yield with_gate_skips(decisions, skipped)
 
 
