@@ -6,8 +6,7 @@ import datetime as dt
 import os
 import resource
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -252,8 +251,9 @@ def winback_campaign(
     plan = plan_reads(url, src, settings)
     if config.dry_run:  # decided and counted, written nowhere: see stages.preview_run
         if plan.partitioned:
-            gathered, scorer, model, result["batches"] = _read_and_fit(url, src, as_of, config, lap, rules, plan)
-            with _removed_after(gathered):
+            gathered, checked, result["batches"] = _read_partitions(url, src, as_of, config, lap, rules, plan)
+            with gathered.spill:  # what the partitions left on disk goes, whatever happens here
+                scorer, model = _fit(gathered, config, src, rules, checked, as_of, lap)
                 result["dry_run"] = preview_partitions(url, as_of, gathered, scorer, config, src=src)
         else:
             scored, failures, reach, model, result["batches"], gated = _read_and_score(
@@ -268,8 +268,9 @@ def winback_campaign(
     if known is None or known.status == "started":
         # read and gated before the run is stored: a broken feed stops here with nothing written
         if plan.partitioned:
-            gathered, scorer, model, result["batches"] = _read_and_fit(url, src, as_of, config, lap, rules, plan)
-            with _removed_after(gathered):
+            gathered, checked, result["batches"] = _read_partitions(url, src, as_of, config, lap, rules, plan)
+            with gathered.spill:  # what the partitions left on disk goes, whatever happens here
+                scorer, model = _fit(gathered, config, src, rules, checked, as_of, lap)
                 run = start_run(url, config, as_of)
                 result["run_id"] = run.run_id
                 result["decisions"] = decide_partitions(url, run, gathered, scorer, config, model, src=src)
@@ -327,7 +328,7 @@ def _read_and_score(
     return scored, failures, reach, _calibrated(model, checked, as_of), len(batches), gated
 
 
-def _read_and_fit(
+def _read_partitions(
     url: str,
     src: SourceTables,
     as_of: dt.datetime,
@@ -335,10 +336,11 @@ def _read_and_fit(
     lap: Callable[[str], None],
     rules: Any,
     plan: PartitionPlan,
-) -> tuple[Gathered, Scorer, dict[str, Any], int]:
-    """A partitioned run: every partition read and gated on the cluster and kept on disk, then the one fit.
+) -> tuple[Gathered, dict[str, Any] | None, int]:
+    """A partitioned run's reads: every partition read and gated on the cluster and kept on disk.
 
-    The caller removes what was kept (`_removed_after`) once the partitions are decided.
+    Returns what the flow holds of them, the calibration check and the number of partitions; the caller
+    owns the partitions on disk from here (`with gathered.spill`).
     """
     batches = plan_batches(url, src, plan.partition_size or config.batch_size)
     get_run_logger().info(
@@ -350,10 +352,22 @@ def _read_and_fit(
     gathered, checked = partitioned_reads(plan, url, src, as_of, batches, lookback, rules, calibrate_range)
     src.release_reader(engine_for(url))  # what DuckDB cached of the mapping's checks and the partition plan
     lap("read")
-    with _removed_on_error(gathered):
-        scorer = fit_models(gathered, config, src, rules)
-        lap("score")
-    return gathered, scorer, _calibrated(scorer.summary.as_dict(), checked, as_of), len(batches)
+    return gathered, checked, len(batches)
+
+
+def _fit(
+    gathered: Gathered,
+    config: CampaignConfig,
+    src: SourceTables,
+    rules: Any,
+    checked: dict[str, Any] | None,
+    as_of: dt.datetime,
+    lap: Callable[[str], None],
+) -> tuple[Scorer, dict[str, Any]]:
+    """The partitioned run's one fit, and its summary as the run stores it."""
+    scorer = fit_models(gathered, config, src, rules)
+    lap("score")
+    return scorer, _calibrated(scorer.summary.as_dict(), checked, as_of)
 
 
 def _calibrated(model: dict[str, Any], checked: dict[str, Any] | None, as_of: dt.datetime) -> dict[str, Any]:
@@ -362,24 +376,6 @@ def _calibrated(model: dict[str, Any], checked: dict[str, Any] | None, as_of: dt
         model["version"] = model_version(model["params"], model["n_customers"], as_of.isoformat())
         model["calibration"] = checked
     return model
-
-
-@contextmanager
-def _removed_after(gathered: Gathered) -> Iterator[None]:
-    """The partitions kept on disk are removed once the block is done, whatever happened in it."""
-    try:
-        yield
-    finally:
-        gathered.spill.close()
-
-
-@contextmanager
-def _removed_on_error(gathered: Gathered) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        gathered.spill.close()
-        raise
 
 
 def scheduled_or_now() -> dt.datetime:

@@ -65,6 +65,12 @@ class PartitionSpill:
         """Remove the folder and whatever is left in it (a failed run's partitions)."""
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def __enter__(self) -> PartitionSpill:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
 
 @dataclass
 class Gathered:
