@@ -44,8 +44,9 @@ def build_once(url: str, customers: int) -> None:
     """The demo warehouse at `url`, built in a child process unless a previous run left one of this size there.
 
     A child process: DuckDB lets one process open a file with one configuration only, and the campaign
-    opens it read only.
+    opens it read only. On a fresh checkout the cache folder is made first (a file URL under it).
     """
+    CACHE.mkdir(parents=True, exist_ok=True)
     code = (
         "import datetime as dt, sys, time; from sqlalchemy import create_engine, inspect, text;"
         "from winback.warehouse.readonly import normalised_url;"

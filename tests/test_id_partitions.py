@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from winback.warehouse.partitions import id_partitions
+from winback.warehouse.partitions import first_customers, id_partitions
 from winback.warehouse.source import SourceMapping, SourceTables
 
 
@@ -33,3 +33,12 @@ def test_every_customer_in_exactly_one_range_of_at_most_the_size(count: int, siz
     assert sorted(i for group in members for i in group) == ids
     assert all(len(group) <= size for group in members)
     assert len(ranges) == max(1, -(-count // size))  # ceil: no empty range but the single one of an empty table
+
+
+@pytest.mark.parametrize(("count", "first"), [(0, 5), (4, 5), (5, 5), (6, 5), (100, 25)])
+def test_first_customers_range_holds_exactly_the_first_ids(count: int, first: int) -> None:
+    ids = sorted(f"C{n:07d}" for n in range(0, count * 3, 3))
+    engine, src = _customers(ids)
+    with engine.connect() as conn:
+        id_range = first_customers(conn, src, first)
+    assert _members([id_range], ids) == [ids[:first]]

@@ -103,9 +103,9 @@ def quarantine_line(url: str, run_id: int) -> str:
 
 
 @task(**task_opts)
-def calibrate(url: str, src: SourceTables, as_of: dt.datetime, id_range: tuple) -> dict[str, Any]:
-    """The activity model's holdout calibration check on one batch, logged alongside the run."""
-    return reads.calibrate(engine_for(url), src, as_of, id_range)
+def calibrate(url: str, src: SourceTables, as_of: dt.datetime) -> dict[str, Any]:
+    """The activity model's holdout calibration check on the first customers, logged alongside the run."""
+    return reads.calibrate(engine_for(url), src, as_of)
 
 
 @task(**task_opts)
@@ -312,7 +312,7 @@ def _read_and_score(
     lookback = config.aggrieved.lookback_days
     batches = plan_batches(url, src, config.batch_size)
     # the calibration check reads its own slice of the warehouse: it runs while the rest is read and scored
-    calibration = calibrate.submit(url, src, as_of, batches[0]) if config.use_models else None
+    calibration = calibrate.submit(url, src, as_of) if config.use_models else None
     summaries = [summarise_batch.submit(url, src, as_of, b, rules) for b in batches]
     contexts = [context_batch.submit(url, src, as_of, b, lookback, rules) for b in batches]
     gathered = reads.joined(
@@ -346,10 +346,9 @@ def _read_partitions(
     get_run_logger().info(
         "%d customer partitions on %s", len(batches), plan.address or f"a local Dask cluster of {plan.workers}"
     )
-    # the calibration check fits a model on one batch: on the cluster, or it would take a worker's core
-    calibrate_range = batches[0] if config.use_models else None
+    # the calibration check fits a model on the first customers: on the cluster, or it would take a worker's core
     lookback = config.aggrieved.lookback_days
-    gathered, checked = partitioned_reads(plan, url, src, as_of, batches, lookback, rules, calibrate_range)
+    gathered, checked = partitioned_reads(plan, url, src, as_of, batches, lookback, rules, config.use_models)
     src.release_reader(engine_for(url))  # what DuckDB cached of the mapping's checks and the partition plan
     lap("read")
     return gathered, checked, len(batches)

@@ -62,9 +62,9 @@ def read_partition(
 
 
 @task(cache_policy=NO_CACHE, retries=PARTITION_RETRIES, retry_delay_seconds=1, retry_condition_fn=unless_bad_input)
-def calibrate_batch(url: str, src: SourceTables, as_of: dt.datetime, id_range: IdRange) -> dict[str, Any]:
-    """The activity model's holdout calibration check on one batch, run on whichever worker is free."""
-    return reads.calibrate(engine_for(url), src, as_of, id_range)
+def calibrate_batch(url: str, src: SourceTables, as_of: dt.datetime) -> dict[str, Any]:
+    """The activity model's holdout calibration check on the first customers, run on whichever worker is free."""
+    return reads.calibrate(engine_for(url), src, as_of)
 
 
 @flow(name="winback-partitions", log_prints=True)
@@ -75,16 +75,16 @@ def read_partitions(
     ranges: list[IdRange],
     lookback_days: int,
     rules: QualityRules,
-    calibrate_range: IdRange | None = None,
+    calibrated: bool = False,
 ) -> tuple[Gathered, dict[str, Any] | None]:
     """Every partition read on the flow's Dask cluster and kept on disk as it arrives, and the calibration.
 
     All partitions run to the end even when some fail; then one DataError lists those that failed for bad
     data (each with its first bad ids), or the first other failure is raised, and what was kept is removed.
-    Given `calibrate_range`, the calibration check on it is submitted first (the longest task) and its result
-    is the second value; its failure fails the run once the partitions are done, as it would in the flow.
+    With `calibrated`, the calibration check is submitted first and its result is the second value; its
+    failure fails the run once the partitions are done, as it would in the flow.
     """
-    calibration = calibrate_batch.submit(url, src, as_of, calibrate_range) if calibrate_range is not None else None
+    calibration = calibrate_batch.submit(url, src, as_of) if calibrated else None
     futures = [
         read_partition.submit(url, src, as_of, index, id_range, lookback_days, rules)
         for index, id_range in enumerate(ranges)
@@ -161,12 +161,12 @@ def partitioned_reads(
     ranges: list[IdRange],
     lookback_days: int,
     rules: QualityRules,
-    calibrate_range: IdRange | None = None,
+    calibrated: bool = False,
 ) -> tuple[Gathered, dict[str, Any] | None]:
     """`read_partitions` as a subflow on the plan's Dask cluster; the caller closes the gathered spill."""
     subflow = read_partitions.with_options(task_runner=task_runner(plan))
     with _one_prefect_api():
-        return subflow(url, src, as_of, ranges, lookback_days, rules, calibrate_range)
+        return subflow(url, src, as_of, ranges, lookback_days, rules, calibrated)
 
 
 @contextmanager

@@ -30,3 +30,10 @@ def id_partitions(conn: Connection, src: SourceTables, batch_size: int) -> list[
         bounds.append(bound)
     bounds.append(None)
     return list(itertools.pairwise(bounds))
+
+
+def first_customers(conn: Connection, src: SourceTables, count: int) -> IdRange:
+    """The id range of the first `count` customers in id order (all of them when there are fewer): one index read."""
+    cid = src.col(src.customers, "customer_id")
+    bound = conn.execute(select(cid).order_by(cid).offset(count).limit(1)).scalar_one_or_none()
+    return (None, bound)

@@ -23,7 +23,7 @@ from winback.warehouse.customer_context import (  # noqa: F401
     send_time_flags,
 )
 from winback.warehouse.frames import fetch_frame, shared_values
-from winback.warehouse.partitions import id_partitions  # noqa: F401
+from winback.warehouse.partitions import first_customers, id_partitions  # noqa: F401
 from winback.warehouse.quality import EARLIEST, Findings, QualityRules
 from winback.warehouse.quality_customers import judge_customers
 from winback.warehouse.quality_failures import judge_failures
