@@ -19,11 +19,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import AS_OF, _new_pg_database
+from prefect.settings import get_current_settings
 from sqlalchemy import Engine, select, text
 
 from winback.config import CampaignConfig
 from winback.errors import DataError
 from winback.stages import reads
+from winback.stages.partitioned import Gathered
 from winback.warehouse.db import make_engine
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.models import Decision, Offer, OutboxMessage
@@ -158,8 +160,18 @@ def test_a_partitioned_dry_run_counts_what_one_process_counts(
     single = _run(shop, dry)["dry_run"]
     _partitioned(monkeypatch, cluster)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the partitions are kept between steps
+    heartbeats: list[int | None] = []  # the reads' subflow's setting, as each partition arrives there
+    keep = Gathered.keep
+
+    def keep_noting_heartbeats(self: Gathered, index: int, part: reads.GatedPartition) -> None:
+        heartbeats.append(get_current_settings().flows.heartbeat_frequency)
+        keep(self, index, part)
+
+    monkeypatch.setattr(Gathered, "keep", keep_noting_heartbeats)
     result = _run(shop, dry)
     assert result["batches"] == 3
+    # the subflow leaves heartbeats to the campaign flow, in the same process: its exit does not wait on them
+    assert heartbeats == [None, None, None] and get_current_settings().flows.heartbeat_frequency is not None
     spread = result["dry_run"]
     assert spread["decisions"]["contact"] > 0 and spread["offer_cost"] > 0
     for key in ("decisions", "by_segment_and_action", "contacts_by_segment_and_channel", "offers", "offer_cost"):

@@ -24,7 +24,7 @@ from typing import Any
 from distributed import as_completed as dask_completed
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
@@ -163,9 +163,14 @@ def partitioned_reads(
     rules: QualityRules,
     calibrated: bool = False,
 ) -> tuple[Gathered, dict[str, Any] | None]:
-    """`read_partitions` as a subflow on the plan's Dask cluster; the caller closes the gathered spill."""
+    """`read_partitions` as a subflow on the plan's Dask cluster; the caller closes the gathered spill.
+
+    The subflow sends no heartbeats of its own: it runs in the campaign flow's process, whose heartbeats
+    say that process is alive, and a synchronous flow's exit waits for its heartbeat thread's current
+    one-second sleep (0.5 s on average, in every partitioned run; ../shared/PREFECT.md).
+    """
     subflow = read_partitions.with_options(task_runner=task_runner(plan))
-    with _one_prefect_api():
+    with _one_prefect_api(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return subflow(url, src, as_of, ranges, lookback_days, rules, calibrated)
 
 
