@@ -8,8 +8,11 @@ per million customers) and read as the warehouse, read only; winback's state is 
 worker processes started beforehand, with winback and Prefect imported in each worker as a long-lived cluster's
 workers would have them (that start-up is printed apart, `cluster_start_s`), so peaks are that run's own.
 Prefect's temporary server is started beforehand too, as a deployment's server would be running
-(`prefect_start_s`, apart): `seconds` is the flow run itself. One line per pair:
-customers=… workers=… seconds=… read_seconds=… us_per_customer=… peak_worker_rss_mb=… flow_rss_mb=…
+(`prefect_start_s`, apart): `seconds` is the flow run itself, `read_seconds` its read stage (with the
+checks and plans before the partitions), `partitions_s` the partitioned stage alone (from the first task's
+start on a worker to the last one's end, Dask's task stream) and `tasks_s` the tasks' summed time on
+the workers. One line per pair:
+customers=… workers=… seconds=… read_seconds=… us_per_customer=… peak_worker_rss_mb=… flow_rss_mb=… partitions_s=…
 """
 
 from __future__ import annotations
@@ -74,15 +77,20 @@ def one_run(customers: int, workers: int, partition_size: int) -> None:
         os.environ["WINBACK_DASK_ADDRESS"] = cluster.scheduler_address
         config = CampaignConfig(campaign_id="scale", budget=50_000.0, dry_run=True)
         started = time.perf_counter()
-        result = winback_campaign(config=config, as_of=AS_OF, now=AS_OF)
+        with distributed.get_task_stream(client=client) as stream:  # every task's compute span, as the workers saw it
+            result = winback_campaign(config=config, as_of=AS_OF, now=AS_OF)
         seconds = time.perf_counter() - started
         worker_peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     read_s = result["timings"]["read"]
+    computed = [span for task in stream.data for span in task["startstops"] if span["action"] == "compute"]
+    partitions_s = max(span["stop"] for span in computed) - min(span["start"] for span in computed)
     flow_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"customers={customers} workers={workers} seconds={seconds:.1f} read_seconds={read_s:.1f} "
         f"us_per_customer={seconds / customers * 1e6:.1f} peak_worker_rss_mb={max(worker_peaks.values()):.0f} "
-        f"flow_rss_mb={flow_rss:.0f} cluster_start_s={cluster_s:.1f} prefect_start_s={prefect_s:.1f} "
+        f"flow_rss_mb={flow_rss:.0f} partitions_s={partitions_s:.1f} "
+        f"tasks_s={sum(span['stop'] - span['start'] for span in computed):.1f} "
+        f"cluster_start_s={cluster_s:.1f} prefect_start_s={prefect_s:.1f} "
         f"partitions={result['batches']} "
         + " ".join(f"{stage}_s={s}" for stage, s in result["timings"].items())
         + " "

@@ -142,9 +142,10 @@ def test_partitioned_run_makes_the_single_process_decisions(
     result = _run(shop)
     assert result["batches"] == 3
     _assert_same(single_process_outcome, _outcome(shop))
-    # the calibration check ran on a worker, as one more task, and its verdict is stored with the model
+    # the calibration check ran in the flow's process while the workers read, and is stored with the model
     assert result["model"]["calibration"]["customers"] > 0
-    assert len(_times_handed_to_a_worker(cluster, started, "calibrate_batch")) == 1
+    assert not _times_handed_to_a_worker(cluster, started, "calibrate")
+    assert {str(step.key).split("-")[0] for step in _transitions(cluster, started, "")} == {"read_partition"}
     assert len(_times_handed_to_a_worker(cluster, started, "read_partition")) == 3
     # a partition's result is let go of on its worker once fetched, not kept until every partition is done
     partition = _transitions(cluster, started, "read_partition")
@@ -236,7 +237,7 @@ def _kill_a_busy_worker(cluster, lock, killed: list[int], errors: list[BaseExcep
                 time.sleep(0.05)
             assert len(busy) == 2, f"the partitions never reached the workers: {client.processing()}"
             time.sleep(0.5)  # inside the blocked read, not just handed the task
-            # a worker reading a partition (the other may hold the calibration check, blocked on the lock too)
+            # a worker reading a partition (both are, unless the scheduler has a third task for one of them)
             reading = [addr for addr, keys in client.processing().items()
                        if any(str(key).startswith("read_partition") for key in keys)]  # fmt: skip
             pid = client.run(os.getpid, workers=[reading[0]])[reading[0]]

@@ -346,9 +346,14 @@ def _read_partitions(
     get_run_logger().info(
         "%d customer partitions on %s", len(batches), plan.address or f"a local Dask cluster of {plan.workers}"
     )
-    # the calibration check fits a model on the first customers: on the cluster, or it would take a worker's core
-    lookback = config.aggrieved.lookback_days
-    gathered, checked = partitioned_reads(plan, url, src, as_of, batches, lookback, rules, config.use_models)
+    # the calibration check (0.2 s of one core) runs in this process while it waits for the partitions
+    calibration = calibrate.submit(url, src, as_of) if config.use_models else None
+    gathered = partitioned_reads(plan, url, src, as_of, batches, config.aggrieved.lookback_days, rules)
+    try:
+        checked = calibration.result() if calibration is not None else None
+    except BaseException:
+        gathered.spill.close()  # the caller owns the partitions on disk only once they are returned
+        raise
     src.release_reader(engine_for(url))  # what DuckDB cached of the mapping's checks and the partition plan
     lap("read")
     return gathered, checked, len(batches)

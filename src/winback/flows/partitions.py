@@ -8,9 +8,10 @@ local disk as it arrives (stages.partitioned), so its memory does not grow with 
 The subflow's task runner is chosen at run time: the cluster at `WINBACK_DASK_ADDRESS`, else a temporary
 `LocalCluster` of one worker process per core. A worker killed mid-partition costs a retry of that
 partition; a partition that fails for bad data names itself and its first bad ids once the others have
-finished. The activity model's calibration check (a fit on one batch) is one more task on the cluster, so
-the flow's process does not take a core from the workers while they read. The global model fit, the budget
-walk and the storing of the decisions stay in the flow (stages.partitioned).
+finished. The global model fit, the budget walk and the storing of the decisions stay in the flow
+(stages.partitioned), as does the activity model's calibration check (a fit on the first 25,000 customers,
+in a thread of the campaign flow while it waits for the partitions: not a partition, so not a task that
+holds a worker while partitions wait).
 """
 
 from __future__ import annotations
@@ -61,12 +62,6 @@ def read_partition(
     return reads.read_partition(engine_for(url), src, as_of, index, id_range, lookback_days, rules)
 
 
-@task(cache_policy=NO_CACHE, retries=PARTITION_RETRIES, retry_delay_seconds=1, retry_condition_fn=unless_bad_input)
-def calibrate_batch(url: str, src: SourceTables, as_of: dt.datetime) -> dict[str, Any]:
-    """The activity model's holdout calibration check on the first customers, run on whichever worker is free."""
-    return reads.calibrate(engine_for(url), src, as_of)
-
-
 @flow(name="winback-partitions", log_prints=True)
 def read_partitions(
     url: str,
@@ -75,16 +70,12 @@ def read_partitions(
     ranges: list[IdRange],
     lookback_days: int,
     rules: QualityRules,
-    calibrated: bool = False,
-) -> tuple[Gathered, dict[str, Any] | None]:
-    """Every partition read on the flow's Dask cluster and kept on disk as it arrives, and the calibration.
+) -> Gathered:
+    """Every partition read on the flow's Dask cluster and kept on disk as it arrives.
 
     All partitions run to the end even when some fail; then one DataError lists those that failed for bad
     data (each with its first bad ids), or the first other failure is raised, and what was kept is removed.
-    With `calibrated`, the calibration check is submitted first and its result is the second value; its
-    failure fails the run once the partitions are done, as it would in the flow.
     """
-    calibration = calibrate_batch.submit(url, src, as_of) if calibrated else None
     futures = [
         read_partition.submit(url, src, as_of, index, id_range, lookback_days, rules)
         for index, id_range in enumerate(ranges)
@@ -106,7 +97,7 @@ def read_partitions(
             )
         if failed:
             raise failed[0]
-        return gathered, calibration.result() if calibration is not None else None
+        return gathered
     except BaseException:
         gathered.spill.close()
         raise
@@ -161,8 +152,7 @@ def partitioned_reads(
     ranges: list[IdRange],
     lookback_days: int,
     rules: QualityRules,
-    calibrated: bool = False,
-) -> tuple[Gathered, dict[str, Any] | None]:
+) -> Gathered:
     """`read_partitions` as a subflow on the plan's Dask cluster; the caller closes the gathered spill.
 
     The subflow sends no heartbeats of its own: it runs in the campaign flow's process, whose heartbeats
@@ -171,7 +161,7 @@ def partitioned_reads(
     """
     subflow = read_partitions.with_options(task_runner=task_runner(plan))
     with _one_prefect_api(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        return subflow(url, src, as_of, ranges, lookback_days, rules, calibrated)
+        return subflow(url, src, as_of, ranges, lookback_days, rules)
 
 
 @contextmanager
