@@ -16,15 +16,11 @@ def id_partitions(conn: Connection, src: SourceTables, batch_size: int) -> list[
     The boundaries come from the customers table's primary-key order, so each range is an index range
     scan and batches can run on separate workers later.
     """
-    cid = src.col(src.customers, "customer_id")
     bounds: list[str | None] = [None]
     while True:
         # keyset walk: each boundary is found from the previous one, so the index is read once in all
         # (an OFFSET from the start per boundary reads customers² / batch_size rows)
-        after = select(cid).order_by(cid).offset(batch_size).limit(1)
-        if bounds[-1] is not None:
-            after = after.where(cid >= bounds[-1])
-        bound = conn.execute(after).scalar_one_or_none()
+        bound = _id_after(conn, src, batch_size, bounds[-1])
         if bound is None:
             break
         bounds.append(bound)
@@ -34,6 +30,13 @@ def id_partitions(conn: Connection, src: SourceTables, batch_size: int) -> list[
 
 def first_customers(conn: Connection, src: SourceTables, count: int) -> IdRange:
     """The id range of the first `count` customers in id order (all of them when there are fewer): one index read."""
+    return (None, _id_after(conn, src, count, None))
+
+
+def _id_after(conn: Connection, src: SourceTables, count: int, start: str | None) -> str | None:
+    """The customer id `count` places after `start` (the first id when None) in id order; None past the end."""
     cid = src.col(src.customers, "customer_id")
-    bound = conn.execute(select(cid).order_by(cid).offset(count).limit(1)).scalar_one_or_none()
-    return (None, bound)
+    after = select(cid).order_by(cid).offset(count).limit(1)
+    if start is not None:
+        after = after.where(cid >= start)
+    return conn.execute(after).scalar_one_or_none()
