@@ -5,8 +5,9 @@
 Each size's demo shop (SQLite, ~10 orders per customer) is built once under bench/.cache/ (about a minute
 per million customers) and read as the warehouse, read only; winback's state is a fresh SQLite file. Each
 (size, workers) pair runs in its own process against a Dask LocalCluster of that many single-threaded
-worker processes started beforehand, with winback and Prefect imported in each worker as a long-lived cluster's
-workers would have them (that start-up is printed apart, `cluster_start_s`), so peaks are that run's own.
+worker processes started beforehand (configured as docs/scale.md advises: no statistical profiler), with
+winback and Prefect imported in each worker as a long-lived cluster's workers would have them (that
+start-up is printed apart, `cluster_start_s`), so peaks are that run's own.
 Prefect's temporary server is started beforehand too, as a deployment's server would be running
 (`prefect_start_s`, apart): `seconds` is the flow run itself, `read_seconds` its read stage (with the
 checks and plans before the partitions), `partitions_s` the partitioned stage alone (from the first task's
@@ -49,6 +50,7 @@ def one_run(customers: int, workers: int, partition_size: int) -> None:
 
     from winback.config import CampaignConfig
     from winback.flows.campaign import winback_campaign
+    from winback.flows.partitions import LOCAL_WORKER_CONFIG
     from winback.warehouse.migrate import upgrade
 
     shop = ROOT / "bench" / ".cache" / f"scale-{customers}.db"
@@ -68,7 +70,7 @@ def one_run(customers: int, workers: int, partition_size: int) -> None:
     prefect_s = time.perf_counter() - started
     started = time.perf_counter()
     with distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", config=LOCAL_WORKER_CONFIG
     ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
         # a long-lived cluster's workers have imported winback and Prefect (seconds each) before any run:
         # that import is counted with the cluster's start, not with the run's partitions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from winback.stages.partition_plan import DEFAULT_PARTITION_SIZE, LARGE_RUN, plan_partitions
+from winback.stages.partition_plan import DEFAULT_PARTITION_SIZE, LARGE_RUN, large_run_for, plan_partitions
 
 
 def test_a_small_run_without_settings_reads_in_one_process() -> None:
@@ -34,3 +34,20 @@ def test_an_address_sends_every_run_to_that_cluster(customers: int) -> None:
         DEFAULT_PARTITION_SIZE,
     )
     assert plan.partitions == max(1, -(-customers // DEFAULT_PARTITION_SIZE))
+
+
+def test_a_run_one_process_would_hold_keeps_its_partitions_in_memory_a_larger_one_on_disk() -> None:
+    held = plan_partitions(LARGE_RUN, partition_size=DEFAULT_PARTITION_SIZE, dask_address=None, cores=2)
+    spilled = plan_partitions(LARGE_RUN + 1, partition_size=None, dask_address="tcp://10.0.0.5:8786", cores=2)
+    assert (held.partitioned, held.in_memory) == (True, True)
+    assert (spilled.partitioned, spilled.in_memory) == (True, False)
+
+
+def test_a_sqlite_warehouse_is_partitioned_from_a_smaller_run_than_the_others() -> None:
+    def engine(customers: int, dialect: str) -> str:
+        return plan_partitions(
+            customers, partition_size=None, dask_address=None, cores=2, large_run=large_run_for(dialect)
+        ).engine
+
+    assert [engine(500_000, d) for d in ("sqlite", "duckdb", "postgresql")] == ["local", "single", "single"]
+    assert engine(250_000, "sqlite") == "single" and engine(1_000_001, "duckdb") == "local"

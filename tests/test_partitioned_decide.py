@@ -47,16 +47,16 @@ def _in_one_part(engine: Engine) -> pd.DataFrame:
     return campaign.with_gate_skips(decided, gated.skipped)
 
 
-def _gathered(engine: Engine) -> Gathered:
+def _gathered(engine: Engine, *, on_disk: bool = True) -> Gathered:
     rules = quality.source_rules(engine, SRC, AS_OF, AS_OF, CONFIG)
-    gathered = Gathered(PartitionSpill())
+    gathered = Gathered(PartitionSpill(on_disk=on_disk))
     for index, id_range in enumerate(reads.plan_batches(engine, SRC, PARTITION)):
         gathered.keep(index, reads.read_partition(engine, SRC, AS_OF, index, id_range, LOOKBACK, rules))
     return gathered
 
 
-def _in_partitions(engine: Engine) -> tuple[list[pd.DataFrame], Gathered]:
-    gathered = _gathered(engine)
+def _in_partitions(engine: Engine, *, on_disk: bool = True) -> tuple[list[pd.DataFrame], Gathered]:
+    gathered = _gathered(engine, on_disk=on_disk)
     gathered.check_orders_share(SRC.orders.name, CONFIG.data_quality.max_bad_share)
     scorer = fit_scorer(gathered.take_model_inputs(), CONFIG.economics, True, gathered.spend_problems())
     with engine.connect() as conn:
@@ -69,9 +69,10 @@ def _by_customer(decisions: pd.DataFrame) -> pd.DataFrame:
     return decisions[DECISION_COLUMNS].sort_values("customer_id").reset_index(drop=True)
 
 
-def test_a_run_decided_partition_by_partition_decides_as_one_process(demo_engine: Engine) -> None:
+@pytest.mark.parametrize("on_disk", [True, False], ids=["spilled-to-disk", "held-in-memory"])
+def test_a_run_decided_partition_by_partition_decides_as_one_process(demo_engine: Engine, on_disk: bool) -> None:
     whole = _by_customer(_in_one_part(demo_engine))
-    parts, gathered = _in_partitions(demo_engine)
+    parts, gathered = _in_partitions(demo_engine, on_disk=on_disk)
     try:
         assert len(parts) > 30
         # the edges a partition meets that a whole run does not
@@ -79,10 +80,11 @@ def test_a_run_decided_partition_by_partition_decides_as_one_process(demo_engine
         assert set(whole["action"]) == {"contact", "holdout", "skip"}
         assert whole["reason"].str.contains("over budget").any()  # the walk cuts through the run
         pd.testing.assert_frame_equal(_by_customer(pd.concat(parts, ignore_index=True)), whole, check_dtype=False)
-        assert not list(gathered.spill.root.iterdir())  # each partition read back once and let go of
+        # each partition read back once and let go of
+        assert not list(gathered.spill.root.iterdir()) if on_disk else not gathered.spill._held
     finally:
         gathered.spill.close()
-    assert not gathered.spill.root.exists()
+    assert not gathered.spill.root.exists() if on_disk else gathered.spill.root is None
 
 
 def test_orders_are_judged_over_the_run_not_per_partition(demo_engine: Engine) -> None:

@@ -272,3 +272,18 @@ def test_a_partition_of_bad_data_names_itself_and_its_first_ids_while_the_others
     assert f"first {first} (fraud_flag" in message
     assert "partition 0" not in message and "partition 2" not in message
     assert list(tmp_path.iterdir()) == []  # the partitions read were kept on disk, and are removed
+
+
+def test_a_temporary_clusters_workers_run_without_dasks_statistical_profiler() -> None:
+    """The cluster a partitioned run starts for itself: its workers sample no stacks for a dashboard."""
+    import dask
+
+    from winback.flows.partitions import task_runner
+    from winback.stages.partition_plan import PartitionPlan
+
+    runner = task_runner(PartitionPlan("local", PARTITION_SIZE, 3, 2))
+    with distributed.LocalCluster(**runner.cluster_kwargs) as local, distributed.Client(local) as client:
+        enabled = client.run(dask.config.get, "distributed.worker.profile.enabled")
+        callbacks = client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
+    assert len(enabled) == 2 and set(enabled.values()) == {False}
+    assert all("profile" not in names and "heartbeat" in names for names in callbacks.values())

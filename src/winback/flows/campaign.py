@@ -29,7 +29,7 @@ from winback.segments.scoring import Scorer, fit_scorer, score_customers
 from winback.settings import Settings
 from winback.stages import campaign as stages
 from winback.stages import partitioned, reads
-from winback.stages.partition_plan import PartitionPlan, plan_partitions
+from winback.stages.partition_plan import PartitionPlan, large_run_for, plan_partitions
 from winback.stages.partitioned import Gathered
 from winback.warehouse import quarantine
 from winback.warehouse.db import engine_for
@@ -64,7 +64,11 @@ def plan_reads(url: str, src: SourceTables, settings: Settings) -> PartitionPlan
     """How the reads are spread: one process for a small run, Dask partitions for a large one or when asked."""
     customers = reads.count_customers(engine_for(url), src)
     return plan_partitions(
-        customers, partition_size=settings.partition_size, dask_address=settings.dask_address, cores=os.cpu_count() or 1
+        customers,
+        partition_size=settings.partition_size,
+        dask_address=settings.dask_address,
+        cores=os.cpu_count() or 1,
+        large_run=large_run_for(src.reader(engine_for(url)).dialect.name),
     )
 
 

@@ -3,7 +3,8 @@
 The customers are cut into id ranges (`WINBACK_PARTITION_SIZE` each, see stages.partition_plan); each
 partition is one Prefect task that opens the warehouse itself, reads only its own customers, and returns
 per-customer summaries judged on their own (the data-quality gate), never orders. The flow keeps each on
-local disk as it arrives (stages.partitioned), so its memory does not grow with the run.
+local disk as it arrives (stages.partitioned), so its memory does not grow with the run; a run one process
+would hold whole keeps them in memory.
 
 The subflow's task runner is chosen at run time: the cluster at `WINBACK_DASK_ADDRESS`, else a temporary
 `LocalCluster` of one worker process per core. A worker killed mid-partition costs a retry of that
@@ -70,8 +71,9 @@ def read_partitions(
     ranges: list[IdRange],
     lookback_days: int,
     rules: QualityRules,
+    in_memory: bool = False,
 ) -> Gathered:
-    """Every partition read on the flow's Dask cluster and kept on disk as it arrives.
+    """Every partition read on the flow's Dask cluster and kept as it arrives (on disk, or `in_memory`).
 
     All partitions run to the end even when some fail; then one DataError lists those that failed for bad
     data (each with its first bad ids), or the first other failure is raised, and what was kept is removed.
@@ -80,7 +82,7 @@ def read_partitions(
         read_partition.submit(url, src, as_of, index, id_range, lookback_days, rules)
         for index, id_range in enumerate(ranges)
     ]
-    gathered = Gathered(PartitionSpill())
+    gathered = Gathered(PartitionSpill(on_disk=not in_memory))
     try:
         failed = []
         for index, outcome in _finished(futures):
@@ -141,7 +143,15 @@ def task_runner(plan: PartitionPlan) -> DaskTaskRunner:
         return DaskTaskRunner(address=plan.address)
     cluster: dict[str, Any] = {"n_workers": plan.workers, "threads_per_worker": 1, "processes": True}
     quiet = {"dashboard_address": ":0", "silence_logs": logging.ERROR}  # the same in the worker processes
-    return DaskTaskRunner(cluster_kwargs={**cluster, **quiet})
+    return DaskTaskRunner(cluster_kwargs={**cluster, **quiet, "config": LOCAL_WORKER_CONFIG})
+
+
+# Dask configuration for the workers of a temporary cluster. Dask's statistical profiler samples each
+# worker's stack every 10 ms for the dashboard's profile page, which nobody reads on a cluster that lives
+# for one run: 15 % of the partitions' time here (bench/scale.py, 1M customers on 2 workers: the tasks'
+# summed time 36.5 s with it, 31.1 s without; docs/benchmarks.md). A long-lived cluster is its operator's
+# to configure (docs/scale.md).
+LOCAL_WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 def partitioned_reads(
@@ -161,7 +171,7 @@ def partitioned_reads(
     """
     subflow = read_partitions.with_options(task_runner=task_runner(plan))
     with _one_prefect_api(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        return subflow(url, src, as_of, ranges, lookback_days, rules)
+        return subflow(url, src, as_of, ranges, lookback_days, rules, plan.in_memory)
 
 
 @contextmanager

@@ -16,9 +16,19 @@ from typing import Literal
 # customer's rows: 1.6-2.0 GiB at 1M (bench/campaign.py), while a partitioned run's flow stays under 2 GiB
 # at 10M (bench/scale.py; docs/benchmarks.md). So one process up to 1M, partitions beyond
 LARGE_RUN = 1_000_000
+# a SQLite warehouse answers each query on one core, so partitions on every core repay the cluster's start
+# sooner: at 250,000 customers one process and 2 partitions were even (bench/campaign.py --warehouse sqlite,
+# 2 cores: 32.9 s against 30.6 s end to end), at 500,000 partitions were quicker (39.3 s against 43.8 s),
+# and at 1M (91.8 s against 102.9 s). PostgreSQL's crossover is not measured: it keeps LARGE_RUN
+LARGE_RUN_BY_DIALECT = {"sqlite": 250_000}
 # customers per partition when none is set: at least two partitions per large run, so two workers share it,
 # and a worker's peak stays near 0.3 GiB (bench/scale.py; docs/benchmarks.md)
 DEFAULT_PARTITION_SIZE = 125_000
+
+
+def large_run_for(dialect: str) -> int:
+    """Above how many customers a run on a warehouse of this SQLAlchemy dialect is partitioned by default."""
+    return LARGE_RUN_BY_DIALECT.get(dialect, LARGE_RUN)
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,9 @@ class PartitionPlan:
     partitions: int
     workers: int
     address: str | None = None
+    # whether the flow holds the partitions in memory between its steps rather than on local disk: a run
+    # one process would hold whole anyway (at most LARGE_RUN customers), see stages.partitioned
+    in_memory: bool = False
 
     @property
     def partitioned(self) -> bool:
@@ -71,6 +84,7 @@ def plan_partitions(
         return PartitionPlan("single", None, 1, 1)
     size = partition_size or DEFAULT_PARTITION_SIZE
     partitions = max(1, math.ceil(customers / size))
+    in_memory = customers <= LARGE_RUN
     if dask_address is not None:
-        return PartitionPlan("address", size, partitions, 0, dask_address)
-    return PartitionPlan("local", size, partitions, max(1, min(cores, partitions)))
+        return PartitionPlan("address", size, partitions, 0, dask_address, in_memory)
+    return PartitionPlan("local", size, partitions, max(1, min(cores, partitions)), in_memory=in_memory)
