@@ -273,6 +273,32 @@ def test_discounted_purchases_sum_discounted_increments() -> None:
     assert np.all(got <= undiscounted)
 
 
+def test_discounted_purchases_by_parts_with_known_sums_equal_the_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts scored one after another, sharing the sums evaluated so far, give the whole's values exactly."""
+    from winback.segments import bgnbd_predict
+
+    fit = _fit(0.243, 4.414, 0.793, 2.426)
+    rng = np.random.default_rng(5)
+    T = rng.integers(1, 40, 2_000).astype(float)
+    s = simulate_bgnbd(0.243, 4.414, 0.793, 2.426, T=T, rng=rng)
+    options = {"horizon_periods": 12, "discount_rate_per_period": 0.01}
+    whole = discounted_expected_purchases(fit, s.frequency, s.recency, T, **options)
+    evaluated: list[int] = []
+    real = bgnbd_predict._discounted_sums
+    monkeypatch.setattr(
+        bgnbd_predict, "_discounted_sums", lambda fit, x, *rest: evaluated.append(x.size) or real(fit, x, *rest)
+    )
+    known: dict[tuple[float, float], float] = {}
+    parts = [
+        discounted_expected_purchases(fit, s.frequency[i], s.recency[i], T[i], **options, known=known)
+        for i in (slice(0, 1_000), slice(1_000, 2_000))
+    ]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    pairs = len(set(zip(s.frequency.tolist(), T.tolist(), strict=True)))
+    assert sum(evaluated) == len(known) == pairs  # each (x, T) pair once over both parts
+    assert evaluated[1] < evaluated[0]  # the second part met most of its pairs in the first
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -213,6 +213,7 @@ def margin_clv(
     horizon_periods: int,
     margin: float,
     discount_rate_per_period: float,
+    known: dict[tuple[float, float], float] | None = None,
 ) -> np.ndarray:
     """Expected discounted margin per customer over the next ``horizon_periods`` periods.
 
@@ -225,6 +226,8 @@ def margin_clv(
     ----------
     margin
         Fraction of revenue kept as margin, in [0, 1].
+    known
+        Passed on to :func:`discounted_expected_purchases` (sums already evaluated with this fit).
     """
     if not 0.0 <= margin <= 1.0:
         raise ValueError(f"margin must be a fraction in [0, 1] (got {margin!r}); pass 0.3 for 30 %")
@@ -236,6 +239,7 @@ def margin_clv(
         T,
         horizon_periods=horizon_periods,
         discount_rate_per_period=discount_rate_per_period,
+        known=known,
     )
     return margin * spend * purchases
 

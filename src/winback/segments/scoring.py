@@ -6,7 +6,7 @@ Gamma-Gamma for spend, giving margin CLV) and a transparent rule for populations
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,11 @@ class Scorer:
     bg: BgNbdFit | None = None
     gg: GammaGammaFit | None = None
     typical_gap: float = 90.0  # the repeat buyers' median gap: one-time buyers' in the rule and the lapsed rule
+    # the discounted purchase sums of the (frequency, T) pairs scored so far, per (horizon, discount): each
+    # partition of a run meets most pairs again (`bgnbd_predict.discounted_expected_purchases`)
+    purchase_sums: dict[tuple[int, float], dict[tuple[float, float], float]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 def spend_problems(rfm: pd.DataFrame) -> pd.Series:
@@ -111,6 +116,7 @@ def apply_scorer(rfm: pd.DataFrame, scorer: Scorer, economics: Economics) -> pd.
         horizon_periods=round(horizon),
         margin=economics.margin,
         discount_rate_per_period=weekly_rate,
+        known=scorer.purchase_sums.setdefault((round(horizon), weekly_rate), {}),
     )
     return out
 
