@@ -135,12 +135,12 @@ def test_campaign_stores_model_version_diagnostics_and_calibration(url: str, dem
     total_actual = sum(b["actual"] * b["customers"] for b in buckets)
     assert total_actual == pytest.approx(calibration["actual_total"], rel=1e-3)
     # the check's slice is the first customers in id order, whatever the run's batches
-    from winback.stages import reads
+    from winback.stages.calibration_check import calibrate
     from winback.warehouse.source import SourceMapping, SourceTables
 
     src = SourceTables(SourceMapping())
-    assert reads.calibrate(demo_engine, src, AS_OF) == calibration
-    smaller = reads.calibrate(demo_engine, src, AS_OF, customers=500)
+    assert calibrate(demo_engine, src, AS_OF) == calibration
+    smaller = calibrate(demo_engine, src, AS_OF, customers=500)
     assert 0 < smaller["customers"] <= 500 < calibration["customers"]
     shown = CliRunner().invoke(app, ["models", "show", "--campaign", "calib"], env={"WINBACK_DATABASE_URL": url})
     assert shown.exit_code == 0, shown.output

@@ -287,3 +287,17 @@ def test_a_temporary_clusters_workers_run_without_dasks_statistical_profiler() -
         callbacks = client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
     assert len(enabled) == 2 and set(enabled.values()) == {False}
     assert all("profile" not in names and "heartbeat" in names for names in callbacks.values())
+
+
+def test_the_module_a_worker_imports_for_a_partition_holds_the_read_path_alone() -> None:
+    """A worker of a temporary cluster imports the task's module at its first partition: in every run."""
+    import subprocess
+    import sys
+
+    heavy = ("winback.stages.partitioned", "winback.stages.deciding", "winback.segments", "scipy", "sklearn")
+    code = (
+        "import sys, winback.flows.partition_reads as m; "
+        f"print(m.read_partition.fn.__module__, sorted(n for n in sys.modules if n.startswith({heavy!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["winback.flows.partition_reads", "[]"]

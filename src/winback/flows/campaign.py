@@ -27,8 +27,8 @@ from winback.offers.policy import load_policy
 from winback.segments.calibration import model_version
 from winback.segments.scoring import Scorer, fit_scorer, score_customers
 from winback.settings import Settings
+from winback.stages import calibration_check, partitioned, reads
 from winback.stages import campaign as stages
-from winback.stages import partitioned, reads
 from winback.stages.partition_plan import PartitionPlan, large_run_for, plan_partitions
 from winback.stages.partitioned import Gathered
 from winback.warehouse import quarantine
@@ -109,7 +109,7 @@ def quarantine_line(url: str, run_id: int) -> str:
 @task(**task_opts)
 def calibrate(url: str, src: SourceTables, as_of: dt.datetime) -> dict[str, Any]:
     """The activity model's holdout calibration check on the first customers, logged alongside the run."""
-    return reads.calibrate(engine_for(url), src, as_of)
+    return calibration_check.calibrate(engine_for(url), src, as_of)
 
 
 @task(**task_opts)

@@ -1,10 +1,10 @@
 """A large campaign run's reads, context and summaries as partitions on Dask (prefect-dask).
 
 The customers are cut into id ranges (`WINBACK_PARTITION_SIZE` each, see stages.partition_plan); each
-partition is one Prefect task that opens the warehouse itself, reads only its own customers, and returns
-per-customer summaries judged on their own (the data-quality gate), never orders. The flow keeps each on
-local disk as it arrives (stages.partitioned), so its memory does not grow with the run; a run one process
-would hold whole keeps them in memory.
+partition is one Prefect task (flows.partition_reads) that opens the warehouse itself, reads only its own
+customers, and returns per-customer summaries judged on their own (the data-quality gate), never orders.
+The flow keeps each on local disk as it arrives (stages.partitioned), so its memory does not grow with the
+run; a run one process would hold whole keeps them in memory.
 
 The subflow's task runner is chosen at run time: the cluster at `WINBACK_DASK_ADDRESS`, else a temporary
 `LocalCluster` of one worker process per core. A worker killed mid-partition costs a retry of that
@@ -24,43 +24,18 @@ from contextlib import contextmanager
 from typing import Any
 
 from distributed import as_completed as dask_completed
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from winback.errors import DataError
-from winback.flows.retries import unless_bad_input
-from winback.stages import reads
+from winback.flows.partition_reads import read_partition
 from winback.stages.partition_plan import PartitionPlan
 from winback.stages.partitioned import Gathered, PartitionSpill
-from winback.warehouse.db import engine_for
 from winback.warehouse.quality import QualityRules
 from winback.warehouse.source import SourceTables
 from winback.warehouse.summaries import IdRange
-
-PARTITION_RETRIES = 2
-
-
-@task(
-    cache_policy=NO_CACHE,
-    retries=PARTITION_RETRIES,
-    retry_delay_seconds=1,
-    retry_condition_fn=unless_bad_input,
-    task_run_name="partition-{index}",
-)
-def read_partition(
-    url: str,
-    src: SourceTables,
-    as_of: dt.datetime,
-    index: int,
-    id_range: IdRange,
-    lookback_days: int,
-    rules: QualityRules,
-) -> reads.GatedPartition:
-    """One partition's order summaries, open failures and reachability, read and gated on whichever worker runs it."""
-    return reads.read_partition(engine_for(url), src, as_of, index, id_range, lookback_days, rules)
 
 
 @flow(name="winback-partitions", log_prints=True)

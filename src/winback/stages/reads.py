@@ -14,8 +14,6 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from winback.errors import DataError
-from winback.segments.calibration import holdout_check
-from winback.segments.scoring import MIN_CUSTOMERS_TO_FIT
 from winback.stages import quality
 from winback.warehouse import queries
 from winback.warehouse.quality import Findings, QualityRules
@@ -174,31 +172,3 @@ def gate(
     rfm = queries.summary_to_rfm(gated.summary, rules.as_of)
     rfm["last_day"] = gated.summary["last_day"]
     return rfm, replace(gated, summary=gated.summary.iloc[:0])
-
-
-# customers the calibration check fits on, whatever the run's size. On the 1M demo shop its total error was
-# -9.0 % on the first 25,000 against -9.8 % on 50,000 and -9.7 % on 125,000 (the first partition, used
-# before), and it took 0.2 s of one core against 1.5 s (docs/benchmarks.md)
-CALIBRATION_CUSTOMERS = 25_000
-
-
-def calibrate(
-    engine: Engine,
-    src: SourceTables,
-    as_of: dt.datetime,
-    holdout_days: int = 91,
-    customers: int = CALIBRATION_CUSTOMERS,
-) -> dict[str, object]:
-    """The activity model's calibration check on the first `customers` ids: fit to as_of - holdout_days, compare.
-
-    A fixed slice, the same whether the run is partitioned or not, so its cost does not grow with the run.
-    """
-    cut = as_of - dt.timedelta(days=holdout_days)
-    with src.reader(engine).connect() as conn:
-        id_range = queries.first_customers(conn, src, customers)
-        summary = queries.customer_summary(conn, src, cut, id_range)
-        actual = queries.orders_after(conn, src, cut, as_of, id_range)
-    rfm = queries.summary_to_rfm(summary, cut)
-    if (rfm["frequency"] > 0).sum() < MIN_CUSTOMERS_TO_FIT:
-        return {"skipped": f"fewer than {MIN_CUSTOMERS_TO_FIT} repeat buyers before {cut:%Y-%m-%d}"}
-    return holdout_check(rfm, actual, holdout_days)
