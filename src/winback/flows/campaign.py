@@ -356,7 +356,7 @@ def _read_partitions(
     try:
         checked = calibration.result() if calibration is not None else None
     except BaseException:
-        gathered.spill.close()  # the caller owns the partitions on disk only once they are returned
+        gathered.spill.close()  # the caller owns the kept partitions only once they are returned
         raise
     src.release_reader(engine_for(url))  # what DuckDB cached of the mapping's checks and the partition plan
     lap("read")

@@ -2,9 +2,9 @@
 
 Each partition arrives read and gated on its own (`reads.read_partition`, on a Dask worker). The flow keeps
 it on local disk (`PartitionSpill`; in memory for a run of at most `partition_plan.LARGE_RUN` customers)
-and holds in memory only what the run-wide steps need: the model inputs
-(`scoring.MODEL_INPUTS`, 32 bytes a customer) for the one fit, and later each eligible customer's place in
-the budget walk (`budget_walk.WALK_COLUMNS`). Then:
+and holds in memory only what the run-wide steps need: the model inputs (`scoring.MODEL_INPUTS`, 32 bytes a
+customer) for the one fit, and later each eligible customer's place in the budget walk
+(`budget_walk.WALK_COLUMNS`). Then:
 
 1. the models are fitted once on every partition's inputs, gathered in partition order, so the fit is the
    one a single process makes on the same customers;
