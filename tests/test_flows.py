@@ -202,3 +202,20 @@ def test_a_retried_flow_run_resumes_its_campaign_run(
         decided = conn.execute(select(func.count()).where(Decision.run_id.in_(run_ids))).scalar_one()
     assert run_ids == [result["run_id"]]
     assert decided > 0 and "decisions" not in result  # the retry resumed the decided run, deciding nothing anew
+
+
+def test_a_flow_run_by_a_command_on_a_temporary_server_sends_no_heartbeats() -> None:
+    """`run_flow` (every command's, the demo's) turns heartbeats off only where nothing would read them."""
+    from prefect import flow
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from winback.app.commands.common import flow_run_settings, run_flow
+
+    @flow
+    def heartbeat_seconds() -> int | None:
+        return PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value()
+
+    assert heartbeat_seconds() == PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() == 180  # Prefect's default, elsewhere
+    assert run_flow(heartbeat_seconds) is None
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}), flow_run_settings():  # a real server
+        assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() == 180

@@ -7,7 +7,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from jinja2.exceptions import SecurityError
+from jinja2 import StrictUndefined
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
 
 from winback.messages.failure_words import WHAT_WENT_WRONG, what_went_wrong
 from winback.messages.render import (
@@ -194,6 +196,28 @@ def test_unknown_template_name() -> None:
 def test_sandbox_blocks_python_internals(source: str) -> None:
     with pytest.raises(SecurityError, match="unsafe"):
         ENV.from_string(source).render()
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ d.__class__ }}", "{{ d.__init__.__globals__ }}", "{{ d.__class__.__mro__ }}"],
+    ids=["class", "globals", "mro"],
+)
+def test_sandbox_blocks_internals_of_a_dict_field(source: str) -> None:
+    """The dict fast path (fields read as keys first) leaves a dict's internals to the sandbox's checks."""
+    with pytest.raises((SecurityError, UndefinedError)):
+        ENV.from_string(source).render(d={"x": 2})
+
+
+def test_dict_fields_read_as_the_plain_sandbox_reads_them() -> None:
+    """Keys first for a dict, but a dict's own attributes (`items`) stay attributes, as Jinja has them."""
+    plain = SandboxedEnvironment(undefined=StrictUndefined)
+    fields = {"first_name": "Ada", "items": "a key", "keys": [1], "_note": "a key"}
+    for source in ("{{ d.first_name }}", "{{ d['items'] }}", "{{ d.items()|list|length }}", "{{ d.keys is callable }}",
+                   "{{ d.first_name.upper() }}", "{{ d.missing is defined }}", "{{ d._note }}"):  # fmt: skip
+        assert ENV.from_string(source).render(d=fields) == plain.from_string(source).render(d=fields), source
+    with pytest.raises(UndefinedError, match="missing"):
+        ENV.from_string("{{ d.missing }}").render(d=fields)
 
 
 def test_string_templates_are_not_autoescaped_but_files_are() -> None:
