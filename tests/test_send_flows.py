@@ -1,4 +1,4 @@
-"""Many senders on Prefect (flows.dispatch): N `send_outbox` task runs, each message once, the rates shared.
+"""Many senders on Prefect (flows.sending): N `send_outbox` task runs, each message once, the rates shared.
 
 - `dispatch_outbox(senders=2)`: one sender in the flow, one a task run in a process of Prefect's pool; every
   message sent exactly once (the sink's journal), on SQLite and PostgreSQL (FOR UPDATE SKIP LOCKED).
@@ -194,3 +194,17 @@ def test_a_large_campaign_sends_with_sender_tasks(
     assert result["sending"].get("sent", 0) == counts["sent"]
     journal = Counter(record["message_id"] for record in SinkChannel(sink_path).records())
     assert set(journal.values()) == {1} and len(journal) == counts["sent"]
+
+
+def test_the_module_a_sender_process_imports_holds_the_send_path_alone() -> None:
+    """Each sender process imports its task's module at start: not the CRM recovery, its models and reports."""
+    import subprocess
+    import sys
+
+    heavy = ("winback.flows.dispatch", "winback.stages.recovery", "winback.segments", "winback.reports", "sklearn")
+    code = (
+        "import sys, winback.flows.sending as m; "
+        f"print(m.send_outbox.fn.__module__, sorted(n for n in sys.modules if n.startswith({heavy!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["winback.flows.sending", "[]"]

@@ -20,9 +20,9 @@ from winback.config import CampaignConfig
 from winback.delivery.limits import SendLimits
 from winback.delivery.registry import configured_channels
 from winback.delivery.senders import SendSetup
-from winback.flows.dispatch import start_sender_tasks
 from winback.flows.partitions import partitioned_reads
 from winback.flows.retries import unless_bad_input
+from winback.flows.sending import start_sender_tasks
 from winback.offers.policy import load_policy
 from winback.segments.calibration import model_version
 from winback.segments.scoring import Scorer, fit_scorer, score_customers
@@ -204,7 +204,7 @@ def queue_and_send(
 ) -> tuple[int, dict[str, int]]:
     """Queue the run's messages and send them; retried on a transient failure, never on bad input.
 
-    A large run's other senders are `send_outbox` task runs (flows.dispatch), sending while it queues.
+    A large run's other senders are `send_outbox` task runs (flows.sending), sending while it queues.
     """
     settings = Settings()  # secrets are read here, as every sender task reads its own
     channels, setup = configured_channels(settings), SendSetup.from_settings(settings, src)
