@@ -7,6 +7,7 @@ PATH). When they are missing the PostgreSQL half is skipped, loudly, except in C
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import tempfile
 import uuid
@@ -260,3 +261,21 @@ def local_source(engine: Engine) -> SourceTables | None:
 def send_setup(src: SourceTables | None = None) -> SendSetup:
     """What the edge hands a campaign's sending in an unconfigured environment: `src`, else `local_tables()`."""
     return SendSetup(src or local_tables(), LINKS, UnknownPolicy())
+
+
+def imported_alongside(module: str, task: str, prefixes: tuple[str, ...]) -> tuple[str, list[str]]:
+    """In a fresh interpreter, `module`: where its `task` is defined, and which modules under `prefixes` it loaded.
+
+    What a worker or sender process pays at its start is the task module's imports (a Prefect task is
+    unpickled by reference to its module).
+    """
+    import subprocess
+    import sys
+
+    code = (
+        f"import json, sys, {module} as m; print(json.dumps([m.{task}.fn.__module__, "
+        f"sorted(n for n in sys.modules if n.startswith({prefixes!r}))]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    defined, loaded = json.loads(out)
+    return defined, loaded

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, _new_pg_database
+from conftest import AS_OF, _new_pg_database, imported_alongside
 from prefect.settings import get_current_settings
 from sqlalchemy import Engine, select, text
 
@@ -291,13 +291,6 @@ def test_a_temporary_clusters_workers_run_without_dasks_statistical_profiler() -
 
 def test_the_module_a_worker_imports_for_a_partition_holds_the_read_path_alone() -> None:
     """A worker of a temporary cluster imports the task's module at its first partition: in every run."""
-    import subprocess
-    import sys
-
     heavy = ("winback.stages.partitioned", "winback.stages.deciding", "winback.segments", "scipy", "sklearn")
-    code = (
-        "import sys, winback.flows.partition_reads as m; "
-        f"print(m.read_partition.fn.__module__, sorted(n for n in sys.modules if n.startswith({heavy!r})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["winback.flows.partition_reads", "[]"]
+    module = "winback.flows.partition_reads"
+    assert imported_alongside(module, "read_partition", heavy) == (module, [])

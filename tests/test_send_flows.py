@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF, LINKS, local_source, send_setup
+from conftest import AS_OF, LINKS, imported_alongside, local_source, send_setup
 from crash_sender import queue_messages
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -198,13 +198,5 @@ def test_a_large_campaign_sends_with_sender_tasks(
 
 def test_the_module_a_sender_process_imports_holds_the_send_path_alone() -> None:
     """Each sender process imports its task's module at start: not the CRM recovery, its models and reports."""
-    import subprocess
-    import sys
-
     heavy = ("winback.flows.dispatch", "winback.stages.recovery", "winback.segments", "winback.reports", "sklearn")
-    code = (
-        "import sys, winback.flows.sending as m; "
-        f"print(m.send_outbox.fn.__module__, sorted(n for n in sys.modules if n.startswith({heavy!r})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["winback.flows.sending", "[]"]
+    assert imported_alongside("winback.flows.sending", "send_outbox", heavy) == ("winback.flows.sending", [])
