@@ -193,6 +193,26 @@ def test_the_demo_rebuilds_an_empty_or_demo_database_but_never_someones_data(
     assert precious.read_bytes() == before
 
 
+def test_the_demo_rebuilds_its_own_state_but_not_one_that_ran_other_campaigns(tmp_path: Path) -> None:
+    """An earlier demo's state holds the demo's campaign only: `make demo` twice rebuilds it; anyone else's is kept."""
+    import sqlite3
+    from contextlib import closing
+
+    from winback.app.demo import DEMO_CAMPAIGN, refuse_non_demo_database
+    from winback.errors import StateError
+
+    state = tmp_path / "winback.db"
+    upgrade(f"sqlite:///{state}", engine=make_engine(f"sqlite:///{state}"))
+    add = "INSERT INTO wb_campaigns (id, kind, config, created_at) VALUES (?, 'winback', '{}', '2026-11-02')"
+    with closing(sqlite3.connect(state)) as conn, conn:
+        conn.execute(add, (DEMO_CAMPAIGN,))
+    refuse_non_demo_database(state)
+    with closing(sqlite3.connect(state)) as conn, conn:
+        conn.execute(add, ("weekly-winback",))
+    with pytest.raises(StateError, match=r"holds data that is not an earlier demo's \(wb_campaigns"):
+        refuse_non_demo_database(state)
+
+
 def test_demo_data_writes_to_a_separate_warehouse_only_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -102,6 +102,14 @@ def test_demo_command_runs_clean(tmp_path: Path) -> None:
     )  # fmt: skip
     assert preview.returncode == 0, preview.stdout[-2000:] + preview.stderr[-2000:]
     assert "Subject:" in preview.stdout
+    # `make demo` again: the earlier demo's state and warehouse are rebuilt (one true lift: no replayed history)
+    again = subprocess.run(
+        [sys.executable, "-m", "winback.app.cli", "demo", "--customers", "500", "--true-lift", "0.05",
+         "--out", str(tmp_path / "out"), "--database", str(tmp_path / "demo.db")],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "warehouse 500 customers" in again.stdout
 
 
 def test_rerun_of_a_decided_run_does_not_decide_again(url: str, demo_engine: Engine) -> None:

@@ -29,14 +29,15 @@ from winback.errors import ConfigError, StateError
 from winback.settings import Settings, demo_warehouse_file
 
 DEFAULT_AS_OF = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
-DEMO_TABLE = "demo_truth"  # only the demo generator makes it: a file holding it is an earlier demo's
+DEMO_TABLE = "demo_truth"  # only the demo generator makes it: a warehouse holding it is an earlier demo's
+DEMO_CAMPAIGN = "demo-winback"  # every run the demo makes is of this campaign
 
 
 def demo_config() -> CampaignConfig:
     """The campaign the demo runs: a fixed budget and holdout, contacting only where the gain is worth it."""
     # a contact must be expected to gain a quarter (of its margin) at least: what an email costs in list fatigue
     economics = Economics(min_expected_gain=0.25)
-    return CampaignConfig(campaign_id="demo-winback", budget=20_000.0, holdout_share=0.2, economics=economics)
+    return CampaignConfig(campaign_id=DEMO_CAMPAIGN, budget=20_000.0, holdout_share=0.2, economics=economics)
 
 
 def demo_database(settings: Settings, database: Path | None) -> Path:
@@ -83,7 +84,9 @@ def refuse_non_demo_warehouse(warehouse: Path) -> None:
 def refuse_non_demo_database(database: Path) -> None:
     """A file holding rows that are not an earlier demo's is someone's work: the demo must not delete it.
 
-    An empty database (just `winback db upgrade`d, say) and an earlier demo's are rebuilt.
+    An empty database (just `winback db upgrade`d, say) and an earlier demo's are rebuilt. An earlier demo's
+    state holds runs of the demo's campaign only (the shop's tables, `demo_truth` among them, are in the
+    warehouse beside it; a demo from before the warehouse moved out kept them in this file).
     """
     import sqlite3
     from contextlib import closing
@@ -95,6 +98,10 @@ def refuse_non_demo_database(database: Path) -> None:
             tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             if DEMO_TABLE in tables:
                 return
+            if "wb_campaigns" in tables:
+                campaigns = {name for (name,) in conn.execute("SELECT id FROM wb_campaigns")}
+                if campaigns == {DEMO_CAMPAIGN}:
+                    return
             rows = {t: conn.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone() for t in tables}
             holding = [t for t, row in rows.items() if row is not None and t != "alembic_version"]
     except sqlite3.DatabaseError as exc:
