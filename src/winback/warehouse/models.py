@@ -197,7 +197,7 @@ class OutboxMessage(Base):
     __tablename__ = "wb_outbox"
     __table_args__ = (
         UniqueConstraint("run_id", "customer_id", "step", name="uq_wb_outbox_run_customer_step"),
-        Index("ix_wb_outbox_status", "status", "not_before", "id"),  # `due` reads it in order, no sort
+        Index("ix_wb_outbox_status", "status", "not_before"),  # `due` reads it in order, no sort (see 0008)
         Index("ix_wb_outbox_customer", "customer_id", "created_at"),
         Index("ix_wb_outbox_provider_message_id", "provider_message_id"),  # status callbacks find rows by it
     )

@@ -73,14 +73,17 @@ def due(
 ) -> list[str]:
     """Ids of up to `limit` queued messages due by `now`, oldest due first (of one run, one channel when given).
 
-    On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` until the caller's transaction ends: run
+    Ties (a run's messages share their send time per zone) come in the order the database finds them in
+    the (status, not_before) index: on SQLite the order they were queued. Ordering them by id as well would
+    sort every due row at each claim, or keep the id in the index, where hashes land at random (migration
+    0008). On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` until the caller's transaction ends: run
     with `claim` in one transaction, concurrent senders each get rows no other sender is taking, instead of
     racing for the same first rows. On SQLite, `claim`'s guard settles a race: the loser gets fewer rows.
     """
     stmt = (
         select(OutboxMessage.id)
         .where(OutboxMessage.status == "queued", OutboxMessage.not_before <= now)
-        .order_by(OutboxMessage.not_before, OutboxMessage.id)
+        .order_by(OutboxMessage.not_before)
         .limit(limit)
     )
     if run_id is not None:
