@@ -146,7 +146,7 @@ def flow_run_settings() -> Iterator[None]:
     A heartbeat tells a real server (PREFECT_API_URL) that a run's process is alive, so that a run whose
     process died can be marked crashed. A temporary server lives and dies with this process: nobody is
     told anything, and a synchronous flow's end waits for its heartbeat thread's one-second sleep (1.0 s
-    against 0.03 s a flow, measured; `make demo` calls eight). Against a real server nothing changes.
+    against 0.03 s a flow, measured; `make demo` calls twenty). Against a real server nothing changes.
     """
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
