@@ -3,8 +3,8 @@
 A sender is the `send_outbox` task (flows.sending): it claims due rows and sends them until none is left.
 N of them run at once as task runs on Prefect's `ProcessPoolTaskRunner` (one process each: rendering and
 recording are CPU work), sharing the outbox through its exclusive claims and the per-channel rates through
-the state database's token buckets (delivery.senders). Across machines, more `dispatch-outbox` flow runs on more
-workers of the pool are simply more senders (docs/delivery.md "More senders").
+the state database's token buckets (delivery.senders). Across machines, more `dispatch-outbox` flow runs
+on more workers of the pool are simply more senders (docs/delivery.md "More senders").
 """
 
 from __future__ import annotations
