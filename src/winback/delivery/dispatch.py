@@ -63,7 +63,7 @@ __all__ = [
 HELD = "held_quiet_hours"  # report key: rows put back until the recipient's morning
 # rows a sender claims at once when every channel is a local journal: each claim re-reads its customers from
 # the warehouse (warehouse.send_time, 5,000 ids a statement), so larger claims mean fewer round trips; on the
-# 1M DuckDB campaign bench the send stage took the same time as with claims of 2,000 (docs/benchmarks.md)
+# 1M DuckDB campaign bench the send stage took the same time as with claims of 2,000 (docs/benchmark-history.md)
 LOCAL_CLAIM_SIZE = 10_000
 
 

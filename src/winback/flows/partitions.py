@@ -124,8 +124,8 @@ def task_runner(plan: PartitionPlan) -> DaskTaskRunner:
 # Dask configuration for the workers of a temporary cluster. Dask's statistical profiler samples each
 # worker's stack every 10 ms for the dashboard's profile page, which nobody reads on a cluster that lives
 # for one run: 15 % of the partitions' time here (bench/scale.py, 1M customers on 2 workers: the tasks'
-# summed time 36.5 s with it, 31.1 s without; docs/benchmarks.md). A long-lived cluster is its operator's
-# to configure (docs/scale.md).
+# summed time 36.5 s with it, 31.1 s without; docs/benchmark-history.md). A long-lived cluster is its
+# operator's to configure (docs/scale.md).
 LOCAL_WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 

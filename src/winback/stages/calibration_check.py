@@ -17,7 +17,7 @@ from winback.warehouse.source import SourceTables
 
 # customers the calibration check fits on, whatever the run's size. On the 1M demo shop its total error was
 # -9.0 % on the first 25,000 against -9.8 % on 50,000 and -9.7 % on 125,000 (the first partition, used
-# before), and it took 0.2 s of one core against 1.5 s (docs/benchmarks.md)
+# before), and it took 0.2 s of one core against 1.5 s (docs/benchmark-history.md)
 CALIBRATION_CUSTOMERS = 25_000
 
 

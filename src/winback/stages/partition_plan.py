@@ -22,7 +22,7 @@ LARGE_RUN = 1_000_000
 # and at 1M (91.8 s against 102.9 s). PostgreSQL's crossover is not measured: it keeps LARGE_RUN
 LARGE_RUN_BY_DIALECT = {"sqlite": 250_000}
 # customers per partition when none is set: at least two partitions per large run, so two workers share it,
-# and a worker's peak stays near 0.3 GiB (bench/scale.py; docs/benchmarks.md)
+# and a worker's peak stays under 0.5 GiB (bench/scale.py; docs/benchmarks.md)
 DEFAULT_PARTITION_SIZE = 125_000
 
 
