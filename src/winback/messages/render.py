@@ -38,8 +38,9 @@ class _Sandbox(SandboxedEnvironment):
     """The sandbox, with a plain dict's keys read first: every merge field is one (`customer.first_name`).
 
     Jinja tries `getattr` before the key, so each field cost a raised AttributeError and then the sandbox's
-    checks: about a third of a message's rendering. A name a dict has as an attribute (`items`, `keys`) still
-    takes the sandbox's own path, so what a template reads is the same either way.
+    checks: about a third of a message's rendering (`bench/render_rate.py`: 21.2–29.0 µs a message before,
+    15.0–18.2 µs after, the same output). A name a dict has as an attribute (`items`, `keys`) still takes the
+    sandbox's own path, so what a template reads is the same either way.
     """
 
     def getattr(self, obj: Any, attribute: str) -> Any:
