@@ -10,7 +10,7 @@ from sqlalchemy import Engine, insert, select
 
 from winback.warehouse.bulk import insert_columns, update_by_key
 from winback.warehouse.models import OutboxMessage
-from winback.warehouse.outbox import enqueue
+from winback.warehouse.outbox import due, enqueue
 
 AT = dt.datetime(2026, 11, 2, 10, 0, 0, 123456, tzinfo=dt.UTC)
 
@@ -60,6 +60,22 @@ def test_enqueue_skips_ids_already_there_and_never_touches_them(engine: Engine) 
     with engine.begin() as conn:
         assert enqueue(conn, [changed, _row(run_id, 2)]) == 1
     assert [r["to_address"] for r in _stored(engine)] == ["c0@example.com", "c1@example.com", "c2@example.com"]
+
+
+def test_due_takes_the_oldest_first_and_ties_as_they_were_queued(engine: Engine) -> None:
+    """Ties of one send time come batch by batch (each in id order), not by id across batches: no sort."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the order of ties is the index's: on PostgreSQL the heap's, not asserted")
+    run_id = _run(engine)
+    first = [{**_row(run_id, i), "id": f"m{9 - i}", "not_before": AT} for i in range(3)]  # m9, m8, m7
+    second = [{**_row(run_id, i), "id": f"m{i}", "not_before": AT} for i in range(3, 6)]  # m3, m4, m5
+    earlier = {**_row(run_id, 6), "id": "z", "not_before": AT - dt.timedelta(hours=1)}
+    with engine.begin() as conn:
+        enqueue(conn, first)
+        enqueue(conn, second)
+        enqueue(conn, [earlier])
+    with engine.connect() as conn:
+        assert due(conn, AT, 10, run_id) == ["z", "m7", "m8", "m9", "m3", "m4", "m5"]
 
 
 def test_update_by_key_changes_only_the_matched_rows(engine: Engine) -> None:

@@ -74,10 +74,12 @@ def due(
     """Ids of up to `limit` queued messages due by `now`, oldest due first (of one run, one channel when given).
 
     Ties (a run's messages share their send time per zone) come in the order the database finds them in
-    the (status, not_before) index: on SQLite the order they were queued. Ordering them by id as well would
-    sort every due row at each claim, or keep the id in the index, where hashes land at random (migration
-    0008). On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` until the caller's transaction ends: run
-    with `claim` in one transaction, concurrent senders each get rows no other sender is taking, instead of
+    the (status, not_before) index: on SQLite the order they were queued, each batch in id order
+    (`enqueue_columns`). Ordering them by id as well would sort every due row at each claim, or keep the id
+    in the index, which nearly doubled it (migration 0008).
+
+    On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED` until the caller's transaction ends: run with
+    `claim` in one transaction, concurrent senders each get rows no other sender is taking, instead of
     racing for the same first rows. On SQLite, `claim`'s guard settles a race: the loser gets fewer rows.
     """
     stmt = (
