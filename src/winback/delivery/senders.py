@@ -8,8 +8,8 @@ and WINBACK_SMS_RATE. A sender that dies leaves its claim `sending` under its ow
 `reconcile` settles like any crashed sender's.
 
 Where a sender runs is the caller's business, not this module's: the `send_outbox` task of the dispatch
-and campaign flows (flows.sending; N of them at once), a flow run of the `dispatch-outbox` deployment on any worker of
-the pool, or a plain call. Each builds its channels from its own settings.
+and campaign flows (flows.sending; N of them at once), a flow run of the `dispatch-outbox` deployment on
+any worker of the pool, or a plain call. Each builds its channels from its own settings.
 """
 
 from __future__ import annotations

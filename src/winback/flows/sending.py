@@ -2,8 +2,8 @@
 
 A sender process imports the module that defines its task, with everything that module imports. Here that
 is the send path alone, not the dispatch flow's CRM recovery (its uplift models, scikit-learn, reports):
-about 1 s less at every sender process's start (1.8–2.1 s against 2.7–3.3 s to import, measured), which a
-large campaign pays while its messages wait.
+about 1 s less at every sender process's start (`python -c "import winback.flows.sending"`: 1.8–2.1 s
+against 2.7–3.3 s for `winback.flows.dispatch`), which a large campaign pays while its messages wait.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """How well the activity model predicts: fit on the history up to a cut-off, compare with what happened after.
 
 The campaign runs this on its first customers in id order (`stages.calibration_check.CALIBRATION_CUSTOMERS`:
-a fixed slice, so it costs the same at every run size) and stores the result with the model's version, so a marketer
-can see whether the p_active numbers in the reasons deserve trust.
+a fixed slice, so it costs the same at every run size) and stores the result with the model's version, so
+a marketer can see whether the p_active numbers in the reasons deserve trust.
 """
 
 from __future__ import annotations
