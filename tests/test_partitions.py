@@ -181,6 +181,47 @@ def test_a_partitioned_dry_run_counts_what_one_process_counts(
     assert list(tmp_path.iterdir()) == []  # nothing left behind
 
 
+def test_a_run_on_its_own_temporary_cluster_closes_it_while_deciding(
+    shop: Engine, single_process_outcome: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No address: the run starts a local cluster, and stops it in the background once the partitions are in."""
+    from winback.flows import partitions
+    from winback.stages import partitioned
+
+    monkeypatch.setenv("WINBACK_PARTITION_SIZE", str(PARTITION_SIZE))
+    monkeypatch.delenv("WINBACK_DASK_ADDRESS", raising=False)
+    made: list[distributed.LocalCluster] = []
+    steps: list[tuple[str, str]] = []  # (step, thread) in the order they happened
+    start, close = partitions.start_local_cluster, distributed.LocalCluster.close
+    decide = partitioned.decide_partitioned_run
+
+    def start_noting(plan):  # type: ignore[no-untyped-def]
+        made.append(start(plan))
+        return made[-1]
+
+    def close_noting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        steps.append(("close begins", threading.current_thread().name))
+        close(self, *args, **kwargs)
+        steps.append(("close ends", threading.current_thread().name))
+
+    def decide_noting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        steps.append(("decide begins", threading.current_thread().name))
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(partitions, "start_local_cluster", start_noting)
+    monkeypatch.setattr(distributed.LocalCluster, "close", close_noting)
+    monkeypatch.setattr(partitioned, "decide_partitioned_run", decide_noting)
+    result = _run(shop)
+    assert result["batches"] == 3 and len(made) == 1
+    _assert_same(single_process_outcome, _outcome(shop))
+    assert made[0].status.name == "closed"  # before the flow returned
+    names = [name for name, _ in steps]
+    # the close began as the partitions came in, in its own thread, before the run decided; it ended in the run
+    assert names.index("close begins") < names.index("decide begins")
+    assert steps[names.index("close begins")] == ("close begins", "winback-dask-close")
+    assert steps[names.index("close ends")] == ("close ends", "winback-dask-close")
+
+
 def test_a_worker_killed_mid_partition_changes_nothing(
     shop: Engine,
     cluster: distributed.LocalCluster,
@@ -278,11 +319,11 @@ def test_a_temporary_clusters_workers_run_without_dasks_statistical_profiler() -
     """The cluster a partitioned run starts for itself: its workers sample no stacks for a dashboard."""
     import dask
 
-    from winback.flows.partitions import task_runner
+    from winback.flows.partitions import local_cluster_kwargs
     from winback.stages.partition_plan import PartitionPlan
 
-    runner = task_runner(PartitionPlan("local", PARTITION_SIZE, 3, 2))
-    with distributed.LocalCluster(**runner.cluster_kwargs) as local, distributed.Client(local) as client:
+    kwargs = local_cluster_kwargs(PartitionPlan("local", PARTITION_SIZE, 3, 2))
+    with distributed.LocalCluster(**kwargs) as local, distributed.Client(local) as client:
         enabled = client.run(dask.config.get, "distributed.worker.profile.enabled")
         callbacks = client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
     assert len(enabled) == 2 and set(enabled.values()) == {False}

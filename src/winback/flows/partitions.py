@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
+import distributed
 from distributed import as_completed as dask_completed
 from prefect import flow
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -106,19 +109,33 @@ def _finished(futures: list[PrefectDaskFuture[Any]]) -> Iterator[tuple[int, Any]
 
 
 def task_runner(plan: PartitionPlan) -> DaskTaskRunner:
-    """The Dask task runner a partitioned plan asks for: its cluster's address, or a temporary local one.
+    """The Dask task runner for a plan's cluster, by its address (a temporary cluster's once started).
 
-    A local cluster has one single-threaded worker process per planned worker: the reads hold the GIL
-    while rows are handed over, so threads of one process would take turns.
+    A run's temporary cluster is started by `start_local_cluster`, not by the task runner: a task runner
+    closes a cluster it made as its flow ends, while the run waits; and a flow runs a copy of its task
+    runner (`duplicate`) that keeps an address but not a cluster object.
+    """
+    if plan.address is None:
+        raise ValueError("a local plan's cluster is started first (start_local_cluster): its address is the plan's")
+    return DaskTaskRunner(address=plan.address)
+
+
+def start_local_cluster(plan: PartitionPlan) -> distributed.LocalCluster:
+    """A temporary cluster for one run: one single-threaded worker process per planned worker.
+
+    The reads hold the GIL while rows are handed over, so threads of one process would take turns.
     """
     # Dask's own INFO lines (a cluster's start and stop, a closed comm at shutdown) reach the user's terminal
     # through Prefect's root handler; a partition's failure reaches the flow as its task's error anyway
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    if plan.address is not None:
-        return DaskTaskRunner(address=plan.address)
+    return distributed.LocalCluster(**local_cluster_kwargs(plan))
+
+
+def local_cluster_kwargs(plan: PartitionPlan) -> dict[str, Any]:
+    """`LocalCluster`'s arguments for a plan's temporary cluster."""
     cluster: dict[str, Any] = {"n_workers": plan.workers, "threads_per_worker": 1, "processes": True}
     quiet = {"dashboard_address": ":0", "silence_logs": logging.ERROR}  # the same in the worker processes
-    return DaskTaskRunner(cluster_kwargs={**cluster, **quiet, "config": LOCAL_WORKER_CONFIG})
+    return {**cluster, **quiet, "config": LOCAL_WORKER_CONFIG}
 
 
 # Dask configuration for the workers of a temporary cluster. Dask's statistical profiler samples each
@@ -140,13 +157,37 @@ def partitioned_reads(
 ) -> Gathered:
     """`read_partitions` as a subflow on the plan's Dask cluster; the caller closes the gathered spill.
 
+    A temporary cluster is closed in the background once the partitions are in (about 1 s of stopping
+    processes, while the run fits and decides on one core); closing the gathered spill waits for it, so
+    no worker outlives the run's use of what they read. After a failure it is closed before the error goes on.
+
     The subflow sends no heartbeats of its own: it runs in the campaign flow's process, whose heartbeats
     say that process is alive, and a synchronous flow's exit waits for its heartbeat thread's current
     one-second sleep (0.5 s on average, in every partitioned run; ../shared/PREFECT.md).
     """
-    subflow = read_partitions.with_options(task_runner=task_runner(plan))
-    with _one_prefect_api(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        return subflow(url, src, as_of, ranges, lookback_days, rules, plan.in_memory)
+    cluster = start_local_cluster(plan) if plan.address is None else None
+    try:
+        on = replace(plan, address=cluster.scheduler_address) if cluster is not None else plan
+        subflow = read_partitions.with_options(task_runner=task_runner(on))
+        with _one_prefect_api(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            gathered = subflow(url, src, as_of, ranges, lookback_days, rules, plan.in_memory)
+    except BaseException:
+        if cluster is not None:
+            cluster.close()
+        raise
+    if cluster is not None:
+        closing = threading.Thread(target=_close_quietly, args=(cluster,), name="winback-dask-close")
+        closing.start()
+        gathered.spill.wait_on_close(closing.join)
+    return gathered
+
+
+def _close_quietly(cluster: distributed.LocalCluster) -> None:
+    """Close a run's temporary cluster; a failure to stop it is one warning, not the run's failure."""
+    try:
+        cluster.close()
+    except Exception as exc:  # the partitions are in: what is left is Dask's own clean-up
+        logging.getLogger(__name__).warning("the temporary Dask cluster did not close cleanly: %s", exc)
 
 
 @contextmanager

@@ -23,7 +23,7 @@ import datetime as dt
 import pickle
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,11 @@ class PartitionSpill:
     def __init__(self, *, on_disk: bool = True) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="winback-partitions-")) if on_disk else None
         self._held: dict[tuple[str, int], Any] = {}
+        self._waits: list[Callable[[], None]] = []
+
+    def wait_on_close(self, wait: Callable[[], None]) -> None:
+        """Have `close` also wait for `wait`: what the reads left finishing meanwhile (their cluster's close)."""
+        self._waits.append(wait)
 
     def put(self, stage: str, index: int, value: Any) -> None:
         """Keep `value` as partition `index`'s frames for `stage`."""
@@ -75,10 +80,12 @@ class PartitionSpill:
         return value
 
     def close(self) -> None:
-        """Let go of what is left (a failed run's partitions), and remove the folder."""
+        """Let go of what is left (a failed run's partitions), remove the folder, wait for what the reads left."""
         self._held.clear()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
+        while self._waits:
+            self._waits.pop()()
 
     def __enter__(self) -> PartitionSpill:
         return self
