@@ -27,7 +27,8 @@ def test_how_many_are_named_can_be_chosen() -> None:
 
 
 def test_the_spend_model_names_customers_the_same_way() -> None:
-    from winback.segments.scoring import _refuse_bad_spend, spend_problems
+    from winback.segments.model_inputs import spend_problems
+    from winback.segments.scoring import _refuse_bad_spend
 
     rfm = pd.DataFrame({"customer_id": [f"C{i}" for i in range(8)], "frequency": 2, "mean_spend": 0.0})
     with pytest.raises(ValueError, match=r"repeat customer C0, C1, C2, C3, C4 and 3 more; "):

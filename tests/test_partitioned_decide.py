@@ -20,7 +20,8 @@ from winback.segments.budget_walk import select_within_budget
 from winback.segments.decision import DECISION_COLUMNS
 from winback.segments.scoring import apply_scorer, fit_scorer
 from winback.stages import campaign, deciding, quality, reads
-from winback.stages.partitioned import Gathered, PartitionSpill, _rows_of, decide_partitions
+from winback.stages.gathered import Gathered, PartitionSpill
+from winback.stages.partitioned import _rows_of, decide_partitions
 from winback.warehouse.quality import Findings
 from winback.warehouse.source import SourceMapping, SourceTables
 from winback.warehouse.source_models import DemoOrder

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select, text
 from winback.config import CampaignConfig
 from winback.errors import DataError
 from winback.stages import reads
-from winback.stages.partitioned import Gathered
+from winback.stages.gathered import Gathered
 from winback.warehouse.db import make_engine
 from winback.warehouse.frames import frame_from_rows, raw_rows
 from winback.warehouse.models import Decision, Offer, OutboxMessage
@@ -335,3 +335,24 @@ def test_the_module_a_worker_imports_for_a_partition_holds_the_read_path_alone()
     heavy = ("winback.stages.partitioned", "winback.stages.deciding", "winback.segments", "scipy", "sklearn")
     module = "winback.flows.partition_reads"
     assert imported_alongside(module, "read_partition", heavy) == (module, [])
+
+
+def test_the_module_of_the_reads_subflow_holds_no_deciding_either() -> None:
+    """Prefect sends the subflow itself with every partition's context: each worker imports its module too.
+
+    It loaded the deciding path (scikit-learn, SciPy, the senders) into every worker: 1.5 s of a worker's
+    first partition here.
+    """
+    heavy = (
+        "winback.stages.partitioned",
+        "winback.stages.deciding",
+        "winback.stages.campaign",
+        "winback.segments.scoring",
+        "winback.segments.decision",
+        "winback.delivery",
+        "scipy",
+        "sklearn",
+        "twilio",
+    )
+    module = "winback.flows.partitions"
+    assert imported_alongside(module, "read_partitions", heavy) == (module, [])

@@ -29,8 +29,8 @@ from winback.segments.scoring import Scorer, fit_scorer, score_customers
 from winback.settings import Settings
 from winback.stages import calibration_check, partitioned, reads
 from winback.stages import campaign as stages
+from winback.stages.gathered import Gathered
 from winback.stages.partition_plan import PartitionPlan, large_run_for, plan_partitions
-from winback.stages.partitioned import Gathered
 from winback.warehouse import quarantine
 from winback.warehouse.db import engine_for
 from winback.warehouse.source import SourceTables

@@ -34,8 +34,8 @@ from prefect_dask.task_runners import PrefectDaskFuture
 
 from winback.errors import DataError
 from winback.flows.partition_reads import read_partition
+from winback.stages.gathered import Gathered, PartitionSpill
 from winback.stages.partition_plan import PartitionPlan
-from winback.stages.partitioned import Gathered, PartitionSpill
 from winback.warehouse.quality import QualityRules
 from winback.warehouse.source import SourceTables
 from winback.warehouse.summaries import IdRange

@@ -16,11 +16,10 @@ from winback.listing import first_few
 from winback.segments.bgnbd import BgNbdFit, expected_purchases, fit_bgnbd, p_alive
 from winback.segments.gamma_gamma import GammaGammaFit, expected_spend, fit_gamma_gamma, margin_clv
 from winback.segments.lapsed import own_mean_gap
+from winback.segments.model_inputs import spend_problems
 
 MIN_CUSTOMERS_TO_FIT = 200
 DAYS_PER_PERIOD = 7.0  # the models are fitted in weeks: the literature's unit, well-conditioned
-# what the fit needs of each customer (days): all a partitioned run gathers for it, 32 bytes a customer
-MODEL_INPUTS = ["frequency", "recency", "T", "mean_spend"]
 
 
 @dataclass(frozen=True)
@@ -56,12 +55,6 @@ class Scorer:
     purchase_sums: dict[tuple[int, float], dict[tuple[float, float], float]] = field(
         default_factory=dict, compare=False, repr=False
     )
-
-
-def spend_problems(rfm: pd.DataFrame) -> pd.Series:
-    """The repeat buyers whose mean order value is not above zero: Gamma-Gamma cannot take them."""
-    bad = (rfm["frequency"] > 0) & ~(rfm["mean_spend"] > 0)
-    return rfm.loc[bad, "customer_id"]
 
 
 def fit_scorer(
