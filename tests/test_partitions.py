@@ -181,45 +181,89 @@ def test_a_partitioned_dry_run_counts_what_one_process_counts(
     assert list(tmp_path.iterdir()) == []  # nothing left behind
 
 
-def test_a_run_on_its_own_temporary_cluster_closes_it_while_deciding(
+class _ClusterSteps:
+    """A run's own temporary clusters, and its steps as they happen: (step, thread), in order.
+
+    Each stop in the background thread waits `STOP_DELAY` seconds first, so a run that did not wait for it
+    would be seen to let go of its partitions before the stop ended.
+    """
+
+    STOP_DELAY = 3.0
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from winback.flows import partitions
+        from winback.stages import partitioned
+        from winback.stages.gathered import PartitionSpill
+
+        self.made: list[distributed.LocalCluster] = []
+        self.steps: list[tuple[str, str]] = []
+        start, stop = partitions.start_local_cluster, distributed.LocalCluster.close
+        decide, spill_close = partitioned.decide_partitioned_run, PartitionSpill.close
+
+        def start_noting(plan):  # type: ignore[no-untyped-def]
+            self.made.append(start(plan))
+            return self.made[-1]
+
+        def stop_noting(cluster, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.note("stop begins")
+            if threading.current_thread().name == "winback-dask-close":
+                time.sleep(self.STOP_DELAY)
+            stop(cluster, *args, **kwargs)
+            self.note("stop ends")
+
+        def decide_noting(*args, **kwargs):  # type: ignore[no-untyped-def]
+            self.note("decide begins")
+            return decide(*args, **kwargs)
+
+        def spill_close_noting(spill):  # type: ignore[no-untyped-def]
+            spill_close(spill)
+            self.note("partitions let go of")
+
+        monkeypatch.setenv("WINBACK_PARTITION_SIZE", str(PARTITION_SIZE))
+        monkeypatch.delenv("WINBACK_DASK_ADDRESS", raising=False)
+        monkeypatch.setattr(partitions, "start_local_cluster", start_noting)
+        monkeypatch.setattr(distributed.LocalCluster, "close", stop_noting)
+        monkeypatch.setattr(partitioned, "decide_partitioned_run", decide_noting)
+        monkeypatch.setattr(PartitionSpill, "close", spill_close_noting)
+
+    def note(self, step: str) -> None:
+        self.steps.append((step, threading.current_thread().name))
+
+    def first(self, step: str) -> tuple[str, str, int]:
+        """The first `step`: its name, its thread and its place."""
+        place = [name for name, _ in self.steps].index(step)
+        return (*self.steps[place], place)
+
+
+def test_a_run_on_its_own_temporary_cluster_stops_it_while_deciding(
     shop: Engine, single_process_outcome: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No address: the run starts a local cluster, and stops it in the background once the partitions are in."""
-    from winback.flows import partitions
-    from winback.stages import partitioned
-
-    monkeypatch.setenv("WINBACK_PARTITION_SIZE", str(PARTITION_SIZE))
-    monkeypatch.delenv("WINBACK_DASK_ADDRESS", raising=False)
-    made: list[distributed.LocalCluster] = []
-    steps: list[tuple[str, str]] = []  # (step, thread) in the order they happened
-    start, close = partitions.start_local_cluster, distributed.LocalCluster.close
-    decide = partitioned.decide_partitioned_run
-
-    def start_noting(plan):  # type: ignore[no-untyped-def]
-        made.append(start(plan))
-        return made[-1]
-
-    def close_noting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        steps.append(("close begins", threading.current_thread().name))
-        close(self, *args, **kwargs)
-        steps.append(("close ends", threading.current_thread().name))
-
-    def decide_noting(*args, **kwargs):  # type: ignore[no-untyped-def]
-        steps.append(("decide begins", threading.current_thread().name))
-        return decide(*args, **kwargs)
-
-    monkeypatch.setattr(partitions, "start_local_cluster", start_noting)
-    monkeypatch.setattr(distributed.LocalCluster, "close", close_noting)
-    monkeypatch.setattr(partitioned, "decide_partitioned_run", decide_noting)
+    seen = _ClusterSteps(monkeypatch)
     result = _run(shop)
-    assert result["batches"] == 3 and len(made) == 1
+    assert result["batches"] == 3 and len(seen.made) == 1
     _assert_same(single_process_outcome, _outcome(shop))
-    assert made[0].status.name == "closed"  # before the flow returned
-    names = [name for name, _ in steps]
-    # the close began as the partitions came in, in its own thread, before the run decided; it ended in the run
-    assert names.index("close begins") < names.index("decide begins")
-    assert steps[names.index("close begins")] == ("close begins", "winback-dask-close")
-    assert steps[names.index("close ends")] == ("close ends", "winback-dask-close")
+    assert seen.made[0].status.name == "closed"
+    stop_begins, stop_ends = seen.first("stop begins"), seen.first("stop ends")
+    # the stop began in its own thread before the run decided, and the run waited for its end
+    assert stop_begins[1] == stop_ends[1] == "winback-dask-close"
+    assert stop_begins[2] < seen.first("decide begins")[2]
+    assert stop_ends[2] < seen.first("partitions let go of")[2]
+
+
+def test_a_temporary_cluster_is_stopped_before_a_failed_read_raises(
+    shop: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition of bad data: the run's own cluster is stopped in the run's thread, then the error goes on."""
+    seen = _ClusterSteps(monkeypatch)
+    with shop.begin() as conn:
+        conn.execute(text("ALTER TABLE customers ALTER COLUMN fraud_flag TYPE text USING fraud_flag::text"))
+        conn.execute(text("UPDATE customers SET fraud_flag = 'maybe'"))
+    with pytest.raises(DataError, match="3 of 3 partitions failed for bad data"):
+        _run(shop)
+    assert len(seen.made) == 1 and seen.made[0].status.name == "closed"
+    assert seen.first("stop begins")[1] != "winback-dask-close"
+    assert "decide begins" not in [name for name, _ in seen.steps]
 
 
 def test_a_worker_killed_mid_partition_changes_nothing(

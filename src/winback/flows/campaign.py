@@ -355,11 +355,11 @@ def _read_partitions(
     gathered = partitioned_reads(plan, url, src, as_of, batches, config.aggrieved.lookback_days, rules)
     try:
         checked = calibration.result() if calibration is not None else None
+        src.release_reader(engine_for(url))  # what DuckDB cached of the mapping's checks and the partition plan
+        lap("read")
     except BaseException:
         gathered.spill.close()  # the caller owns the kept partitions only once they are returned
         raise
-    src.release_reader(engine_for(url))  # what DuckDB cached of the mapping's checks and the partition plan
-    lap("read")
     return gathered, checked, len(batches)
 
 

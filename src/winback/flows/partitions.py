@@ -3,7 +3,7 @@
 The customers are cut into id ranges (`WINBACK_PARTITION_SIZE` each, see stages.partition_plan); each
 partition is one Prefect task (flows.partition_reads) that opens the warehouse itself, reads only its own
 customers, and returns per-customer summaries judged on their own (the data-quality gate), never orders.
-The flow keeps each on local disk as it arrives (stages.partitioned), so its memory does not grow with the
+The flow keeps each on local disk as it arrives (stages.gathered), so its memory does not grow with the
 run; a run one process would hold whole keeps them in memory.
 
 The subflow's task runner is chosen at run time: the cluster at `WINBACK_DASK_ADDRESS`, else a temporary
@@ -125,9 +125,6 @@ def start_local_cluster(plan: PartitionPlan) -> distributed.LocalCluster:
 
     The reads hold the GIL while rows are handed over, so threads of one process would take turns.
     """
-    # Dask's own INFO lines (a cluster's start and stop, a closed comm at shutdown) reach the user's terminal
-    # through Prefect's root handler; a partition's failure reaches the flow as its task's error anyway
-    logging.getLogger("distributed").setLevel(logging.ERROR)
     return distributed.LocalCluster(**local_cluster_kwargs(plan))
 
 
@@ -165,6 +162,9 @@ def partitioned_reads(
     say that process is alive, and a synchronous flow's exit waits for its heartbeat thread's current
     one-second sleep (0.5 s on average, in every partitioned run; ../shared/PREFECT.md).
     """
+    # Dask's own INFO lines (a cluster's start and stop, a closed comm at shutdown) reach the user's terminal
+    # through Prefect's root handler; a partition's failure reaches the flow as its task's error anyway
+    logging.getLogger("distributed").setLevel(logging.ERROR)
     cluster = start_local_cluster(plan) if plan.address is None else None
     try:
         on = replace(plan, address=cluster.scheduler_address) if cluster is not None else plan
@@ -173,12 +173,18 @@ def partitioned_reads(
             gathered = subflow(url, src, as_of, ranges, lookback_days, rules, plan.in_memory)
     except BaseException:
         if cluster is not None:
-            cluster.close()
+            _close_quietly(cluster)  # the read's own error is the one to raise
         raise
-    if cluster is not None:
+    if cluster is None:
+        return gathered
+    try:
         closing = threading.Thread(target=_close_quietly, args=(cluster,), name="winback-dask-close")
         closing.start()
         gathered.spill.wait_on_close(closing.join)
+    except BaseException:
+        _close_quietly(cluster)
+        gathered.spill.close()
+        raise
     return gathered
 
 

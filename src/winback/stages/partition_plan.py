@@ -41,7 +41,7 @@ class PartitionPlan:
     workers: int
     address: str | None = None
     # whether the flow holds the partitions in memory between its steps rather than on local disk: a run
-    # one process would hold whole anyway (at most LARGE_RUN customers), see stages.partitioned
+    # one process would hold whole anyway (at most LARGE_RUN customers), see stages.gathered
     in_memory: bool = False
 
     @property

@@ -101,7 +101,7 @@ def gate_reads(
     """Judge what the batches read as a whole; a broken table stops the run here (DataError), before any decision.
 
     With ``judge_orders_share=False`` (one partition of a run), the orders' bad share is left to the caller,
-    who judges it over the whole run (stages.partitioned), as one process would.
+    who judges it over the whole run (`stages.gathered.Gathered.check_orders_share`), as one process would.
 
     `summary` is the batches' `order_summary` (suspects unsettled); `failures`, `reach` and `findings` come
     from `open_failures` and `reachability` (judged already, per batch: a failure of a customer the

@@ -114,7 +114,7 @@ def read_partition(
     with a DataError naming the partition, its id range and its first bad ids: no retry changes that, and
     the other partitions are read meanwhile. Each customer's rows are judged within their own partition
     (every table is read by the same id range). The orders' bad share is judged over the whole run once
-    every partition is read (stages.partitioned), as in one process: a feed is broken when the run's orders
+    every partition is read (`Gathered.check_orders_share`), as in one process: a feed is broken when the run's orders
     are, not when one id range's are.
     """
     summary = order_batch(engine, src, as_of, id_range, rules)
