@@ -21,18 +21,17 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 import distributed
 from distributed import as_completed as dask_completed
 from prefect import flow
-from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from winback.errors import DataError
+from winback.flows.child_api import same_api_for_children
 from winback.flows.partition_reads import read_partition
 from winback.stages.gathered import Gathered, PartitionSpill
 from winback.stages.partition_plan import PartitionPlan
@@ -108,22 +107,13 @@ def _finished(futures: list[PrefectDaskFuture[Any]]) -> Iterator[tuple[int, Any]
         yield index, outcome
 
 
-def task_runner(plan: PartitionPlan) -> DaskTaskRunner:
-    """The Dask task runner for a plan's cluster, by its address (a temporary cluster's once started).
-
-    A run's temporary cluster is started by `start_local_cluster`, not by the task runner: a task runner
-    closes a cluster it made as its flow ends, while the run waits; and a flow runs a copy of its task
-    runner (`duplicate`) that keeps an address but not a cluster object.
-    """
-    if plan.address is None:
-        raise ValueError("a local plan's cluster is started first (start_local_cluster): its address is the plan's")
-    return DaskTaskRunner(address=plan.address)
-
-
 def start_local_cluster(plan: PartitionPlan) -> distributed.LocalCluster:
     """A temporary cluster for one run: one single-threaded worker process per planned worker.
 
-    The reads hold the GIL while rows are handed over, so threads of one process would take turns.
+    The reads hold the GIL while rows are handed over, so threads of one process would take turns. The run
+    starts it, not prefect-dask's task runner: a task runner closes a cluster it made as its flow ends, while
+    the run waits; and a flow runs a copy of its task runner (`duplicate`) that keeps an address, not a
+    cluster object, so the task runner is given the cluster's address.
     """
     return distributed.LocalCluster(**local_cluster_kwargs(plan))
 
@@ -167,9 +157,9 @@ def partitioned_reads(
     logging.getLogger("distributed").setLevel(logging.ERROR)
     cluster = start_local_cluster(plan) if plan.address is None else None
     try:
-        on = replace(plan, address=cluster.scheduler_address) if cluster is not None else plan
-        subflow = read_partitions.with_options(task_runner=task_runner(on))
-        with _one_prefect_api(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        address = cluster.scheduler_address if cluster is not None else plan.address
+        subflow = read_partitions.with_options(task_runner=DaskTaskRunner(address=address))
+        with same_api_for_children(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             gathered = subflow(url, src, as_of, ranges, lookback_days, rules, plan.in_memory)
     except BaseException:
         if cluster is not None:
@@ -194,25 +184,3 @@ def _close_quietly(cluster: distributed.LocalCluster) -> None:
         cluster.close()
     except Exception as exc:  # the partitions are in: what is left is Dask's own clean-up
         logging.getLogger(__name__).warning("the temporary Dask cluster did not close cleanly: %s", exc)
-
-
-@contextmanager
-def _one_prefect_api() -> Iterator[None]:
-    """Workers report their task runs to this process's Prefect API, also when it is a temporary one.
-
-    Without a `PREFECT_API_URL`, Prefect starts a temporary server per process: each Dask worker would
-    start its own (seconds each, and runs recorded where nobody looks). Its address is handed down with
-    the tasks' settings instead. Workers on other machines cannot reach a temporary server on 127.0.0.1:
-    a cluster across machines goes with a real Prefect server (docs/scale.md).
-    """
-    if PREFECT_API_URL.value():
-        yield
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()  # this process's temporary server, already running for the flow
-    if server.server_process is None:
-        yield
-        return
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
-        yield

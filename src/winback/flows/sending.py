@@ -9,18 +9,18 @@ against 2.7–3.3 s for `winback.flows.dispatch`), which a large campaign pays w
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import ExitStack
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from winback.delivery.dispatch import DispatchReport, reconcile, send_time_source
 from winback.delivery.registry import configured_channels
 from winback.delivery.senders import SenderJob, run_sender
 from winback.delivery.settle import UnknownPolicy
+from winback.flows.child_api import same_api_for_children
 from winback.flows.retries import unless_bad_input
 from winback.messages.unsubscribe import UnsubscribeLinks
 from winback.settings import Settings
@@ -63,7 +63,7 @@ def start_sender_tasks(url: str, src: SourceTables) -> Callable[[SenderJob, int]
     def start(job: SenderJob, count: int) -> Callable[[], DispatchReport]:
         stack = ExitStack()
         runner = stack.enter_context(ProcessPoolTaskRunner(max_workers=count))
-        with _same_api_for_children():
+        with same_api_for_children():
             futures = [runner.submit(send_outbox, {"url": url, "src": src, "job": job}) for _ in range(count)]
 
         def join() -> DispatchReport:
@@ -78,19 +78,3 @@ def start_sender_tasks(url: str, src: SourceTables) -> Callable[[SenderJob, int]
         return join
 
     return start
-
-
-def _same_api_for_children() -> AbstractContextManager[object]:
-    """The sender processes report to this flow's API: with no PREFECT_API_URL, the temporary server it runs.
-
-    A task process reads its API from the environment it is given; without this, each process of an
-    ephemeral run (tests, `winback demo`) would start a temporary server of its own (seconds each, one
-    database file).
-    """
-    if PREFECT_API_URL.value():
-        return nullcontext()
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()  # the one this process already runs (a singleton per port)
-    server.start()
-    return temporary_settings(updates={PREFECT_API_URL: server.api_url})
