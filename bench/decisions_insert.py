@@ -5,8 +5,9 @@
 Decisions arrive in the order the segments produce them; `record_decisions` stores them in customer order
 so both (run, customer) indexes grow at their ends. `--shuffled-store` times the same insert without that
 sort (the rows in random customer order), to compare. `--features` stores each decision's features too (a
-lapsed customer's 15, as `segments.decision_features.STORED` gives them), serialised as JSON while inserting.
-Last line: rows=… seconds=… cpu_seconds=… order=… features=…
+lapsed customer's 15, as `segments.decision_features.STORED` gives them), serialised as JSON while inserting;
+`--skips F` makes that share of the decisions skips, in no arm, whose features are not stored (a 1M campaign: 0.36).
+Last line: rows=… seconds=… cpu_seconds=… order=… features=… skips=…
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import pandas as pd
 
+from winback.segments.decision_features import features_kept
 from winback.warehouse import runs
 from winback.warehouse.bulk import insert_columns
 from winback.warehouse.db import make_engine
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=562_000)
     parser.add_argument("--shuffled-store", action="store_true", help="insert in the given (random) order")
     parser.add_argument("--features", action="store_true", help="store each decision's features (JSON) too")
+    parser.add_argument("--skips", type=float, default=0.0, help="share of skips, whose features are not stored")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'decisions.db'}"
@@ -77,6 +80,8 @@ def main() -> None:
             run = {"campaign_id": "c", "as_of": NOW, "status": "started", "started_at": NOW, "stats": {}}
             run_id = conn.execute(CampaignRun.__table__.insert().values(**run)).inserted_primary_key[0]
         frame = decisions(args.rows)
+        armed = np.random.default_rng(3).random(args.rows) >= args.skips
+        frame["arm"] = np.where(armed, "treatment", None)
         known = features(args.rows) if args.features else None
         started, cpu = time.perf_counter(), time.process_time()
         with engine.begin() as conn:
@@ -84,11 +89,14 @@ def main() -> None:
                 columns = {name: frame[name] for name in runs.DECISION_FIELDS}
                 insert_columns(conn, Decision.__table__, columns, {"run_id": run_id, "decided_at": NOW})
             else:
-                runs.record_decisions(conn, run_id, frame, known)
+                runs.record_decisions(conn, run_id, frame, known, features_kept=features_kept(frame))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         engine.dispose()
     order = "given (random)" if args.shuffled_store else "customer (record_decisions)"
-    print(f"rows={args.rows} seconds={seconds:.2f} cpu_seconds={cpu:.2f} order={order} features={args.features}")
+    print(
+        f"rows={args.rows} seconds={seconds:.2f} cpu_seconds={cpu:.2f} order={order} features={args.features} "
+        f"skips={args.skips}"
+    )
 
 
 if __name__ == "__main__":

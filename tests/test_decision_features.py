@@ -91,24 +91,31 @@ def test_past_outcomes_count_only_what_happened_before_the_as_of(engine: Engine)
 def _features(engine: Engine, run_id: int) -> pd.DataFrame:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Decision.customer_id, Decision.segment, Decision.action, Decision.features).where(
+            select(Decision.customer_id, Decision.segment, Decision.action, Decision.arm, Decision.features).where(
                 Decision.run_id == run_id
             )
         ).all()
-    frame = pd.DataFrame(rows, columns=["customer_id", "segment", "action", "features"])
+    frame = pd.DataFrame(rows, columns=["customer_id", "segment", "action", "arm", "features"])
     return frame.join(pd.DataFrame([f or {} for f in frame["features"]]))
 
 
-def test_every_decision_stores_its_features_and_a_later_run_counts_only_the_past(demo_engine: Engine) -> None:
+def test_every_decision_in_an_arm_stores_its_features_and_a_later_run_counts_only_the_past(
+    demo_engine: Engine,
+) -> None:
     config = CampaignConfig(campaign_id="features", budget=2000.0, holdout_share=0.2, batch_size=700)
     first = run_campaign(demo_engine, config)
-    before = _features(demo_engine, first.run_id)
+    everyone = _features(demo_engine, first.run_id)
+    skipped = everyone[everyone.arm.isna()]
+    assert len(skipped) and (skipped.action == "skip").all()
+    assert skipped["features"].isna().all(), "a skip is in no arm: nothing learns from its features"
+    before = everyone[everyone.arm.notna()].reset_index(drop=True)
+    assert set(before.arm) == {"treatment", "holdout"}
     assert before["features"].notna().all()
     lapsed, aggrieved = before[before.segment == "lapsed"], before[before.segment == "aggrieved"]
     assert lapsed["days_since_failure"].isna().all() and aggrieved["days_since_failure"].notna().all()
     assert (before["past_contacts"] == 0).all() and (before["past_returns"] == 0).all()
     assert set(before.columns) >= {"frequency", "days_since_last", "locale", "messages_30d"}
-    assert set(before.columns) - {"customer_id", "segment", "action", "features"} <= set(STORED)
+    assert set(before.columns) - {"customer_id", "segment", "action", "arm", "features"} <= set(STORED)
 
     simulate_campaign_response(demo_engine, first.run_id, window_days=30, true_lift=0.2, seed=4)
     with demo_engine.begin() as conn:
@@ -117,6 +124,7 @@ def test_every_decision_stores_its_features_and_a_later_run_counts_only_the_past
     second_as_of = AS_OF + dt.timedelta(days=20)
     second = run_campaign(demo_engine, config, now=second_as_of, as_of=second_as_of)
     after = _features(demo_engine, second.run_id).set_index("customer_id")
+    after = after[after.arm.notna()]
     contacted = set(before.loc[before.action == "contact", "customer_id"]) & set(after.index)
     assert contacted, "customers contacted in the first run are considered again"
     assert (after.loc[sorted(contacted), "past_contacts"] == 1).all()
@@ -128,6 +136,7 @@ def test_every_decision_stores_its_features_and_a_later_run_counts_only_the_past
     assert (after.loc[not_yet, "past_returns"] == 0).all(), "a return after the decision must not leak into it"
     # the first run's features are what it knew then: the later run rewrites nothing
     again = _features(demo_engine, first.run_id)
+    again = again[again.arm.notna()].reset_index(drop=True)
     pd.testing.assert_series_equal(again["past_contacts"], before["past_contacts"])
 
 

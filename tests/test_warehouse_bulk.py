@@ -162,6 +162,33 @@ def test_decisions_with_last_order_times_round_trip(engine: Engine) -> None:
     }
 
 
+def test_only_the_kept_decisions_features_are_stored_in_every_chunk(engine: Engine) -> None:
+    """Chunks of three, in customer order: one all kept, one mixed, one with nothing kept."""
+    import pandas as pd
+
+    from winback.warehouse.models import Decision
+    from winback.warehouse.runs import DECISION_FIELDS, record_decisions
+
+    run_id = _run(engine)
+    ids = ["C7", "C2", "C5", "C1", "C8", "C4", "C3", "C6", "C9"]
+    frame = pd.DataFrame({name: [None] * len(ids) for name in DECISION_FIELDS})
+    frame["customer_id"], frame["segment"], frame["action"], frame["reason"] = ids, "lapsed", "skip", "r"
+    features = pd.DataFrame({"frequency": range(len(ids)), "locale": [f"l{c}" for c in ids]})
+    kept = pd.Series([c in {"C1", "C2", "C3", "C5"} for c in ids])
+    with engine.begin() as conn:
+        record_decisions(conn, run_id, frame, features, chunk=3, features_kept=kept)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(Decision.customer_id, Decision.features)).all())
+    assert stored == {
+        "C1": {"frequency": 3, "locale": "lC1"},
+        "C2": {"frequency": 1, "locale": "lC2"},
+        "C3": {"frequency": 6, "locale": "lC3"},
+        "C4": None,
+        "C5": {"frequency": 2, "locale": "lC5"},
+        **{c: None for c in ("C6", "C7", "C8", "C9")},
+    }
+
+
 def test_numpy_columns_are_bound_as_the_column_types_bind_python_values(engine: Engine) -> None:
     """Floats with NaN, whole numbers in a float column for an integer column, serialised JSON text and None.
 

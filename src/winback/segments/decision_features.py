@@ -53,6 +53,18 @@ def stored_features(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[[name for name in STORED if name in frame.columns]]
 
 
+def features_kept(decisions: pd.DataFrame) -> pd.Series:
+    """Whose features are stored: the decisions in an arm (treated or held out), the only ones a model learns from.
+
+    A skipped customer was neither contacted nor drawn into the holdout, so no outcome of theirs measures an
+    effect, and nothing reads their features back (`warehouse.uplift_history` joins the arms' returns). A
+    third of a run's decisions are skips: storing theirs cost a third of the features' writing (docs/benchmarks.md).
+    """
+    if "arm" not in decisions.columns:
+        return pd.Series(False, index=decisions.index)
+    return decisions["arm"].notna()
+
+
 def model_frame(decisions: pd.DataFrame) -> pd.DataFrame:
     """The features an uplift model sees: the decision's own feature columns, the stored ones, and ``country``.
 

@@ -28,7 +28,7 @@ from winback.delivery.senders import SenderJob, SendSetup, run_sender, senders_f
 from winback.messages.compose import check_templates, plan_columns, rows_of
 from winback.offers.issue import issue_offers, offer_amounts
 from winback.offers.policy import CompensationPolicy
-from winback.segments.decision_features import stored_features
+from winback.segments.decision_features import features_kept, stored_features
 from winback.stages import deciding, memory, quality
 from winback.stages.preview import PreviewTally
 from winback.stages.reads import context_batch, summarise_batch  # noqa: F401 (app.demo_history reads them here)
@@ -151,7 +151,8 @@ def store_decisions(
     for decisions in parts:
         counts.update({str(k): int(v) for k, v in decisions["action"].value_counts().items()})
         if store:
-            runs.record_decisions(conn, run.run_id, decisions, stored_features(decisions))
+            kept = features_kept(decisions)
+            runs.record_decisions(conn, run.run_id, decisions, stored_features(decisions), features_kept=kept)
     set_aside = quality.masked_findings(findings)
     if store:
         quarantine.store(conn, run.run_id, set_aside)

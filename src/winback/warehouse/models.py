@@ -148,7 +148,7 @@ class Decision(Base):
     # what the offer is worth in money after the policy's caps: a percent code's most it may take off
     offer_amount: Mapped[float | None]
     # what the decision knew (segments.decision_features): an uplift model trains on these, never on what
-    # happened after the decision; None for decisions recorded before revision 0005
+    # happened after the decision; None for a skip (in no arm) and for decisions recorded before revision 0005
     features: Mapped[dict[str, Any] | None] = mapped_column(SerialisedJSON)
     # the uplift model's predicted effect of the decided message on the return probability (None: no model)
     predicted_uplift: Mapped[float | None]

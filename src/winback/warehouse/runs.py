@@ -6,6 +6,7 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, case, func, select
 from sqlalchemy.orm import Session
@@ -70,12 +71,19 @@ OPTIONAL_DECISION_FIELDS = ("features", "predicted_uplift", "predicted_spend_upl
 
 
 def record_decisions(
-    conn: Connection, run_id: int, decisions: pd.DataFrame, features: pd.DataFrame | None = None, chunk: int = 50_000
+    conn: Connection,
+    run_id: int,
+    decisions: pd.DataFrame,
+    features: pd.DataFrame | None = None,
+    chunk: int = 50_000,
+    *,
+    features_kept: pd.Series | None = None,
 ) -> int:
     """Insert one row per considered customer; the run's unique key makes a second insert fail loudly.
 
     ``features`` (aligned with ``decisions``) is what each decision knew, stored as one JSON object per row,
-    without the columns a segment has no value for. Chunked, the JSON too, so a million decisions never exist
+    without the columns a segment has no value for; ``features_kept`` (aligned, boolean; default every row)
+    says whose are stored, the others' left NULL. Chunked, the JSON too, so a million decisions never exist
     as Python objects all at once; each chunk's rows are taken from the frames as it is written, never the
     whole frames copied in storage order (two copies: ~180 MiB at a million decisions).
     """
@@ -89,11 +97,20 @@ def record_decisions(
     constants = {**absent, "run_id": run_id, "decided_at": now}
     starts = range(0, len(order), chunk)
 
+    kept = None if features_kept is None else features_kept.to_numpy(dtype=bool)
+
     def serialised(start: int) -> list[str | None] | None:
         if features is None:
             return None
         rows = order[start : start + chunk]
-        return json_objects(features.iloc[rows], decisions["segment"].iloc[rows])
+        if kept is None or kept[rows].all():
+            return json_objects(features.iloc[rows], decisions["segment"].iloc[rows])
+        texts: list[str | None] = [None] * len(rows)
+        among = np.flatnonzero(kept[rows])
+        made = json_objects(features.iloc[rows[among]], decisions["segment"].iloc[rows[among]])
+        for i, text in zip(among.tolist(), made, strict=True):
+            texts[i] = text
+        return texts
 
     # the next chunk's JSON is made while this one is written: sqlite3 and psycopg release the GIL meanwhile
     with ThreadPoolExecutor(max_workers=1) as pool:
