@@ -10,7 +10,7 @@ from sqlalchemy import Engine, insert, select
 
 from winback.warehouse.bulk import insert_columns, update_by_key
 from winback.warehouse.models import OutboxMessage
-from winback.warehouse.outbox import due, enqueue
+from winback.warehouse.outbox import claim_due, enqueue
 
 AT = dt.datetime(2026, 11, 2, 10, 0, 0, 123456, tzinfo=dt.UTC)
 
@@ -62,8 +62,8 @@ def test_enqueue_skips_ids_already_there_and_never_touches_them(engine: Engine) 
     assert [r["to_address"] for r in _stored(engine)] == ["c0@example.com", "c1@example.com", "c2@example.com"]
 
 
-def test_due_takes_the_oldest_first_and_ties_as_they_were_queued(engine: Engine) -> None:
-    """Ties of one send time come batch by batch (each in id order), not by id across batches: no sort."""
+def test_claims_take_the_oldest_first_and_ties_as_they_were_queued(engine: Engine) -> None:
+    """Ties of one send time are claimed batch by batch (each in id order), not by id across batches: no sort."""
     if engine.dialect.name != "sqlite":
         pytest.skip("the order of ties is the index's: on PostgreSQL the heap's, not asserted")
     run_id = _run(engine)
@@ -74,8 +74,38 @@ def test_due_takes_the_oldest_first_and_ties_as_they_were_queued(engine: Engine)
         enqueue(conn, first)
         enqueue(conn, second)
         enqueue(conn, [earlier])
-    with engine.connect() as conn:
-        assert due(conn, AT, 10, run_id) == ["z", "m7", "m8", "m9", "m3", "m4", "m5"]
+    claimed = []
+    for size in (1, 2, 3, 1, 1):
+        with engine.begin() as conn:
+            claimed.append({row["id"] for row in claim_due(conn, AT, size, "tok", run_id)})
+    assert claimed == [{"z"}, {"m7", "m8"}, {"m9", "m3", "m4"}, {"m5"}, set()]
+
+
+def test_a_claim_takes_only_due_queued_rows_of_its_run_and_channel_and_never_one_claimed(engine: Engine) -> None:
+    run_id = _run(engine)
+    with engine.begin() as conn:
+        other_run = insert_run(conn, "bulk", AT - dt.timedelta(days=7), status="queued")
+    rows = [{**_row(run_id, i), "not_before": AT + dt.timedelta(minutes=i)} for i in range(6)]
+    rows[1]["channel"] = "sms"
+    rows[2]["status"] = "sent"
+    rows[5]["not_before"] = AT + dt.timedelta(days=1)  # not due yet
+    elsewhere = {**_row(other_run, 9), "id": "other", "not_before": AT - dt.timedelta(days=1)}
+    with engine.begin() as conn:
+        enqueue(conn, [*rows, elsewhere])
+    now = AT + dt.timedelta(hours=1)
+    with engine.begin() as conn:
+        first = claim_due(conn, now, 2, "tok-a", run_id, "email")
+    with engine.begin() as conn:
+        second = claim_due(conn, now, 10, "tok-b", run_id, "email")
+    assert [r["id"] for r in first] == ["m000", "m003"]  # oldest due first; the SMS row and the sent one skipped
+    assert [r["id"] for r in second] == ["m004"]  # the first claim's rows are no longer queued; m005 is not due
+    assert first[0]["context"] == {"first_name": "Zoë", "n": 0}  # decoded, as a sender reads it
+    stored = {r["id"]: r for r in _stored(engine)}
+    assert {i: (stored[i]["status"], stored[i]["claimed_by"], stored[i]["attempts"]) for i in stored} == {
+        "m000": ("sending", "tok-a", 1), "m003": ("sending", "tok-a", 1), "m004": ("sending", "tok-b", 1),
+        "m001": ("queued", None, 0), "m002": ("sent", None, 0), "m005": ("queued", None, 0),
+        "other": ("queued", None, 0),
+    }  # fmt: skip
 
 
 def test_update_by_key_changes_only_the_matched_rows(engine: Engine) -> None:

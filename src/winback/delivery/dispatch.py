@@ -152,17 +152,12 @@ def send_due(
         sender = _Sender(engine, channels, campaign_id, now, limits, retry, stop_check, source, token, started, links)
         with ThreadPoolExecutor(max_workers=limits.concurrency, thread_name_prefix="winback-send") as pool:
             sender.pool = pool
-            handled, lost_races = 0, 0
+            handled = 0
             while max_messages is None or handled < max_messages:
                 with engine.begin() as conn:
-                    due_ids = outbox.due(conn, now, claim_size, run_id, channel)
-                    rows = outbox.claim(conn, due_ids, token)
-                if not rows:
-                    lost_races += 1
-                    if not due_ids or lost_races > 50:
-                        break
-                    continue  # another sender won this batch: take the next one
-                lost_races = 0
+                    rows = outbox.claim_due(conn, now, claim_size, token, run_id, channel)
+                if not rows:  # nothing due, or (PostgreSQL) every due row is being claimed by another sender
+                    break
                 sender.send_claim(rows, report)
                 handled += len(rows)
         return report

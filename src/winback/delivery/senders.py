@@ -1,7 +1,7 @@
 """Many senders on one outbox: what a sender is given (`SenderJob`), what it does (`run_sender`), how many.
 
 Senders need no coordination beyond the outbox and the state database: every claim is exclusive
-(`warehouse.outbox.claim`; `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent senders take different
+(`warehouse.outbox.claim_due`; `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent senders take different
 rows instead of racing for the same ones), and the per-channel rates come from one token bucket per channel
 shared by all of them (`delivery.limits.SharedRateLimiter`), so N senders together keep WINBACK_EMAIL_RATE
 and WINBACK_SMS_RATE. A sender that dies leaves its claim `sending` under its own host:pid token, which
