@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from winback.app import prefect_server
 from winback.errors import ConfigError, StateError
 from winback.settings import Settings
 
@@ -135,6 +136,7 @@ def run_flow(flow: Callable[..., R], **parameters: Any) -> R:
     from winback.app.failures import hide_expected_tracebacks
 
     hide_expected_tracebacks()
+    prefect_server.wait_until_started()
     with flow_run_settings():
         return flow(**parameters)
 

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from winback.app import prefect_server
 from winback.app.commands.common import (
     AsOfOpt,
     check_channels,
@@ -41,6 +42,7 @@ def demo(
     settings = load_settings()
     check_channels(settings)
     file = demo_database(settings, database)
+    prefect_server.start_in_background()  # up while the demo's warehouse is built
     default = sqlite_file(settings.database_url)
     is_default = default is not None and default.resolve() == file.resolve()
     run_demo(console, customers=customers, true_lift=true_lift, out=out, database=file, default_database=is_default)

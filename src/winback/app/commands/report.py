@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from winback.app import prefect_server
 from winback.app.commands.common import (
     ConfigOpt,
     campaign_config,
@@ -45,6 +46,7 @@ def report(
     with open_database(settings) as (engine, _), engine.connect() as conn:
         run_id, notes = _run_to_report(conn, run_id, chosen.campaign_id if chosen else None)
         cfg = chosen or _stored_config(conn, run_id)
+    prefect_server.start_in_background()
     from winback.flows.report import retention_report
 
     result = run_flow(

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from winback.app import prefect_server
 from winback.app.commands.common import (
     AsOfOpt,
     ConfigOpt,
@@ -43,6 +44,7 @@ def campaign(
         cfg = cfg.model_copy(update={"dry_run": True})
     else:
         check_channels(settings)
+    prefect_server.start_in_background()
     from winback.flows.campaign import winback_campaign
 
     result = run_flow(winback_campaign, config=cfg, as_of=utc(as_of), database_url_override=settings.database_url)
@@ -109,6 +111,7 @@ def dispatch(now: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     settings = load_settings()
     check_database(settings, source_tables=True)
     check_channels(settings)
+    prefect_server.start_in_background()
     from winback.flows.dispatch import dispatch_outbox
 
     result = run_flow(dispatch_outbox, now=utc(now), database_url_override=settings.database_url)
@@ -130,6 +133,7 @@ def track(
     """Mark who ordered again within the attribution window, treated and holdout alike."""
     settings = load_settings()
     check_database(settings, source_tables=True)
+    prefect_server.start_in_background()
     from winback.flows.track import track_returns
 
     url = settings.database_url
