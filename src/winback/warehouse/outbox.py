@@ -97,8 +97,10 @@ def claim_due(
     the due rows' ids chosen by a WITH query, RETURNING them. On PostgreSQL that query takes `FOR UPDATE SKIP
     LOCKED`, so concurrent senders each get rows no other sender is taking; on SQLite the statement
     runs under the one writer's lock, so no other sender takes a row between the choice and the claim.
-    A claim of 10,000 on the 1M bench's outbox (medians of twelve, alternated, at two hours): 147–162 and
-    216–246 ms, against 217–227 and 266–300 ms when the ids were selected first and sent back as an IN list.
+    It is no quicker than choosing the ids first and sending them back as an IN list: a claim of 10,000 on
+    the 1M bench's outbox took 193–211 ms against 199–213 ms that way (`bench/send_rate.py --claims 12`,
+    medians, three runs each, alternated); what it spares is the second round trip and a sender's retries
+    when another took the rows between the two.
 
     Ties (a run's messages share their send time per zone) come in the order the database finds them in
     the (status, not_before) index: on SQLite the order they were queued, each batch in id order
