@@ -12,6 +12,13 @@ def test_a_small_run_without_settings_reads_in_one_process() -> None:
     assert (plan.engine, plan.partition_size, plan.partitioned) == ("single", None, False)
 
 
+@pytest.mark.parametrize("settings", [{}, {"partition_size": 700}, {"dask_address": "tcp://10.0.0.5:8786"}])
+def test_every_plan_carries_the_customers_it_was_made_for(settings: dict) -> None:
+    """The campaign sizes its sender processes by it before it decides (flows.campaign)."""
+    options = {"partition_size": None, "dask_address": None, **settings}
+    assert plan_partitions(2_000, cores=2, **options).customers == 2_000
+
+
 def test_a_large_run_gets_a_local_cluster_of_one_worker_per_core_at_most_one_per_partition() -> None:
     plan = plan_partitions(10_000_000, partition_size=None, dask_address=None, cores=2)
     assert (plan.engine, plan.partition_size, plan.partitions, plan.workers) == ("local", 125_000, 80, 2)

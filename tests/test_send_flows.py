@@ -17,8 +17,9 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF, LINKS, imported_alongside, local_source, send_setup
+from conftest import AS_OF, LINKS, imported_alongside, local_source, local_tables, send_setup
 from crash_sender import queue_messages
+from prefect import flow
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -70,6 +71,41 @@ def test_dispatch_outbox_with_two_senders_sends_each_message_once(
 
     assert result["sent"] == total
     assert statuses(engine, run.run_id) == {"sent": total}
+    journal = Counter(record["message_id"] for record in SinkChannel(sink_path).records())
+    assert len(journal) == total and set(journal.values()) == {1}
+
+
+@flow
+def send_from_warm_processes(url: str, total: int) -> tuple[list[int], dict[str, int]]:
+    """A sender process started, then `total` messages queued, then sent by it (a flow: its runner needs one)."""
+    from winback.flows.sending import SenderProcesses
+    from winback.warehouse.db import engine_for
+
+    recipients = [(f"W{i:05d}", "email", f"customer.{i}@example.com") for i in range(total)]
+    with SenderProcesses(url, local_tables()) as processes:
+        processes.warm(1)
+        ready = processes.ready_pids()  # started before a single message is queued
+        run = queue_messages(engine_for(url), recipients, AS_OF, campaign_id="ahead", offers=True)
+        report = processes.start(SenderJob(run.run_id, "ahead", NOW, FAST), 1)()
+    return ready, report.as_dict()
+
+
+def test_a_sender_process_started_ahead_is_the_one_that_sends(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`SenderProcesses.warm` starts a sender process before anything is due (the campaign does, before it
+    decides); the send that follows runs in that process, not in one started then, and sends each message
+    once. Starting a fresh pool at the send, as before, fails the pid check."""
+    sink_path = tmp_path / "sink.jsonl"
+    monkeypatch.setenv("WINBACK_SINK_PATH", str(sink_path))  # the sender process inherits it
+    total = 300
+
+    ready, report = send_from_warm_processes(engine.url.render_as_string(hide_password=False), total)
+
+    assert report["sent"] == total
+    with engine.connect() as conn:
+        tokens = set(conn.execute(select(OutboxMessage.claimed_by).where(OutboxMessage.status == "sent")).scalars())
+    assert {token.split(":")[1] for token in tokens} == {str(ready[0])}
     journal = Counter(record["message_id"] for record in SinkChannel(sink_path).records())
     assert len(journal) == total and set(journal.values()) == {1}
 

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from winback.config import CampaignConfig
 from winback.delivery.limits import SendLimits
 from winback.delivery.registry import configured_channels
-from winback.delivery.senders import SendSetup
+from winback.delivery.senders import SendSetup, senders_for
 from winback.flows.partitions import partitioned_reads
 from winback.flows.retries import unless_bad_input
-from winback.flows.sending import start_sender_tasks
+from winback.flows.sending import SenderProcesses
 from winback.offers.policy import load_policy
 from winback.segments.calibration import model_version
 from winback.segments.scoring import Scorer, fit_scorer, score_customers
@@ -200,16 +200,22 @@ def issue_offers(url: str, run: stages.RunHandle, config: CampaignConfig) -> int
 
 @task(**task_opts, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=unless_bad_input)
 def queue_and_send(
-    url: str, src: SourceTables, run: stages.RunHandle, config: CampaignConfig, now: dt.datetime, limits: SendLimits
+    url: str,
+    src: SourceTables,
+    run: stages.RunHandle,
+    config: CampaignConfig,
+    now: dt.datetime,
+    limits: SendLimits,
+    senders: SenderProcesses,
 ) -> tuple[int, dict[str, int]]:
     """Queue the run's messages and send them; retried on a transient failure, never on bad input.
 
-    A large run's other senders are `send_outbox` task runs (flows.sending), sending while it queues.
+    A large run's other senders are `send_outbox` task runs in `senders`' processes, sending while it queues.
     """
     settings = Settings()  # secrets are read here, as every sender task reads its own
     channels, setup = configured_channels(settings), SendSetup.from_settings(settings, src)
-    senders = start_sender_tasks(url, src)
-    return stages.queue_and_send_run(engine_for(url), src, run, config, now, channels, limits, senders, setup=setup)
+    engine = engine_for(url)
+    return stages.queue_and_send_run(engine, src, run, config, now, channels, limits, senders.start, setup=setup)
 
 
 # two at a time: SQLite hands rows over holding and releasing the GIL per row, so reading threads of one
@@ -257,10 +263,10 @@ def winback_campaign(
         if plan.partitioned:
             gathered, checked, result["batches"] = _read_partitions(url, src, as_of, config, lap, rules, plan)
             with gathered.spill:  # what the partitions left on disk goes, whatever happens here
-                scorer, model = _fit(gathered, config, src, rules, checked, as_of, lap)
+                scorer, _model = _fit(gathered, config, src, rules, checked, as_of, lap)
                 result["dry_run"] = preview_partitions(url, as_of, gathered, scorer, config, src=src)
         else:
-            scored, failures, reach, model, result["batches"], gated = _read_and_score(
+            scored, failures, reach, _model, result["batches"], gated = _read_and_score(
                 url, src, as_of, config, lap, rules
             )
             result["dry_run"] = preview(url, as_of, scored, failures, reach, config, gated, src=src)
@@ -268,6 +274,30 @@ def winback_campaign(
         lap("decide")
         logger.info("dry run: nothing written or sent")
         return {**result, "timings": timings, "peak_rss_mb": peaks}
+    limits = SendLimits.from_settings(settings)
+    with SenderProcesses(url, src) as senders:
+        _decide_and_send(url, src, config, as_of, now, rules, plan, limits, senders, lap, result)
+    return {**result, "timings": timings, "peak_rss_mb": peaks}
+
+
+def _decide_and_send(
+    url: str,
+    src: SourceTables,
+    config: CampaignConfig,
+    as_of: dt.datetime,
+    now: dt.datetime,
+    rules: Any,
+    plan: PartitionPlan,
+    limits: SendLimits,
+    senders: SenderProcesses,
+    lap: Callable[[str], None],
+    result: dict[str, Any],
+) -> None:
+    """The run decided (unless it was already), its offers issued, its messages queued and sent: to `result`.
+
+    Once read, a run to decide starts its extra sender processes: they start while it decides on one core.
+    """
+    logger = get_run_logger()
     known = find_run(url, config, as_of)
     if known is None or known.status == "started":
         # read and gated before the run is stored: a broken feed stops here with nothing written
@@ -275,6 +305,7 @@ def winback_campaign(
             gathered, checked, result["batches"] = _read_partitions(url, src, as_of, config, lap, rules, plan)
             with gathered.spill:  # what the partitions left on disk goes, whatever happens here
                 scorer, model = _fit(gathered, config, src, rules, checked, as_of, lap)
+                senders.warm(_senders_ahead(plan, limits))
                 run = start_run(url, config, as_of)
                 result["run_id"] = run.run_id
                 result["decisions"] = decide_partitions(url, run, gathered, scorer, config, model, src=src)
@@ -282,6 +313,7 @@ def winback_campaign(
             scored, failures, reach, model, result["batches"], gated = _read_and_score(
                 url, src, as_of, config, lap, rules
             )
+            senders.warm(_senders_ahead(plan, limits))
             run = start_run(url, config, as_of)
             result["run_id"] = run.run_id
             result["decisions"] = decide(url, run, scored, failures, reach, config, model, gated, src=src)
@@ -293,15 +325,15 @@ def winback_campaign(
         logger.info("run %s already decided (%s): resuming", run.run_id, run.status)
     result["offers_issued"] = issue_offers(url, run, config)
     lap("offers")
-    result["messages_queued"], result["sending"] = queue_and_send(
-        url, src, run, config, now, SendLimits.from_settings(settings)
-    )
+    result["messages_queued"], result["sending"] = queue_and_send(url, src, run, config, now, limits, senders)
     lap("queue_and_send")
     result["quarantine"] = quarantine_line(url, run.run_id)
     logger.info(result["quarantine"])
-    result["timings"] = timings
-    result["peak_rss_mb"] = peaks
-    return result
+
+
+def _senders_ahead(plan: PartitionPlan, limits: SendLimits) -> int:
+    """The sender processes worth starting before a run decides: its contacts are at most its customers."""
+    return senders_for(plan.customers, limits) - 1
 
 
 def _read_and_score(

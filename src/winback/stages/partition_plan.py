@@ -43,6 +43,7 @@ class PartitionPlan:
     # whether the flow holds the partitions in memory between its steps rather than on local disk: a run
     # one process would hold whole anyway (at most LARGE_RUN customers), see stages.gathered
     in_memory: bool = False
+    customers: int = 0  # rows in the customers table when planned: what the run's later steps size by
 
     @property
     def partitioned(self) -> bool:
@@ -81,10 +82,11 @@ def plan_partitions(
         many partitions it makes, and the workers of a local cluster (0 for an existing one: its own).
     """
     if dask_address is None and partition_size is None and customers <= large_run:
-        return PartitionPlan("single", None, 1, 1)
+        return PartitionPlan("single", None, 1, 1, customers=customers)
     size = partition_size or DEFAULT_PARTITION_SIZE
     partitions = max(1, math.ceil(customers / size))
     in_memory = customers <= LARGE_RUN
     if dask_address is not None:
-        return PartitionPlan("address", size, partitions, 0, dask_address, in_memory)
-    return PartitionPlan("local", size, partitions, max(1, min(cores, partitions)), in_memory=in_memory)
+        return PartitionPlan("address", size, partitions, 0, dask_address, in_memory, customers)
+    workers = max(1, min(cores, partitions))
+    return PartitionPlan("local", size, partitions, workers, in_memory=in_memory, customers=customers)
