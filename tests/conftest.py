@@ -267,7 +267,7 @@ def imported_alongside(module: str, task: str, prefixes: tuple[str, ...]) -> tup
     """In a fresh interpreter, `module`: where its `task` is defined, and which modules under `prefixes` it loaded.
 
     What a worker or sender process pays at its start is the task module's imports (a Prefect task is
-    unpickled by reference to its module).
+    unpickled by reference to its module), and its flow's module (the task run's context names the flow).
     """
     import subprocess
     import sys

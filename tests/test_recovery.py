@@ -327,6 +327,7 @@ def test_the_hourly_send_goes_out_when_the_crm_sweep_fails(
 ) -> None:
     """(Was a bug: the sweep ran first and its failure stopped quiet-hours and retry sends for every campaign.)"""
     import winback.flows.dispatch as dispatch
+    from winback.stages import recovery_sweep
 
     receive(demo_engine, "E1", customer, "complaint.created", severity=3)
     recover(demo_engine, demo_engine, SRC, "E1", NOON, recovery_setup)
@@ -334,7 +335,7 @@ def test_the_hourly_send_goes_out_when_the_crm_sweep_fails(
     def broken_sweep(*args: Any, **kwargs: Any) -> dict[str, str]:
         raise ConnectionError("CRM ledger unreachable")
 
-    monkeypatch.setattr(dispatch, "recover_pending", broken_sweep)
+    monkeypatch.setattr(recovery_sweep, "recover_pending", broken_sweep)  # the sweep task imports it when it runs
     url = demo_engine.url.render_as_string(hide_password=False)
     with pytest.raises((ConnectionError, RuntimeError)) as failure:
         dispatch.dispatch_outbox(now=NOON + dt.timedelta(days=8), database_url_override=url)

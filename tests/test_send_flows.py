@@ -2,7 +2,9 @@
 
 - `dispatch_outbox(senders=2)`: one sender in the flow, one a task run in a process of Prefect's pool; every
   message sent exactly once (the sink's journal), on SQLite and PostgreSQL (FOR UPDATE SKIP LOCKED).
-- the campaign flow with a large run (the threshold lowered): a sender task follows the queueing.
+- the campaign flow with a large run (the threshold lowered): a sender task follows the queueing, in the
+  process the flow started before it decided (`SenderProcesses`), which the senders' join stops.
+- the modules a sender process imports (its task's and its flow's) leave the CRM recovery out.
 - `queue_and_send_run` with senders started by the caller: they send partitions already committed while the
   rest is still being queued (the stage, without Prefect).
 """
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import time
 from collections import Counter
@@ -28,6 +31,7 @@ from winback.config import CampaignConfig
 from winback.delivery import senders as senders_module
 from winback.delivery.dispatch import DispatchReport, SendLimits
 from winback.delivery.senders import SenderJob, run_sender, senders_for
+from winback.flows.sending import SenderProcesses
 from winback.stages import campaign as stages
 from winback.warehouse.models import Decision, OutboxMessage
 
@@ -40,6 +44,21 @@ def claimers(engine: Engine, run_id: int) -> Counter[str]:
     with engine.connect() as conn:
         tokens = conn.execute(select(OutboxMessage.claimed_by).where(OutboxMessage.run_id == run_id)).scalars()
         return Counter(token.rsplit(":", 1)[0] for token in tokens if token)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def claimers_pids(engine: Engine, run_id: int) -> Counter[int]:
+    """The pid of the sender that claimed each row, counted."""
+    with engine.connect() as conn:
+        tokens = conn.execute(select(OutboxMessage.claimed_by).where(OutboxMessage.run_id == run_id)).scalars()
+        return Counter(int(token.split(":")[1]) for token in tokens if token)
 
 
 def statuses(engine: Engine, run_id: int) -> Counter[str]:
@@ -78,7 +97,6 @@ def test_dispatch_outbox_with_two_senders_sends_each_message_once(
 @flow
 def send_from_warm_processes(url: str, total: int) -> tuple[list[int], dict[str, int]]:
     """A sender process started, then `total` messages queued, then sent by it (a flow: its runner needs one)."""
-    from winback.flows.sending import SenderProcesses
     from winback.warehouse.db import engine_for
 
     recipients = [(f"W{i:05d}", "email", f"customer.{i}@example.com") for i in range(total)]
@@ -87,7 +105,8 @@ def send_from_warm_processes(url: str, total: int) -> tuple[list[int], dict[str,
         ready = processes.ready_pids()  # started before a single message is queued
         run = queue_messages(engine_for(url), recipients, AS_OF, campaign_id="ahead", offers=True)
         report = processes.start(SenderJob(run.run_id, "ahead", NOW, FAST), 1)()
-    return ready, report.as_dict()
+        stopped = not pid_alive(ready[0])  # by the senders' join: a retry's reconcile must find it gone
+    return ready, {**report.as_dict(), "stopped": stopped}
 
 
 def test_a_sender_process_started_ahead_is_the_one_that_sends(
@@ -95,14 +114,14 @@ def test_a_sender_process_started_ahead_is_the_one_that_sends(
 ) -> None:
     """`SenderProcesses.warm` starts a sender process before anything is due (the campaign does, before it
     decides); the send that follows runs in that process, not in one started then, and sends each message
-    once. Starting a fresh pool at the send, as before, fails the pid check."""
+    once; the senders' join stops it. Starting a fresh pool at the send, as before, fails the pid check."""
     sink_path = tmp_path / "sink.jsonl"
     monkeypatch.setenv("WINBACK_SINK_PATH", str(sink_path))  # the sender process inherits it
     total = 300
 
     ready, report = send_from_warm_processes(engine.url.render_as_string(hide_password=False), total)
 
-    assert report["sent"] == total
+    assert report["sent"] == total and report["stopped"]
     with engine.connect() as conn:
         tokens = set(conn.execute(select(OutboxMessage.claimed_by).where(OutboxMessage.status == "sent")).scalars())
     assert {token.split(":")[1] for token in tokens} == {str(ready[0])}
@@ -218,8 +237,19 @@ def test_a_large_campaign_sends_with_sender_tasks(
     monkeypatch.setattr(senders_module, "MIN_MESSAGES_PER_SENDER", 10)
     url = demo_engine.url.render_as_string(hide_password=False)
     config = CampaignConfig(campaign_id="many-senders")
+    started: list[int] = []
+    start = SenderProcesses.start
+
+    def start_noting_the_processes(self: SenderProcesses, job: SenderJob, count: int):  # type: ignore[no-untyped-def]
+        started.extend(self.ready_pids())
+        return start(self, job, count)
+
+    monkeypatch.setattr(SenderProcesses, "start", start_noting_the_processes)
 
     result = winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
+
+    # the task got the flow's own SenderProcesses, its process started before deciding; no other process sent
+    assert len(started) == 1 and set(claimers_pids(demo_engine, result["run_id"])) <= {os.getpid(), started[0]}
 
     counts = statuses(demo_engine, result["run_id"])
     assert result["messages_queued"] == sum(counts.values()) > 20
@@ -236,3 +266,10 @@ def test_the_module_a_sender_process_imports_holds_the_send_path_alone() -> None
     """Each sender process imports its task's module at start: not the CRM recovery, its models and reports."""
     heavy = ("winback.flows.dispatch", "winback.stages.recovery", "winback.segments", "winback.reports", "sklearn")
     assert imported_alongside("winback.flows.sending", "send_outbox", heavy) == ("winback.flows.sending", [])
+
+
+def test_the_dispatch_flow_module_a_sender_process_also_imports_leaves_the_recovery_out() -> None:
+    """A sender task run's context names its flow, so each sender process of `dispatch_outbox` imports the
+    flow's module too: the CRM recovery it sweeps with is imported by that task alone (1.1 s)."""
+    heavy = ("winback.stages.recovery", "winback.segments", "winback.reports", "sklearn")
+    assert imported_alongside("winback.flows.dispatch", "dispatch_outbox", heavy) == ("winback.flows.dispatch", [])

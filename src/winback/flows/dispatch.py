@@ -23,8 +23,6 @@ from winback.errors import DeliveryError
 from winback.flows.retries import unless_bad_input
 from winback.flows.sending import send_outbox, start_sender_tasks
 from winback.settings import Settings
-from winback.stages.recovery import RecoverySetup
-from winback.stages.recovery_sweep import recover_pending, sweep_summary
 from winback.warehouse.db import engine_for
 from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc, utcnow
@@ -42,6 +40,11 @@ def reconcile_outbox(url: str, run_id: int | None = None) -> dict[str, int]:
 @task(cache_policy=NO_CACHE)
 def recover_lost_crm_events(url: str, src: SourceTables, now: dt.datetime) -> dict[str, str]:
     """CRM events whose trigger never ran (an emit that failed, a worker that was down) get recovered here."""
+    # the recovery is imported here, not with the module: every sender process of this flow imports the
+    # module (its task run's context names the flow), and the recovery's models are 1.1 s of it
+    from winback.stages.recovery import RecoverySetup
+    from winback.stages.recovery_sweep import recover_pending
+
     state = engine_for(url)  # secrets are read here, not passed as task parameters (Prefect records those)
     return recover_pending(state, src.reader(state), src, now, RecoverySetup.from_settings(Settings()))
 
@@ -94,4 +97,6 @@ def dispatch_outbox(
         raise CrmSweepFailed(
             f"recovering lost CRM events failed ({type(sweep_error).__name__}); everything due was sent: {result}"
         ) from sweep_error
+    from winback.stages.recovery_sweep import sweep_summary  # see recover_lost_crm_events
+
     return {**result, **sweep_summary(recovered)}

@@ -1,19 +1,23 @@
-"""One sender as a Prefect task, and how a flow starts more of them: the only module a sender process imports.
+"""One sender as a Prefect task, and how a flow starts more of them, in processes that start light.
 
-A sender process imports the module that defines its task, with everything that module imports. Here that
-is the send path alone, not the dispatch flow's CRM recovery (its uplift models, scikit-learn, reports):
-about 1 s less at every sender process's start (`python -c "import winback.flows.sending"`: 1.8–2.1 s
-against 2.7–3.3 s for `winback.flows.dispatch`), which a large campaign pays while its messages wait.
+A sender process imports the module that defines its task, with everything that module imports, and the
+module of the flow that started it (its task run's context names the flow). This module holds the send path
+alone, not the CRM recovery (its uplift models, scikit-learn, reports): `python -c "import
+winback.flows.sending"` 1.8–2.1 s against 2.7–3.3 s for the dispatch flow's module when it imported the
+recovery, which that flow now imports in its sweep task alone. The campaign flow's module is heavier (3.4 s
+against 2.2 s), so the campaign starts its sender processes before it decides (`SenderProcesses`).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from contextlib import ExitStack
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.runtime import task_run
 from prefect.task_runners import ProcessPoolTaskRunner
@@ -72,19 +76,28 @@ def start_sender_tasks(url: str, src: SourceTables) -> Callable[[SenderJob, int]
 
 @task(cache_policy=NO_CACHE)
 def start_sender_process() -> int:
-    """Nothing but this process's start: its imports are done before any message is due (SenderProcesses)."""
+    """Nothing but its process's start: the send path imported before a message is due (SenderProcesses)."""
     return os.getpid()
+
+
+def import_modules(*modules: str) -> None:
+    """A sender process's first step (its pool's initializer): the send path and its flow's module imported."""
+    for module in modules:
+        importlib.import_module(module)
 
 
 class SenderProcesses:
     """A campaign's sender processes, started while the run decides, sending once its messages are queued.
 
-    A sender process spends ~3 s starting (spawned, importing its task's module and the flow's, its task run
-    created) before its first claim: at the send, that is the second core's time while the flow queues on
-    the first (1M customers: first claim 3.3 s after the queueing began, which took 10.9 s). Deciding runs
-    on one core, so the processes started ahead (`warm`, a `start_sender_process` task each) cost the run
-    nothing. The first `start` sends on them; any later one (a retry of the send: a pool whose process died
-    is broken for good) starts fresh processes as `start_sender_tasks` does. Leaving the `with` stops them.
+    A sender process spends ~3 s from its spawn to its first claim, importing its task's module and its
+    flow's: at the send, that is the second core's time while the flow queues on the first (1M customers:
+    first claim 3.3 s after the queueing began, which took 10.9 s). Deciding runs on one core, so processes
+    started ahead (`warm`) use the core it leaves idle; they hold ~150 MiB each meanwhile. Each runs the
+    imports as it starts (the pool's initializer: a process that got no `start_sender_process` task is
+    ready too). The first `start` sends on them and hands them to its `join`, which stops them once the
+    senders are done: a retry's `reconcile` must find a failed sender's process gone to settle its claim.
+    Any later `start` (a retry of the send) starts fresh processes, as `start_sender_tasks` does; so does
+    one needing more processes than were started, after stopping those. Leaving the `with` stops what is left.
     """
 
     def __init__(self, url: str, src: SourceTables) -> None:
@@ -95,7 +108,7 @@ class SenderProcesses:
 
     def __reduce__(self) -> tuple[type[SenderProcesses], tuple[str, SourceTables]]:
         # a task given this object ships it to every process it starts, inside its run's context: there, an
-        # unstarted copy (the started processes belong to this process alone)
+        # unstarted copy (the started processes belong to this process alone; its `start` would start its own)
         return SenderProcesses, (self._url, self._src)
 
     def __enter__(self) -> SenderProcesses:
@@ -108,29 +121,36 @@ class SenderProcesses:
         """Start `count` sender processes now (none for 0); they wait, started, for `start`."""
         if count < 1 or self._warm is not None:
             return
-        runner = self._stack.enter_context(ProcessPoolTaskRunner(max_workers=count))
+        flow_run = FlowRunContext.get()
+        modules = (__name__, *([flow_run.flow.fn.__module__] if flow_run and flow_run.flow else []))
+        runner = ProcessPoolTaskRunner(max_workers=count, initializer=import_modules, initargs=modules)
+        self._warm = self._stack.enter_context(runner)
         with same_api_for_children():
             self._ready = [runner.submit(start_sender_process, {}) for _ in range(count)]
-        self._warm = runner
 
     def ready_pids(self) -> list[int]:
-        """The started processes' ids, once each has started (what a test checks the senders ran in)."""
+        """The ids of the processes that ran a `start_sender_process` task, once each has run."""
         return [future.result() for future in self._ready]
 
     def start(self, job: SenderJob, count: int) -> Callable[[], DispatchReport]:
         """`count` senders on `job`, in the processes started ahead when there are as many (see the class)."""
         runner, self._warm = self._warm, None
         if runner is None or count > len(self._ready):
+            self._stack.close()
             return start_sender_tasks(self._url, self._src)(job, count)
-        return _submit(runner, ExitStack(), self._url, self._src, job, count)  # the processes stop with `self`
+        return _submit(runner, self._stack.pop_all(), self._url, self._src, job, count)
 
 
 def _submit(
     runner: ProcessPoolTaskRunner, stack: ExitStack, url: str, src: SourceTables, job: SenderJob, count: int
 ) -> Callable[[], DispatchReport]:
     """`count` `send_outbox` runs submitted to `runner`; the `join` that waits for them, then closes `stack`."""
-    with same_api_for_children():
-        futures = [runner.submit(send_outbox, {"url": url, "src": src, "job": job}) for _ in range(count)]
+    try:
+        with same_api_for_children():
+            futures = [runner.submit(send_outbox, {"url": url, "src": src, "job": job}) for _ in range(count)]
+    except BaseException:
+        stack.close()
+        raise
 
     def join() -> DispatchReport:
         report = DispatchReport()
