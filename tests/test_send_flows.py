@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -107,6 +108,28 @@ def send_from_warm_processes(url: str, total: int) -> tuple[list[int], dict[str,
         report = processes.start(SenderJob(run.run_id, "ahead", NOW, FAST), 1)()
         stopped = not pid_alive(ready[0])  # by the senders' join: a retry's reconcile must find it gone
     return ready, {**report.as_dict(), "stopped": stopped}
+
+
+@flow
+def send_after_the_process_died(url: str) -> str:
+    """A sender process started, then killed before the send: what the senders' join raises."""
+    with SenderProcesses(url, local_tables()) as processes:
+        processes.warm(1)
+        os.kill(processes.ready_pids()[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while pid_alive(processes.ready_pids()[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            processes.start(SenderJob(None, "died", NOW, FAST), 1)()
+        except Exception as exc:
+            return type(exc).__name__
+    return "nothing raised"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_sender_process_that_died_before_the_send_fails_its_senders_at_once(engine: Engine) -> None:
+    """Its pool is broken: the join raises (the send's task is then retried on fresh processes), never hangs."""
+    assert send_after_the_process_died(engine.url.render_as_string(hide_password=False)) == "BrokenProcessPool"
 
 
 def test_a_sender_process_started_ahead_is_the_one_that_sends(

@@ -98,6 +98,8 @@ class SenderProcesses:
     senders are done: a retry's `reconcile` must find a failed sender's process gone to settle its claim.
     Any later `start` (a retry of the send) starts fresh processes, as `start_sender_tasks` does; so does
     one needing more processes than were started, after stopping those. Leaving the `with` stops what is left.
+    A process that dies before the send breaks its pool: the senders given to it fail at once (their join
+    raises BrokenProcessPool), as any failed sender does, and a retry of the send starts fresh processes.
     """
 
     def __init__(self, url: str, src: SourceTables) -> None:
