@@ -92,7 +92,7 @@ class SenderProcesses:
     A sender process spends ~3 s from its spawn to its first claim, importing its task's module and its
     flow's: at the send, that is the second core's time while the flow queues on the first (1M customers:
     first claim 3.3 s after the queueing began, which took 10.9 s). Deciding runs on one core, so processes
-    started ahead (`warm`) use the core it leaves idle; they hold ~150 MiB each meanwhile. Each runs the
+    started ahead (`warm`) use the core it leaves idle; each holds ~280 MiB meanwhile (measured). Each runs the
     imports as it starts (the pool's initializer: a process that got no `start_sender_process` task is
     ready too). The first `start` sends on them and hands them to its `join`, which stops them once the
     senders are done: a retry's `reconcile` must find a failed sender's process gone to settle its claim.

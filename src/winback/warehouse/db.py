@@ -43,9 +43,9 @@ SQLITE_PAGE_SIZE = 16_384  # bytes a page of a SQLite file winback creates (see 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
     # a new file's pages: 16 KiB rather than 4. A run stores its decisions in one bulk insert (561,085 rows for
-    # 1M customers, 180 MB of reasons and features), which larger pages write in fewer page splits and WAL
-    # frames: bench/decisions_insert.py --features --skips 0.36 took 7.2-10.6 s against 8.5-12.2 s, seven
-    # pairs alternated, each quicker. Set before WAL, which fixes the size; a file that exists keeps its own
+    # 1M customers, 180 MB of reasons and features): bench/decisions_insert.py --features --skips 0.36 took
+    # 7.2-10.6 s against 8.5-12.2 s, seven pairs alternated, each quicker. Set before WAL, which fixes the
+    # size; a file that exists keeps its own
     cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
