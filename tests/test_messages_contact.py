@@ -7,10 +7,12 @@ import datetime as dt
 import hashlib
 import hmac
 import random
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import idna
 import pandas as pd
+import phonenumbers
 import pytest
 from email_validator import EmailNotValidError, validate_email
 from pydantic import SecretStr
@@ -295,6 +297,22 @@ def test_a_national_number_is_read_in_its_region() -> None:
     assert phone_time_zone("(415) 555-0100", "US") == "America/Los_Angeles"
     assert phone_time_zone("+14155550100", "GB") == "America/Los_Angeles"  # the + form needs no region
     assert phone_time_zone(None, "US") is None
+
+
+def test_phone_checks_compile_each_pattern_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A number's check reuses the patterns an earlier check compiled (phonenumbers' pattern cache is on)."""
+    from winback.stages.quality import sms_phone_problem
+
+    assert normalise_phone("+4915107023778") == ("+4915107023778", None)  # a German mobile's patterns compiled
+    assert sms_phone_problem("+4915107023779", None) is None
+
+    def compiled_again(*_args: object) -> None:
+        raise AssertionError("phonenumbers compiled a pattern again")
+
+    monkeypatch.setattr(phonenumbers.re_util, "re", SimpleNamespace(compile=compiled_again))
+    assert normalise_phone("+49 151 07023780") == ("+4915107023780", None)
+    assert sms_phone_problem("+4915107023781", None) is None
+    assert sms_phone_problem("+49 30 1234567", None) == "not a mobile number (fixed line)"
 
 
 @pytest.mark.parametrize(
