@@ -11,9 +11,9 @@ from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_AT
 from winback.messages.quiet_hours import valid_zone
 
 # phonenumbers reaches each metadata pattern through `re.compile`, whose cache lookup is a good part of a
-# check (a number's type tries a dozen patterns); kept in phonenumbers' own cache, the campaign's check of
-# 65,008 SMS numbers of the 1M bench warehouse took 33-42 µs a number against 38-51 µs, four pairs
-# alternated, each quicker. A process-wide setting of phonenumbers, on for whoever imports this module
+# check (a number's type tries a dozen patterns); kept in phonenumbers' own cache, the campaign's check of an
+# SMS candidate's number took 34-37 µs against 44 (bench/phone_check.py: 65,000 demo numbers, eight rounds
+# alternated, each quicker). A process-wide setting of phonenumbers, on for whoever imports this module
 phonenumbers.enable_pattern_cache()
 
 # The fast path only takes local parts that email_validator returns unchanged whatever its options:
