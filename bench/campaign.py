@@ -13,7 +13,9 @@ on the same warehouse (DuckDB: its own Python API, columns into numpy; others: t
 
 reads_s is the flow's read and gate stages (summaries, failures, reachability, judged); decide_s scoring and
 deciding (with the decisions stored); send_s offers, queueing and sending; peak_rss_mb the largest resident set
-of this process and of its finished children (reading partitions, sending processes).
+of this process and of its finished children (reading partitions, sending processes). A line before the last
+gives the CPU time the campaign took, in this process and in the processes it started (Prefect's temporary
+server, sender processes, Dask workers), and so the least time any schedule could take on this machine's cores.
 Last line: warehouse=… reads_s=… floor_s=… decide_s=… send_s=… campaign_s=… peak_rss_mb=…
 """
 
@@ -28,6 +30,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -119,6 +122,52 @@ def floor_seconds(url: str) -> float:
     return elapsed
 
 
+def own_cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process, and of its children that ended and were waited for."""
+    return tuple(  # type: ignore[return-value]
+        sum(getattr(resource.getrusage(who), field) for field in ("ru_utime", "ru_stime"))
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+
+
+def started_cpu_seconds() -> dict[int, float]:
+    """CPU seconds of each process below this one that is still running, by pid (psutil comes with Dask)."""
+    import psutil
+
+    out: dict[int, float] = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.Error:  # ended meanwhile: counted with the waited-for children
+            continue
+        out[child.pid] = times.user + times.system
+    return out
+
+
+@dataclass(frozen=True)
+class CampaignCpu:
+    """The CPU seconds a run took: in this process, and in the processes it started (ended or still running)."""
+
+    own: float
+    started: float
+
+    @property
+    def total(self) -> float:
+        return self.own + self.started
+
+    @classmethod
+    def between(
+        cls,
+        own_before: tuple[float, float],
+        running_before: dict[int, float],
+        own_after: tuple[float, float],
+        running_after: dict[int, float],
+    ) -> CampaignCpu:
+        """What was spent between two readings: Prefect's server is still running at the end, senders ended."""
+        running = sum(seconds - running_before.get(pid, 0.0) for pid, seconds in running_after.items())
+        return cls(own_after[0] - own_before[0], own_after[1] - own_before[1] + running)
+
+
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """A PostgreSQL cluster on a free local port for this run (the test suite's own); its admin URL."""
@@ -176,9 +225,11 @@ def run(warehouse: str, state: str, kind: str, budget: float) -> None:
     from winback.flows.campaign import winback_campaign
 
     config = CampaignConfig(campaign_id="bench", budget=budget)
+    own_before, started_before = own_cpu_seconds(), started_cpu_seconds()
     start = time.perf_counter()  # called as `winback campaign` calls it (run_flow: the same Prefect settings)
     result = run_flow(winback_campaign, config=config, as_of=AS_OF, now=AS_OF)
     campaign_s = time.perf_counter() - start
+    cpu = CampaignCpu.between(own_before, started_before, own_cpu_seconds(), started_cpu_seconds())
     print(
         f"campaign: {campaign_s:.1f} s end to end; decisions {result['decisions']}; "
         f"offers {result['offers_issued']:,}; messages {result['messages_queued']:,}; sent {result['sending']}"
@@ -186,6 +237,11 @@ def run(warehouse: str, state: str, kind: str, budget: float) -> None:
     timings = result["timings"]
     for stage, seconds in timings.items():
         print(f"  {stage:<30} {seconds:7.2f} s   peak RSS so far {result['peak_rss_mb'][stage]:>6} MiB")
+    cores = os.cpu_count() or 1
+    print(
+        f"cpu: {cpu.total:.1f} s over {campaign_s:.1f} s (this process {cpu.own:.1f} s, the processes it started "
+        f"{cpu.started:.1f} s): this work takes at least {cpu.total / cores:.1f} s on {cores} cores"
+    )
     floor_s = floor_seconds(warehouse)
     peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
     # the reads: summaries, failures and reachability read and judged ("read" + "gate"; one stage before)
