@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/phone_check.py [--numbers 65000] [--rounds 4] [--seed 7]
 
-A campaign checks each SMS candidate's number before SMS is kept (`stages.quality.sms_phone_problem`: one
+A campaign checks each SMS candidate's number before SMS is kept (`messages.contact_data.sms_phone_problem`: one
 parse and the number's type); 1M customers give ~65,000 such numbers. The numbers here are the demo shop's
 (app/demo_data/contacts.py: E.164 mobiles of its zones, ≈1 % missing their last digit), each read in its
 customer's region. winback turns phonenumbers' own pattern cache on (`messages/contact_data.py`); off is
@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from winback.app.demo_data.contacts import _phones
 from winback.app.demo_data.parameters import ZONES
-from winback.messages.contact_data import locale_region
-from winback.stages.quality import sms_phone_problem
+from winback.messages.contact_data import locale_region, sms_phone_problem
 
 
 def demo_numbers(n: int, seed: int) -> list[tuple[str, str | None]]:

@@ -25,6 +25,7 @@ from winback.messages.contact_data import (
     normalise_phone,
     phone_time_zone,
     recipient_time_zone,
+    sms_phone_problem,
 )
 from winback.messages.quiet_hours import next_allowed
 from winback.messages.unsubscribe import DEV_SECRET, UnsubscribeLinks
@@ -301,8 +302,6 @@ def test_a_national_number_is_read_in_its_region() -> None:
 
 def test_phone_checks_compile_each_pattern_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """A number's check reuses the patterns an earlier check compiled (phonenumbers' pattern cache is on)."""
-    from winback.stages.quality import sms_phone_problem
-
     assert normalise_phone("+4915107023778") == ("+4915107023778", None)  # a German mobile's patterns compiled
     assert sms_phone_problem("+4915107023779", None) is None
 

@@ -50,7 +50,7 @@ class UnsubscribeLinks:
         return f"{self.base_url.rstrip('/')}/unsubscribe/{self.token(customer_id, channel)}"
 
     def _mac(self, payload: bytes) -> bytes:
-        # hmac.digest: one C call per message (2.6 µs here), where an hmac.new object took 3.7
+        # hmac.digest: one C call, no HMAC object made per message
         return hmac.digest(self.secret.encode(), payload, hashlib.sha256)[:16]
 
 

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import phonenumbers
 from babel import Locale, UnknownLocaleError
 from sqlalchemy import Connection, Engine, func, select
 
 from winback.config import CampaignConfig
 from winback.messages.channel_choice import choose_channels
-from winback.messages.contact_data import locale_region, phone_time_zone
+from winback.messages.contact_data import locale_region, phone_time_zone, sms_phone_problem
 from winback.messages.quiet_hours import valid_zone
 from winback.messages.redact import mask_email, mask_phone, redact_text
 from winback.warehouse import queries
@@ -34,8 +33,6 @@ from winback.warehouse.quality_orders import _untyped, duplicate_ids, settle_sus
 from winback.warehouse.source import SourceTables, source_schema
 
 SKIP_SEGMENT = "quarantined"  # the segment of a customer skipped for their data: neither lapsed nor aggrieved
-_SMS_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
-_TYPE_NAMES = {v: k.lower().replace("_", " ") for k, v in vars(phonenumbers.PhoneNumberType).items() if k.isupper()}
 _PLAIN_NUMBER = re.compile(r"^-?[0-9][0-9.eE+-]*$")  # an amount, not a phone number: left as it is
 
 
@@ -187,27 +184,6 @@ def skip_decisions(skipped: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- contact data, for those a run may message
-
-
-def sms_phone_problem(number: object, region: str | None) -> str | None:
-    """Why an SMS cannot go to `number`, or None: phonenumbers must read a mobile number, letters not allowed.
-
-    One parse per number (about 40 µs): the candidates whose channel is SMS are checked, not every customer.
-    """
-    if not isinstance(number, str) or not number.strip():
-        return "no phone number"
-    if any(ch.isalpha() for ch in number):
-        return "phone number contains letters (a vanity number?)"
-    try:
-        parsed = phonenumbers.parse(number, region)
-    except phonenumbers.NumberParseException as exc:
-        return f"invalid phone number: {exc}"
-    kind = phonenumbers.number_type(parsed)  # UNKNOWN for a number that is not valid
-    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
-        return "invalid phone number: not a valid number for its region"
-    if kind not in _SMS_TYPES:
-        return f"not a mobile number ({_TYPE_NAMES.get(kind, 'unknown type')})"
-    return None
 
 
 def screen_sms_phones(
