@@ -124,10 +124,8 @@ def floor_seconds(url: str) -> float:
 
 def own_cpu_seconds() -> tuple[float, float]:
     """CPU seconds (user + system) of this process, and of its children that ended and were waited for."""
-    return tuple(  # type: ignore[return-value]
-        sum(getattr(resource.getrusage(who), field) for field in ("ru_utime", "ru_stime"))
-        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-    )
+    own, ended = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime, ended.ru_utime + ended.ru_stime
 
 
 def started_cpu_seconds() -> dict[int, float]:
