@@ -8,9 +8,10 @@ so a figure measured on another day says nothing; two codes compared must run si
 alternated so neither always runs on a warmer cache. The earlier commit is checked out once as a git
 worktree under bench/.cache/ref-<commit>/ with its own .venv (`make .venv/.installed` there, as its own
 README sets up) and runs its own `bench/campaign.py`. Each run gets its checkout's `PREFECT_HOME`, as `make
-bench` gives it. Before the pairs, each side runs once unmeasured: that builds its cached warehouse and its
-Prefect database where they are missing (a first start of Prefect's server migrates a new database, which
-the earlier bench did not wait for), and warms the page cache for both. Remove the checkout afterwards with
+bench` gives it, and 120 s to wait for Prefect's temporary server (Prefect's default 20 s is too short for a
+first start, which migrates a new database; bench/campaign.py sets the same). Before the pairs, each side
+runs once unmeasured: that builds its cached warehouse and its Prefect database where they are missing, and
+warms the page cache for both. Remove the checkout afterwards with
 `git worktree remove bench/.cache/ref-<commit>`.
 
 Each pair prints one line; the last line is
@@ -59,7 +60,7 @@ def checkout(commit: str) -> Path:
 
 
 def timed_run(where: Path, args: list[str]) -> Timed:
-    """`bench/campaign.py` of the checkout at `where`, its output passed through; its figure and CPU."""
+    """`bench/campaign.py` of the checkout at `where`: its figure and CPU (its output is shown only if it fails)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
