@@ -11,12 +11,13 @@ given; minutes); winback's state is a fresh database each run (a SQLite file bes
 stage, sending to the file sink, then the floor: one bare `GROUP BY customer` of the orders fetched into Python
 on the same warehouse (DuckDB: its own Python API, columns into numpy; others: the driver's rows).
 
-reads_s is the flow's read and gate stages (summaries, failures, reachability, judged); decide_s scoring and
-deciding (with the decisions stored); send_s offers, queueing and sending; peak_rss_mb the largest resident set
+reads_s is the flow's read and gate stages (summaries, failures, reachability, judged); score_s the model fit
+and scoring; decide_and_send_s deciding, storing the decisions with their offers, queueing and sending, which
+overlap (stages.decide_and_send); peak_rss_mb the largest resident set
 of this process and of its finished children (reading partitions, sending processes). A line before the last
 gives the CPU time the campaign took, in this process and in the processes it started (Prefect's temporary
 server, sender processes, Dask workers), and so the least time any schedule could take on this machine's cores.
-Last line: warehouse=… reads_s=… floor_s=… decide_s=… send_s=… campaign_s=… peak_rss_mb=…
+Last line: warehouse=… reads_s=… floor_s=… score_s=… decide_and_send_s=… campaign_s=… peak_rss_mb=…
 """
 
 from __future__ import annotations
@@ -244,11 +245,10 @@ def run(warehouse: str, state: str, kind: str, budget: float) -> None:
     peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
     # the reads: summaries, failures and reachability read and judged ("read" + "gate"; one stage before)
     reads = timings.get("read", 0.0) + timings.get("gate", 0.0) + timings.get("summarise_failures_and_reach", 0.0)
-    decide = timings.get("score", 0.0) + timings.get("decide", 0.0)
-    send = timings.get("offers", 0.0) + timings.get("queue_and_send", 0.0)
+    score, decide_and_send = timings.get("score", 0.0), timings.get("decide_and_send", 0.0)
     print(
-        f"warehouse={kind} reads_s={reads:.1f} floor_s={floor_s:.1f} decide_s={decide:.1f} send_s={send:.1f} "
-        f"campaign_s={campaign_s:.1f} peak_rss_mb={peak:.0f}"
+        f"warehouse={kind} reads_s={reads:.1f} floor_s={floor_s:.1f} score_s={score:.1f} "
+        f"decide_and_send_s={decide_and_send:.1f} campaign_s={campaign_s:.1f} peak_rss_mb={peak:.0f}"
     )
 
 

@@ -186,30 +186,37 @@ def test_dry_run_writes_nothing_and_predicts_the_real_run(url: str, demo_engine:
 def test_a_retried_flow_run_resumes_its_campaign_run(
     url: str, demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No as-of given (as a scheduled deployment): the retry must not start a second campaign run."""
-    from winback.flows.campaign import winback_campaign
-    from winback.stages import campaign as stages
-    from winback.warehouse.models import Decision
+    """No as-of given (as a scheduled deployment): the retry must not start a second campaign run.
 
-    issue = stages.issue_run_offers
+    The first attempt dies once its decisions and codes are committed, before any message is queued: the
+    retry keeps them (nothing decided or issued twice) and queues their messages.
+    """
+    from winback.flows.campaign import winback_campaign
+    from winback.stages import decide_and_send
+    from winback.warehouse.models import Decision, Offer
+
+    queue = decide_and_send.queue_contacts
     calls: list[int] = []
 
     def crash_once(*args: object, **kwargs: object) -> int:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("worker lost after deciding")
-        return issue(*args, **kwargs)
+        return queue(*args, **kwargs)
 
-    monkeypatch.setattr(stages, "issue_run_offers", crash_once)
+    monkeypatch.setattr(decide_and_send, "queue_contacts", crash_once)
     config = CampaignConfig(campaign_id="retried", budget=3000.0, batch_size=800)
     flow = winback_campaign.with_options(retries=1, retry_delay_seconds=0)
     result = flow(config=config, now=AS_OF, database_url_override=url)
     assert len(calls) == 2 and result["offers_issued"] > 0
     with demo_engine.connect() as conn:
         run_ids = conn.execute(select(CampaignRun.id).where(CampaignRun.campaign_id == "retried")).scalars().all()
-        decided = conn.execute(select(func.count()).where(Decision.run_id.in_(run_ids))).scalar_one()
+        decided = conn.execute(select(Decision.customer_id).where(Decision.run_id.in_(run_ids))).scalars().all()
+        codes = conn.execute(select(func.count()).where(Offer.run_id.in_(run_ids))).scalar_one()
     assert run_ids == [result["run_id"]]
-    assert decided > 0 and "decisions" not in result  # the retry resumed the decided run, deciding nothing anew
+    assert len(decided) == len(set(decided)) == sum(result["decisions"].values())  # each once, by the first attempt
+    assert codes == result["offers_issued"]
+    assert result["messages_queued"] == result["decisions"]["contact"]  # queued by the retry, every contact
 
 
 def test_a_flow_run_by_a_command_on_a_temporary_server_sends_no_heartbeats() -> None:

@@ -165,6 +165,45 @@ def test_partitioned_run_makes_the_single_process_decisions(
     assert released_when_kept == [1, 2, 3]
 
 
+def test_a_run_that_dies_between_partitions_resumes_to_the_same_outcome(
+    shop: Engine,
+    cluster: distributed.LocalCluster,
+    single_process_outcome: dict[str, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first attempt dies once its second partition's decisions and codes are committed, before their
+    messages are queued. The re-run keeps what was stored, stores the third partition, queues the second's
+    and the third's messages: the decisions, offers and outbox of a run never interrupted."""
+    from winback.stages import decide_and_send
+
+    _partitioned(monkeypatch, cluster)
+    queue, calls = decide_and_send.queue_contacts, []
+
+    def dies_at_the_second(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("flow process lost")
+        return queue(*args, **kwargs)
+
+    monkeypatch.setattr(decide_and_send, "queue_contacts", dies_at_the_second)
+    with pytest.raises(RuntimeError, match="flow process lost"):
+        _run(shop)
+    with shop.connect() as conn:
+        first = dict(conn.execute(select(Decision.customer_id, Decision.id)).all())
+        codes = dict(conn.execute(select(Offer.customer_id, Offer.code)).all())
+        queued = conn.execute(select(OutboxMessage.customer_id)).scalars().all()
+    assert 0 < len(queued) < len(codes) + len(first)  # the first partition queued, the second not
+    assert 0 < len(first) < len(single_process_outcome["decisions"])
+    monkeypatch.setattr(decide_and_send, "queue_contacts", queue)
+    result = _run(shop)
+    _assert_same(single_process_outcome, _outcome(shop))
+    with shop.connect() as conn:
+        kept = dict(conn.execute(select(Decision.customer_id, Decision.id)).all())
+        kept_codes = dict(conn.execute(select(Offer.customer_id, Offer.code)).all())
+    assert {c: kept[c] for c in first} == first and {c: kept_codes[c] for c in codes} == codes  # not made again
+    assert result["messages_queued"] == len(single_process_outcome["outbox"]) - len(queued)
+
+
 def test_a_partitioned_dry_run_counts_what_one_process_counts(
     shop: Engine, cluster: distributed.LocalCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -204,13 +243,13 @@ class _ClusterSteps:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from winback.flows import partitions
-        from winback.stages import partitioned
+        from winback.stages import decide_and_send
         from winback.stages.gathered import PartitionSpill
 
         self.made: list[distributed.LocalCluster] = []
         self.steps: list[tuple[str, str]] = []
         start, stop = partitions.start_local_cluster, distributed.LocalCluster.close
-        decide, spill_close = partitioned.decide_partitioned_run, PartitionSpill.close
+        decide, spill_close = decide_and_send.decide_and_send_partitioned_run, PartitionSpill.close
 
         def start_noting(plan):  # type: ignore[no-untyped-def]
             self.made.append(start(plan))
@@ -235,7 +274,7 @@ class _ClusterSteps:
         monkeypatch.delenv("WINBACK_DASK_ADDRESS", raising=False)
         monkeypatch.setattr(partitions, "start_local_cluster", start_noting)
         monkeypatch.setattr(distributed.LocalCluster, "close", stop_noting)
-        monkeypatch.setattr(partitioned, "decide_partitioned_run", decide_noting)
+        monkeypatch.setattr(decide_and_send, "decide_and_send_partitioned_run", decide_noting)
         monkeypatch.setattr(PartitionSpill, "close", spill_close_noting)
 
     def note(self, step: str) -> None:

@@ -7,6 +7,7 @@ import os
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -29,6 +30,7 @@ from winback.segments.scoring import Scorer, fit_scorer, score_customers
 from winback.settings import Settings
 from winback.stages import calibration_check, partitioned, reads
 from winback.stages import campaign as stages
+from winback.stages import decide_and_send as decide_and_send_stage
 from winback.stages.gathered import Gathered
 from winback.stages.partition_plan import PartitionPlan, large_run_for, plan_partitions
 from winback.warehouse import quarantine
@@ -37,6 +39,22 @@ from winback.warehouse.source import SourceTables
 from winback.warehouse.timeutil import utc, utcnow
 
 task_opts: dict[str, Any] = {"cache_policy": NO_CACHE}
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What a task that sends is handed by the flow: the send time, the limits, the senders, the run's size."""
+
+    now: dt.datetime
+    limits: SendLimits
+    senders: SenderProcesses
+    customers: int  # at most the messages the run queues: what the number of senders is sized by
+
+    def sending(self, src: SourceTables) -> decide_and_send_stage.Sending:
+        """The stage's `Sending`, with channels and secrets read here from the settings, never passed."""
+        settings = Settings()
+        channels, setup = configured_channels(settings), SendSetup.from_settings(settings, src)
+        return decide_and_send_stage.Sending(self.now, channels, self.limits, self.senders.start, setup, self.customers)
 
 
 @task(**task_opts)
@@ -120,22 +138,23 @@ def score(rfm: pd.DataFrame, config: CampaignConfig) -> tuple[pd.DataFrame, dict
 
 
 @task(**task_opts)
-def decide(
+def decide_and_send(
     url: str,
     run: stages.RunHandle,
-    scored: pd.DataFrame,
-    failures: pd.DataFrame,
-    reach: pd.DataFrame,
+    frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
     config: CampaignConfig,
     model: dict[str, Any],
-    gated: Any = None,
+    gated: Any,
+    send: SendPlan,
     *,
     src: SourceTables,
-) -> dict[str, int]:
-    """Decide every candidate and store the decisions; counts by action."""
+) -> dict[str, Any]:
+    """Decide every candidate (`frames`: scored, failures, reach); store, offer and queue in steps while sending."""
     policy = load_policy(config.policy_file)
-    with Session(engine_for(url)) as session, session.begin():  # the task owns the transaction
-        return stages.decide_run(session, run, scored, failures, reach, config, policy, model, gated, src=src)
+    sending = send.sending(src)
+    return decide_and_send_stage.decide_and_send_run(
+        engine_for(url), run, frames, config, policy, model, gated, sending, src=src
+    )
 
 
 @task(**task_opts)
@@ -166,20 +185,22 @@ def fit_models(gathered: Gathered, config: CampaignConfig, src: SourceTables, ru
 
 
 @task(**task_opts)
-def decide_partitions(
+def decide_and_send_partitions(
     url: str,
     run: stages.RunHandle,
     gathered: Gathered,
     scorer: Scorer,
     config: CampaignConfig,
     model: dict[str, Any],
+    send: SendPlan,
     *,
     src: SourceTables,
-) -> dict[str, int]:
-    """Decide a partitioned run one partition at a time and store the decisions; counts by action."""
+) -> dict[str, Any]:
+    """Decide a partitioned run one partition at a time, then store, offer and queue each while sending."""
     policy = load_policy(config.policy_file)
-    with Session(engine_for(url)) as session, session.begin():  # the task owns the transaction
-        return partitioned.decide_partitioned_run(session, run, gathered, scorer, config, policy, model, src=src)
+    return decide_and_send_stage.decide_and_send_partitioned_run(
+        engine_for(url), run, gathered, scorer, config, policy, model, send.sending(src), src=src
+    )
 
 
 @task(**task_opts)
@@ -295,38 +316,42 @@ def _decide_and_send(
 ) -> None:
     """The run decided (unless it was already), its offers issued, its messages queued and sent: to `result`.
 
-    Once read, a run to decide starts its extra sender processes: they start while it decides on one core.
+    A run to decide (new, or `started` by an attempt that crashed) is read, then decided and stored in steps
+    while its other senders send (stages.decide_and_send); their processes start before it decides, on the
+    core deciding leaves idle. A run decided already resumes at its offers and queue.
     """
     logger = get_run_logger()
     known = find_run(url, config, as_of)
-    if known is None or known.status == "started":
+    if known is not None and known.status != "started":
+        run = known
+        result["run_id"] = run.run_id
+        logger.info("run %s already decided (%s): resuming", run.run_id, run.status)
+        result["offers_issued"] = issue_offers(url, run, config)
+        lap("offers")
+        result["messages_queued"], result["sending"] = queue_and_send(url, src, run, config, now, limits, senders)
+        lap("queue_and_send")
+    else:
         # read and gated before the run is stored: a broken feed stops here with nothing written
+        send = SendPlan(now, limits, senders, plan.customers)
         if plan.partitioned:
             gathered, checked, result["batches"] = _read_partitions(url, src, as_of, config, lap, rules, plan)
             with gathered.spill:  # what the partitions left on disk goes, whatever happens here
                 scorer, model = _fit(gathered, config, src, rules, checked, as_of, lap)
                 senders.warm(_senders_ahead(plan, limits))
                 run = start_run(url, config, as_of)
-                result["run_id"] = run.run_id
-                result["decisions"] = decide_partitions(url, run, gathered, scorer, config, model, src=src)
+                result["run_id"], result["model"] = run.run_id, model
+                result |= decide_and_send_partitions(url, run, gathered, scorer, config, model, send, src=src)
         else:
             scored, failures, reach, model, result["batches"], gated = _read_and_score(
                 url, src, as_of, config, lap, rules
             )
             senders.warm(_senders_ahead(plan, limits))
             run = start_run(url, config, as_of)
-            result["run_id"] = run.run_id
-            result["decisions"] = decide(url, run, scored, failures, reach, config, model, gated, src=src)
-        lap("decide")
-        result["model"] = model
-    else:
-        run = known
-        result["run_id"] = run.run_id
-        logger.info("run %s already decided (%s): resuming", run.run_id, run.status)
-    result["offers_issued"] = issue_offers(url, run, config)
-    lap("offers")
-    result["messages_queued"], result["sending"] = queue_and_send(url, src, run, config, now, limits, senders)
-    lap("queue_and_send")
+            result["run_id"], result["model"] = run.run_id, model
+            frames = (scored, failures, reach)
+            del scored, failures, reach
+            result |= decide_and_send(url, run, frames, config, model, gated, send, src=src)
+        lap("decide_and_send")
     result["quarantine"] = quarantine_line(url, run.run_id)
     logger.info(result["quarantine"])
 

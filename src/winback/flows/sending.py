@@ -10,6 +10,7 @@ against 2.2 s), so the campaign starts its sender processes before it decides (`
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import os
 from collections.abc import Callable
@@ -104,6 +105,9 @@ class SenderProcesses:
 
     def __init__(self, url: str, src: SourceTables) -> None:
         self._url, self._src = url, src
+        # the context senders are started in: the flow's, as it was made there. Started from within a task,
+        # Prefect would send every sender process that task's run context, with all of its parameters
+        self._context = contextvars.copy_context()
         self._stack = ExitStack()
         self._warm: ProcessPoolTaskRunner | None = None
         self._ready: list[PrefectFuture[int]] = []
@@ -136,6 +140,9 @@ class SenderProcesses:
 
     def start(self, job: SenderJob, count: int) -> Callable[[], DispatchReport]:
         """`count` senders on `job`, in the processes started ahead when there are as many (see the class)."""
+        return self._context.copy().run(self._start, job, count)
+
+    def _start(self, job: SenderJob, count: int) -> Callable[[], DispatchReport]:
         runner, self._warm = self._warm, None
         if runner is None or count > len(self._ready):
             self._stack.close()

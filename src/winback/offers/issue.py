@@ -52,11 +52,14 @@ def issue_offers(
     currency: str,
     expiry_days: int,
     page: tuple[str, str] | None = None,
+    *,
+    fresh: bool = False,
 ) -> int:
     """Insert offers for rows of `offers` (customer_id, offer_kind, offer_value, offer_cost) not yet issued.
 
     `page` is (after, last): `offers` holds the run's customers with ids after `after` up to `last` in the
-    database's order, so only the codes issued among them are looked up; default: the whole run's.
+    database's order, so only the codes issued among them are looked up; default: the whole run's. `fresh`:
+    none of them can have a code yet (decided in the caller's transaction), so nothing is looked up.
 
     Codes are issued at `issued_at` and valid through the `expiry_days`-th day after it (`expiry_for`), so
     a re-run with the same time gives the same dates. Customers whose decision carries no compensation
@@ -68,7 +71,7 @@ def issue_offers(
     issued_so_far = select(Offer.customer_id).where(Offer.run_id == run_id)
     if page is not None:  # compared by the database, in its own order of ids, as the page was read
         issued_so_far = issued_so_far.where(Offer.customer_id > page[0], Offer.customer_id <= page[1])
-    existing = set(conn.execute(issued_so_far).scalars())
+    existing = set() if fresh else set(conn.execute(issued_so_far).scalars())
     todo = wanted.loc[~wanted["customer_id"].isin(existing)]
     if todo.empty:
         return 0

@@ -43,6 +43,8 @@ from winback.warehouse.timeutil import utc
 OFFER_PAGE = 100_000
 # how a flow starts `count` more senders on a job; what it returns waits for them and sums their reports
 StartSenders = Callable[[SenderJob, int], Callable[[], DispatchReport]]
+# how a run is queued while sent (queue_and_send_run): given what starts the other senders; how many it queued
+QueueRun = Callable[[Callable[[], None]], int]
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def check_source(
 
 
 @contextmanager
-def _tx(engine: Engine) -> Iterator[tuple[Session, Connection]]:
+def transaction(engine: Engine) -> Iterator[tuple[Session, Connection]]:
     """One transaction for ORM and Core work alike: commits on success, rolls back on error."""
     with Session(engine) as session, session.begin():
         yield session, session.connection()
@@ -244,6 +246,24 @@ def _decisions(
     return decisions, context.lifts, context.uplift_summary
 
 
+def decisions_in_one_part(
+    engine: Engine,
+    run: RunHandle,
+    scored: pd.DataFrame,
+    failures: pd.DataFrame,
+    reach: pd.DataFrame,
+    config: CampaignConfig,
+    policy: CompensationPolicy,
+    findings: Findings,
+    *,
+    src: SourceTables,
+) -> tuple[pd.DataFrame, dict[str, float], dict[str, Any]]:
+    """The run's decisions made in one part, with the lifts and the uplift model's summary; stored nowhere."""
+    with engine.connect() as conn:
+        return _decisions(conn, src.reader(engine), run.as_of, run.run_id, scored, failures, reach, config, policy,
+                          findings, src=src)  # fmt: skip
+
+
 def decisions_for(
     engine: Engine,
     as_of: dt.datetime,
@@ -307,11 +327,36 @@ def queue_run_messages(
     every partition as soon as it is committed (see queue_and_send_run); the run's move to `queued` is the
     last, separate transaction.
     """
-    added = 0
-    checked = False
     findings = Findings()
+    added = queue_contacts(engine, src, run, config, now, findings)
+    with transaction(engine) as (session, conn):
+        quarantine.add(conn, run.run_id, quality.masked_findings(findings))
+        runs.advance(session, run.run_id, "queued", messages_queued=added)
+        session.flush()
+    return added
+
+
+def queue_contacts(
+    engine: Engine,
+    src: SourceTables,
+    run: RunHandle,
+    config: CampaignConfig,
+    now: dt.datetime,
+    findings: Findings,
+    after_decision: int | None = None,
+    *,
+    templates_checked: bool = False,
+) -> int:
+    """Enqueue the contacted customers with no message yet (decided after `after_decision`, given one); how many.
+
+    Each page commits on its own; names set aside go to `findings`. The templates are checked on the first
+    page unless `templates_checked` (by an earlier call of the same run that queued). See queue_run_messages.
+    """
+    added = 0
+    checked = templates_checked
     with engine.connect() as reader, src.reader(engine).connect() as warehouse:
-        for frame in queries.contacts_to_queue(reader, src, run.run_id, warehouse=warehouse):
+        pages = queries.contacts_to_queue(reader, src, run.run_id, warehouse=warehouse, after_decision=after_decision)
+        for frame in pages:
             # one message per customer even should the customers table have gained a copy since the decision
             frame = quality.screen_names(frame.drop_duplicates("customer_id"), src, findings)
             frame["unresolved"] = frame["resolved_at"].isna() | (frame["resolved_at"] > pd.Timestamp(run.as_of))
@@ -329,10 +374,6 @@ def queue_run_messages(
                 checked = True
             with engine.begin() as conn:
                 added += outbox.enqueue_columns(conn, columns)
-    with _tx(engine) as (session, conn):
-        quarantine.add(conn, run.run_id, quality.masked_findings(findings))
-        runs.advance(session, run.run_id, "queued", messages_queued=added)
-        session.flush()
     return added
 
 
@@ -370,7 +411,7 @@ def send_run(
     finally:  # the other senders are waited for, whatever this one did
         others = join() if join is not None else DispatchReport()
     report.merge(others.as_dict())
-    with _tx(engine) as (session, _conn):
+    with transaction(engine) as (session, _conn):
         return _sent(session, run, report, settled)
 
 
@@ -385,33 +426,59 @@ def queue_and_send_run(
     start_senders: StartSenders | None = None,
     *,
     setup: SendSetup,
+    queue: QueueRun | None = None,
+    contacts: int | None = None,
 ) -> tuple[int, dict[str, int]]:
     """`queue_run_messages` then `send_run`, the sending overlapping the queueing in other senders.
 
     Queueing renders nothing and runs on one core; for a large run (and given `start_senders`, see
-    send_run), the other senders start first, following the run: they send each partition as soon as it is
-    committed, and this one joins them on what is left. Every row is still committed before it is claimed,
-    so the guarantees are send_run's.
+    send_run), the other senders follow the run: they send each partition as soon as it is committed, and
+    this one joins them on what is left. Every row is still committed before it is claimed, so the
+    guarantees are send_run's.
+
+    `queue` (default: queue_run_messages) queues the run and moves it to `queued`, calling the function
+    it is given before its first commit: that starts the other senders (stages.decide_and_send decides
+    first). `contacts` is how many messages it may queue (default: the run's contacts decided).
     """
+    queue = queue if queue is not None else _queue_whole(engine, src, run, config, now)
     senders = 1
     if start_senders is not None:
-        with engine.connect() as conn:
-            senders = senders_for(runs.contacts_decided(conn, run.run_id), limits)
+        if contacts is None:
+            with engine.connect() as conn:
+                contacts = runs.contacts_decided(conn, run.run_id)
+        senders = senders_for(contacts, limits)
     if senders <= 1:
-        queued = queue_run_messages(engine, src, run, config, now)
+        queued = queue(lambda: None)
         return queued, send_run(engine, run, channels, config.campaign_id, now, limits, setup=setup)
     assert start_senders is not None
     settled = reconcile(engine, channels, run.run_id, policy=setup.policy)
     job = SenderJob(run.run_id, config.campaign_id, now, limits)
-    join = start_senders(replace(job, follow_run=True), senders - 1)
+    joins: list[Callable[[], DispatchReport]] = []
+
+    def start_followers() -> None:
+        if not joins:
+            joins.append(start_senders(replace(job, follow_run=True), senders - 1))
+
     try:
-        queued = queue_run_messages(engine, src, run, config, now)
+        queued = queue(start_followers)
         report = run_sender(engine, channels, job, source=send_time_source(engine, setup.src), links=setup.links)
     finally:  # after a failed queueing, the followers stop once idle (delivery.senders.FOLLOW_IDLE_SECONDS)
-        others = join()
+        others = joins[0]() if joins else DispatchReport()
     report.merge(others.as_dict())
-    with _tx(engine) as (session, _conn):
+    with transaction(engine) as (session, _conn):
         return queued, _sent(session, run, report, settled)
+
+
+def _queue_whole(
+    engine: Engine, src: SourceTables, run: RunHandle, config: CampaignConfig, now: dt.datetime
+) -> QueueRun:
+    """The run's messages queued by queue_run_messages, the other senders started first."""
+
+    def queue(start_followers: Callable[[], None]) -> int:
+        start_followers()
+        return queue_run_messages(engine, src, run, config, now)
+
+    return queue
 
 
 def _sent(session: Session, run: RunHandle, report: DispatchReport, settled: dict[str, int]) -> dict[str, int]:

@@ -10,8 +10,8 @@ customer) for the one fit, and later each eligible customer's place in the budge
    one a single process makes on the same customers;
 2. each partition is scored with that fit and priced (`deciding.price_part`), and put back on disk;
 3. the holdout and the budget walk run once over every partition's eligible customers;
-4. each partition is finished (`deciding.finish_part`) and handed to the caller, who stores it (in one
-   transaction for the whole run) or counts it (a dry run).
+4. each partition is finished (`deciding.finish_part`) and handed to the caller, who stores it
+   (stages.decide_and_send) or counts it (a dry run).
 
 The decisions are those one process makes for the same as-of: every step outside 1 and 3 is customer by
 customer, and 1 and 3 see every customer.
@@ -25,13 +25,12 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from winback.config import CampaignConfig
 from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import Scorer, apply_scorer
 from winback.stages import deciding
-from winback.stages.campaign import RunHandle, preview_summary, store_decisions, with_gate_skips
+from winback.stages.campaign import preview_summary, with_gate_skips
 from winback.stages.gathered import Gathered
 from winback.stages.preview import PreviewTally
 from winback.warehouse.quality import Findings
@@ -74,25 +73,6 @@ def _rows_of(selected: pd.DataFrame, index: int) -> pd.DataFrame:
         return selected.xs(index, level="partition")
     except KeyError:  # none of its customers is eligible
         return selected.iloc[:0].droplevel("partition")
-
-
-def decide_partitioned_run(
-    session: Session,
-    run: RunHandle,
-    gathered: Gathered,
-    scorer: Scorer,
-    config: CampaignConfig,
-    policy: CompensationPolicy,
-    model: dict[str, Any],
-    *,
-    src: SourceTables,
-) -> dict[str, int]:
-    """Decide every partition and store the decisions, all in the caller's transaction: counts by action."""
-    conn = session.connection()
-    context = deciding.decision_context(conn, run.as_of, run.run_id, config, policy, typical_gap=scorer.typical_gap)
-    findings = gathered.all_findings()
-    parts = decide_partitions(src.reader(conn.engine), src, context, scorer, gathered, findings)
-    return store_decisions(session, run, parts, findings, model, context.lifts, context.uplift_summary)
 
 
 def preview_partitioned_run(

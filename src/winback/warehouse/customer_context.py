@@ -61,7 +61,12 @@ CONTACT_COLUMNS = [
 
 
 def contacts_to_queue(
-    conn: Connection, src: SourceTables, run_id: int, partition: int = 25_000, warehouse: Connection | None = None
+    conn: Connection,
+    src: SourceTables,
+    run_id: int,
+    partition: int = 25_000,
+    warehouse: Connection | None = None,
+    after_decision: int | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Everything a run's messages need, for contacted customers without an outbox row yet, in partitions.
 
@@ -96,6 +101,8 @@ def contacts_to_queue(
         .where(Decision.run_id == run_id, Decision.action == "contact", ~queued.exists())
         .order_by(Decision.customer_id)
     )
+    if after_decision is not None:
+        stmt = stmt.where(Decision.id > after_decision)
     after = ""  # keyset pages on the customer id: flat memory on every database, no server-side cursor
     while rows := raw_rows(conn, stmt.where(Decision.customer_id > after).limit(partition)):
         after = rows[-1][0]
