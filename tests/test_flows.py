@@ -219,6 +219,51 @@ def test_a_retried_flow_run_resumes_its_campaign_run(
     assert result["messages_queued"] == result["decisions"]["contact"]  # queued by the retry, every contact
 
 
+def test_a_run_dying_between_its_steps_resumes_to_what_its_dry_run_predicted(
+    url: str, demo_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run read in one process is stored in steps (here of 300 customers); the first attempt dies once its
+    third step's decisions and codes are committed. The re-run keeps the first two steps' messages and the
+    three steps' decisions and codes, stores the rest, and ends as one uninterrupted run would."""
+    from winback.flows.campaign import winback_campaign
+    from winback.stages import decide_and_send
+    from winback.warehouse.models import Decision, Offer
+
+    monkeypatch.setattr(decide_and_send, "STEP", 300)
+    config = CampaignConfig(campaign_id="steps", budget=3000.0, batch_size=800)
+    predicted = winback_campaign(config=config.model_copy(update={"dry_run": True}), as_of=AS_OF, now=AS_OF,
+                                 database_url_override=url)["dry_run"]  # fmt: skip
+    queue, calls = decide_and_send.queue_contacts, []
+
+    def dies_at_the_third(*args: object, **kwargs: object) -> int:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("flow process lost")
+        return queue(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(decide_and_send, "queue_contacts", dies_at_the_third)
+    with pytest.raises(RuntimeError, match="flow process lost"):
+        winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
+    with demo_engine.connect() as conn:
+        first = dict(conn.execute(select(Decision.customer_id, Decision.id)).all())
+        first_codes = dict(conn.execute(select(Offer.customer_id, Offer.code)).all())
+        first_queued = conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
+        status = conn.execute(select(CampaignRun.status)).scalar_one()
+    assert status == "started" and len(first) == 900 and first_queued > 0  # three steps stored, two queued
+    monkeypatch.setattr(decide_and_send, "queue_contacts", queue)
+    real = winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
+    assert real["decisions"] == predicted["decisions"]
+    assert real["offers_issued"] == sum(predicted["offers"].values())
+    assert real["messages_queued"] + first_queued == predicted["decisions"]["contact"]
+    with demo_engine.connect() as conn:
+        decided = dict(conn.execute(select(Decision.customer_id, Decision.id)).all())
+        codes = dict(conn.execute(select(Offer.customer_id, Offer.code)).all())
+        messages = conn.execute(select(OutboxMessage.customer_id, OutboxMessage.step)).all()
+    assert len(decided) == sum(predicted["decisions"].values())
+    assert {c: decided[c] for c in first} == first and {c: codes[c] for c in first_codes} == first_codes
+    assert len(messages) == len({c for c, _ in messages}) == predicted["decisions"]["contact"]  # one each
+
+
 def test_a_flow_run_by_a_command_on_a_temporary_server_sends_no_heartbeats() -> None:
     """`run_flow` (every command's, the demo's) turns heartbeats off only where nothing would read them."""
     from prefect import flow
