@@ -70,6 +70,8 @@ def contacts_to_queue(
 ) -> Iterator[pd.DataFrame]:
     """Everything a run's messages need, for contacted customers without an outbox row yet, in partitions.
 
+    Given `after_decision`, only the customers whose decision's id is higher (decided since).
+
     The warehouse and winback's state may be two databases, so nothing joins across them: each partition's
     decisions and offers come from the state (`conn`), then those customers' names and addresses and their
     failures from the warehouse (`warehouse`, default `conn`) by batches of ids, merged here. A customer no
@@ -99,14 +101,19 @@ def contacts_to_queue(
         )
         .outerjoin(Offer, and_(Offer.run_id == Decision.run_id, Offer.customer_id == Decision.customer_id))
         .where(Decision.run_id == run_id, Decision.action == "contact", ~queued.exists())
-        .order_by(Decision.customer_id)
     )
-    if after_decision is not None:
-        stmt = stmt.where(Decision.id > after_decision)
-    after = ""  # keyset pages on the customer id: flat memory on every database, no server-side cursor
-    while rows := raw_rows(conn, stmt.where(Decision.customer_id > after).limit(partition)):
-        after = rows[-1][0]
-        state = frame_from_rows(rows, _STATE_COLUMNS, {"decided_cost": "float64", "offer_value": "float64"})
+    # keyset pages: flat memory on every database, no server-side cursor. The run's pages go by customer id;
+    # the decisions after `after_decision` (a step of stages.decide_and_send) by decision id, so that a step
+    # reads its own rows, not every row the run stored before it (an index on run and action holds the ids)
+    if after_decision is None:
+        key, after, columns = Decision.customer_id, "", _STATE_COLUMNS
+    else:
+        key, after, columns = Decision.id, after_decision, [*_STATE_COLUMNS, "decision_id"]
+        stmt = stmt.add_columns(Decision.id)
+    stmt = stmt.order_by(key)
+    while rows := raw_rows(conn, stmt.where(key > after).limit(partition)):
+        after = rows[-1][-1] if after_decision is not None else rows[-1][0]
+        state = frame_from_rows(rows, columns, {"decided_cost": "float64", "offer_value": "float64"})
         people = by_ids(warehouse, _people_query(warehouse, src), state["customer_id"].tolist(), _PEOPLE_COLUMNS)
         people["customer_id"] = people["customer_id"].astype(str)
         failure_ids = state["failure_id"].dropna().astype(str).unique().tolist()
