@@ -348,9 +348,7 @@ def _decide_and_send(
             senders.warm(_senders_ahead(plan, limits))
             run = start_run(url, config, as_of)
             result["run_id"], result["model"] = run.run_id, model
-            frames = (scored, failures, reach)
-            del scored, failures, reach
-            result |= decide_and_send(url, run, frames, config, model, gated, send, src=src)
+            result |= decide_and_send(url, run, (scored, failures, reach), config, model, gated, send, src=src)
         lap("decide_and_send")
     result["quarantine"] = quarantine_line(url, run.run_id)
     logger.info(result["quarantine"])

@@ -437,8 +437,8 @@ def queue_and_send_run(
     guarantees are send_run's.
 
     `queue` (default: queue_run_messages) queues the run and moves it to `queued`, calling the function
-    it is given before its first commit: that starts the other senders (stages.decide_and_send decides
-    first). `contacts` is how many messages it may queue (default: the run's contacts decided).
+    it is given once the other senders are wanted: before queueing, or (stages.decide_and_send) once its
+    first messages are queued. `contacts` is how many messages it may queue (default: the run's contacts decided).
     """
     queue = queue if queue is not None else _queue_whole(engine, src, run, config, now)
     senders = 1
