@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from conftest import AS_OF, environment_sink, send_setup
+import stage_runs
+from conftest import AS_OF
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from winback.config import CampaignConfig, DataQuality
-from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
 from winback.stages import reads
@@ -297,15 +297,6 @@ def run(engine: Engine, cfg: CampaignConfig, now: dt.datetime = AS_OF, src: Sour
     with Session(engine) as session, session.begin():
         run = stages.start_run(session, cfg, AS_OF)
     scored, model = score_customers(rfm, cfg.economics, cfg.use_models)
-    policy = CompensationPolicy.default()
-    with Session(engine) as session, session.begin():
-        stages.decide_run(
-            session, run, scored, gated.failures, gated.reach, cfg, policy, model.as_dict(), gated, src=src
-        )
-    with Session(engine) as session, session.begin():
-        stages.issue_run_offers(session, run, cfg)
-    stages.queue_run_messages(engine, src, run, cfg, now)
-    stages.send_run(
-        engine, run, {"email": (sink := environment_sink()), "sms": sink}, cfg.campaign_id, now, setup=send_setup(src)
-    )
+    frames = (scored, gated.failures, gated.reach)
+    stage_runs.decide_and_send(engine, run, frames, cfg, model.as_dict(), gated, now=now, src=src)
     return run

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, environment_sink, local_tables, send_setup
+import stage_runs
+from conftest import AS_OF, environment_sink, send_setup
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from winback.app.demo_data import simulate_campaign_response
 from winback.config import CampaignConfig
-from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
 from winback.stages import reads
@@ -27,8 +28,17 @@ SRC = SourceTables(SourceMapping())
 def run_campaign(
     engine: Engine, config: CampaignConfig, now: dt.datetime = AS_OF, as_of: dt.datetime = AS_OF
 ) -> stages.RunHandle:
-    """The flow's stages in order, without Prefect (the flow itself is tested in test_flows.py)."""
-    run = decide_campaign(engine, config, as_of)
+    """The flow's stages in order, without Prefect (the flow itself is tested in test_flows.py).
+
+    A new run is decided, offered, queued and sent by stages.decide_and_send; a run decided already
+    resumes at its offers, its queue and its sending, as the flow resumes it.
+    """
+    with Session(engine) as session, session.begin():
+        run = stages.start_run(session, config, as_of)
+    if run.status == "started":
+        scored, failures, reach, model = read_and_score(engine, config, as_of)
+        stage_runs.decide_and_send(engine, run, (scored, failures, reach), config, model, now=now, src=SRC)
+        return run
     with Session(engine) as session, session.begin():
         stages.issue_run_offers(session, run, config)
     stages.queue_run_messages(engine, SRC, run, config, now)
@@ -38,29 +48,26 @@ def run_campaign(
     return run
 
 
+def read_and_score(
+    engine: Engine, config: CampaignConfig, as_of: dt.datetime
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The source tables read in batches and scored, as the flow's first stages do: scored, failures, reach, model."""
+    batches = reads.plan_batches(engine, SRC, config.batch_size)
+    rfm = pd.concat([reads.summarise_batch(engine, SRC, as_of, b) for b in batches], ignore_index=True)
+    ctx = [reads.context_batch(engine, SRC, as_of, b, config.aggrieved.lookback_days) for b in batches]
+    failures = pd.concat([c[0] for c in ctx], ignore_index=True)
+    reach = pd.concat([c[1] for c in ctx], ignore_index=True)
+    scored, model = score_customers(rfm, config.economics, config.use_models)
+    return scored, failures, reach, model.as_dict()
+
+
 def decide_campaign(engine: Engine, config: CampaignConfig, as_of: dt.datetime = AS_OF) -> stages.RunHandle:
-    """The run started and decided, as the flow's first stages do."""
+    """The run started and decided, with no offers or messages yet: as a winback before decide_and_send left it."""
     with Session(engine) as session, session.begin():
         run = stages.start_run(session, config, as_of)
     if run.status == "started":
-        batches = reads.plan_batches(engine, SRC, config.batch_size)
-        rfm = pd.concat([reads.summarise_batch(engine, SRC, as_of, b) for b in batches], ignore_index=True)
-        ctx = [reads.context_batch(engine, SRC, as_of, b, config.aggrieved.lookback_days) for b in batches]
-        failures = pd.concat([c[0] for c in ctx], ignore_index=True)
-        reach = pd.concat([c[1] for c in ctx], ignore_index=True)
-        scored, model = score_customers(rfm, config.economics, config.use_models)
-        with Session(engine) as session, session.begin():
-            stages.decide_run(
-                session,
-                run,
-                scored,
-                failures,
-                reach,
-                config,
-                CompensationPolicy.default(),
-                model.as_dict(),
-                src=local_tables(),
-            )
+        scored, failures, reach, model = read_and_score(engine, config, as_of)
+        stage_runs.decide_only(engine, run, (scored, failures, reach), config, model, src=SRC)
     return run
 
 

@@ -159,20 +159,16 @@ def test_queue_and_send_run_sends_while_it_queues(
     rest is still being queued. The queueing pauses after each of its first two partitions until another
     sender has claimed some of it; a sender that did not follow the queue would drain the first and stop,
     and the second wait would fail."""
-    from test_campaign_path import SRC, run_campaign
+    from test_campaign_path import SRC, decide_campaign
 
     from winback.warehouse import outbox, queries
 
     sink_path = tmp_path / "sink.jsonl"
     monkeypatch.setenv("WINBACK_SINK_PATH", str(sink_path))
     config = CampaignConfig(campaign_id="overlap")
+    run = decide_campaign(demo_engine, config)  # decided and offered only, here
     with Session(demo_engine) as session, session.begin():
-        run = stages.start_run(session, config, AS_OF)
-    monkeypatch.setattr(stages, "queue_run_messages", lambda *a, **k: 0)  # decide and offer only, here
-    monkeypatch.setattr(stages, "send_run", lambda *a, **k: {})
-    run_campaign(demo_engine, config)
-    monkeypatch.undo()
-    monkeypatch.setenv("WINBACK_SINK_PATH", str(sink_path))
+        stages.issue_run_offers(session, run, config)
     monkeypatch.setattr(senders_module, "MIN_MESSAGES_PER_SENDER", 10)
     monkeypatch.setattr(queries, "contacts_to_queue", partial(queries.contacts_to_queue, partition=40))
     enqueue, overlapped, helper_threads = outbox.enqueue_columns, [], set()

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, _new_pg_database, environment_sink, select_only_reader, send_setup
+import stage_runs
+from conftest import AS_OF, _new_pg_database, select_only_reader
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session
 
 from winback.app.demo_data import generate_demo_warehouse
 from winback.config import CampaignConfig
-from winback.offers.policy import CompensationPolicy
 from winback.segments.scoring import score_customers
 from winback.stages import campaign as stages
 from winback.stages import reads
@@ -57,22 +57,10 @@ def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
         findings.extend(c[2])
     rfm, gated = reads.gate(state, src, rules, summary, failures, reach, findings)
     scored, model = score_customers(rfm, CONFIG.economics, CONFIG.use_models)
-    policy = CompensationPolicy.default()
-    with Session(state) as session, session.begin():
-        stages.decide_run(
-            session, run, scored, gated.failures, gated.reach, CONFIG, policy, model.as_dict(), gated, src=src
-        )
-    with Session(state) as session, session.begin():
-        stages.issue_run_offers(session, run, CONFIG)
-    queued = stages.queue_run_messages(state, src, run, CONFIG, AS_OF)
-    stages.send_run(
-        state,
-        run,
-        {"email": (sink := environment_sink()), "sms": sink},
-        CONFIG.campaign_id,
-        AS_OF,
-        setup=send_setup(src),
-    )
+    frames = (scored, gated.failures, gated.reach)
+    queued = stage_runs.decide_and_send(state, run, frames, CONFIG, model.as_dict(), gated, now=AS_OF, src=src)[
+        "messages_queued"
+    ]
     later = AS_OF + dt.timedelta(days=31)
     with state.begin() as conn, src.reader(state).connect() as warehouse:
         measured = track_run(conn, src, run.run_id, 30, later, warehouse=warehouse)

@@ -4,7 +4,7 @@ Each stage reads what it needs from the warehouse and writes its result back, so
 any stage and resume: decisions are made once per (campaign, as-of), offers and outbox rows are only
 added where missing, and sending picks up whatever is still queued.
 
-A stage that is one unit of work (`start_run`, `find_run`, `decide_run`, `issue_run_offers`) works in the
+A stage that is one unit of work (`start_run`, `find_run`, `issue_run_offers`) works in the
 caller's transaction on winback's state; queueing and sending take the state engine, since they commit in
 steps by design (see their docstrings). The source tables are read through `src.reader(...)`.
 """
@@ -12,8 +12,7 @@ steps by design (see their docstrings). The source tables are read through `src.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,8 +27,7 @@ from winback.delivery.senders import SenderJob, SendSetup, run_sender, senders_f
 from winback.messages.compose import check_templates, plan_columns, rows_of
 from winback.offers.issue import issue_offers, offer_amounts
 from winback.offers.policy import CompensationPolicy
-from winback.segments.decision_features import features_kept, stored_features
-from winback.stages import deciding, memory, quality
+from winback.stages import deciding, quality
 from winback.stages.preview import PreviewTally
 from winback.stages.reads import context_batch, summarise_batch  # noqa: F401 (app.demo_history reads them here)
 from winback.warehouse import outbox, quarantine, queries, runs
@@ -98,78 +96,6 @@ def transaction(engine: Engine) -> Iterator[tuple[Session, Connection]]:
     """One transaction for ORM and Core work alike: commits on success, rolls back on error."""
     with Session(engine) as session, session.begin():
         yield session, session.connection()
-
-
-def decide_run(
-    session: Session,
-    run: RunHandle,
-    scored: pd.DataFrame,
-    failures: pd.DataFrame,
-    reach: pd.DataFrame,
-    config: CampaignConfig,
-    policy: CompensationPolicy,
-    model: dict[str, Any],
-    gated: quality.GatedReads | None = None,
-    *,
-    src: SourceTables,
-) -> dict[str, int]:
-    """Decide every candidate and store the decisions with their reasons and features: one unit of work.
-
-    Read and written in the caller's transaction (`session`, begun and committed by the caller); the source
-    tables are read through `src.reader` (the warehouse's own read-only engine, or the state's when they
-    live there). With `gated` (the data-quality gate's verdict), the customers it skipped get their decision
-    rows and the run's quarantine is stored in the same transaction.
-    """
-    conn = session.connection()
-    findings = gated.findings if gated is not None else Findings()
-    frames = (scored, failures, reach)
-    decisions, lifts, uplift = _decisions(
-        conn, src.reader(conn.engine), run.as_of, run.run_id, *frames, config, policy, findings, src=src
-    )
-    decisions = with_gate_skips(decisions, gated.skipped if gated is not None else None)
-    # what deciding let go of (the priced candidates) goes back to the system before the insert's chunks
-    # come on top: the run's peak 1,958–1,997 → 1,868–1,880 MiB (1M customers, DuckDB; docs/benchmarks.md)
-    memory.release_free_memory()
-    return store_decisions(session, run, [decisions], findings, model, lifts, uplift)
-
-
-def store_decisions(
-    session: Session,
-    run: RunHandle,
-    parts: Iterable[pd.DataFrame],
-    findings: Findings,
-    model: dict[str, Any],
-    lifts: dict[str, float],
-    uplift: dict[str, Any],
-) -> dict[str, int]:
-    """Store each part's decisions as it comes, then the run's quarantine, and mark the run decided.
-
-    In the caller's transaction: a run's decisions are stored whole or not at all, however many parts
-    they come in. `findings` is read once the last part is made (deciding sets contact data aside).
-    """
-    conn = session.connection()
-    store = session.scalar(select(Decision.id).where(Decision.run_id == run.run_id).limit(1)) is None
-    counts: Counter[str] = Counter()
-    for decisions in parts:
-        counts.update({str(k): int(v) for k, v in decisions["action"].value_counts().items()})
-        if store:
-            kept = features_kept(decisions)
-            runs.record_decisions(conn, run.run_id, decisions, stored_features(decisions), features_kept=kept)
-    set_aside = quality.masked_findings(findings)
-    if store:
-        quarantine.store(conn, run.run_id, set_aside)
-    runs.advance(
-        session,
-        run.run_id,
-        "decided",
-        decisions=dict(counts),
-        model=model,
-        lift_used={k: round(v, 4) for k, v in lifts.items()},
-        uplift=uplift,
-        quarantined=len(set_aside),
-    )
-    session.flush()
-    return dict(counts)
 
 
 def preview_run(
