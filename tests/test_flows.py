@@ -264,6 +264,45 @@ def test_a_run_dying_between_its_steps_resumes_to_what_its_dry_run_predicted(
     assert len(messages) == len({c for c, _ in messages}) == predicted["decisions"]["contact"]  # one each
 
 
+def test_a_run_left_decided_by_an_older_winback_is_offered_queued_and_sent_by_the_flow(
+    url: str, demo_engine: Engine
+) -> None:
+    """Before stages.decide_and_send, a run committed its decisions alone and moved to `decided`; an upgrade
+    can meet such a run. The flow resumes it at its offers, deciding nothing again: a code for each offer
+    decided, one message for each contact, sent."""
+    from sqlalchemy.orm import Session
+    from stage_runs import decide_only
+    from test_campaign_path import SRC, read_and_score
+
+    from winback.flows.campaign import winback_campaign
+    from winback.stages import campaign as stages
+    from winback.warehouse.models import Decision, Offer
+
+    config = CampaignConfig(campaign_id="older", budget=3000.0, batch_size=800)
+    with Session(demo_engine) as session, session.begin():
+        run = stages.start_run(session, config, AS_OF)
+    scored, failures, reach, model = read_and_score(demo_engine, config, AS_OF)
+    counts = decide_only(demo_engine, run, (scored, failures, reach), config, model, src=SRC)
+    with demo_engine.connect() as conn:
+        decided = dict(conn.execute(select(Decision.customer_id, Decision.id)).all())
+        offered = select(Decision.customer_id).where(Decision.action == "contact", Decision.offer_kind != "none")
+        owed = set(conn.execute(offered).scalars())
+    assert counts["contact"] > 0 and owed
+
+    result = winback_campaign(config=config, as_of=AS_OF, now=AS_OF, database_url_override=url)
+    assert result["run_id"] == run.run_id
+    assert result["offers_issued"] == len(owed) and result["messages_queued"] == counts["contact"]
+    with demo_engine.connect() as conn:
+        after = dict(conn.execute(select(Decision.customer_id, Decision.id)).all())
+        coded = set(conn.execute(select(Offer.customer_id)).scalars())
+        messages = conn.execute(select(OutboxMessage.customer_id, OutboxMessage.status)).all()
+        status = conn.execute(select(CampaignRun.status).where(CampaignRun.id == run.run_id)).scalar_one()
+    assert after == decided  # nothing decided again
+    assert coded == owed
+    assert len(messages) == len({c for c, _ in messages}) == counts["contact"]
+    assert status == "sent" and {s for _, s in messages} <= {"sent", "queued", "skipped"}
+
+
 def test_a_flow_run_by_a_command_on_a_temporary_server_sends_no_heartbeats() -> None:
     """`run_flow` (every command's, the demo's) turns heartbeats off only where nothing would read them."""
     from prefect import flow
