@@ -4,6 +4,7 @@
     .venv/bin/python bench/campaign.py --warehouse sqlite                # SQLite warehouse, SQLite state
     .venv/bin/python bench/campaign.py --warehouse postgresql --start-postgres   # both on a throwaway server
     .venv/bin/python bench/campaign.py --warehouse postgresql --url postgresql://u@host/wh [--state-url ...]
+    .venv/bin/python bench/campaign.py --server-running                  # Prefect's server up before the clock
 
 The warehouse is built once and cached (DuckDB and SQLite files under bench/.cache/, or the PostgreSQL database
 given; minutes); winback's state is a fresh database each run (a SQLite file beside the warehouse, or a
@@ -17,6 +18,8 @@ overlap (stages.decide_and_send); peak_rss_mb the largest resident set
 of this process and of its finished children (reading partitions, sending processes). A line before the last
 gives the CPU time the campaign took, in this process and in the processes it started (Prefect's temporary
 server, sender processes, Dask workers), and so the least time any schedule could take on this machine's cores.
+With --server-running, Prefect's temporary server is started before the clock, as a deployment finds its
+server running (bench/scale.py does the same); its start is printed apart, `prefect_start_s`, at the end.
 Last line: warehouse=… reads_s=… floor_s=… score_s=… decide_and_send_s=… campaign_s=… peak_rss_mb=…
 """
 
@@ -207,7 +210,7 @@ def analyze(url: str) -> None:
     engine.dispose()
 
 
-def run(warehouse: str, state: str, kind: str, budget: float) -> None:
+def run(warehouse: str, state: str, kind: str, budget: float, server_running: bool = False) -> None:
     """Build what is missing, run the campaign once, print the stages and the one-line result."""
     os.environ["WINBACK_WAREHOUSE_URL"] = warehouse
     os.environ["WINBACK_DATABASE_URL"] = state
@@ -224,6 +227,7 @@ def run(warehouse: str, state: str, kind: str, budget: float) -> None:
     from winback.flows.campaign import winback_campaign
 
     config = CampaignConfig(campaign_id="bench", budget=budget)
+    prefect_start_s = start_prefect_server() if server_running else None
     own_before, started_before = own_cpu_seconds(), started_cpu_seconds()
     start = time.perf_counter()  # called as `winback campaign` calls it (run_flow: the same Prefect settings)
     result = run_flow(winback_campaign, config=config, as_of=AS_OF, now=AS_OF)
@@ -249,7 +253,17 @@ def run(warehouse: str, state: str, kind: str, budget: float) -> None:
     print(
         f"warehouse={kind} reads_s={reads:.1f} floor_s={floor_s:.1f} score_s={score:.1f} "
         f"decide_and_send_s={decide_and_send:.1f} campaign_s={campaign_s:.1f} peak_rss_mb={peak:.0f}"
+        + (f" prefect_start_s={prefect_start_s:.1f}" if prefect_start_s is not None else "")
     )
+
+
+def start_prefect_server() -> float:
+    """Prefect's temporary server started now, the one the flow's client then finds running: its seconds."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    started = time.perf_counter()
+    SubprocessASGIServer().start()
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -260,6 +274,7 @@ def main() -> None:
     parser.add_argument("--start-postgres", action="store_true", help="run on a throwaway local PostgreSQL")
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--budget", type=float, default=50_000.0)
+    parser.add_argument("--server-running", action="store_true", help="start Prefect's server before the clock")
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     if args.warehouse == "postgresql":
@@ -269,13 +284,13 @@ def main() -> None:
             warehouse, state = postgres_databases(server) if server else (args.url, args.state_url or args.url)
             build_once(warehouse, args.customers)
             analyze(warehouse)
-            run(warehouse, state, "postgresql", args.budget)
+            run(warehouse, state, "postgresql", args.budget, args.server_running)
         return
     suffix = "duckdb" if args.warehouse == "duckdb" else "db"
     warehouse = args.url or f"{args.warehouse}:///{CACHE / f'warehouse-{args.customers}.{suffix}'}"
     state = args.state_url or f"sqlite:///{CACHE / f'state-{args.warehouse}-{args.customers}.db'}"
     build_once(warehouse, args.customers)
-    run(warehouse, state, args.warehouse, args.budget)
+    run(warehouse, state, args.warehouse, args.budget, args.server_running)
 
 
 @contextmanager

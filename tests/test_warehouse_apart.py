@@ -58,9 +58,8 @@ def _campaign(state: Engine, src: SourceTables) -> dict[str, object]:
     rfm, gated = reads.gate(state, src, rules, summary, failures, reach, findings)
     scored, model = score_customers(rfm, CONFIG.economics, CONFIG.use_models)
     frames = (scored, gated.failures, gated.reach)
-    queued = stage_runs.decide_and_send(state, run, frames, CONFIG, model.as_dict(), gated, now=AS_OF, src=src)[
-        "messages_queued"
-    ]
+    outcome = stage_runs.decide_and_send(state, run, frames, CONFIG, model.as_dict(), gated, now=AS_OF, src=src)
+    queued = outcome["messages_queued"]
     later = AS_OF + dt.timedelta(days=31)
     with state.begin() as conn, src.reader(state).connect() as warehouse:
         measured = track_run(conn, src, run.run_id, 30, later, warehouse=warehouse)

@@ -1,14 +1,17 @@
 """A new campaign run decided, offered, queued and sent, the sending overlapping the storing.
 
 Once the run-wide steps are done (the fit, the holdout and the budget walk; see stages.deciding), a run's
-decisions are stored in steps of at most `STEP` customers (a partitioned run's partitions as they are
-finished, a run decided in one process in slices). Each step commits the step's decisions with their offer
-codes in one transaction, then queues the step's messages; the other senders start once the first step is
-queued and send every step as soon as it is queued (stages.campaign.queue_and_send_run), while the next is stored. The
-run moves to `decided`, `offered` and `queued` together in the last transaction.
+decisions are stored in steps of at most `STEP` customers: each part (a partitioned run's partition as it
+is finished, or the whole of a run decided in one process) cut in slices. Each step commits its decisions
+with their offer codes in one transaction, then queues its messages; the other senders start once the first
+step is queued and send every step as soon as it is queued (stages.campaign.queue_and_send_run), while the
+next is stored. The run moves to `decided`, `offered` and `queued` together in the last transaction.
 
 Deciding used one core while the second waited for the first message: storing in steps overlaps the two
-(1M customers, SQLite for both: docs/benchmarks.md).
+(1M customers, SQLite for both: docs/benchmarks.md). The steps are small because on SQLite a step's
+transaction holds the one write lock that the senders' claims and outcomes wait for: with steps of 125,000
+customers (~2.5 s of storing each) the sender stalled in every step, and with 25,000 the run took 1.4-9.1 s
+less (DuckDB warehouse, four pairs: docs/benchmarks.md).
 
 A crash part-way leaves some steps stored whole, each with its codes, and the run `started`. The re-run
 reads and decides the run again, stores the customers not decided yet (the ones stored keep their
@@ -53,8 +56,8 @@ from winback.warehouse.models import Decision, Offer
 from winback.warehouse.quality import Findings
 from winback.warehouse.source import SourceTables
 
-# customers per step when a run decided in one process is stored: a partition's size (partition_plan)
-STEP = 125_000
+# customers per step stored, one transaction each (see the module); 10,000 was level with it, four pairs
+STEP = 25_000
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def decide_and_send_run(
         decisions, lifts, uplift = decisions_in_one_part(engine, run, *frames, config, policy, findings, src=src)
         decisions = with_gate_skips(decisions, gated.skipped if gated is not None else None)
         memory.release_free_memory()  # what deciding let go of, before the inserts' chunks come on top
-        return (decisions.iloc[i : i + STEP] for i in range(0, len(decisions), STEP)), lifts, uplift
+        return iter([decisions]), lifts, uplift
 
     return _store_and_send(engine, run, steps, findings, model, config, sending, src=src)
 
@@ -180,7 +183,7 @@ def store_offer_and_queue(
     *,
     src: SourceTables,
 ) -> tuple[Decided, int, int]:
-    """Each part's decisions and codes committed together, then its messages queued: counts, codes, messages.
+    """Each step's decisions and codes committed together, then its messages queued: counts, codes, messages.
 
     Only customers the run has not decided yet are stored (see the module); `start_followers` is called once
     the first messages are queued. Returns the counts of every part's decisions, the run's codes issued in
@@ -190,7 +193,7 @@ def store_offer_and_queue(
         stored = set(conn.execute(select(Decision.customer_id).where(Decision.run_id == run.run_id)).scalars())
     decided, counts = Decided(), Counter[str]()
     queued = 0
-    for decisions in parts:
+    for decisions in _steps(parts):
         counts.update({str(k): int(v) for k, v in decisions["action"].value_counts().items()})
         fresh = decisions.loc[~decisions["customer_id"].isin(stored)] if stored else decisions
         if fresh.empty:
@@ -215,3 +218,9 @@ def store_offer_and_queue(
     with engine.connect() as conn:
         issued = int(conn.execute(select(func.count()).where(Offer.run_id == run.run_id)).scalar_one())
     return decided, issued, queued
+
+
+def _steps(parts: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Each part's decisions in slices of at most `STEP` rows, made as they are asked for."""
+    for part in parts:
+        yield from (part.iloc[i : i + STEP] for i in range(0, len(part), STEP))
