@@ -33,6 +33,7 @@ class Timeline:
     rows: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
     def label(self, proc: psutil.Process, top: int) -> str:
+        """The process's name, given when first seen: the command (pid `top`) or one from its command line."""
         if proc.pid not in self.labels:
             self.labels[proc.pid] = "command" if proc.pid == top else _name(proc, list(self.labels.values()))
         return self.labels[proc.pid]
@@ -54,7 +55,8 @@ class Timeline:
 
 def _name(proc: psutil.Process, taken: list[str]) -> str:
     """A name from the command line, numbered after the ones `taken` with the same start."""
-    cmdline = " ".join(proc.cmdline())
+    argv = proc.cmdline()
+    cmdline = " ".join(argv)
     if "uvicorn" in cmdline:
         base = "prefect-server"
     elif "resource_tracker" in cmdline:
@@ -62,7 +64,7 @@ def _name(proc: psutil.Process, taken: list[str]) -> str:
     elif "multiprocessing" in cmdline:
         base = "spawned"
     else:
-        base = os.path.basename(proc.cmdline()[0]) if proc.cmdline() else proc.name()
+        base = os.path.basename(argv[0]) if argv else proc.name()
     used = sum(1 for name in taken if name.startswith(base))
     return f"{base}-{used + 1}"
 
