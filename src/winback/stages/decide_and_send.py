@@ -10,8 +10,9 @@ next is stored. The run moves to `decided`, `offered` and `queued` together in t
 Deciding used one core while the second waited for the first message: storing in steps overlaps the two
 (1M customers, SQLite for both: docs/benchmarks.md). The steps are small because on SQLite a step's
 transaction holds the one write lock that the senders' claims and outcomes wait for: with steps of 125,000
-customers (~2.5 s of storing each) the sender stalled in every step, and with 25,000 the run took 1.4-9.1 s
-less (DuckDB warehouse, four pairs: docs/benchmarks.md).
+customers (~2.5 s of storing each) the sender stalled in every step (a CPU timeline; its waits for the lock
+were not measured themselves), and with 25,000 the run took 1.4-9.1 s less (DuckDB warehouse, four pairs:
+docs/benchmarks.md).
 
 A crash part-way leaves some steps stored whole, each with its codes, and the run `started`. The re-run
 reads and decides the run again, stores the customers not decided yet (the ones stored keep their
